@@ -1,0 +1,303 @@
+import { z } from 'zod';
+import { OUTCOMES } from '../domain/outcome.js';
+
+/**
+ * The configuration schema. Every parameter of the use case is a profile setting; server-wide
+ * settings (listen addresses, backend, store, admin API) sit beside the profiles.
+ * Amounts are integers in minor units of the profile currency.
+ */
+
+export const BRANDS = [
+  'visa',
+  'mastercard',
+  'amex',
+  'discover',
+  'diners',
+  'jcb',
+  'unionpay',
+  'maestro',
+  'mir',
+] as const;
+export type Brand = (typeof BRANDS)[number];
+
+const port = z.number().int().min(1).max(65535);
+const host = z.string().min(1);
+const ms = z.number().int().min(1).max(600_000);
+
+const listenSchema = z.strictObject({
+  transport: z.enum(['udp', 'tcp', 'tls']),
+  host: host.default('127.0.0.1'),
+  port,
+});
+
+const tlsSchema = z.strictObject({
+  certFile: z.string().min(1),
+  keyFile: z.string().min(1),
+  caFile: z.string().min(1).optional(),
+  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+});
+
+const sipSchema = z.strictObject({
+  listen: z.array(listenSchema).min(1).default([
+    { transport: 'udp', host: '127.0.0.1', port: 5060 },
+    { transport: 'tcp', host: '127.0.0.1', port: 5060 },
+  ]),
+  /** Address written in Contact/Via/SDP when it differs from the bind address (NAT). */
+  publicAddress: z.string().min(1).optional(),
+  tls: tlsSchema.optional(),
+  /** Max SIP message size accepted (bytes). */
+  maxMessageBytes: z.number().int().min(1024).max(65535).default(16384),
+  maxHeaders: z.number().int().min(10).max(500).default(100),
+  userAgent: z.string().default('pay-ivr'),
+  /** Session-Expires we ask for when the caller supports timers (RFC 4028), seconds. */
+  sessionExpires: z.number().int().min(90).max(86400).default(1800),
+});
+
+const rtpSchema = z.strictObject({
+  host: host.default('127.0.0.1'),
+  portMin: port.default(20000),
+  portMax: port.default(30000),
+  /** Hang up when no RTP arrives for this long. */
+  noRtpTimeoutMs: ms.default(30_000),
+  /** SRTP (SDES AES_CM_128_HMAC_SHA1_80) accepted when offered. */
+  srtp: z.enum(['off', 'optional', 'required']).default('optional'),
+  /** Comfort noise level in dBov when nothing plays (0 = digital silence). */
+  comfortNoiseDbov: z.number().int().min(0).max(127).default(0),
+});
+
+const drachtioSchema = z.strictObject({
+  host: host.default('127.0.0.1'),
+  port: port.default(9022),
+  secret: z.string().default('cymru'),
+  /** Cap of the reconnect backoff. */
+  maxReconnectDelayMs: ms.default(10_000),
+});
+
+const freeswitchSchema = z.strictObject({
+  host: host.default('127.0.0.1'),
+  port: port.default(8021),
+  secret: z.string().default('ClueCon'),
+  /** Where FreeSWITCH reads the prompt packs (same layout as ./prompts). */
+  promptsDir: z.string().default('/usr/share/pay-ivr/prompts'),
+  /** Address fsmrf listens on for FreeSWITCH's outbound event socket. */
+  listenAddress: host.default('127.0.0.1'),
+  listenPort: port.default(8085),
+  connectTimeoutMs: ms.default(5_000),
+});
+
+const telephonySchema = z.strictObject({
+  backend: z.enum(['embedded', 'drachtio']).default('embedded'),
+  drachtio: drachtioSchema.default(drachtioSchema.parse({})),
+  freeswitch: freeswitchSchema.default(freeswitchSchema.parse({})),
+});
+
+const securitySchema = z.strictObject({
+  /** CIDRs allowed to send INVITEs; empty = everyone (a warning is logged at start). */
+  allowList: z.array(z.string().min(1)).default([]),
+  /** Static shared-secret trunk header, compared in constant time. */
+  sharedSecretHeader: z
+    .strictObject({ name: z.string().min(1), value: z.string().min(8) })
+    .optional(),
+  /** Digest authentication of INVITEs (RFC 3261 section 22). */
+  digest: z.strictObject({ realm: z.string().min(1), username: z.string().min(1), password: z.string().min(1) }).optional(),
+  /** New INVITEs per source address per second. */
+  ratePerSource: z.number().int().min(1).default(20),
+  maxConcurrentCalls: z.number().int().min(1).default(2000),
+});
+
+const storeSchema = z.strictObject({
+  type: z.enum(['memory', 'redis']).default('memory'),
+  redisUrl: z.string().default('redis://127.0.0.1:6379'),
+  keyPrefix: z.string().default('payivr:'),
+  resultTtlSeconds: z.number().int().min(60).default(30 * 24 * 3600),
+});
+
+const adminSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  host: host.default('127.0.0.1'),
+  port: port.default(8080),
+  /** Bearer token for the result lookup API; unset = lookups refused. */
+  apiToken: z.string().min(16).optional(),
+});
+
+const logSchema = z.strictObject({
+  level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Log file (default: stdout). */
+  file: z.string().optional(),
+});
+
+const uuiKeysSchema = z.strictObject({
+  account: z.string().default('acct'),
+  amount: z.string().default('amt'),
+  currency: z.string().default('cur'),
+  reference: z.string().default('ref'),
+  mode: z.string().default('mode'),
+  agent: z.string().default('agent'),
+  returnNumber: z.string().default('ret'),
+  language: z.string().default('lang'),
+  identified: z.string().default('ident'),
+  profile: z.string().default('profile'),
+});
+
+const genesysSchema = z.strictObject({
+  /** Max characters of the result UUI (before hex encoding). */
+  uuiBudget: z.number().int().min(16).max(1024).default(128),
+  /** Field separator and key/value separator of the UUI strings. */
+  fieldSeparator: z.string().length(1).default('|'),
+  keyValueSeparator: z.string().length(1).default('='),
+  keys: uuiKeysSchema.default(uuiKeysSchema.parse({})),
+  /** Header carrying the conversation id. */
+  conversationHeader: z.string().default('x-inin-cnv'),
+});
+
+const pspSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('sandbox'),
+    /** Base URL of a sandbox server; unset = the built-in in-process simulator. */
+    url: z.string().url().optional(),
+    face: z.enum(['stripe', 'adyen']).default('stripe'),
+    timeoutMs: ms.default(10_000),
+  }),
+  z.strictObject({
+    type: z.literal('stripe'),
+    /** Env var holding the secret key (never the key itself in the file). */
+    apiKeyEnv: z.string().default('STRIPE_API_KEY'),
+    apiKeyFile: z.string().optional(),
+    baseUrl: z.string().url().optional(),
+    timeoutMs: ms.default(10_000),
+  }),
+  z.strictObject({
+    type: z.literal('adyen'),
+    apiKeyEnv: z.string().default('ADYEN_API_KEY'),
+    apiKeyFile: z.string().optional(),
+    merchantAccount: z.string().min(1),
+    environment: z.enum(['test', 'live']).default('test'),
+    liveUrlPrefix: z.string().optional(),
+    baseUrl: z.string().url().optional(),
+    timeoutMs: ms.default(10_000),
+  }),
+  z.strictObject({
+    type: z.literal('rest'),
+    url: z.string().url(),
+    lookupUrl: z.string().url().optional(),
+    /** Auth header name and the env var holding its value. */
+    authHeader: z.string().default('Authorization'),
+    authEnv: z.string().optional(),
+    /** JSON body template; "{{amount}}", "{{currency}}", "{{pan}}", "{{expMonth}}", "{{expYear}}", "{{cvc}}", "{{reference}}", "{{idempotencyKey}}" are replaced. */
+    bodyTemplate: z.record(z.string(), z.unknown()),
+    idempotencyHeader: z.string().default('Idempotency-Key'),
+    response: z.strictObject({
+      /** Dotted path of the status field and the value meaning approved. */
+      statusPath: z.string(),
+      approvedValues: z.array(z.string()).min(1),
+      transactionIdPath: z.string(),
+      authCodePath: z.string().optional(),
+      declineCodePath: z.string().optional(),
+      /** PSP decline code -> decline class. */
+      declineMap: z.record(z.string(), z.string()).default({}),
+    }),
+    timeoutMs: ms.default(10_000),
+  }),
+]);
+
+const retrySchema = z.strictObject({
+  /** Total time budget for one charge including resends and the lookup. */
+  budgetMs: ms.default(20_000),
+  maxSends: z.number().int().min(1).max(10).default(3),
+  backoffMs: ms.default(500),
+  breakerFailures: z.number().int().min(1).default(5),
+  breakerResetMs: ms.default(30_000),
+});
+
+const outcomeEnum = z.enum(OUTCOMES);
+
+const profileSchema = z.strictObject({
+  /** Called numbers (user part of the Request-URI, e.g. "+33140000001") that select this profile. */
+  calledNumbers: z.array(z.string()).default([]),
+  language: z.enum(['fr-FR', 'en-US']).default('en-US'),
+  currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as EUR').default('EUR'),
+  /** Where the amount comes from: the UUI amount, a "pay full balance or another amount" choice, or always entered. */
+  amountSource: z.enum(['context', 'choice', 'entered']).default('context'),
+  minAmount: z.number().int().min(0, 'must be >= 0').default(100),
+  maxAmount: z.number().int().min(1).default(1_000_000),
+  allowedBrands: z.array(z.enum(BRANDS)).min(1).default(['visa', 'mastercard', 'amex']),
+  /** 'required': always ask; 'brand': skip where the brand may have none (Maestro). */
+  securityCode: z.enum(['required', 'brand']).default('required'),
+  maxDeclines: z.number().int().min(1).max(10).default(3),
+  attempts: z
+    .strictObject({
+      amount: z.number().int().min(1).max(10).default(3),
+      pan: z.number().int().min(1).max(10).default(3),
+      expiry: z.number().int().min(1).max(10).default(3),
+      securityCode: z.number().int().min(1).max(10).default(3),
+      confirm: z.number().int().min(1).max(10).default(3),
+    })
+    .default({ amount: 3, pan: 3, expiry: 3, securityCode: 3, confirm: 3 }),
+  readback: z
+    .strictObject({
+      amount: z.boolean().default(true),
+      pan: z.boolean().default(true),
+      expiry: z.boolean().default(true),
+      securityCode: z.boolean().default(false),
+    })
+    .default({ amount: true, pan: true, expiry: true, securityCode: false }),
+  timeouts: z
+    .strictObject({
+      firstDigitMs: ms.default(8_000),
+      interDigitMs: ms.default(5_000),
+      /** How long to wait for the REFER's final NOTIFY. */
+      referMs: ms.default(15_000),
+    })
+    .default({ firstDigitMs: 8_000, interDigitMs: 5_000, referMs: 15_000 }),
+  psp: pspSchema.default({ type: 'sandbox', face: 'stripe', timeoutMs: 10_000 }),
+  retry: retrySchema.default(retrySchema.parse({})),
+  /** Hand-back targets (Refer-To URIs without the UUI). */
+  handBack: z
+    .strictObject({
+      /** Automated mode: the queue / IVR number. */
+      automated: z.string().min(1).default('sip:+10000000000@127.0.0.1'),
+      /** Agent mode without a return number in the UUI. */
+      agent: z.string().min(1).optional(),
+      /** Host used with a bare return number from the UUI (ret=+33140000000). */
+      returnHost: z.string().min(1).default('127.0.0.1'),
+      /** Per-outcome overrides, e.g. max-declines -> an agent queue. */
+      byOutcome: z.partialRecord(outcomeEnum, z.string().min(1)).default({}),
+    })
+    .default({ automated: 'sip:+10000000000@127.0.0.1', returnHost: '127.0.0.1', byOutcome: {} }),
+});
+
+export const configSchema = z
+  .strictObject({
+    sip: sipSchema.default(sipSchema.parse({})),
+    rtp: rtpSchema.default(rtpSchema.parse({})),
+    telephony: telephonySchema.default(telephonySchema.parse({})),
+    security: securitySchema.default(securitySchema.parse({})),
+    store: storeSchema.default(storeSchema.parse({})),
+    admin: adminSchema.default(adminSchema.parse({})),
+    log: logSchema.default(logSchema.parse({})),
+    genesys: genesysSchema.default(genesysSchema.parse({})),
+    promptsDir: z.string().default('prompts'),
+    /** Profile used when no called number or UUI profile field matches. */
+    defaultProfile: z.string().default('default'),
+    profiles: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), profileSchema).default({ default: profileSchema.parse({}) }),
+  })
+  .superRefine((cfg, ctx) => {
+    if (!(cfg.defaultProfile in cfg.profiles)) {
+      ctx.addIssue({ code: 'custom', path: ['defaultProfile'], message: `no profile named "${cfg.defaultProfile}"` });
+    }
+    if (cfg.rtp.portMin >= cfg.rtp.portMax) {
+      ctx.addIssue({ code: 'custom', path: ['rtp', 'portMax'], message: 'must be greater than rtp.portMin' });
+    }
+    for (const [name, p] of Object.entries(cfg.profiles)) {
+      if (p.maxAmount < p.minAmount) {
+        ctx.addIssue({ code: 'custom', path: ['profiles', name, 'maxAmount'], message: 'must be >= minAmount' });
+      }
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type Profile = z.infer<typeof profileSchema>;
+export type PspConfig = z.infer<typeof pspSchema>;
+export type RetryConfig = z.infer<typeof retrySchema>;
+export type GenesysConfig = z.infer<typeof genesysSchema>;
+export { profileSchema };

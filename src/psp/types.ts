@@ -1,0 +1,35 @@
+import type { CardData } from '../domain/sensitive.js';
+import type { DeclineClass } from '../domain/outcome.js';
+
+/** One charge attempt. The idempotency key is made once per attempt, before the first send. */
+export interface ChargeRequest {
+  /** Minor units. */
+  amount: number;
+  /** ISO 4217, upper case. */
+  currency: string;
+  card: CardData;
+  /** Payment reference (invoice); shown to the PSP as description/merchant reference. */
+  reference: string;
+  idempotencyKey: string;
+  /** Non-card context (conversation id, account id). Never card data. */
+  metadata: Readonly<Record<string, string>>;
+}
+
+export type ChargeOutcome =
+  | { status: 'approved'; transactionId: string; authCode?: string | undefined }
+  | { status: 'declined'; declineClass: DeclineClass; pspCode?: string | undefined; transactionId?: string | undefined }
+  /** Outcome not known (timeout, 5xx, lost reply, breaker open): reported as `psp-error`, never retried as a new charge. */
+  | { status: 'unknown'; reason: string };
+
+export interface LookupKey {
+  idempotencyKey?: string;
+  transactionId?: string;
+}
+
+/** The gateway port: one adapter per PSP. Adapters do one send; retries live in the resilient wrapper. */
+export interface PaymentGateway {
+  readonly name: string;
+  charge(req: ChargeRequest, signal?: AbortSignal): Promise<ChargeOutcome>;
+  /** Finds the outcome of an earlier attempt; undefined when the PSP has no record of it. */
+  lookup(key: LookupKey, signal?: AbortSignal): Promise<ChargeOutcome | undefined>;
+}

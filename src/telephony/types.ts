@@ -1,0 +1,106 @@
+import type { TypedEmitter } from '../util/typed-emitter.js';
+
+/**
+ * The call port: what the payment call needs from a telephony backend (embedded SIP/RTP engine,
+ * or drachtio-server + FreeSWITCH). Nothing above this file knows SIP transactions, SDP or RTP.
+ */
+
+export type DtmfDigit = '0' | '1' | '2' | '3' | '4' | '5' | '6' | '7' | '8' | '9' | '*' | '#' | 'A' | 'B' | 'C' | 'D';
+export type DtmfSource = 'rfc4733' | 'sip-info' | 'inband';
+
+export type Transport = 'udp' | 'tcp' | 'tls';
+
+export interface RemoteEndpoint {
+  address: string;
+  port: number;
+  transport: Transport;
+}
+
+/** A Reason header for BYE (RFC 3326). */
+export interface HangupReason {
+  protocol: 'SIP' | 'Q.850';
+  cause: number;
+  text: string;
+}
+
+export interface PlayOptions {
+  /** Prompt pack language folder, e.g. "fr-FR". */
+  language: string;
+  /** Stop playback at the first digit (the digit is still delivered as a 'digit' event). */
+  bargeIn: boolean;
+  /** Repeat until stopPlay() (wait music during the PSP request). */
+  loop?: boolean;
+}
+
+/** How a play() ended. */
+export type PlayResult = 'done' | 'interrupted' | 'stopped' | 'ended';
+
+export interface ReferResult {
+  /** True when the final NOTIFY sipfrag was 2xx. */
+  ok: boolean;
+  /** Status of the REFER itself (202 when accepted) or 408 on timeout. */
+  referStatus: number;
+  /** Status line code of the final sipfrag, when one came. */
+  finalStatus?: number | undefined;
+  detail: string;
+}
+
+export interface CallEndInfo {
+  by: 'remote' | 'local' | 'error';
+  /** e.g. "BYE", "CANCEL", "no-ack", "rtp-timeout", "transport-lost" */
+  reason: string;
+}
+
+export interface CallEvents extends Record<string, unknown[]> {
+  /** One detected key press (RFC 4733 de-duplicated). Never log the digit during card fields. */
+  digit: [digit: DtmfDigit, source: DtmfSource];
+  /** The dialog ended (either side). Emitted exactly once. */
+  ended: [info: CallEndInfo];
+}
+
+export interface InboundCall extends TypedEmitter<CallEvents> {
+  /** Locally unique id for logs and live-call listings. */
+  readonly id: string;
+  /** SIP Call-ID. */
+  readonly callId: string;
+  readonly fromUri: string;
+  readonly toUri: string;
+  readonly requestUri: string;
+  /** Called number / user part of the Request-URI (profile selection). */
+  readonly calledUser: string;
+  readonly remote: RemoteEndpoint;
+  /** First value of a header (case-insensitive, compact forms resolved). */
+  header(name: string): string | undefined;
+  /** All values of a header, in order. */
+  headers(name: string): string[];
+  readonly state: 'offered' | 'answered' | 'ended';
+
+  /** Final non-2xx answer to the INVITE. */
+  reject(status: number, reason?: string): Promise<void>;
+  /** 200 OK with our SDP answer; resolves once the call is confirmed (ACK) or soon after 200. */
+  answer(): Promise<void>;
+
+  /** Plays prompt fragments in order; resolves when done, interrupted by a digit, stopped or the call ended. */
+  play(fragments: readonly string[], options: PlayOptions): Promise<PlayResult>;
+  /** Stops the current playback (no-op when nothing plays). */
+  stopPlay(): void;
+
+  /** In-dialog REFER (RFC 3515) with NOTIFY tracking; `referTo` is the complete Refer-To URI. */
+  refer(referTo: string, options?: { timeoutMs?: number }): Promise<ReferResult>;
+  /** BYE (or nothing when already ended). Idempotent. */
+  hangup(reason?: HangupReason): Promise<void>;
+}
+
+export interface BackendEvents extends Record<string, unknown[]> {
+  call: [call: InboundCall];
+}
+
+export interface TelephonyBackend extends TypedEmitter<BackendEvents> {
+  readonly name: 'embedded' | 'drachtio';
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Calls in progress. */
+  readonly activeCalls: number;
+  /** True when the backend can take calls (readiness probe). */
+  readonly ready: boolean;
+}
