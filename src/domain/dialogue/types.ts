@@ -56,8 +56,11 @@ export type DialogueEvent =
   | { type: 'hangup' };
 
 export type DialogueCommand =
-  /** Play prompt fragments (ids from the prompt catalog) in order; report `play-done` with this id. */
-  | { type: 'play'; playId: number; fragments: string[]; bargeIn: boolean }
+  /**
+   * Play prompt fragments (ids from the prompt catalog) in order; report `play-done` with this id.
+   * `sensitive` marks a card readback: the fragment list spells card digits and must never be logged.
+   */
+  | { type: 'play'; playId: number; fragments: string[]; bargeIn: boolean; sensitive: boolean }
   /** Wait music while the PSP runs; stopped by the next `play` or `stop-play`. */
   | { type: 'play-wait' }
   | { type: 'stop-play' }
