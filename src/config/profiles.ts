@@ -1,0 +1,42 @@
+import type { Config, Profile } from './schema.js';
+import type { DialogueSettings } from '../domain/dialogue/types.js';
+
+export interface SelectedProfile {
+  name: string;
+  profile: Profile;
+}
+
+/**
+ * One rule for choosing a profile: a `profile` UUI field naming an existing profile wins, then
+ * the called number (user part of the Request-URI, compared with and without a leading '+'),
+ * then the configured default.
+ */
+export function selectProfile(config: Config, calledUser: string, uuiProfile: string | undefined): SelectedProfile {
+  if (uuiProfile !== undefined) {
+    const p = config.profiles[uuiProfile];
+    if (p) return { name: uuiProfile, profile: p };
+  }
+  const called = calledUser.replace(/^\+/, '');
+  for (const [name, profile] of Object.entries(config.profiles)) {
+    if (profile.calledNumbers.some((n) => n.replace(/^\+/, '') === called)) return { name, profile };
+  }
+  const name = config.defaultProfile;
+  return { name, profile: config.profiles[name] as Profile };
+}
+
+/** The dialogue's view of a profile (the language may come from the call context). */
+export function dialogueSettings(profile: Profile, language?: 'fr-FR' | 'en-US'): DialogueSettings {
+  return {
+    language: language ?? profile.language,
+    currency: profile.currency,
+    amountSource: profile.amountSource,
+    minAmount: profile.minAmount,
+    maxAmount: profile.maxAmount,
+    allowedBrands: profile.allowedBrands,
+    securityCode: profile.securityCode,
+    maxDeclines: profile.maxDeclines,
+    attempts: profile.attempts,
+    readback: profile.readback,
+    timeouts: { firstDigitMs: profile.timeouts.firstDigitMs, interDigitMs: profile.timeouts.interDigitMs },
+  };
+}
