@@ -1,0 +1,219 @@
+import type { Config, Profile } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { InboundCall, HangupReason } from '../telephony/types.js';
+import type { PaymentGateway } from '../psp/types.js';
+import type { ResultStore } from '../store/types.js';
+import type { Metrics } from '../http/metrics.js';
+import type { PaymentResult, Outcome } from '../domain/outcome.js';
+import type { DialogueResult } from '../domain/dialogue/types.js';
+import { selectProfile, dialogueSettings } from '../config/profiles.js';
+import { extractContext, type CallContext } from '../genesys/context.js';
+import { encodeResultUui, buildReferTo, selectHandBackTarget } from '../genesys/result.js';
+import { DialogueRunner, type ChargeFn } from './dialogue-runner.js';
+import { newIdempotencyKey } from '../psp/idempotency.js';
+import { describeError } from '../errors.js';
+
+export interface CallControllerDeps {
+  config: Config;
+  logger: Logger;
+  store: ResultStore;
+  metrics: Metrics;
+  /** The gateway of a profile (one per profile, created at start). */
+  gatewayFor: (profileName: string) => PaymentGateway;
+  /** Clock, injectable for tests. */
+  now?: () => Date;
+}
+
+/** Phrase played when the hand-back REFER fails, before the BYE. */
+const TRANSFER_FAILED_PHRASE = 'transfer-failed';
+/** How long to wait for the far end's BYE after an accepted transfer before we send ours. */
+const BYE_AFTER_REFER_MS = 4_000;
+
+/**
+ * One call's lifecycle: INVITE context -> profile -> answer -> dialogue -> PSP -> hand-back REFER
+ * -> BYE, then the result record. Every listener and timer it starts is released on every path.
+ */
+export class CallController {
+  readonly #deps: CallControllerDeps;
+  readonly #call: InboundCall;
+  readonly #log: Logger;
+  #runner: DialogueRunner | undefined;
+  #killed = false;
+
+  constructor(call: InboundCall, deps: CallControllerDeps) {
+    this.#call = call;
+    this.#deps = deps;
+    this.#log = deps.logger.child({ call: call.id, callId: call.callId });
+  }
+
+  /** Runs the call to its end; never rejects. Resolves with the stored result. */
+  async run(): Promise<PaymentResult> {
+    const now = this.#deps.now ?? (() => new Date());
+    const started = now();
+    const { config } = this.#deps;
+    const ctx = this.#context();
+    const selected = selectProfile(config, this.#call.calledUser, ctx.profile);
+    const profile = selected.profile;
+    const currency = ctx.currency && ctx.currency === profile.currency ? ctx.currency : profile.currency;
+    const log = this.#log.child({ profile: selected.name, conversationId: ctx.conversationId });
+    if (ctx.uuiStatus === 'unreadable') log.warn('User-to-User header present but unreadable; profile defaults apply');
+    if (ctx.currency && ctx.currency !== profile.currency) {
+      log.warn({ uuiCurrency: ctx.currency, profileCurrency: profile.currency }, 'UUI currency differs from the profile; amount ignored');
+    }
+
+    this.#deps.metrics.callStarted();
+    await this.#deps.store
+      .liveCallStarted({ id: this.#call.id, callId: this.#call.callId, startedAt: started.toISOString(), profile: selected.name, conversationId: ctx.conversationId, state: 'answering' })
+      .catch((e: unknown) => log.warn({ err: describeError(e) }, 'live-call store failed'));
+
+    let dres: DialogueResult;
+    let pspMs = 0;
+    try {
+      await this.#call.answer();
+      log.info({ mode: ctx.mode, identified: ctx.identified, uui: ctx.uuiStatus }, 'call answered');
+      const today = now();
+      const gateway = this.#deps.gatewayFor(selected.name);
+      const charge: ChargeFn = async (req) => {
+        const t0 = Date.now();
+        const outcome = await gateway.charge({
+          amount: req.amount,
+          currency: req.currency,
+          card: req.card,
+          reference: ctx.reference ?? this.#call.id,
+          idempotencyKey: newIdempotencyKey(),
+          metadata: this.#metadata(ctx),
+        });
+        const secs = (Date.now() - t0) / 1000;
+        pspMs += secs * 1000;
+        this.#deps.metrics.pspRequest(gateway.name, outcome.status, secs);
+        if (outcome.status === 'declined') this.#deps.metrics.decline(outcome.declineClass);
+        log.info({ attempt: req.attempt, brand: req.brand, status: outcome.status, ms: Math.round(secs * 1000) }, 'charge finished');
+        return outcome;
+      };
+      this.#runner = new DialogueRunner(
+        this.#call,
+        {
+          settings: dialogueSettings(profile, ctx.language),
+          context: { identified: ctx.identified, mode: ctx.mode, amount: currency === profile.currency ? ctx.amount : undefined, reference: ctx.reference },
+          now: { year: today.getUTCFullYear(), month: today.getUTCMonth() + 1 },
+        },
+        charge,
+        log,
+        { onCharge: (phase) => void this.#setLiveState(phase === 'start' ? 'charging' : 'collecting') },
+      );
+      void this.#setLiveState('collecting');
+      dres = await this.#runner.run();
+    } catch (e) {
+      log.error({ err: describeError(e) }, 'call failed');
+      dres = { outcome: this.#call.state === 'ended' ? 'hangup' : 'error', currency, attempts: { charges: 0, declines: 0, invalidEntries: 0 }, callerGone: this.#call.state === 'ended' };
+    } finally {
+      this.#runner?.kill();
+    }
+
+    const result: PaymentResult = {
+      outcome: dres.outcome,
+      mode: ctx.mode,
+      currency: dres.currency,
+      amount: dres.amount,
+      reference: ctx.reference,
+      accountId: ctx.accountId,
+      conversationId: ctx.conversationId,
+      brand: dres.brand,
+      last4: dres.last4,
+      transactionId: dres.transactionId,
+      authCode: dres.authCode,
+      declineClass: dres.declineClass,
+      attempts: dres.attempts,
+      callId: this.#call.callId,
+      profile: selected.name,
+    };
+
+    if (!dres.callerGone && this.#call.state !== 'ended') {
+      void this.#setLiveState('handback');
+      result.handBack = await this.#handBack(result, ctx, profile, log);
+    } else {
+      result.handBack = { target: '', status: 'skipped', detail: 'caller hung up' };
+    }
+
+    const ended = now();
+    result.timings = { startedAt: started.toISOString(), endedAt: ended.toISOString(), durationMs: ended.getTime() - started.getTime(), pspMs: Math.round(pspMs) };
+    this.#deps.metrics.callEnded(result.outcome);
+    log.info({ outcome: result.outcome, brand: result.brand, last4: result.last4, handBack: result.handBack.status, ms: result.timings.durationMs }, 'call finished');
+    await this.#deps.store.saveResult({ ...result, id: this.#call.id }).catch((e: unknown) => log.error({ err: describeError(e) }, 'result not stored'));
+    await this.#deps.store.liveCallEnded(this.#call.id).catch(() => undefined);
+    return result;
+  }
+
+  /** Ends the call from outside (shutdown). Idempotent. */
+  kill(reason: HangupReason = { protocol: 'SIP', cause: 503, text: 'Service shutting down' }): void {
+    if (this.#killed) return;
+    this.#killed = true;
+    this.#runner?.kill();
+    void this.#call.hangup(reason).catch(() => undefined);
+  }
+
+  #context(): CallContext {
+    const { config } = this.#deps;
+    return extractContext((name) => this.#call.header(name), config.genesys, (c) => c ?? config.profiles[config.defaultProfile]?.currency ?? 'EUR');
+  }
+
+  #metadata(ctx: CallContext): Record<string, string> {
+    const m: Record<string, string> = { callId: this.#call.callId };
+    if (ctx.conversationId) m.conversationId = ctx.conversationId;
+    if (ctx.accountId) m.accountId = ctx.accountId;
+    if (ctx.reference) m.reference = ctx.reference;
+    return m;
+  }
+
+  async #setLiveState(state: string): Promise<void> {
+    // Live-call state is informational; losing an update must never affect the call.
+    await this.#deps.store.liveCallState?.(this.#call.id, state).catch(() => undefined);
+  }
+
+  async #handBack(result: PaymentResult, ctx: CallContext, profile: Profile, log: Logger): Promise<NonNullable<PaymentResult['handBack']>> {
+    const { config, metrics } = this.#deps;
+    let target: string;
+    let referTo: string;
+    try {
+      target = selectHandBackTarget(result.outcome, ctx, profile.handBack);
+      referTo = buildReferTo(target, encodeResultUui(result, ctx.reference, config.genesys));
+    } catch (e) {
+      log.error({ err: describeError(e) }, 'no hand-back target');
+      await this.#failBack(result.outcome, profile, 'no hand-back target', 500);
+      metrics.refer('failed');
+      return { target: '', status: 'failed', detail: 'no hand-back target' };
+    }
+    const r = await this.#call.refer(referTo, { timeoutMs: profile.timeouts.referMs });
+    log.info({ target, referStatus: r.referStatus, finalStatus: r.finalStatus, ok: r.ok }, 'hand-back REFER done');
+    metrics.refer(r.ok ? 'accepted' : 'failed');
+    if (r.ok) {
+      await this.#waitForRemoteBye(BYE_AFTER_REFER_MS);
+      await this.#call.hangup({ protocol: 'SIP', cause: 200, text: 'Call transferred' }).catch(() => undefined);
+      return { target, status: 'accepted' };
+    }
+    await this.#failBack(result.outcome, profile, r.detail, r.finalStatus ?? r.referStatus);
+    return { target, status: 'failed', detail: r.detail };
+  }
+
+  /** REFER refused or timed out: tell the caller, then BYE with a Reason header. */
+  async #failBack(outcome: Outcome, profile: Profile, detail: string, status: number): Promise<void> {
+    if (this.#call.state !== 'ended') {
+      await this.#call.play([TRANSFER_FAILED_PHRASE], { language: profile.language, bargeIn: false }).catch(() => 'ended');
+    }
+    const text = `Transfer failed (${detail.replace(/"/g, "'")}); outcome ${outcome}`;
+    await this.#call.hangup({ protocol: 'SIP', cause: status >= 300 && status < 700 ? status : 500, text }).catch(() => undefined);
+  }
+
+  #waitForRemoteBye(ms: number): Promise<void> {
+    if (this.#call.state === 'ended') return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(t);
+        this.#call.off('ended', done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.#call.on('ended', done);
+    });
+  }
+}

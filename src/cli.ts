@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { loadConfig } from './config/load.js';
+import { createLogger } from './log.js';
+import { describeError, isPayIvrError } from './errors.js';
+
+const USAGE = `usage: pay-ivr <command> [options]
+
+commands:
+  serve [--config FILE]        answer calls (embedded SIP/RTP engine by default)
+  check-config [FILE]          validate a config file (or PAYIVR_CONFIG / built-in defaults)
+  prompts check [--config F]   check that every prompt fragment exists in every pack
+
+FILE defaults to $PAYIVR_CONFIG; with neither, the built-in defaults apply.`;
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`pay-ivr: ${message}\n`);
+  process.exit(code);
+}
+
+async function serve(configPath: string | undefined): Promise<void> {
+  const config = loadConfig(configPath);
+  const logger = createLogger({ level: config.log.level, ...(config.log.file ? { destination: config.log.file } : {}) });
+  const { startApp } = await import('./app.js');
+  const app = await startApp(config, logger);
+  const listen = config.sip.listen.map((l) => `${l.transport}:${l.host}:${l.port}`).join(', ');
+  logger.info({ backend: config.telephony.backend, sip: listen, admin: app.adminPort || 'off', profiles: Object.keys(config.profiles) }, 'pay-ivr ready');
+  let stopping = false;
+  const shutdown = (sig: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal: sig }, 'stopping');
+    app.stop().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        logger.error({ err: describeError(e) }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+async function checkPrompts(configPath: string | undefined): Promise<void> {
+  const config = loadConfig(configPath);
+  const { checkPromptPacks } = await import('./prompts-check.js');
+  const missing = checkPromptPacks(config.promptsDir);
+  if (missing.length > 0) fail(`missing prompt files:\n${missing.join('\n')}`);
+  process.stdout.write('prompt packs complete\n');
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [cmd, ...rest] = argv;
+  const { values, positionals } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true });
+  if (values.help || cmd === undefined || cmd === 'help' || cmd === '--help') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  switch (cmd) {
+    case 'serve':
+      return serve(values.config);
+    case 'check-config': {
+      const file = positionals[0] ?? values.config;
+      loadConfig(file);
+      process.stdout.write(`${file ?? 'built-in defaults'}: ok\n`);
+      return;
+    }
+    case 'prompts':
+      if (positionals[0] !== 'check') fail(USAGE, 2);
+      return checkPrompts(values.config);
+    default:
+      fail(`unknown command "${cmd}"\n${USAGE}`, 2);
+  }
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  if (isPayIvrError(e, 'ERR_CONFIG_INVALID') || isPayIvrError(e, 'ERR_CONFIG_READ')) fail(`invalid configuration:\n${e.message}`);
+  fail(describeError(e));
+});

@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { parseConfig, loadConfig } from '../src/config/load.js';
+import { selectProfile, dialogueSettings } from '../src/config/profiles.js';
+
+function cli(args: string[], env: Record<string, string> = {}): { code: number; out: string } {
+  try {
+    const out = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    return { code: 0, out };
+  } catch (e) {
+    const err = e as { status: number; stdout: string; stderr: string };
+    return { code: err.status, out: `${err.stdout}${err.stderr}` };
+  }
+}
+
+describe('configuration', () => {
+  it('works with no file at all (built-in defaults)', () => {
+    const c = parseConfig({});
+    expect(c.telephony.backend).toBe('embedded');
+    expect(c.sip.listen[0]).toEqual({ transport: 'udp', host: '127.0.0.1', port: 5060 });
+    expect(c.profiles.default?.psp.type).toBe('sandbox');
+  });
+
+  it('check-config accepts the shipped example', () => {
+    const r = cli(['check-config', 'config/example.yaml']);
+    expect(r.out).toContain('config/example.yaml: ok');
+    expect(r.code).toBe(0);
+  });
+
+  it('check-config rejects a broken file with the path of every bad field', () => {
+    const r = cli(['check-config', 'test/fixtures/broken-config.yaml']);
+    expect(r.code).not.toBe(0);
+    expect(r.out).toContain('profiles.default.minAmount: must be >= 0');
+    expect(r.out).toContain('profiles.default.currency:');
+  });
+
+  it('reports unknown keys, bad enums and cross-field errors with paths', () => {
+    expect(() => parseConfig({ profiles: { default: { maxDeclinez: 3 } } })).toThrow(/profiles\.default/);
+    expect(() => parseConfig({ telephony: { backend: 'asterisk' } })).toThrow(/telephony\.backend/);
+    expect(() => parseConfig({ profiles: { default: { minAmount: 500, maxAmount: 100 } } })).toThrow(/profiles\.default\.maxAmount: must be >= minAmount/);
+    expect(() => parseConfig({ defaultProfile: 'nope' })).toThrow(/defaultProfile: no profile named "nope"/);
+    expect(() => parseConfig({ profiles: { default: { psp: { type: 'adyen' } } } })).toThrow(/profiles\.default\.psp\.merchantAccount/);
+  });
+
+  it('a missing file is a clear error', () => {
+    const r = cli(['check-config', 'no/such/file.yaml']);
+    expect(r.code).not.toBe(0);
+    expect(r.out).toMatch(/cannot read config file no\/such\/file\.yaml/);
+  });
+
+  it('env overrides apply before validation and are validated too', () => {
+    const c = parseConfig({}, { PAYIVR_BACKEND: 'drachtio', DRACHTIO_PORT: '9999', PAYIVR_SIP_PORT: '5080' });
+    expect(c.telephony.backend).toBe('drachtio');
+    expect(c.telephony.drachtio.port).toBe(9999);
+    expect(c.sip.listen.map((l) => l.port)).toEqual([5080, 5080]);
+    expect(() => parseConfig({}, { DRACHTIO_PORT: 'abc' })).toThrow(/telephony\.drachtio\.port/);
+  });
+
+  it('selects a profile by UUI field, then called number, then default', () => {
+    const c = loadConfig('config/example.yaml', {});
+    expect(selectProfile(c, '+33140000001', undefined).name).toBe('france');
+    expect(selectProfile(c, '33140000001', undefined).name).toBe('france');
+    expect(selectProfile(c, '+1999', undefined).name).toBe('default');
+    expect(selectProfile(c, '+1999', 'france').name).toBe('france');
+    expect(selectProfile(c, '+33140000001', 'unknown').name).toBe('france');
+    const s = dialogueSettings(c.profiles.france!, 'en-US');
+    expect(s.language).toBe('en-US');
+    expect(s.currency).toBe('EUR');
+  });
+});
