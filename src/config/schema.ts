@@ -110,6 +110,8 @@ const storeSchema = z.strictObject({
   redisUrl: z.string().default('redis://127.0.0.1:6379'),
   keyPrefix: z.string().default('payivr:'),
   resultTtlSeconds: z.number().int().min(60).default(30 * 24 * 3600),
+  /** Results kept in memory (memory store) / in the recent-results index (Redis); oldest evicted. */
+  maxResults: z.number().int().min(1).max(10_000_000).default(10_000),
 });
 
 const adminSchema = z.strictObject({
