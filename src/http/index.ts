@@ -1,0 +1,2 @@
+export { Metrics } from './metrics.js';
+export { startAdminServer, bearerMatches, type AdminServer, type AdminServerOptions, type BackendStatus } from './server.js';

@@ -1,0 +1,104 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { DECLINE_CLASSES, OUTCOMES, type DeclineClass, type Outcome } from '../domain/outcome.js';
+
+/**
+ * Prometheus metrics of pay-ivr. Label values are closed vocabularies (outcome, decline class,
+ * PSP type, result word): never card data, amounts, references or ids. Anything that does not
+ * look like such a word is counted as "other", so a bug cannot put data into a label.
+ */
+
+const LABEL_WORD = /^[a-z][a-z0-9_-]{0,31}$/;
+
+function word(v: string): string {
+  return LABEL_WORD.test(v) ? v : 'other';
+}
+
+export class Metrics {
+  readonly registry: Registry;
+  readonly #calls: Counter<'outcome'>;
+  readonly #active: Gauge;
+  readonly #psp: Histogram<'psp' | 'result'>;
+  readonly #refer: Counter<'result'>;
+  readonly #declines: Counter<'class'>;
+  #activeCount = 0;
+
+  /**
+   * Registers the pay_ivr_* metrics and the default process metrics on `registry` (a new one by
+   * default). A registry can hold one Metrics instance only (prom-client refuses duplicates).
+   */
+  constructor(registry: Registry = new Registry()) {
+    this.registry = registry;
+    collectDefaultMetrics({ register: registry });
+    this.#calls = new Counter({
+      name: 'pay_ivr_calls_total',
+      help: 'Payment calls ended, by outcome',
+      labelNames: ['outcome'],
+      registers: [registry],
+    });
+    this.#active = new Gauge({ name: 'pay_ivr_calls_active', help: 'Calls in progress', registers: [registry] });
+    this.#psp = new Histogram({
+      name: 'pay_ivr_psp_request_seconds',
+      help: 'PSP charge request duration, by PSP type and result',
+      labelNames: ['psp', 'result'],
+      buckets: [0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30],
+      registers: [registry],
+    });
+    this.#refer = new Counter({
+      name: 'pay_ivr_refer_total',
+      help: 'Hand-back REFERs, by result',
+      labelNames: ['result'],
+      registers: [registry],
+    });
+    this.#declines = new Counter({
+      name: 'pay_ivr_declines_total',
+      help: 'PSP declines, by decline class',
+      labelNames: ['class'],
+      registers: [registry],
+    });
+    // Every known series exists from the start (rate() over a missing series shows nothing).
+    for (const o of OUTCOMES) this.#calls.inc({ outcome: o }, 0);
+    for (const c of DECLINE_CLASSES) this.#declines.inc({ class: c }, 0);
+    this.#active.set(0);
+  }
+
+  /** A call ended with this outcome (counted once per call). */
+  callEnded(outcome: Outcome): void {
+    this.#calls.inc({ outcome: (OUTCOMES as readonly string[]).includes(outcome) ? outcome : 'other' });
+  }
+
+  /** A call began (active gauge +1). */
+  callStarted(): void {
+    this.#activeCount++;
+    this.#active.set(this.#activeCount);
+  }
+
+  /** A call's resources are gone (active gauge -1, never below 0). */
+  callFinished(): void {
+    if (this.#activeCount > 0) this.#activeCount--;
+    this.#active.set(this.#activeCount);
+  }
+
+  /** One PSP request: psp = adapter type (sandbox, stripe, adyen, rest), result = approved | declined | error | timeout | ... */
+  pspRequest(psp: string, result: string, seconds: number): void {
+    if (!Number.isFinite(seconds) || seconds < 0) return;
+    this.#psp.observe({ psp: word(psp), result: word(result) }, seconds);
+  }
+
+  /** One hand-back REFER: result = accepted | failed | timeout | ... */
+  refer(result: string): void {
+    this.#refer.inc({ result: word(result) });
+  }
+
+  decline(cls: DeclineClass): void {
+    this.#declines.inc({ class: (DECLINE_CLASSES as readonly string[]).includes(cls) ? cls : 'other' });
+  }
+
+  /** The exposition text (for GET /metrics). */
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

@@ -1,0 +1,204 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Config } from '../config/schema.js';
+import { describeError, isPayIvrError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ResultStore } from '../store/types.js';
+import type { Metrics } from './metrics.js';
+
+/**
+ * The admin HTTP API (DESIGN.md section 3, http/):
+ *   GET /health                      liveness: 200 while the process runs
+ *   GET /ready                       200 when the telephony backend takes calls, else 503
+ *   GET /metrics                     Prometheus exposition
+ *   GET /v1/results?reference=R      results of a payment reference, newest first   (token)
+ *   GET /v1/results?conversationId=C results of a Genesys conversation              (token)
+ *   GET /v1/results?limit=N          latest results (default 50, max 500)            (token)
+ *   GET /v1/results/:id              one result, 404 when unknown                     (token)
+ *   GET /v1/calls                    live calls (every node with the Redis store)     (token)
+ * The /v1 routes need `Authorization: Bearer <admin.apiToken>`; with no token configured they
+ * answer 503. Request logs carry the method, the route pattern, the status and the duration only:
+ * no query string (references), no path ids, no headers.
+ */
+
+export interface BackendStatus {
+  ready: boolean;
+  activeCalls: number;
+}
+
+export interface AdminServerOptions {
+  config: Pick<Config, 'admin'>;
+  store: ResultStore;
+  metrics: Metrics;
+  backendStatus: () => BackendStatus;
+  logger: Logger;
+}
+
+export interface AdminServer {
+  /** Idempotent. */
+  close(): Promise<void>;
+  /** The bound port (the real one when port 0 asked for an ephemeral port). */
+  port: number;
+}
+
+const MAX_QUERY_VALUE = 256;
+const DEFAULT_RECENT = 50;
+const MAX_RECENT = 500;
+
+/** The route pattern ("/v1/results/:id"), never the concrete URL. */
+function routeOf(request: FastifyRequest): string {
+  return request.routeOptions.url ?? 'unmatched';
+}
+
+/** Fastify's own log lines, reduced to fields that can hold nothing sensitive. */
+class SafeLogController extends LogController {
+  constructor() {
+    super({ disableRequestLogging: false });
+  }
+  override incomingRequest(): void {
+    // One line per request is enough: see requestCompleted.
+  }
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    const fields = { method: request.method, route: routeOf(request), statusCode: reply.statusCode, responseTimeMs: Math.round(reply.elapsedTime) };
+    if (error) reply.log.error({ ...fields, err: describeError(error) }, 'admin request errored');
+    else if (request.url === '/health' || request.url === '/ready' || request.url === '/metrics') reply.log.debug(fields, 'admin request');
+    else reply.log.info(fields, 'admin request');
+  }
+  override defaultErrorLog(error: Error, request: FastifyRequest, reply: FastifyReply): void {
+    reply.log.warn({ method: request.method, route: routeOf(request), statusCode: reply.statusCode, err: describeError(error) }, 'admin request failed');
+  }
+  override routeNotFound(request: FastifyRequest): void {
+    request.log.debug({ method: request.method }, 'admin route not found');
+  }
+  override writeHeadError(error: Error, _request: FastifyRequest, reply: FastifyReply): void {
+    reply.log.warn({ err: describeError(error) }, 'admin response write failed');
+  }
+  override streamError(error: Error, _request: FastifyRequest, reply: FastifyReply): void {
+    reply.log.warn({ err: describeError(error) }, 'admin response stream failed');
+  }
+  override serializerError(error: Error, _request: FastifyRequest, reply: FastifyReply): void {
+    reply.log.error({ err: describeError(error) }, 'admin response serialization failed');
+  }
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s, 'utf8').digest();
+}
+
+/** Constant-time token check: both sides hashed to 32 bytes, so lengths never leak either. */
+export function bearerMatches(authorization: string | undefined, token: string): boolean {
+  const m = authorization === undefined ? null : /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization);
+  const presented = m?.[1] ?? '';
+  const ok = timingSafeEqual(digest(presented), digest(token));
+  return ok && presented !== '';
+}
+
+function queryValue(q: unknown, name: string): string | undefined | null {
+  if (q === null || typeof q !== 'object') return undefined;
+  const v = (q as Record<string, unknown>)[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || v === '' || v.length > MAX_QUERY_VALUE) return null;
+  return v;
+}
+
+export async function startAdminServer(opts: AdminServerOptions): Promise<AdminServer> {
+  const { config, store, metrics, backendStatus } = opts;
+  const log = opts.logger.child({ component: 'admin-http' });
+  const app = Fastify({
+    loggerInstance: log,
+    logController: new SafeLogController(),
+    bodyLimit: 1024,
+    requestTimeout: 10_000,
+    connectionTimeout: 10_000,
+    maxParamLength: 200,
+    // Request ids from a header could be anything; ours are local counters.
+    requestIdHeader: false,
+    forceCloseConnections: true,
+  });
+
+  app.setErrorHandler((error: unknown, _request, reply) => {
+    const status = typeof (error as { statusCode?: unknown }).statusCode === 'number' ? (error as { statusCode: number }).statusCode : 500;
+    if (isPayIvrError(error, 'ERR_STORE')) {
+      log.error({ err: describeError(error) }, 'result store failed');
+      return reply.code(503).send({ error: 'result store unavailable' });
+    }
+    if (status >= 400 && status < 500) return reply.code(status).send({ error: 'bad request' });
+    log.error({ err: describeError(error) }, 'admin handler failed');
+    return reply.code(500).send({ error: 'internal error' });
+  });
+  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: 'not found' }));
+
+  app.get('/health', async () => ({ status: 'ok' }));
+
+  app.get('/ready', async (_request, reply) => {
+    let status: BackendStatus;
+    try {
+      status = backendStatus();
+    } catch {
+      status = { ready: false, activeCalls: 0 };
+    }
+    return reply.code(status.ready ? 200 : 503).send({ ready: status.ready, activeCalls: status.activeCalls });
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    const text = await metrics.text();
+    return reply.header('content-type', metrics.contentType).send(text);
+  });
+
+  await app.register(async (v1) => {
+    v1.addHook('onRequest', async (request, reply) => {
+      reply.header('cache-control', 'no-store');
+      const token = config.admin.apiToken;
+      if (token === undefined || token === '') {
+        return reply.code(503).send({ error: 'result API disabled: set admin.apiToken in the configuration' });
+      }
+      if (!bearerMatches(request.headers.authorization, token)) {
+        return reply.code(401).header('www-authenticate', 'Bearer realm="pay-ivr"').send({ error: 'unauthorized' });
+      }
+      return undefined;
+    });
+
+    v1.get('/results', async (request, reply) => {
+      const reference = queryValue(request.query, 'reference');
+      const conversationId = queryValue(request.query, 'conversationId');
+      const limitText = queryValue(request.query, 'limit');
+      if (reference === null || conversationId === null || limitText === null) return reply.code(400).send({ error: 'bad query parameter' });
+      if (reference !== undefined && conversationId !== undefined) {
+        return reply.code(400).send({ error: 'give reference or conversationId, not both' });
+      }
+      if (reference !== undefined) return { results: await store.getByReference(reference) };
+      if (conversationId !== undefined) return { results: await store.getByConversationId(conversationId) };
+      let limit = DEFAULT_RECENT;
+      if (limitText !== undefined) {
+        if (!/^[0-9]{1,4}$/.test(limitText)) return reply.code(400).send({ error: 'limit must be an integer' });
+        limit = Math.min(Math.max(Number(limitText), 1), MAX_RECENT);
+      }
+      return { results: await store.recent(limit) };
+    });
+
+    v1.get('/results/:id', async (request, reply) => {
+      const id = (request.params as { id?: unknown }).id;
+      if (typeof id !== 'string' || id === '') return reply.code(400).send({ error: 'bad id' });
+      const result = await store.getById(id);
+      if (result === undefined) return reply.code(404).send({ error: 'not found' });
+      return result;
+    });
+
+    v1.get('/calls', async () => ({ calls: await store.liveCalls() }));
+  }, { prefix: '/v1' });
+
+  await app.listen({ host: config.admin.host, port: config.admin.port });
+  const address = app.server.address() as AddressInfo | null;
+  const port = address?.port ?? config.admin.port;
+  log.info({ host: config.admin.host, port, resultApi: config.admin.apiToken !== undefined }, 'admin API listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    close(): Promise<void> {
+      closing ??= app.close().then(() => undefined);
+      return closing;
+    },
+  };
+}
