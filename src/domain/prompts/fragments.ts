@@ -12,7 +12,8 @@
  *                 fr only h-2b .. h-9b "deux cent" .. (followed by a number or "mille").
  * - mult-thousand, mult-million / fr mult-mille, mult-million, mult-millions.
  * - key-star, key-hash; l-a .. l-z letters; sym-dash, sym-slash, sym-dot, sym-underscore.
- * - month-1 .. month-12; w-and ("and"/"et"), w-point ("point"/"virgule").
+ * - month-1 .. month-12; w-point ("point"/"virgule"); en only w-and ("forty-nine euros and ninety
+ *   cents"; French says "quarante-neuf euros quatre-vingt-dix").
  * - cur-<code>-1 / -n (unit, singular/plural), fr cur-<code>-de ("d'euros": after an exact
  *   number of millions), cur-<code>-sub-1 / -sub-n (minor unit), for EUR USD GBP JPY.
  *   Other currencies are read generically: number, "point" and digits, then the code's letters.
@@ -153,7 +154,6 @@ function buildFrench(): Map<string, SpokenText> {
   m.set('sym-dot', t('point'));
   m.set('sym-underscore', t('tiret bas'));
   FR_MONTHS.forEach((name, i) => m.set(`month-${i + 1}`, t(name)));
-  m.set('w-and', t('et'));
   m.set('w-point', t('virgule'));
   addCurrencies(m, 'fr-FR');
   return m;
