@@ -1,0 +1,129 @@
+import type { Transport } from '../../types.js';
+import { headerValue, headerValues, parseNameAddr, parseUri, tagOf, uriHost, type SipHeader, type SipRequest } from './message.js';
+import { newBranch } from './serializer.js';
+import type { Flow } from './transport.js';
+
+/**
+ * A UAS dialog (RFC 3261 12.1.1, 12.2): route set from Record-Route (request order), remote
+ * target from Contact (its URI params are kept, so they reach in-dialog Request-URIs), CSeq
+ * counters and tags. It builds in-dialog requests and resolves where they are sent.
+ */
+
+export interface LocalEndpoint {
+  transport: Transport;
+  host: string;
+  port: number;
+}
+
+export class Dialog {
+  readonly id: string;
+  readonly callId: string;
+  readonly localTag: string;
+  readonly remoteTag: string;
+  /** Our side (the INVITE's To, with our tag) and theirs (its From), as header values. */
+  readonly localParty: string;
+  readonly remoteParty: string;
+  readonly routeSet: readonly string[];
+  remoteTarget: string;
+  remoteSeq: number;
+  localSeq: number;
+  /** The flow the INVITE came on: reused for stream transports. */
+  readonly flow: Flow;
+
+  constructor(invite: SipRequest, flow: Flow, localTag: string) {
+    this.callId = headerValue(invite, 'call-id') ?? '';
+    this.localTag = localTag;
+    this.remoteTag = tagOf(headerValue(invite, 'from')) ?? '';
+    this.id = dialogId(this.callId, this.localTag, this.remoteTag);
+    const to = headerValue(invite, 'to') ?? '';
+    this.localParty = tagOf(to) === undefined ? `${to};tag=${localTag}` : to;
+    this.remoteParty = headerValue(invite, 'from') ?? '';
+    this.routeSet = headerValues(invite, 'record-route');
+    this.remoteTarget = contactUri(invite) ?? invite.uri;
+    const cseq = /^(\d+)/.exec(headerValue(invite, 'cseq') ?? '');
+    this.remoteSeq = cseq === null ? 0 : Number(cseq[1]);
+    this.localSeq = 1 + Math.floor(Math.random() * 0x7fff);
+    this.flow = flow;
+  }
+
+  /** A target refresh (re-INVITE, UPDATE) may change the remote target. */
+  refreshTarget(req: SipRequest): void {
+    const c = contactUri(req);
+    if (c !== undefined) this.remoteTarget = c;
+  }
+
+  /**
+   * Builds an in-dialog request (12.2.1.1). `cseq` is given for ACK (the INVITE's number);
+   * otherwise the local CSeq is incremented.
+   */
+  createRequest(
+    method: string,
+    localFor: (transport: Transport) => LocalEndpoint,
+    opts: { headers?: SipHeader[]; body?: Buffer; cseq?: number } = {},
+  ): { request: SipRequest; flow: Flow } {
+    const routes = [...this.routeSet];
+    let uri = stripUriHeaders(this.remoteTarget);
+    const firstRoute = routes[0] !== undefined ? parseNameAddr(routes[0]) : undefined;
+    if (firstRoute !== undefined && !parseUri(firstRoute.uri)?.params.has('lr')) {
+      // Strict router: it becomes the Request-URI, the remote target the last Route.
+      uri = stripUriHeaders(firstRoute.uri);
+      routes.shift();
+      routes.push(`<${this.remoteTarget}>`);
+    }
+    let seq: number;
+    if (opts.cseq !== undefined) seq = opts.cseq;
+    else {
+      this.localSeq += 1;
+      seq = this.localSeq;
+    }
+    const nextHop = routes.length > 0 && firstRoute !== undefined && parseUri(firstRoute.uri)?.params.has('lr') ? firstRoute.uri : uri;
+    const flow = this.resolve(nextHop);
+    const local = localFor(flow.transport);
+    const headers: SipHeader[] = [
+      { name: 'via', value: `SIP/2.0/${local.transport.toUpperCase()} ${uriHost(local.host)}:${local.port};branch=${newBranch()};rport` },
+      ...routes.map((r) => ({ name: 'route', value: r })),
+      { name: 'max-forwards', value: '70' },
+      { name: 'from', value: this.localParty },
+      { name: 'to', value: this.remoteParty },
+      { name: 'call-id', value: this.callId },
+      { name: 'cseq', value: `${seq} ${method}` },
+      ...(opts.headers ?? []),
+    ];
+    const request: SipRequest = { kind: 'request', method, uri, headers, body: opts.body ?? Buffer.alloc(0) };
+    return { request, flow };
+  }
+
+  /** Where a URI's request goes: its host/port/transport, reusing the INVITE's stream connection. */
+  resolve(uriText: string): Flow {
+    const uri = parseUri(uriText);
+    // Explicit transport param, else sips -> TLS, else the transport the caller used.
+    let transport: Transport = this.flow.transport;
+    const tp = uri?.params.get('transport');
+    if (tp === 'udp' || tp === 'tcp' || tp === 'tls') transport = tp;
+    else if (uri?.scheme === 'sips') transport = 'tls';
+    const host = uri?.host !== undefined && uri.host !== '' ? uri.host : this.flow.address;
+    const port = uri?.port ?? (transport === 'tls' ? 5061 : 5060);
+    const flow: Flow = { transport, address: host, port };
+    if (transport === this.flow.transport && transport !== 'udp') flow.connectionId = this.flow.connectionId;
+    return flow;
+  }
+}
+
+export function dialogId(callId: string, localTag: string, remoteTag: string): string {
+  return `${callId}\u0000${localTag}\u0000${remoteTag}`;
+}
+
+/** The URI of the first Contact, when it is a usable sip/sips URI. */
+export function contactUri(req: SipRequest): string | undefined {
+  const c = headerValues(req, 'contact')[0];
+  if (c === undefined) return undefined;
+  const na = parseNameAddr(c);
+  if (na === undefined || parseUri(na.uri) === undefined) return undefined;
+  return na.uri;
+}
+
+/** Request-URIs must not carry `?headers` (RFC 3261 19.1.5). */
+function stripUriHeaders(uri: string): string {
+  const q = uri.indexOf('?');
+  return q < 0 ? uri : uri.slice(0, q);
+}

@@ -1,0 +1,547 @@
+import type { Logger } from '../../../log.js';
+import { PayIvrError, describeError } from '../../../errors.js';
+import { TypedEmitter } from '../../../util/typed-emitter.js';
+import type { DtmfDigit, ReferResult, Transport } from '../../types.js';
+import { Dialog, type LocalEndpoint } from './dialog.js';
+import { DTMF_INFO_TYPES, parseDtmfInfo } from './dtmf-info.js';
+import { contentType, headerValue, optionTags, parseCSeq, parseNameAddr, type SipHeader, type SipRequest, type SipResponse } from './message.js';
+import { buildResponse, header, randomToken } from './serializer.js';
+import { negotiateSessionTimer, sessionExpiresValue, type SessionTimerPlan } from './session-timer.js';
+import type { ClientTxResult, ServerTransaction, TransactionLayer } from './transaction.js';
+import type { Flow } from './transport.js';
+
+/**
+ * One inbound INVITE and the dialog it creates (UAS core, RFC 3261 13.3 and 14, RFC 3515 as the
+ * REFER sender, RFC 4028 timers). The backend drives it (accept/reject/bye/refer) and hands it
+ * SDP through `media`; everything else (in-dialog requests, 2xx retransmission, ACK, timers)
+ * happens here.
+ */
+
+export interface SessionContext {
+  layer: TransactionLayer;
+  log: Logger;
+  localFor(transport: Transport): LocalEndpoint;
+  /** Allow, Accept, Supported and Server headers. */
+  capabilityHeaders(): SipHeader[];
+  sessionExpires: number;
+  /** Milliseconds per session-timer second (1000; tests shrink it). */
+  sessionTimerUnitMs: number;
+  registerDialog(dialog: Dialog, session: ServerSession): void;
+  unregister(session: ServerSession): void;
+}
+
+/** SDP operations the session needs from the media engine. */
+export interface SessionMedia {
+  /** New offer in a re-INVITE/UPDATE; undefined -> 488. */
+  reoffer(offer: string): string | undefined;
+  /** Our offer when the peer sends an INVITE without SDP. */
+  createOffer(): string;
+  /** The peer's answer (in the ACK or a 2xx to our re-INVITE). */
+  applyAnswer(answer: string): boolean;
+}
+
+export interface SessionEnd {
+  by: 'remote' | 'local' | 'error';
+  reason: string;
+}
+
+interface SessionEvents extends Record<string, unknown[]> {
+  confirmed: [];
+  dtmf: [digit: DtmfDigit];
+  terminated: [info: SessionEnd];
+}
+
+export type AcceptOutcome = 'ack' | 'no-ack' | 'ended';
+
+type Timer = ReturnType<typeof setTimeout>;
+
+interface Pending2xx {
+  seq: number;
+  timers: Timer[];
+  lateOffer: boolean;
+  resolve: (o: AcceptOutcome) => void;
+}
+
+interface PendingRefer {
+  timer: Timer;
+  referStatus: number | undefined;
+  final: { status: number | undefined; ok: boolean } | undefined;
+  resolve: (r: ReferResult) => void;
+}
+
+export class ServerSession extends TypedEmitter<SessionEvents> {
+  readonly invite: SipRequest;
+  /** Where responses to the INVITE go. */
+  readonly flow: Flow;
+  readonly localTag = randomToken(6);
+  readonly callId: string;
+  state: 'offered' | 'accepted' | 'confirmed' | 'terminated' = 'offered';
+  media: SessionMedia | undefined;
+  readonly #ctx: SessionContext;
+  readonly #tx: ServerTransaction;
+  #dialog: Dialog | undefined;
+  #pending2xx: Pending2xx | undefined;
+  #plan: SessionTimerPlan | undefined;
+  #sessionTimer: Timer | undefined;
+  #refer: PendingRefer | undefined;
+  #refreshing = false;
+  readonly #peerAllowsUpdate: boolean;
+
+  constructor(invite: SipRequest, flow: Flow, tx: ServerTransaction, ctx: SessionContext) {
+    super();
+    this.invite = invite;
+    this.flow = flow;
+    this.#tx = tx;
+    this.#ctx = ctx;
+    this.callId = headerValue(invite, 'call-id') ?? '';
+    this.#peerAllowsUpdate = optionTags(invite, 'allow').has('update');
+  }
+
+  get dialog(): Dialog | undefined {
+    return this.#dialog;
+  }
+
+  get sessionTimer(): SessionTimerPlan | undefined {
+    return this.#plan;
+  }
+
+  /** Final non-2xx answer to the INVITE (ends the session). */
+  reject(status: number, opts: { reason?: string; headers?: SipHeader[] } = {}): void {
+    if (this.state !== 'offered') return;
+    const res = buildResponse(this.invite, status, {
+      toTag: this.localTag,
+      ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
+      headers: [...(opts.headers ?? []), ...(status === 405 || status === 501 ? this.#ctx.capabilityHeaders() : [])],
+    });
+    this.#tx.respond(res);
+    this.#terminate({ by: 'local', reason: `rejected-${status}` });
+  }
+
+  /**
+   * 200 OK with `sdp` (our answer, or our offer when `lateOffer`). Resolves on the ACK, on
+   * 'no-ack' after 64*T1 (the session then sends BYE and ends), or 'ended'.
+   */
+  accept(sdp: string, opts: { lateOffer: boolean }): Promise<AcceptOutcome> {
+    if (this.state !== 'offered' || this.#tx.state !== 'proceeding') return Promise.resolve('ended');
+    const dialog = new Dialog(this.invite, this.flow, this.localTag);
+    this.#dialog = dialog;
+    this.#ctx.registerDialog(dialog, this);
+    const decision = negotiateSessionTimer(this.invite, this.#ctx.sessionExpires);
+    this.#plan = decision.kind === 'use' ? decision.plan : undefined;
+    const res = buildResponse(this.invite, 200, {
+      toTag: this.localTag,
+      copyRecordRoute: true,
+      headers: [...this.#dialogHeaders(), ...this.#timerHeaders(), header('content-type', 'application/sdp')],
+      body: Buffer.from(sdp, 'utf8'),
+    });
+    this.state = 'accepted';
+    this.#tx.respond(res);
+    const seq = parseCSeq(headerValue(this.invite, 'cseq'))?.seq ?? 0;
+    return new Promise<AcceptOutcome>((resolve) => this.#send2xxReliably(res, seq, opts.lateOffer, resolve));
+  }
+
+  /** BYE (with an optional Reason header value); the session ends at once with `endReason`. */
+  bye(reason?: string, endReason = 'hangup'): Promise<void> {
+    if (this.state === 'terminated' || this.#dialog === undefined) return Promise.resolve();
+    const dialog = this.#dialog;
+    const headers: SipHeader[] = reason !== undefined ? [header('reason', reason)] : [];
+    const { request, flow } = dialog.createRequest('BYE', (t) => this.#ctx.localFor(t), { headers });
+    this.#terminate({ by: 'local', reason: endReason });
+    return new Promise<void>((resolve) => {
+      this.#ctx.layer.sendRequest(request, flow, () => resolve());
+    });
+  }
+
+  /** In-dialog REFER with NOTIFY tracking (RFC 3515). */
+  refer(referTo: string, timeoutMs: number): Promise<ReferResult> {
+    if (this.state !== 'confirmed' && this.state !== 'accepted') {
+      return Promise.reject(new PayIvrError('ERR_CALL_ENDED', 'no dialog to send REFER in'));
+    }
+    if (this.#refer !== undefined) return Promise.reject(new PayIvrError('ERR_REFER_FAILED', 'a REFER is already pending'));
+    const dialog = this.#dialog as Dialog;
+    const target = referTo.trim().startsWith('<') ? referTo.trim() : `<${referTo.trim()}>`;
+    const local = parseNameAddr(dialog.localParty);
+    const headers: SipHeader[] = [
+      header('refer-to', target),
+      header('referred-by', `<${local?.uri ?? ''}>`),
+      ...this.#dialogHeaders(),
+    ];
+    const { request, flow } = dialog.createRequest('REFER', (t) => this.#ctx.localFor(t), { headers });
+    return new Promise<ReferResult>((resolve) => {
+      const pending: PendingRefer = {
+        referStatus: undefined,
+        final: undefined,
+        resolve,
+        timer: setTimeout(() => this.#finishRefer({ ok: false, referStatus: 408, detail: 'no final NOTIFY before timeout' }), timeoutMs),
+      };
+      this.#refer = pending;
+      this.#ctx.layer.sendRequest(request, flow, (r) => this.#onReferResponse(pending, r));
+    });
+  }
+
+  /** CANCEL matched this INVITE: 487 and end (true when it still was pending). */
+  cancelled(): boolean {
+    if (this.state !== 'offered') return false;
+    this.#tx.respond(buildResponse(this.invite, 487, { toTag: this.localTag }));
+    this.#terminate({ by: 'remote', reason: 'CANCEL' });
+    return true;
+  }
+
+  /** Ends the session without signalling (transport gone, shutdown after BYE). */
+  abort(info: SessionEnd): void {
+    this.#terminate(info);
+  }
+
+  /** ACK for our 2xx (the dialog matched it). */
+  handleAck(req: SipRequest): void {
+    const p = this.#pending2xx;
+    const seq = parseCSeq(headerValue(req, 'cseq'))?.seq;
+    if (p === undefined || seq !== p.seq) return;
+    this.#clearPending2xx();
+    if (p.lateOffer) {
+      const ok = contentType(req) === 'application/sdp' && req.body.length > 0 && this.media?.applyAnswer(req.body.toString('utf8')) === true;
+      if (!ok) {
+        p.resolve('ended');
+        void this.bye('SIP;cause=488;text="no usable SDP answer in ACK"', 'bad-sdp-answer');
+        return;
+      }
+    }
+    if (this.state === 'accepted') {
+      this.state = 'confirmed';
+      this.#armSessionTimer();
+      this.#safeEmit('confirmed');
+    }
+    p.resolve('ack');
+  }
+
+  /** In-dialog request other than ACK/CANCEL, with its server transaction. */
+  handleRequest(req: SipRequest, tx: ServerTransaction): void {
+    const dialog = this.#dialog;
+    if (dialog === undefined || this.state === 'terminated') {
+      tx.respond(buildResponse(req, 481));
+      return;
+    }
+    const seq = parseCSeq(headerValue(req, 'cseq'))?.seq ?? 0;
+    if (seq < dialog.remoteSeq) {
+      tx.respond(buildResponse(req, 500, { reason: 'CSeq Out of Order' }));
+      return;
+    }
+    dialog.remoteSeq = seq;
+    switch (req.method) {
+      case 'BYE':
+        tx.respond(buildResponse(req, 200));
+        this.#terminate({ by: 'remote', reason: 'BYE' });
+        return;
+      case 'INVITE':
+        this.#onReInvite(req, tx, dialog);
+        return;
+      case 'UPDATE':
+        this.#onUpdate(req, tx, dialog);
+        return;
+      case 'INFO':
+        this.#onInfo(req, tx);
+        return;
+      case 'NOTIFY':
+        this.#onNotify(req, tx);
+        return;
+      case 'OPTIONS':
+        tx.respond(buildResponse(req, 200, { headers: this.#ctx.capabilityHeaders() }));
+        return;
+      case 'PRACK':
+        tx.respond(buildResponse(req, 200));
+        return;
+      case 'REFER':
+        // We only hand calls back; a transfer request from the peer is declined.
+        tx.respond(buildResponse(req, 603));
+        return;
+      default:
+        tx.respond(buildResponse(req, 405, { headers: this.#ctx.capabilityHeaders() }));
+    }
+  }
+
+  #onReInvite(req: SipRequest, tx: ServerTransaction, dialog: Dialog): void {
+    if (this.#refreshing) {
+      tx.respond(buildResponse(req, 491));
+      return;
+    }
+    if (this.#pending2xx !== undefined) {
+      tx.respond(buildResponse(req, 500, { headers: [header('retry-after', String(1 + Math.floor(Math.random() * 9)))] }));
+      return;
+    }
+    const timer = negotiateSessionTimer(req, this.#ctx.sessionExpires);
+    if (timer.kind === 'reject') {
+      tx.respond(buildResponse(req, 422, { headers: [header('min-se', String(timer.minSE))] }));
+      return;
+    }
+    const media = this.media;
+    let sdp: string | undefined;
+    let lateOffer = false;
+    if (req.body.length === 0) {
+      if (media === undefined) {
+        tx.respond(buildResponse(req, 488));
+        return;
+      }
+      sdp = media.createOffer();
+      lateOffer = true;
+    } else {
+      if (contentType(req) !== 'application/sdp') {
+        tx.respond(buildResponse(req, 415, { headers: [header('accept', 'application/sdp')] }));
+        return;
+      }
+      sdp = media?.reoffer(req.body.toString('utf8'));
+      if (sdp === undefined) {
+        tx.respond(buildResponse(req, 488));
+        return;
+      }
+    }
+    dialog.refreshTarget(req);
+    this.#plan = timer.kind === 'use' ? timer.plan : undefined;
+    const res = buildResponse(req, 200, {
+      headers: [...this.#dialogHeaders(), ...this.#timerHeaders(), header('content-type', 'application/sdp')],
+      body: Buffer.from(sdp, 'utf8'),
+    });
+    tx.respond(res);
+    this.#armSessionTimer();
+    const seq = parseCSeq(headerValue(req, 'cseq'))?.seq ?? 0;
+    this.#send2xxReliably(res, seq, lateOffer, () => undefined, tx.flow);
+  }
+
+  #onUpdate(req: SipRequest, tx: ServerTransaction, dialog: Dialog): void {
+    const timer = negotiateSessionTimer(req, this.#ctx.sessionExpires);
+    if (timer.kind === 'reject') {
+      tx.respond(buildResponse(req, 422, { headers: [header('min-se', String(timer.minSE))] }));
+      return;
+    }
+    let body: Buffer | undefined;
+    if (req.body.length > 0) {
+      if (contentType(req) !== 'application/sdp') {
+        tx.respond(buildResponse(req, 415, { headers: [header('accept', 'application/sdp')] }));
+        return;
+      }
+      const answer = this.media?.reoffer(req.body.toString('utf8'));
+      if (answer === undefined) {
+        tx.respond(buildResponse(req, 488));
+        return;
+      }
+      body = Buffer.from(answer, 'utf8');
+    }
+    dialog.refreshTarget(req);
+    this.#plan = timer.kind === 'use' ? timer.plan : undefined;
+    const headers = [...this.#dialogHeaders(), ...this.#timerHeaders()];
+    if (body !== undefined) headers.push(header('content-type', 'application/sdp'));
+    tx.respond(buildResponse(req, 200, { headers, ...(body !== undefined ? { body } : {}) }));
+    this.#armSessionTimer();
+  }
+
+  #onInfo(req: SipRequest, tx: ServerTransaction): void {
+    if (req.body.length === 0) {
+      tx.respond(buildResponse(req, 200));
+      return;
+    }
+    const type = contentType(req) ?? '';
+    if (!(DTMF_INFO_TYPES as readonly string[]).includes(type)) {
+      tx.respond(buildResponse(req, 415, { headers: [header('accept', DTMF_INFO_TYPES.join(', '))] }));
+      return;
+    }
+    const digit = parseDtmfInfo(type, req.body);
+    if (digit === undefined) {
+      tx.respond(buildResponse(req, 400, { reason: 'Bad DTMF Body' }));
+      return;
+    }
+    tx.respond(buildResponse(req, 200));
+    // Digits are delivered only once per INFO transaction (retransmissions are absorbed).
+    this.#safeEmit('dtmf', digit);
+  }
+
+  #onNotify(req: SipRequest, tx: ServerTransaction): void {
+    const event = (headerValue(req, 'event') ?? '').split(';')[0]?.trim().toLowerCase();
+    if (event !== 'refer') {
+      tx.respond(buildResponse(req, 489));
+      return;
+    }
+    tx.respond(buildResponse(req, 200));
+    const pending = this.#refer;
+    if (pending === undefined) return;
+    const frag = /^SIP\/2\.0\s+(\d{3})/.exec(req.body.toString('utf8', 0, Math.min(req.body.length, 200)));
+    const status = frag === null ? undefined : Number(frag[1]);
+    const terminated = (headerValue(req, 'subscription-state') ?? '').trim().toLowerCase().startsWith('terminated');
+    if ((status !== undefined && status >= 200) || terminated) {
+      pending.final = { status, ok: status !== undefined && status >= 200 && status < 300 };
+      if (pending.referStatus !== undefined && pending.referStatus < 300) this.#resolveReferFromFinal(pending);
+    }
+  }
+
+  #onReferResponse(pending: PendingRefer, r: ClientTxResult): void {
+    if (this.#refer !== pending) return;
+    if (r.kind === 'timeout') {
+      this.#finishRefer({ ok: false, referStatus: 408, detail: 'REFER timed out' });
+      return;
+    }
+    const status = r.response.status;
+    pending.referStatus = status;
+    if (status >= 300) {
+      this.#finishRefer({ ok: false, referStatus: status, detail: `REFER rejected with ${status}` });
+      return;
+    }
+    if (pending.final !== undefined) this.#resolveReferFromFinal(pending);
+  }
+
+  #resolveReferFromFinal(pending: PendingRefer): void {
+    const f = pending.final;
+    if (f === undefined) return;
+    this.#finishRefer({
+      ok: f.ok,
+      referStatus: pending.referStatus ?? 202,
+      finalStatus: f.status,
+      detail: f.ok ? 'transfer accepted' : `transfer failed${f.status !== undefined ? ` with ${f.status}` : ''}`,
+    });
+  }
+
+  #finishRefer(result: ReferResult): void {
+    const p = this.#refer;
+    if (p === undefined) return;
+    this.#refer = undefined;
+    clearTimeout(p.timer);
+    p.resolve(result);
+  }
+
+  /** Sends a 2xx until its ACK: T1 doubling up to T2 on UDP; 64*T1 without ACK ends the call. */
+  #send2xxReliably(res: SipResponse, seq: number, lateOffer: boolean, resolve: (o: AcceptOutcome) => void, flow: Flow = this.flow): void {
+    const { t1, t2 } = this.#ctx.layer.timers;
+    const timers: Timer[] = [];
+    const pending: Pending2xx = { seq, timers, lateOffer, resolve };
+    this.#pending2xx = pending;
+    if (flow.transport === 'udp') {
+      let interval = t1;
+      const again = (): void => {
+        if (this.#pending2xx !== pending) return;
+        this.#ctx.layer.resend(res, flow);
+        interval = Math.min(2 * interval, t2);
+        timers[0] = setTimeout(again, interval);
+      };
+      timers[0] = setTimeout(again, interval);
+    }
+    timers[1] = setTimeout(() => {
+      if (this.#pending2xx !== pending) return;
+      this.#clearPending2xx();
+      this.#ctx.log.info({ callId: this.callId }, 'sip: no ACK for 2xx, ending the call');
+      const dialog = this.#dialog;
+      if (dialog !== undefined && this.state !== 'terminated') {
+        const { request, flow: byeFlow } = dialog.createRequest('BYE', (t) => this.#ctx.localFor(t), {
+          headers: [header('reason', 'SIP;cause=408;text="no ACK"')],
+        });
+        this.#ctx.layer.sendRequest(request, byeFlow, () => undefined);
+      }
+      this.#terminate({ by: 'error', reason: 'no-ack' });
+      resolve('no-ack');
+    }, 64 * t1);
+  }
+
+  #clearPending2xx(): void {
+    const p = this.#pending2xx;
+    if (p === undefined) return;
+    for (const t of p.timers) clearTimeout(t);
+    this.#pending2xx = undefined;
+  }
+
+  /** RFC 4028: we refresh at half the interval, or end the call when the peer did not refresh. */
+  #armSessionTimer(): void {
+    if (this.#sessionTimer !== undefined) clearTimeout(this.#sessionTimer);
+    this.#sessionTimer = undefined;
+    const plan = this.#plan;
+    if (plan === undefined || this.state !== 'confirmed') return;
+    const unit = this.#ctx.sessionTimerUnitMs;
+    if (plan.refresher === 'uas') {
+      this.#sessionTimer = setTimeout(() => this.#refresh(), (plan.interval / 2) * unit);
+    } else {
+      const grace = Math.min(32, plan.interval / 3);
+      this.#sessionTimer = setTimeout(() => {
+        if (this.state === 'terminated') return;
+        this.#ctx.log.info({ callId: this.callId }, 'sip: session expired without refresh');
+        void this.bye('SIP;cause=408;text="session expired"', 'session-expired');
+      }, (plan.interval - grace) * unit);
+    }
+  }
+
+  #refresh(): void {
+    const dialog = this.#dialog;
+    const plan = this.#plan;
+    if (dialog === undefined || plan === undefined || this.state !== 'confirmed') return;
+    this.#refreshing = true;
+    const headers = [...this.#dialogHeaders(), header('session-expires', `${plan.interval};refresher=uas`)];
+    const useUpdate = this.#peerAllowsUpdate;
+    let body: Buffer | undefined;
+    if (!useUpdate && this.media !== undefined) {
+      body = Buffer.from(this.media.createOffer(), 'utf8');
+      headers.push(header('content-type', 'application/sdp'));
+    }
+    const { request, flow } = dialog.createRequest(useUpdate ? 'UPDATE' : 'INVITE', (t) => this.#ctx.localFor(t), {
+      headers,
+      ...(body !== undefined ? { body } : {}),
+    });
+    const seq = dialog.localSeq;
+    const sendAck = (res: SipResponse): void => {
+      const ack = dialog.createRequest('ACK', (t) => this.#ctx.localFor(t), { cseq: seq });
+      this.#ctx.layer.resend(ack.request, ack.flow);
+      void res;
+    };
+    const tx = this.#ctx.layer.sendRequest(request, flow, (r) => {
+      this.#refreshing = false;
+      if (this.state !== 'confirmed') return;
+      if (r.kind === 'response' && r.response.status < 300) {
+        if (!useUpdate) {
+          sendAck(r.response);
+          if (r.response.body.length > 0) this.media?.applyAnswer(r.response.body.toString('utf8'));
+        }
+        this.#armSessionTimer();
+        return;
+      }
+      this.#ctx.log.info({ callId: this.callId }, 'sip: session refresh failed, ending the call');
+      void this.bye('SIP;cause=408;text="session refresh failed"', 'session-refresh-failed');
+    });
+    if (!useUpdate) tx.on2xxRetransmission = sendAck;
+  }
+
+  /** Contact, Allow, Supported, Accept, Server. */
+  #dialogHeaders(): SipHeader[] {
+    return [header('contact', this.#contact()), ...this.#ctx.capabilityHeaders()];
+  }
+
+  #timerHeaders(): SipHeader[] {
+    const plan = this.#plan;
+    if (plan === undefined) return [];
+    const h = [header('session-expires', sessionExpiresValue(plan))];
+    if (plan.require) h.push(header('require', 'timer'));
+    return h;
+  }
+
+  #contact(): string {
+    const local = this.#ctx.localFor(this.flow.transport);
+    const host = local.host.includes(':') ? `[${local.host}]` : local.host;
+    const tp = this.flow.transport === 'udp' ? '' : `;transport=${this.flow.transport}`;
+    const scheme = this.flow.transport === 'tls' ? 'sips' : 'sip';
+    return `<${scheme}:pay-ivr@${host}:${local.port}${tp}>`;
+  }
+
+  #terminate(info: SessionEnd): void {
+    if (this.state === 'terminated') return;
+    this.state = 'terminated';
+    const p = this.#pending2xx;
+    this.#clearPending2xx();
+    p?.resolve('ended');
+    if (this.#sessionTimer !== undefined) clearTimeout(this.#sessionTimer);
+    this.#sessionTimer = undefined;
+    this.#finishRefer({ ok: false, referStatus: this.#refer?.referStatus ?? 408, detail: 'call ended before the final NOTIFY' });
+    this.#ctx.unregister(this);
+    this.#safeEmit('terminated', info);
+    this.removeAllListeners();
+  }
+
+  #safeEmit<K extends keyof SessionEvents & string>(event: K, ...args: SessionEvents[K]): void {
+    try {
+      this.emit(event, ...args);
+    } catch (e) {
+      this.#ctx.log.error({ err: describeError(e), callId: this.callId }, 'sip: session listener failed');
+    }
+  }
+}
