@@ -14,8 +14,10 @@ export const RESULT_KEYS = ['res', 'ref', 'txn', 'amt', 'cur', 'brand', 'last4',
 export type ResultKey = (typeof RESULT_KEYS)[number];
 
 /**
- * Which optional keys survive a tight budget, most important first. `res` is always written;
- * each next key is written only if it still fits; `code` is the first to go, `ref` the last.
+ * Which optional keys survive a tight budget, most important first. `res` is always written; the
+ * kept keys are the longest prefix of this list that fits, so keys are dropped from the end
+ * (`code` first, `ref` last) and a present key means every higher-priority key that has a value
+ * is present too (an Architect flow can rely on that).
  */
 export const RESULT_KEY_PRIORITY: readonly Exclude<ResultKey, 'res'>[] = ['ref', 'txn', 'amt', 'cur', 'last4', 'brand', 'att', 'code'];
 
@@ -55,8 +57,9 @@ function resultValues(result: PaymentResult, reference: string | undefined, cfg:
 
 /**
  * `res=approved|ref=INV-77|txn=pi_1|amt=4990|cur=EUR|brand=visa|last4=4242|att=1|code=...` within
- * `cfg.uuiBudget` characters. Keys are kept by priority (RESULT_KEY_PRIORITY) as long as they fit
- * and are written in RESULT_KEYS order; a value is never cut. `res` is always there, so the string
+ * `cfg.uuiBudget` characters. Optional keys are dropped in reverse RESULT_KEY_PRIORITY order
+ * (code, att, brand, last4, cur, amt, txn, ref) until the rest fits; the kept ones are written in
+ * RESULT_KEYS order; a value is never cut. `res` is always there, so the string
  * exceeds the budget only when `res=<outcome>` alone does (budget < 18).
  */
 export function encodeResultUui(result: PaymentResult, reference: string | undefined, cfg: GenesysConfig): string {
@@ -67,10 +70,9 @@ export function encodeResultUui(result: PaymentResult, reference: string | undef
   for (const k of RESULT_KEY_PRIORITY) {
     if (!values.has(k)) continue;
     const extra = cfg.fieldSeparator.length + field(k).length;
-    if (length + extra <= cfg.uuiBudget) {
-      kept.add(k);
-      length += extra;
-    }
+    if (length + extra > cfg.uuiBudget) break;
+    kept.add(k);
+    length += extra;
   }
   return RESULT_KEYS.filter((k) => kept.has(k)).map(field).join(cfg.fieldSeparator);
 }
