@@ -125,15 +125,22 @@ async function readManifest(file: string): Promise<Manifest> {
   }
 }
 
-async function pool<T>(items: T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
+/** Runs fn over items, `width` at a time; one failure does not stop the others. Returns the failures. */
+async function pool<T>(items: T[], width: number, fn: (item: T) => Promise<void>): Promise<{ item: T; error: unknown }[]> {
   let next = 0;
+  const failures: { item: T; error: unknown }[] = [];
   const worker = async (): Promise<void> => {
     while (next < items.length) {
       const item = items[next++] as T;
-      await fn(item);
+      try {
+        await fn(item);
+      } catch (error) {
+        failures.push({ item, error });
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
+  return failures;
 }
 
 interface Plan {
@@ -182,26 +189,30 @@ async function main(argv: string[]): Promise<number> {
     const jobs = plans.flatMap((p) => p.stale.map((id) => ({ p, id })));
     for (const p of plans) await mkdir(p.dir, { recursive: true });
     const started = process.hrtime.bigint();
-    await pool(jobs, availableParallelism() + 1, async ({ p, id }) => {
+    const failures = await pool(jobs, availableParallelism() + 1, async ({ p, id }) => {
       const spec = promptSpec(p.lang, id);
       if (spec === undefined) return;
       await render(p.lang, id, spec, p.dir, work);
     });
+    const failed = new Set(failures.map(({ item }) => `${item.p.lang}/${item.id}`));
+    for (const { item, error } of failures) console.error(`${item.p.lang}/${item.id}: ${error instanceof Error ? error.message : String(error)}`);
     for (const p of plans) {
       for (const f of p.extra) await rm(join(p.dir, f), { force: true, recursive: true });
       const prompts: Record<string, string> = {};
       for (const id of allPromptIds(p.lang)) {
         const spec = promptSpec(p.lang, id);
-        if (spec !== undefined) prompts[id] = promptHash(p.lang, spec);
+        // A failed prompt stays out of the manifest, so the next run tries it again.
+        if (spec !== undefined && !failed.has(`${p.lang}/${id}`)) prompts[id] = promptHash(p.lang, spec);
       }
       const manifest: Manifest = { generator: GENERATOR_VERSION, prompts };
       await writeFile(join(p.dir, 'manifest.json'), `${JSON.stringify(manifest, null, 1)}\n`);
       let bytes = 0;
       for (const f of await readdir(p.dir)) if (f.endsWith('.wav')) bytes += (await stat(join(p.dir, f))).size;
-      console.log(`${p.lang}: ${Object.keys(prompts).length} prompts, ${p.stale.length} rendered, ${p.extra.length} removed, ${(bytes / 1024).toFixed(0)} KiB`);
+      console.log(`${p.lang}: ${Object.keys(prompts).length} prompts, ${p.stale.filter((id) => !failed.has(`${p.lang}/${id}`)).length} rendered, ${p.extra.length} removed, ${(bytes / 1024).toFixed(0)} KiB`);
     }
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
-    console.log(`done in ${(ms / 1000).toFixed(1)} s`);
+    console.log(`done in ${(ms / 1000).toFixed(1)} s${failures.length > 0 ? `, ${failures.length} failed` : ''}`);
+    if (failures.length > 0) return 1;
   } finally {
     await rm(work, { recursive: true, force: true });
   }
