@@ -273,3 +273,15 @@ describe('validateExpiry', () => {
     expect(validateExpiry(d(''), now)).toEqual({ ok: false, reason: 'format' });
   });
 });
+
+describe('PCI: nothing the card rules return carries card digits', () => {
+  it('results of every check, for every Stripe card, hold no digit run of the PAN', () => {
+    const pans = ['4242424242424242', '5555555555554444', '378282246310005', '6011111111111117', '3056930009020004', '3566002020360505', '6200000000000005', '4242424242424241', '12345678'];
+    const now = { year: 2026, month: 5 };
+    for (const pan of pans) {
+      const v = d(pan);
+      const out = JSON.stringify([validatePan(v, ALL), validatePan(v, []), detectBrand(v), maxPanLength(v), luhnValid(v), validateExpiry(v, now), String(v), `${v.toString()}`]);
+      for (let i = 0; i + 6 <= pan.length; i++) expect(out).not.toContain(pan.slice(i, i + 6));
+    }
+  });
+});
