@@ -253,7 +253,7 @@ describe('RedisStore (real redis-server)', () => {
       await store.saveResult(result('gone-2', { reference: 'REF-GONE' }));
       await raw.del(`${prefix}result:gone-1`); // as if its TTL had run out
       expect((await store.getByReference('REF-GONE')).map((r) => r.id)).toEqual(['gone-2']);
-      expect(await raw.zrange(`${prefix}ref:REF-GONE`, 0, -1)).toEqual(['gone-2']);
+      expect(await raw.zrange(`${prefix}ref:REF-GONE`, '0', '-1')).toEqual(['gone-2']);
     } finally {
       await store.close();
     }
@@ -306,7 +306,7 @@ describe('RedisStore (real redis-server)', () => {
         type === 'string'
           ? [await raw.get(k)]
           : type === 'zset'
-            ? await raw.zrange(k, 0, -1)
+            ? await raw.zrange(k, '0', '-1')
             : type === 'hash'
               ? Object.entries(await raw.hgetall(k)).flat()
               : type === 'set'
