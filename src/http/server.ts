@@ -111,7 +111,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     bodyLimit: 1024,
     requestTimeout: 10_000,
     connectionTimeout: 10_000,
-    maxParamLength: 200,
+    routerOptions: { maxParamLength: 200 },
     // Request ids from a header could be anything; ours are local counters.
     requestIdHeader: false,
     forceCloseConnections: true,
