@@ -1,0 +1,259 @@
+import { isIPv6 } from 'node:net';
+import * as sdpTransform from 'sdp-transform';
+import type { MediaDescription, SessionDescription } from 'sdp-transform';
+import type { G711Codec } from './g711.js';
+import { SRTP_SUITES, type SrtpSuite } from './srtp.js';
+
+/**
+ * SDP offer/answer (RFC 3264) for one audio stream: G.711 (PCMU/PCMA) at 20 ms, RFC 4733
+ * telephone-event at whatever payload type the far end uses, optional SDES-SRTP (RFC 4568).
+ * Pure functions: the media session keeps the state.
+ */
+
+export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
+export type SrtpPolicy = 'off' | 'optional' | 'required';
+
+export interface LocalSdpParams {
+  /** Address written in o= and c= (advertised address). */
+  address: string;
+  port: number;
+  sessionId: string;
+  sessionVersion: number;
+  srtp: SrtpPolicy;
+  /** Our SDES master key and salt (30 bytes), used when the stream is SRTP. */
+  localKey: Buffer;
+}
+
+export interface NegotiatedSrtp {
+  suite: SrtpSuite;
+  /** Crypto attribute tag of the accepted line. */
+  tag: number;
+  /** The far end's master key and salt: decrypts what it sends. */
+  remoteKey: Buffer;
+}
+
+export interface NegotiatedMedia {
+  codec: G711Codec;
+  payloadType: number;
+  telephoneEvent: { payloadType: number; fmtp: string } | undefined;
+  /** Where the far end wants RTP; undefined when the SDP holds none or the old hold 0.0.0.0. */
+  remoteAddress: string | undefined;
+  remotePort: number;
+  /** The far end's direction as its SDP states it. */
+  remoteDirection: Direction;
+  /** Ours: the mirror of the far end's (RFC 3264 §6.1). */
+  localDirection: Direction;
+  srtp: NegotiatedSrtp | undefined;
+}
+
+/** What a late offer of ours promised, needed to read the answer. */
+export interface OfferState {
+  protocol: string;
+  crypto: { tag: number; suite: SrtpSuite } | undefined;
+}
+
+const STATIC_PT: Readonly<Record<number, string>> = { 0: 'PCMU', 8: 'PCMA' };
+export const DEFAULT_TE_PT = 101;
+const DEFAULT_TE_FMTP = '0-16';
+
+const DIRECTIONS: readonly string[] = ['sendrecv', 'sendonly', 'recvonly', 'inactive'];
+
+export function mirrorDirection(d: Direction): Direction {
+  if (d === 'sendonly') return 'recvonly';
+  if (d === 'recvonly') return 'sendonly';
+  return d;
+}
+
+export function parseSdp(sdp: string): SessionDescription | undefined {
+  try {
+    const s = sdpTransform.parse(sdp);
+    return Array.isArray(s.media) ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function payloadList(m: MediaDescription): number[] {
+  return String(m.payloads ?? '')
+    .trim()
+    .split(/\s+/)
+    .filter((p) => /^\d+$/.test(p))
+    .map(Number);
+}
+
+function codecOf(m: MediaDescription, pt: number): { name: string; rate: number } | undefined {
+  const r = m.rtp.find((x) => x.payload === pt);
+  if (r !== undefined) return { name: r.codec.toUpperCase(), rate: r.rate ?? 8000 };
+  const s = STATIC_PT[pt];
+  return s === undefined ? undefined : { name: s, rate: 8000 };
+}
+
+function directionOf(m: MediaDescription, s: SessionDescription): Direction {
+  const d = m.direction ?? s.direction;
+  return d !== undefined && DIRECTIONS.includes(d) ? d : 'sendrecv';
+}
+
+function remoteAddressOf(m: MediaDescription, s: SessionDescription): string | undefined {
+  const ip = m.connection?.ip ?? s.connection?.ip;
+  if (ip === undefined) return undefined;
+  const addr = ip.split('/')[0] ?? ip;
+  if (addr === '0.0.0.0' || addr === '::') return undefined;
+  return addr;
+}
+
+function isSecure(protocol: string): boolean {
+  return protocol === 'RTP/SAVP' || protocol === 'RTP/SAVPF';
+}
+
+function protocolAcceptable(protocol: string, policy: SrtpPolicy): boolean {
+  if (protocol === 'RTP/AVP' || protocol === 'RTP/AVPF') return policy !== 'required';
+  if (isSecure(protocol)) return policy !== 'off';
+  return false; // DTLS-SRTP (UDP/TLS/RTP/SAVP...) and anything else
+}
+
+/** The first usable a=crypto line: a suite we implement, an inline key of 30 bytes, no MKI, no session parameters. */
+function pickCrypto(m: MediaDescription): NegotiatedSrtp | undefined {
+  for (const c of m.crypto ?? []) {
+    if (!(SRTP_SUITES as readonly string[]).includes(c.suite)) continue;
+    if (c.sessionConfig !== undefined && c.sessionConfig.trim() !== '') continue;
+    const first = c.config.split(';')[0] ?? '';
+    if (!first.startsWith('inline:')) continue;
+    const parts = first.slice('inline:'.length).split('|');
+    if (parts.slice(1).some((p) => p.includes(':'))) continue; // MKI
+    const key = Buffer.from(parts[0] ?? '', 'base64');
+    if (key.length !== 30) continue;
+    return { suite: c.suite as SrtpSuite, tag: c.id, remoteKey: key };
+  }
+  return undefined;
+}
+
+interface AudioChoice {
+  codec: G711Codec;
+  payloadType: number;
+  telephoneEvent: { payloadType: number; fmtp: string } | undefined;
+}
+
+/** First G.711 codec in the far end's order, and its 8 kHz telephone-event if any. */
+function chooseAudio(m: MediaDescription): AudioChoice | undefined {
+  let chosen: { codec: G711Codec; payloadType: number } | undefined;
+  let te: { payloadType: number; fmtp: string } | undefined;
+  for (const pt of payloadList(m)) {
+    const c = codecOf(m, pt);
+    if (c === undefined || c.rate !== 8000) continue;
+    if (chosen === undefined && (c.name === 'PCMU' || c.name === 'PCMA')) chosen = { codec: c.name, payloadType: pt };
+    if (te === undefined && c.name === 'TELEPHONE-EVENT') {
+      te = { payloadType: pt, fmtp: m.fmtp.find((f) => f.payload === pt)?.config ?? DEFAULT_TE_FMTP };
+    }
+  }
+  return chosen === undefined ? undefined : { ...chosen, telephoneEvent: te };
+}
+
+function sessionSkeleton(local: LocalSdpParams): SessionDescription {
+  const ipVer = isIPv6(local.address) ? 6 : 4;
+  return {
+    version: 0,
+    origin: { username: 'pay-ivr', sessionId: local.sessionId, sessionVersion: local.sessionVersion, netType: 'IN', ipVer, address: local.address },
+    name: 'pay-ivr',
+    connection: { version: ipVer, ip: local.address },
+    timing: { start: 0, stop: 0 },
+    media: [],
+  };
+}
+
+function audioMedia(local: LocalSdpParams, protocol: string, choice: AudioChoice[], te: { payloadType: number; fmtp: string } | undefined, direction: Direction, crypto: { tag: number; suite: SrtpSuite } | undefined): MediaDescription {
+  const rtp: MediaDescription['rtp'] = choice.map((c) => ({ payload: c.payloadType, codec: c.codec, rate: 8000 }));
+  const fmtp: MediaDescription['fmtp'] = [];
+  const pts = choice.map((c) => c.payloadType);
+  if (te !== undefined) {
+    rtp.push({ payload: te.payloadType, codec: 'telephone-event', rate: 8000 });
+    fmtp.push({ payload: te.payloadType, config: te.fmtp });
+    pts.push(te.payloadType);
+  }
+  const m: MediaDescription = { type: 'audio', port: local.port, protocol, payloads: pts.join(' '), rtp, fmtp, ptime: 20, direction };
+  if (crypto !== undefined) {
+    m.crypto = [{ id: crypto.tag, suite: crypto.suite, config: `inline:${local.localKey.toString('base64')}` }];
+  }
+  return m;
+}
+
+function rejectedMedia(m: MediaDescription): MediaDescription {
+  const first = payloadList(m)[0];
+  return { type: m.type, port: 0, protocol: m.protocol, payloads: first === undefined ? String(m.payloads ?? '0') : String(first), rtp: [], fmtp: [] };
+}
+
+/**
+ * Answers an offer. Returns undefined when no audio stream is acceptable (the caller sends 488).
+ * Every m-line of the offer gets a line in the answer (RFC 3264 §6); only the first acceptable
+ * audio line is accepted, the others get port 0.
+ */
+export function answerOffer(offerSdp: string, local: LocalSdpParams): { sdp: string; media: NegotiatedMedia } | undefined {
+  const offer = parseSdp(offerSdp);
+  if (offer === undefined) return undefined;
+  const answer = sessionSkeleton(local);
+  let media: NegotiatedMedia | undefined;
+  for (const m of offer.media) {
+    if (media === undefined && m.type === 'audio' && m.port !== 0 && protocolAcceptable(m.protocol, local.srtp)) {
+      const choice = chooseAudio(m);
+      const srtp = isSecure(m.protocol) ? pickCrypto(m) : undefined;
+      if (choice !== undefined && (srtp !== undefined || !isSecure(m.protocol))) {
+        const remoteDirection = directionOf(m, offer);
+        const localDirection = mirrorDirection(remoteDirection);
+        media = {
+          codec: choice.codec,
+          payloadType: choice.payloadType,
+          telephoneEvent: choice.telephoneEvent,
+          remoteAddress: remoteAddressOf(m, offer),
+          remotePort: m.port,
+          remoteDirection,
+          localDirection,
+          srtp,
+        };
+        answer.media.push(audioMedia(local, m.protocol, [choice], choice.telephoneEvent, localDirection, srtp === undefined ? undefined : { tag: srtp.tag, suite: srtp.suite }));
+        continue;
+      }
+    }
+    answer.media.push(rejectedMedia(m));
+  }
+  if (media === undefined) return undefined;
+  return { sdp: sdpTransform.write(answer), media };
+}
+
+/** Our offer for a late-offer INVITE (or an offerless re-INVITE): PCMU, PCMA, telephone-event 101. */
+export function createOffer(local: LocalSdpParams): { sdp: string; state: OfferState } {
+  const secure = local.srtp === 'required';
+  const protocol = secure ? 'RTP/SAVP' : 'RTP/AVP';
+  const s = sessionSkeleton(local);
+  const codecs: AudioChoice[] = [
+    { codec: 'PCMU', payloadType: 0, telephoneEvent: undefined },
+    { codec: 'PCMA', payloadType: 8, telephoneEvent: undefined },
+  ];
+  const crypto = secure ? { tag: 1, suite: 'AES_CM_128_HMAC_SHA1_80' as const } : undefined;
+  s.media.push(audioMedia(local, protocol, codecs, { payloadType: DEFAULT_TE_PT, fmtp: DEFAULT_TE_FMTP }, 'sendrecv', crypto));
+  return { sdp: sdpTransform.write(s), state: { protocol, crypto } };
+}
+
+/** Reads the answer to our offer; undefined when it is unusable. */
+export function applyAnswer(answerSdp: string, offered: OfferState): NegotiatedMedia | undefined {
+  const ans = parseSdp(answerSdp);
+  if (ans === undefined) return undefined;
+  const m = ans.media.find((x) => x.type === 'audio' && x.port !== 0);
+  if (m === undefined || m.protocol !== offered.protocol) return undefined;
+  const choice = chooseAudio(m);
+  if (choice === undefined) return undefined;
+  let srtp: NegotiatedSrtp | undefined;
+  if (isSecure(offered.protocol)) {
+    srtp = pickCrypto(m);
+    if (srtp === undefined || srtp.tag !== offered.crypto?.tag || srtp.suite !== offered.crypto.suite) return undefined;
+  }
+  const remoteDirection = directionOf(m, ans);
+  return {
+    codec: choice.codec,
+    payloadType: choice.payloadType,
+    telephoneEvent: choice.telephoneEvent,
+    remoteAddress: remoteAddressOf(m, ans),
+    remotePort: m.port,
+    remoteDirection,
+    localDirection: mirrorDirection(remoteDirection),
+    srtp,
+  };
+}

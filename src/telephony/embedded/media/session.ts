@@ -1,0 +1,450 @@
+import { randomBytes, randomInt } from 'node:crypto';
+import type { RemoteInfo, Socket } from 'node:dgram';
+import { performance } from 'node:perf_hooks';
+import { PayIvrError } from '../../../errors.js';
+import type { Logger } from '../../../log.js';
+import { TypedEmitter } from '../../../util/typed-emitter.js';
+import type { DtmfDigit, DtmfSource, PlayOptions, PlayResult } from '../../types.js';
+import { decodeInto, G711_SILENCE, type G711Codec } from './g711.js';
+import { InbandDtmfDetector } from './goertzel-dtmf.js';
+import type { PacedStream, Pacer } from './pacer.js';
+import type { Prompt, PromptLibrary } from './prompt-library.js';
+import { Rfc4733Receiver } from './rfc4733.js';
+import { newRtpHeader, parseRtpHeader, RTP_HEADER_SIZE, writeRtpHeader } from './rtp-packet.js';
+import * as sdp from './sdp.js';
+import { SrtpContext } from './srtp.js';
+
+export const SAMPLES_PER_FRAME = 160;
+const PACKET_SIZE = RTP_HEADER_SIZE + SAMPLES_PER_FRAME;
+/**
+ * Packet buffers per session, used in turn. dgram may still hold a buffer queued in the kernel
+ * send path; eight frames (160 ms) later it is long gone, so the buffer can be rewritten.
+ */
+const RING = 8;
+/** A latched source that has been silent this long may be replaced by a new one (NAT rebinding). */
+const RELATCH_AFTER_MS = 2000;
+
+export interface MediaSessionEvents extends Record<string, unknown[]> {
+  digit: [digit: DtmfDigit, source: DtmfSource];
+  /** No inbound RTP for noRtpTimeoutMs while the far end should be sending: treat as a dead call. */
+  'rtp-timeout': [];
+}
+
+/** What the engine shares with its sessions. */
+export interface MediaContext {
+  readonly prompts: PromptLibrary;
+  readonly pacer: Pacer;
+  readonly logger: Logger;
+  readonly advertisedAddress: string;
+  readonly srtp: sdp.SrtpPolicy;
+  readonly noRtpTimeoutMs: number;
+  /** Pre-encoded comfort noise to send instead of digital silence; undefined = silence. */
+  readonly comfortNoise: Readonly<Record<G711Codec, Buffer>> | undefined;
+  release(session: MediaSession): void;
+}
+
+interface Playback {
+  readonly prompts: readonly Prompt[];
+  readonly totalSamples: number;
+  readonly loop: boolean;
+  readonly bargeIn: boolean;
+  readonly resolve: (r: PlayResult) => void;
+  index: number;
+  offset: number;
+}
+
+function canSend(m: sdp.NegotiatedMedia): boolean {
+  return m.localDirection === 'sendrecv' || m.localDirection === 'sendonly';
+}
+
+/** The far end is expected to send (not on hold): only then does silence mean a dead call. */
+function expectsInbound(m: sdp.NegotiatedMedia): boolean {
+  return m.remoteDirection === 'sendrecv' && m.remoteAddress !== undefined;
+}
+
+/**
+ * One call's audio stream: SDP negotiation, the RTP sender (driven by the engine's pacer),
+ * playback of prompt fragments, DTMF detection (RFC 4733, SIP INFO injected, in-band fallback),
+ * symmetric RTP latching, SRTP and the no-RTP watchdog.
+ */
+export class MediaSession extends TypedEmitter<MediaSessionEvents> implements PacedStream {
+  readonly localPort: number;
+  readonly #ctx: MediaContext;
+  readonly #socket: Socket;
+  readonly #log: Logger;
+  readonly #ssrc = randomInt(0x100000000);
+  #seq = randomInt(0x10000);
+  #ts = randomInt(0x100000000);
+  #marker = true;
+  #ring: Buffer[] = [];
+  #ringIdx = 0;
+  #noisePos = 0;
+
+  readonly #sessionId = String(randomInt(1_000_000_000, 9_999_999_999));
+  #sdpVersion = 0;
+  readonly #localKey = randomBytes(30);
+  #pendingOffer: sdp.OfferState | undefined;
+  #media: sdp.NegotiatedMedia | undefined;
+  #txSrtp: SrtpContext | undefined;
+  #rxSrtp: SrtpContext | undefined;
+
+  #latched: { address: string; port: number } | undefined;
+  #lastRxAt = 0;
+  #armedAt = 0;
+  #timeoutFired = false;
+
+  #play: Playback | undefined;
+  readonly #rfc4733 = new Rfc4733Receiver();
+  #inband: InbandDtmfDetector | undefined;
+  #pcm = new Int16Array(SAMPLES_PER_FRAME);
+  readonly #rx = newRtpHeader();
+  #closed = false;
+
+  /** @internal Sessions are created by MediaEngine.createSession(). */
+  constructor(ctx: MediaContext, port: number, socket: Socket) {
+    super();
+    this.#ctx = ctx;
+    this.localPort = port;
+    this.#socket = socket;
+    this.#log = ctx.logger.child({ rtpPort: port });
+    this.#allocRing(0);
+    socket.on('message', this.#onMessage);
+    socket.on('error', (e) => this.#log.debug({ err: e.message }, 'rtp socket error'));
+    ctx.pacer.add(this);
+    this.#log.debug('media session created');
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The negotiated codec, once an offer/answer completed. */
+  get codec(): G711Codec | undefined {
+    return this.#media?.codec;
+  }
+
+  /** True when RFC 4733 telephone-event was negotiated (in-band detection is off then). */
+  get telephoneEvent(): boolean {
+    return this.#media?.telephoneEvent !== undefined;
+  }
+
+  /** True when the stream is SRTP. */
+  get secure(): boolean {
+    return this.#txSrtp !== undefined;
+  }
+
+  /** Where RTP goes now: the latched source, else the SDP address; undefined when nothing is sent. */
+  get remote(): { address: string; port: number } | undefined {
+    return this.#destination();
+  }
+
+  get playing(): boolean {
+    return this.#play !== undefined;
+  }
+
+  // ---- SDP -----------------------------------------------------------------------------------
+
+  #localParams(): sdp.LocalSdpParams {
+    return {
+      address: this.#ctx.advertisedAddress,
+      port: this.localPort,
+      sessionId: this.#sessionId,
+      sessionVersion: this.#sdpVersion + 1,
+      srtp: this.#ctx.srtp,
+      localKey: this.#localKey,
+    };
+  }
+
+  /** Offer/answer. Returns our answer SDP, or undefined when no common codec (caller sends 488). */
+  answerOffer(offerSdp: string): string | undefined {
+    if (this.#closed) return undefined;
+    const r = sdp.answerOffer(offerSdp, this.#localParams());
+    if (r === undefined) {
+      this.#log.debug('sdp offer rejected: no acceptable audio stream');
+      return undefined;
+    }
+    this.#sdpVersion++;
+    this.#applyMedia(r.media);
+    return r.sdp;
+  }
+
+  /** Late offer (INVITE without SDP): our offer for the 200 OK; the answer arrives in the ACK. */
+  createOffer(): string {
+    const r = sdp.createOffer(this.#localParams());
+    this.#sdpVersion++;
+    this.#pendingOffer = r.state;
+    return r.sdp;
+  }
+
+  /** The answer to createOffer(); false when it is unusable (no common codec, bad crypto). */
+  applyAnswer(answerSdp: string): boolean {
+    if (this.#closed || this.#pendingOffer === undefined) return false;
+    const m = sdp.applyAnswer(answerSdp, this.#pendingOffer);
+    if (m === undefined) {
+      this.#log.debug('sdp answer unusable');
+      return false;
+    }
+    this.#pendingOffer = undefined;
+    this.#applyMedia(m);
+    return true;
+  }
+
+  /**
+   * re-INVITE / UPDATE with a new offer (hold: a=sendonly/inactive or c=0.0.0.0; unhold): our
+   * answer, or undefined (488, and the current stream stays as it was).
+   */
+  updateOffer(offerSdp: string): string | undefined {
+    return this.answerOffer(offerSdp);
+  }
+
+  #applyMedia(m: sdp.NegotiatedMedia): void {
+    const prev = this.#media;
+    const now = performance.now();
+    if (prev === undefined || prev.payloadType !== m.payloadType) this.#marker = true;
+    if (prev !== undefined && !canSend(prev) && canSend(m)) this.#marker = true;
+    if (prev === undefined || prev.remoteAddress !== m.remoteAddress || prev.remotePort !== m.remotePort) this.#latched = undefined;
+    if (m.srtp !== undefined) {
+      if (this.#txSrtp?.suite !== m.srtp.suite) this.#txSrtp = new SrtpContext(m.srtp.suite, this.#localKey);
+      const p = prev?.srtp;
+      if (this.#rxSrtp === undefined || p === undefined || p.suite !== m.srtp.suite || !p.remoteKey.equals(m.srtp.remoteKey)) {
+        this.#rxSrtp = new SrtpContext(m.srtp.suite, m.srtp.remoteKey);
+      }
+    } else {
+      this.#txSrtp = undefined;
+      this.#rxSrtp = undefined;
+    }
+    this.#allocRing(this.#txSrtp?.tagLength ?? 0);
+    if (m.telephoneEvent !== undefined) this.#inband = undefined;
+    else if (this.#inband === undefined) this.#inband = new InbandDtmfDetector();
+    if (expectsInbound(m) && (prev === undefined || !expectsInbound(prev))) {
+      this.#armedAt = now;
+      this.#timeoutFired = false;
+    }
+    this.#media = m;
+    this.#log.debug(
+      { codec: m.codec, telephoneEventPt: m.telephoneEvent?.payloadType, srtp: m.srtp !== undefined, direction: m.localDirection, hold: !expectsInbound(m) },
+      'media negotiated',
+    );
+  }
+
+  #allocRing(tagLength: number): void {
+    const size = PACKET_SIZE + tagLength;
+    if (this.#ring[0]?.length === size) return;
+    this.#ring = Array.from({ length: RING }, () => Buffer.alloc(size));
+  }
+
+  #destination(): { address: string; port: number } | undefined {
+    const m = this.#media;
+    if (m === undefined || this.#closed || !canSend(m)) return undefined;
+    if (this.#latched !== undefined) return this.#latched;
+    if (m.remoteAddress === undefined || m.remotePort === 0) return undefined;
+    return { address: m.remoteAddress, port: m.remotePort };
+  }
+
+  // ---- sending (called by the pacer) ---------------------------------------------------------
+
+  /** @internal */
+  onTick(frames: number, skipped: number, now: number): void {
+    if (this.#closed) return;
+    if (skipped > 0) {
+      this.#ts = (this.#ts + skipped * SAMPLES_PER_FRAME) >>> 0;
+      this.#marker = true;
+    }
+    const m = this.#media;
+    const codec: G711Codec = m?.codec ?? 'PCMU';
+    const dest = this.#destination();
+    for (let f = 0; f < frames; f++) {
+      const buf = this.#ring[this.#ringIdx] as Buffer;
+      this.#ringIdx = (this.#ringIdx + 1) % RING;
+      const finished = this.#fillFrame(buf, codec);
+      if (m !== undefined && dest !== undefined) {
+        writeRtpHeader(buf, this.#marker, m.payloadType, this.#seq, this.#ts, this.#ssrc);
+        this.#marker = false;
+        this.#seq = (this.#seq + 1) & 0xffff;
+        if (this.#txSrtp !== undefined) this.#txSrtp.protect(buf, PACKET_SIZE, RTP_HEADER_SIZE, buf);
+        this.#socket.send(buf, dest.port, dest.address);
+      }
+      this.#ts = (this.#ts + SAMPLES_PER_FRAME) >>> 0;
+      if (finished) this.#finishPlay('done');
+    }
+    if (m !== undefined && !this.#timeoutFired && expectsInbound(m) && now - Math.max(this.#lastRxAt, this.#armedAt) >= this.#ctx.noRtpTimeoutMs) {
+      this.#timeoutFired = true;
+      this.#log.debug({ timeoutMs: this.#ctx.noRtpTimeoutMs }, 'no inbound rtp');
+      this.emit('rtp-timeout');
+    }
+  }
+
+  /** Writes the next 160 samples of audio into the packet; true when the playback just ended. */
+  #fillFrame(buf: Buffer, codec: G711Codec): boolean {
+    let pos = RTP_HEADER_SIZE;
+    const end = PACKET_SIZE;
+    const p = this.#play;
+    let finished = false;
+    if (p !== undefined && p.totalSamples > 0) {
+      while (pos < end) {
+        const src = (p.prompts[p.index] as Prompt)[codec];
+        const n = Math.min(end - pos, src.length - p.offset);
+        if (n > 0) {
+          src.copy(buf, pos, p.offset, p.offset + n);
+          pos += n;
+          p.offset += n;
+        }
+        if (p.offset >= src.length) {
+          p.index++;
+          p.offset = 0;
+          if (p.index >= p.prompts.length) {
+            if (!p.loop) {
+              finished = true;
+              break;
+            }
+            p.index = 0;
+          }
+        }
+      }
+    }
+    if (pos < end) this.#fillIdle(buf, pos, end, codec);
+    return finished;
+  }
+
+  #fillIdle(buf: Buffer, from: number, to: number, codec: G711Codec): void {
+    const noise = this.#ctx.comfortNoise?.[codec];
+    if (noise === undefined) {
+      buf.fill(G711_SILENCE[codec], from, to);
+      return;
+    }
+    let pos = from;
+    while (pos < to) {
+      const n = Math.min(to - pos, noise.length - this.#noisePos);
+      noise.copy(buf, pos, this.#noisePos, this.#noisePos + n);
+      pos += n;
+      this.#noisePos = (this.#noisePos + n) % noise.length;
+    }
+  }
+
+  // ---- playback ------------------------------------------------------------------------------
+
+  /**
+   * Plays prompt fragments back to back. Rejects with ERR_PROMPT_MISSING (before touching the
+   * current playback) when a fragment is not in the language's pack.
+   */
+  play(fragments: readonly string[], options: PlayOptions): Promise<PlayResult> {
+    if (this.#closed) return Promise.resolve('ended');
+    const prompts: Prompt[] = [];
+    let missing = 0;
+    for (const id of fragments) {
+      const p = this.#ctx.prompts.get(options.language, id);
+      if (p === undefined) missing++;
+      else prompts.push(p);
+    }
+    if (missing > 0) {
+      // Fragment ids may spell out card data (readbacks): only the language and a count.
+      return Promise.reject(
+        new PayIvrError('ERR_PROMPT_MISSING', `${missing} of ${fragments.length} prompt fragments missing in language ${options.language}`, {
+          details: { language: options.language, missing, fragments: fragments.length },
+        }),
+      );
+    }
+    this.#finishPlay('stopped');
+    const totalSamples = prompts.reduce((n, p) => n + p.samples, 0);
+    if (totalSamples === 0 && options.loop !== true) return Promise.resolve('done');
+    return new Promise<PlayResult>((resolve) => {
+      this.#play = { prompts, totalSamples, loop: options.loop === true, bargeIn: options.bargeIn, resolve, index: 0, offset: 0 };
+      this.#marker = true;
+    });
+  }
+
+  stopPlay(): void {
+    this.#finishPlay('stopped');
+  }
+
+  #finishPlay(result: PlayResult): void {
+    const p = this.#play;
+    if (p === undefined) return;
+    this.#play = undefined;
+    this.#marker = true;
+    p.resolve(result);
+  }
+
+  // ---- receiving -----------------------------------------------------------------------------
+
+  /** SIP INFO digits (application/dtmf-relay, application/dtmf) enter here, so all digits come out of one place. */
+  injectDigit(digit: DtmfDigit, source: DtmfSource): void {
+    this.#deliverDigit(digit, source);
+  }
+
+  #deliverDigit(digit: DtmfDigit, source: DtmfSource): void {
+    if (this.#closed) return;
+    if (this.#play?.bargeIn === true) this.#finishPlay('interrupted');
+    this.emit('digit', digit, source);
+  }
+
+  readonly #onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
+    try {
+      this.#receive(msg, rinfo);
+    } catch (e) {
+      // A listener's exception must not become an uncaught exception on the socket.
+      this.#log.error({ err: e instanceof Error ? e.message : String(e) }, 'rtp receive failed');
+    }
+  };
+
+  #receive(msg: Buffer, rinfo: RemoteInfo): void {
+    const m = this.#media;
+    if (this.#closed || m === undefined) return;
+    const h = this.#rx;
+    let len = msg.length;
+    if (this.#rxSrtp !== undefined) {
+      if (!parseRtpHeader(msg, len - this.#rxSrtp.tagLength, h, false)) return;
+      len = this.#rxSrtp.unprotect(msg, len, h.payloadOffset);
+      if (len < 0) return;
+    }
+    if (!parseRtpHeader(msg, len, h)) return;
+    const now = performance.now();
+    const l = this.#latched;
+    if (l === undefined || l.address !== rinfo.address || l.port !== rinfo.port) {
+      // Symmetric RTP: answer where the far end really sends from. A different source only
+      // takes over once the latched one has gone quiet, so stray packets cannot steal the stream.
+      if (l !== undefined && now - this.#lastRxAt < RELATCH_AFTER_MS) return;
+      this.#latched = { address: rinfo.address, port: rinfo.port };
+      this.#log.debug({ relatch: l !== undefined }, 'rtp source latched');
+    }
+    this.#lastRxAt = now;
+    this.#timeoutFired = false;
+    const te = m.telephoneEvent;
+    if (te !== undefined) {
+      if (h.payloadType === te.payloadType) {
+        const d = this.#rfc4733.receive(h.ssrc, h.timestamp, msg, h.payloadOffset, h.payloadLength);
+        if (d !== undefined) this.#deliverDigit(d, 'rfc4733');
+      }
+      return;
+    }
+    if (this.#inband !== undefined && (h.payloadType === 0 || h.payloadType === 8 || h.payloadType === m.payloadType)) {
+      const codec: G711Codec = h.payloadType === 8 ? 'PCMA' : h.payloadType === 0 ? 'PCMU' : m.codec;
+      if (this.#pcm.length < h.payloadLength) this.#pcm = new Int16Array(h.payloadLength);
+      decodeInto(codec, msg, h.payloadOffset, h.payloadLength, this.#pcm);
+      this.#inband.process(this.#pcm, h.payloadLength, this.#onInbandDigit);
+    }
+  }
+
+  readonly #onInbandDigit = (d: DtmfDigit): void => {
+    this.#deliverDigit(d, 'inband');
+  };
+
+  // ---- lifecycle -----------------------------------------------------------------------------
+
+  /** Idempotent: stops sending, frees the port; a pending play() resolves 'ended'. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#finishPlay('ended');
+    this.#ctx.pacer.remove(this);
+    this.#socket.off('message', this.#onMessage);
+    try {
+      this.#socket.close();
+    } catch {
+      // already closed
+    }
+    this.#ctx.release(this);
+    this.removeAllListeners();
+    this.#log.debug('media session closed');
+  }
+}

@@ -1,0 +1,196 @@
+import { createCipheriv, createHmac, timingSafeEqual, type Cipher } from 'node:crypto';
+
+/**
+ * SRTP (RFC 3711) for the SDES suites Genesys BYOC uses: AES-128 counter mode, HMAC-SHA1
+ * authentication (80- or 32-bit tag), key derivation rate 0, no MKI. RTP only: we neither send
+ * nor read RTCP.
+ */
+export type SrtpSuite = 'AES_CM_128_HMAC_SHA1_80' | 'AES_CM_128_HMAC_SHA1_32';
+
+export const SRTP_SUITES: readonly SrtpSuite[] = ['AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32'];
+export const SRTP_MASTER_KEY_LEN = 16;
+export const SRTP_MASTER_SALT_LEN = 14;
+
+export function srtpTagLength(suite: SrtpSuite): number {
+  return suite === 'AES_CM_128_HMAC_SHA1_80' ? 10 : 4;
+}
+
+export interface SrtpSessionKeys {
+  cipherKey: Buffer;
+  authKey: Buffer;
+  salt: Buffer;
+}
+
+function newEcb(key: Buffer): Cipher {
+  const c = createCipheriv('aes-128-ecb', key, null);
+  c.setAutoPadding(false);
+  return c;
+}
+
+/**
+ * AES-CM keystream (RFC 3711 §4.1.1): AES_k(IV), AES_k(IV + 1), ... where the 16-bit block
+ * counter sits in the last two bytes of the IV.
+ */
+export function aesCmKeystream(key: Buffer, iv: Buffer, length: number): Buffer {
+  return keystreamWith(newEcb(key), iv, length, Buffer.alloc(Math.ceil(length / 16) * 16));
+}
+
+function keystreamWith(ecb: Cipher, iv: Buffer, length: number, counters: Buffer): Buffer {
+  const blocks = Math.ceil(length / 16);
+  for (let j = 0; j < blocks; j++) {
+    const o = j * 16;
+    iv.copy(counters, o, 0, 14);
+    const ctr = ((iv[14] as number) << 8 | (iv[15] as number)) + j;
+    counters[o + 14] = (ctr >> 8) & 0xff;
+    counters[o + 15] = ctr & 0xff;
+  }
+  return ecb.update(counters.subarray(0, blocks * 16));
+}
+
+/** Session key derivation (RFC 3711 §4.3) with key derivation rate 0, for the SRTP labels 0-2. */
+export function deriveSrtpKeys(masterKey: Buffer, masterSalt: Buffer): SrtpSessionKeys {
+  const ecb = newEcb(masterKey);
+  const prf = (label: number, len: number): Buffer => {
+    // x = key_id XOR master_salt, key_id = label || r (48 bits, 0 when kdr = 0): the label lands on byte 7.
+    const iv = Buffer.alloc(16);
+    masterSalt.copy(iv, 0, 0, 14);
+    iv[7] = (iv[7] as number) ^ label;
+    return keystreamWith(ecb, iv, len, Buffer.alloc(Math.ceil(len / 16) * 16)).subarray(0, len);
+  };
+  return { cipherKey: prf(0x00, 16), authKey: prf(0x01, 20), salt: prf(0x02, 14) };
+}
+
+const REPLAY_WINDOW = 128;
+
+/**
+ * One direction of an SRTP session (one master key). The sender and receiver track the
+ * rollover counter (ROC) of the 16-bit sequence number; the receiver estimates it per RFC 3711
+ * §3.3.1, authenticates before decrypting and drops replays within a 128-packet window.
+ */
+export class SrtpContext {
+  readonly suite: SrtpSuite;
+  readonly #keys: SrtpSessionKeys;
+  readonly #ecb: Cipher;
+  readonly #tagLen: number;
+  readonly #iv = Buffer.alloc(16);
+  readonly #roc4 = Buffer.alloc(4);
+  #counters = Buffer.alloc(16 * 12);
+  // Sender state.
+  #txSsrc = -1;
+  #txRoc = 0;
+  #txLastSeq = -1;
+  // Receiver state.
+  #rxSsrc = -1;
+  #rxRoc = 0;
+  #rxHighSeq = 0;
+  #rxHighIndex = -1;
+  readonly #seen = new Float64Array(REPLAY_WINDOW).fill(-1);
+
+  /** `keyAndSalt` is the 30-byte inline key of a=crypto (16-byte master key then 14-byte salt). */
+  constructor(suite: SrtpSuite, keyAndSalt: Buffer) {
+    if (keyAndSalt.length !== SRTP_MASTER_KEY_LEN + SRTP_MASTER_SALT_LEN) throw new RangeError('SRTP master key+salt must be 30 bytes');
+    this.suite = suite;
+    this.#keys = deriveSrtpKeys(keyAndSalt.subarray(0, 16), keyAndSalt.subarray(16, 30));
+    this.#ecb = newEcb(this.#keys.cipherKey);
+    this.#tagLen = srtpTagLength(suite);
+  }
+
+  get tagLength(): number {
+    return this.#tagLen;
+  }
+
+  #xorPayload(buf: Buffer, from: number, to: number, ssrc: number, index: number): void {
+    const iv = this.#iv;
+    this.#keys.salt.copy(iv, 0, 0, 14);
+    iv[14] = 0;
+    iv[15] = 0;
+    iv[4] = (iv[4] as number) ^ ((ssrc >>> 24) & 0xff);
+    iv[5] = (iv[5] as number) ^ ((ssrc >>> 16) & 0xff);
+    iv[6] = (iv[6] as number) ^ ((ssrc >>> 8) & 0xff);
+    iv[7] = (iv[7] as number) ^ (ssrc & 0xff);
+    // 48-bit packet index i * 2^16 occupies bytes 8..13.
+    const hi = Math.floor(index / 0x100000000);
+    const lo = index >>> 0;
+    iv[8] = (iv[8] as number) ^ ((hi >>> 8) & 0xff);
+    iv[9] = (iv[9] as number) ^ (hi & 0xff);
+    iv[10] = (iv[10] as number) ^ ((lo >>> 24) & 0xff);
+    iv[11] = (iv[11] as number) ^ ((lo >>> 16) & 0xff);
+    iv[12] = (iv[12] as number) ^ ((lo >>> 8) & 0xff);
+    iv[13] = (iv[13] as number) ^ (lo & 0xff);
+    const len = to - from;
+    const need = Math.ceil(len / 16) * 16;
+    if (this.#counters.length < need) this.#counters = Buffer.alloc(need);
+    const ks = keystreamWith(this.#ecb, iv, len, this.#counters);
+    for (let i = 0; i < len; i++) buf[from + i] = (buf[from + i] as number) ^ (ks[i] as number);
+  }
+
+  #tag(buf: Buffer, length: number, roc: number): Buffer {
+    this.#roc4.writeUInt32BE(roc >>> 0, 0);
+    return createHmac('sha1', this.#keys.authKey).update(buf.subarray(0, length)).update(this.#roc4).digest();
+  }
+
+  /**
+   * Encrypts the RTP packet `src[0..length)` (header of `headerLength` bytes) into `out`, which
+   * must hold length + tagLength bytes; returns the SRTP length. `src` may be `out`.
+   */
+  protect(src: Buffer, length: number, headerLength: number, out: Buffer): number {
+    const seq = src.readUInt16BE(2);
+    const ssrc = src.readUInt32BE(8);
+    if (ssrc !== this.#txSsrc) {
+      this.#txSsrc = ssrc;
+      this.#txRoc = 0;
+      this.#txLastSeq = -1;
+    } else if (this.#txLastSeq >= 0 && seq < this.#txLastSeq && this.#txLastSeq - seq > 0x8000) {
+      this.#txRoc = (this.#txRoc + 1) >>> 0;
+    }
+    this.#txLastSeq = seq;
+    if (out !== src) src.copy(out, 0, 0, length);
+    this.#xorPayload(out, headerLength, length, ssrc, this.#txRoc * 0x10000 + seq);
+    const tag = this.#tag(out, length, this.#txRoc);
+    tag.copy(out, length, 0, this.#tagLen);
+    return length + this.#tagLen;
+  }
+
+  /**
+   * Authenticates, checks for replay and decrypts `buf[0..length)` in place. Returns the RTP
+   * length (tag removed) or -1 when the packet must be dropped.
+   */
+  unprotect(buf: Buffer, length: number, headerLength: number): number {
+    const rtpLen = length - this.#tagLen;
+    if (rtpLen < headerLength) return -1;
+    const seq = buf.readUInt16BE(2);
+    const ssrc = buf.readUInt32BE(8);
+    if (ssrc !== this.#rxSsrc) {
+      this.#rxSsrc = ssrc;
+      this.#rxRoc = 0;
+      this.#rxHighSeq = seq;
+      this.#rxHighIndex = -1;
+      this.#seen.fill(-1);
+    }
+    // ROC estimate (RFC 3711 §3.3.1): the guess v that puts this packet closest to the highest seen.
+    let v = this.#rxRoc;
+    if (this.#rxHighIndex >= 0) {
+      if (this.#rxHighSeq < 0x8000) {
+        if (seq - this.#rxHighSeq > 0x8000) v = this.#rxRoc - 1;
+      } else if (this.#rxHighSeq - 0x8000 > seq) {
+        v = this.#rxRoc + 1;
+      }
+    }
+    if (v < 0) return -1;
+    const index = v * 0x10000 + seq;
+    if (this.#rxHighIndex >= 0) {
+      if (index <= this.#rxHighIndex - REPLAY_WINDOW) return -1;
+      if (this.#seen[index % REPLAY_WINDOW] === index) return -1;
+    }
+    const expected = this.#tag(buf, rtpLen, v);
+    if (!timingSafeEqual(expected.subarray(0, this.#tagLen), buf.subarray(rtpLen, length))) return -1;
+    this.#seen[index % REPLAY_WINDOW] = index;
+    if (index > this.#rxHighIndex) {
+      this.#rxHighIndex = index;
+      this.#rxHighSeq = seq;
+      this.#rxRoc = v;
+    }
+    this.#xorPayload(buf, headerLength, rtpLen, ssrc, index);
+    return rtpLen;
+  }
+}
