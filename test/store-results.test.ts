@@ -101,14 +101,18 @@ function contract(name: string, make: (logger: Logger) => ResultStore): void {
       try {
         await store.liveCallStarted(live(`${name}-l1`, { startedAt: '2025-01-01T10:00:00.000Z', conversationId: 'cv-1' }));
         await store.liveCallStarted(live(`${name}-l2`, { startedAt: '2025-01-01T10:00:01.000Z' }));
-        await store.liveCallUpdated(`${name}-l1`, 'charging');
-        await store.liveCallUpdated('unknown', 'charging');
+        await store.liveCallState(`${name}-l1`, 'charging');
+        await store.liveCallState('unknown', 'charging');
         let calls = (await store.liveCalls()).filter((c) => c.id.startsWith(`${name}-l`));
         expect(calls.map((c) => [c.id, c.state])).toEqual([
           [`${name}-l1`, 'charging'],
           [`${name}-l2`, 'amount'],
         ]);
         expect(calls[0]?.conversationId).toBe('cv-1');
+        // A state that is not a plain word is stored as "unknown": no digits can get in.
+        await store.liveCallState(`${name}-l2`, `card ${TEST_PAN}`);
+        expect((await store.liveCalls()).find((c) => c.id === `${name}-l2`)?.state).toBe('unknown');
+        await store.liveCallState(`${name}-l2`, 'amount');
         expect(typeof calls[0]?.node).toBe('string');
         await store.liveCallEnded(`${name}-l1`);
         calls = (await store.liveCalls()).filter((c) => c.id.startsWith(`${name}-l`));

@@ -5,7 +5,7 @@ import { RedisStore } from './redis.js';
 import type { ResultStore } from './types.js';
 
 export type { LiveCallInfo, LiveCallState, ResultStore, StoredResult } from './types.js';
-export { LIVE_CALL_STATES } from './types.js';
+export { LIVE_CALL_STATES, safeLiveState } from './types.js';
 export { MemoryStore } from './memory.js';
 export { RedisStore } from './redis.js';
 export { findCardData } from './validate.js';

@@ -2,7 +2,7 @@ import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { PaymentResult } from '../domain/outcome.js';
 import { PayIvrError } from '../errors.js';
-import type { LiveCallInfo, LiveCallState, ResultStore, StoredResult } from './types.js';
+import { safeLiveState, type LiveCallInfo, type LiveCallState, type ResultStore, type StoredResult } from './types.js';
 import { assertNoCardData } from './validate.js';
 
 export interface MemoryStoreOptions {
@@ -127,13 +127,13 @@ export class MemoryStore implements ResultStore {
   async liveCallStarted(info: LiveCallInfo): Promise<void> {
     if (this.#closed) return;
     assertNoCardData(info, 'live call', info.id, this.#log);
-    this.#live.set(info.id, { ...copy(info), node: info.node ?? 'local' });
+    this.#live.set(info.id, { ...copy(info), state: safeLiveState(info.state), node: info.node ?? 'local' });
   }
 
-  async liveCallUpdated(id: string, state: LiveCallState): Promise<void> {
+  async liveCallState(id: string, state: LiveCallState): Promise<void> {
     if (this.#closed) return;
     const info = this.#live.get(id);
-    if (info !== undefined) info.state = state;
+    if (info !== undefined) info.state = safeLiveState(state);
   }
 
   async liveCallEnded(id: string): Promise<void> {

@@ -5,7 +5,7 @@ import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { PaymentResult } from '../domain/outcome.js';
 import { PayIvrError, describeError } from '../errors.js';
-import type { LiveCallInfo, LiveCallState, ResultStore, StoredResult } from './types.js';
+import { safeLiveState, type LiveCallInfo, type LiveCallState, type ResultStore, type StoredResult } from './types.js';
 import { assertNoCardData } from './validate.js';
 
 /**
@@ -218,16 +218,16 @@ export class RedisStore implements ResultStore {
   async liveCallStarted(info: LiveCallInfo): Promise<void> {
     if (this.#closed) return;
     assertNoCardData(info, 'live call', info.id, this.#log);
-    const entry: LiveCallInfo = { ...info, node: this.nodeId };
+    const entry: LiveCallInfo = { ...info, state: safeLiveState(info.state), node: this.nodeId };
     this.#mine.set(info.id, entry);
     await this.#writeLive(entry);
   }
 
-  async liveCallUpdated(id: string, state: LiveCallState): Promise<void> {
+  async liveCallState(id: string, state: LiveCallState): Promise<void> {
     if (this.#closed) return;
     const entry = this.#mine.get(id);
     if (entry === undefined) return;
-    entry.state = state;
+    entry.state = safeLiveState(state);
     await this.#writeLive(entry);
   }
 

@@ -9,9 +9,20 @@ import type { CallMode, PaymentResult } from '../domain/outcome.js';
 /** A saved result: the PaymentResult plus its id and when it was saved (ISO). */
 export type StoredResult = PaymentResult & { id: string; savedAt: string };
 
-/** Where a live call is in its lifecycle (no card data, only the phase). */
+/**
+ * Where a live call is in its lifecycle (no card data, only the phase). The usual phases are
+ * listed; any other lower-case word (letters and '-', up to 32) is accepted, anything else is
+ * stored as "unknown", so a state can never carry digits.
+ */
 export const LIVE_CALL_STATES = ['answering', 'context', 'amount', 'card', 'charging', 'announcing', 'handback', 'ending'] as const;
-export type LiveCallState = (typeof LIVE_CALL_STATES)[number];
+export type LiveCallState = (typeof LIVE_CALL_STATES)[number] | (string & Record<never, never>);
+
+const STATE_WORD = /^[a-z][a-z-]{0,31}$/;
+
+/** The state as stored: the word itself, or "unknown" when it is not a plain lower-case word. */
+export function safeLiveState(state: string): string {
+  return STATE_WORD.test(state) ? state : 'unknown';
+}
 
 export interface LiveCallInfo {
   /** Local call id (InboundCall.id). */
@@ -42,7 +53,7 @@ export interface ResultStore {
   /** Registers a live call (or replaces it, same id). */
   liveCallStarted(info: LiveCallInfo): Promise<void>;
   /** Moves a live call to another phase (no-op for an unknown id). */
-  liveCallUpdated(id: string, state: LiveCallState): Promise<void>;
+  liveCallState(id: string, state: LiveCallState): Promise<void>;
   liveCallEnded(id: string): Promise<void>;
   /** Live calls of every node still alive, oldest first. */
   liveCalls(): Promise<LiveCallInfo[]>;
