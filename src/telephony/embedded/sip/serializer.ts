@@ -76,7 +76,8 @@ export function buildResponse(
   const headers: SipHeader[] = [];
   for (const v of rawHeaders(req, 'via')) headers.push({ name: 'via', value: v });
   for (const name of ['from', 'to', 'call-id', 'cseq'] as const) {
-    for (const v of rawHeaders(req, name)) {
+    // One of each, even when a malformed request repeated them.
+    for (const v of rawHeaders(req, name).slice(0, 1)) {
       let value = v;
       if (name === 'to' && status > 100 && opts.toTag !== undefined && !/;\s*tag=/i.test(toParamsPart(v))) {
         value = `${v};tag=${opts.toTag}`;

@@ -140,13 +140,13 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
     return new Promise<AcceptOutcome>((resolve) => this.#send2xxReliably(res, seq, opts.lateOffer, resolve));
   }
 
-  /** BYE (with an optional Reason header value); the session ends at once with `endReason`. */
-  bye(reason?: string, endReason = 'hangup'): Promise<void> {
+  /** BYE (with an optional Reason header value); the session ends at once with `end`. */
+  bye(reason?: string, end: SessionEnd = { by: 'local', reason: 'hangup' }): Promise<void> {
     if (this.state === 'terminated' || this.#dialog === undefined) return Promise.resolve();
     const dialog = this.#dialog;
     const headers: SipHeader[] = reason !== undefined ? [header('reason', reason)] : [];
     const { request, flow } = dialog.createRequest('BYE', (t) => this.#ctx.localFor(t), { headers });
-    this.#terminate({ by: 'local', reason: endReason });
+    this.#terminate(end);
     return new Promise<void>((resolve) => {
       this.#ctx.layer.sendRequest(request, flow, () => resolve());
     });
@@ -202,7 +202,7 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
       const ok = contentType(req) === 'application/sdp' && req.body.length > 0 && this.media?.applyAnswer(req.body.toString('utf8')) === true;
       if (!ok) {
         p.resolve('ended');
-        void this.bye('SIP;cause=488;text="no usable SDP answer in ACK"', 'bad-sdp-answer');
+        void this.bye('SIP;cause=488;text="no usable SDP answer in ACK"', { by: 'error', reason: 'bad-sdp-answer' });
         return;
       }
     }
@@ -458,7 +458,7 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
       this.#sessionTimer = setTimeout(() => {
         if (this.state === 'terminated') return;
         this.#ctx.log.info({ callId: this.callId }, 'sip: session expired without refresh');
-        void this.bye('SIP;cause=408;text="session expired"', 'session-expired');
+        void this.bye('SIP;cause=408;text="session expired"', { by: 'local', reason: 'session-expired' });
       }, (plan.interval - grace) * unit);
     }
   }
@@ -497,7 +497,7 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
         return;
       }
       this.#ctx.log.info({ callId: this.callId }, 'sip: session refresh failed, ending the call');
-      void this.bye('SIP;cause=408;text="session refresh failed"', 'session-refresh-failed');
+      void this.bye('SIP;cause=408;text="session refresh failed"', { by: 'error', reason: 'session-refresh-failed' });
     });
     if (!useUpdate) tx.on2xxRetransmission = sendAck;
   }

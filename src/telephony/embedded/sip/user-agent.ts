@@ -99,7 +99,7 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
     const byes: Promise<void>[] = [];
     for (const s of [...this.#sessions]) {
       if (s.state === 'offered') s.reject(503, { headers: [header('retry-after', '30')] });
-      else byes.push(s.bye('SIP;cause=503;text="service shutting down"', 'shutdown'));
+      else byes.push(s.bye('SIP;cause=503;text="service shutting down"', { by: 'local', reason: 'shutdown' }));
     }
     if (byes.length > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;

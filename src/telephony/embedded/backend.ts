@@ -1,0 +1,193 @@
+import { readFileSync } from 'node:fs';
+import type { Config } from '../../config/schema.js';
+import type { Logger } from '../../log.js';
+import { PayIvrError, describeError, isPayIvrError } from '../../errors.js';
+import { TypedEmitter } from '../../util/typed-emitter.js';
+import type { BackendEvents, TelephonyBackend } from '../types.js';
+import { AccessControl } from './access-control.js';
+import { EmbeddedCall } from './embedded-call.js';
+import { createDefaultMedia } from './media-factory.js';
+import type { MediaEngineLike, MediaSessionLike } from './media-port.js';
+import { contentType, headerValue } from './sip/message.js';
+import { header } from './sip/serializer.js';
+import type { ServerSession } from './sip/session.js';
+import type { TimerConfig } from './sip/transaction.js';
+import type { TlsMaterial } from './sip/transport.js';
+import { UserAgent } from './sip/user-agent.js';
+
+/**
+ * The embedded telephony backend: our SIP stack (sip/) + the in-process media engine (media/)
+ * behind the call port. New INVITEs pass the access checks (allow-list, rate, capacity, shared
+ * secret, digest) and need a usable SDP offer (or none: late offer) before 'call' is emitted.
+ */
+
+export interface EmbeddedBackendOptions {
+  /** RFC 3261 T1/T2/T4 (tests shrink them). */
+  timers?: TimerConfig;
+  /** Milliseconds per session-timer second (tests shrink it). */
+  sessionTimerUnitMs?: number;
+  /** Media engine to use instead of media/ (tests). */
+  media?: MediaEngineLike;
+  /** answer() resolves at the ACK or after this long (default 8*T1). */
+  ackGraceMs?: number;
+  streamIdleTimeoutMs?: number;
+}
+
+export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements TelephonyBackend {
+  readonly name = 'embedded' as const;
+  readonly #config: Config;
+  readonly #log: Logger;
+  readonly #opts: EmbeddedBackendOptions;
+  readonly #access: AccessControl;
+  readonly #calls = new Set<EmbeddedCall>();
+  #ua: UserAgent | undefined;
+  #media: MediaEngineLike | undefined;
+  #ready = false;
+
+  constructor(config: Config, logger: Logger, options: EmbeddedBackendOptions = {}) {
+    super();
+    this.#config = config;
+    this.#log = logger;
+    this.#opts = options;
+    this.#access = new AccessControl(config.security);
+  }
+
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  get activeCalls(): number {
+    return this.#calls.size;
+  }
+
+  /** The SIP user agent (tests and diagnostics). */
+  get userAgent(): UserAgent | undefined {
+    return this.#ua;
+  }
+
+  /** Bound address of a SIP listener (useful with port 0). */
+  sipPort(transport: 'udp' | 'tcp' | 'tls' = 'udp'): number | undefined {
+    return this.#ua?.transport.localEndpoint(transport)?.port;
+  }
+
+  async start(): Promise<void> {
+    if (this.#ua !== undefined) return;
+    const { sip, rtp } = this.#config;
+    if (!this.#access.allowListEnabled) this.#log.warn('security.allowList is empty: INVITEs are accepted from any address');
+    const media = this.#opts.media ?? createDefaultMedia(this.#config, this.#log);
+    const ua = new UserAgent({
+      listen: sip.listen,
+      limits: { maxMessageBytes: sip.maxMessageBytes, maxHeaders: sip.maxHeaders, maxLineLength: Math.min(8192, sip.maxMessageBytes) },
+      logger: this.#log,
+      userAgent: sip.userAgent,
+      sessionExpires: sip.sessionExpires,
+      publicAddress: sip.publicAddress,
+      tls: loadTls(this.#config),
+      timers: this.#opts.timers,
+      sessionTimerUnitMs: this.#opts.sessionTimerUnitMs,
+      streamIdleTimeoutMs: this.#opts.streamIdleTimeoutMs,
+    });
+    ua.on('invite', (s) => this.#onInvite(s));
+    try {
+      await media.start();
+      await ua.start();
+    } catch (e) {
+      await ua.stop().catch(() => undefined);
+      await media.stop().catch(() => undefined);
+      throw isPayIvrError(e) ? e : new PayIvrError('ERR_BACKEND_UNAVAILABLE', `embedded backend cannot start: ${describeError(e)}`, { cause: e });
+    }
+    this.#media = media;
+    this.#ua = ua;
+    this.#ready = true;
+    this.#log.info({ listen: sip.listen.map((l) => `${l.transport}:${l.host}:${l.port}`), rtp: `${rtp.host}:${rtp.portMin}-${rtp.portMax}` }, 'embedded SIP backend listening');
+  }
+
+  /** BYE to every call, then close sockets and media. Idempotent. */
+  async stop(): Promise<void> {
+    this.#ready = false;
+    const ua = this.#ua;
+    const media = this.#media;
+    this.#ua = undefined;
+    this.#media = undefined;
+    if (ua !== undefined) await ua.stop();
+    for (const c of [...this.#calls]) c.abort({ by: 'local', reason: 'shutdown' });
+    this.#calls.clear();
+    if (media !== undefined) await media.stop();
+  }
+
+  #onInvite(session: ServerSession): void {
+    const invite = session.invite;
+    const source = session.flow.address;
+    const decision = this.#access.check(invite, source, this.#calls.size);
+    if (!decision.ok) {
+      this.#log.info({ callId: session.callId, source, status: decision.status }, 'INVITE refused');
+      session.reject(decision.status, { reason: decision.reason, headers: decision.headers });
+      return;
+    }
+    const media = this.#media;
+    if (media === undefined) {
+      session.reject(503, { headers: [header('retry-after', '5')] });
+      return;
+    }
+    let ms: MediaSessionLike;
+    try {
+      ms = media.createSession();
+    } catch (e) {
+      this.#log.warn({ err: describeError(e), callId: session.callId }, 'no media session available');
+      session.reject(503, { headers: [header('retry-after', '5')] });
+      return;
+    }
+    let answerSdp: string | undefined;
+    if (invite.body.length > 0 && contentType(invite) === 'application/sdp') {
+      try {
+        answerSdp = ms.answerOffer(invite.body.toString('utf8'));
+      } catch (e) {
+        this.#log.warn({ err: describeError(e), callId: session.callId }, 'SDP offer could not be handled');
+      }
+      if (answerSdp === undefined) {
+        ms.close();
+        session.reject(488, { headers: [header('warning', '304 pay-ivr "no common media"')] });
+        return;
+      }
+    }
+    const call = new EmbeddedCall({
+      session,
+      media: ms,
+      answerSdp,
+      remote: { address: source, port: session.flow.port, transport: session.flow.transport },
+      logger: this.#log,
+      ackGraceMs: this.#opts.ackGraceMs ?? 8 * (this.#opts.timers?.t1 ?? 500),
+    });
+    this.#calls.add(call);
+    call.once('ended', (info) => {
+      this.#calls.delete(call);
+      this.#log.info({ callId: call.callId, by: info.by, reason: info.reason }, 'call ended');
+    });
+    this.#log.info({ callId: call.callId, source, transport: session.flow.transport, lateOffer: answerSdp === undefined, ua: headerValue(invite, 'user-agent') }, 'call offered');
+    if (this.listenerCount('call') === 0) {
+      void call.reject(480);
+      return;
+    }
+    try {
+      this.emit('call', call);
+    } catch (e) {
+      this.#log.error({ err: describeError(e), callId: call.callId }, 'call handler failed');
+      void call.hangup({ protocol: 'SIP', cause: 500, text: 'internal error' });
+    }
+  }
+}
+
+function loadTls(config: Config): TlsMaterial | undefined {
+  const t = config.sip.tls;
+  if (t === undefined) return undefined;
+  try {
+    return {
+      cert: readFileSync(t.certFile),
+      key: readFileSync(t.keyFile),
+      ca: t.caFile !== undefined ? readFileSync(t.caFile) : undefined,
+      minVersion: t.minVersion,
+    };
+  } catch (e) {
+    throw new PayIvrError('ERR_CONFIG_READ', `cannot read the SIP TLS files: ${describeError(e)}`, { cause: e });
+  }
+}
