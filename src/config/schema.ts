@@ -158,6 +158,8 @@ const pspSchema = z.discriminatedUnion('type', [
     /** Base URL of a sandbox server; unset = the built-in in-process simulator. */
     url: z.string().url().optional(),
     face: z.enum(['stripe', 'adyen']).default('stripe'),
+    /** Port of the built-in simulator (default ephemeral); its /_sandbox/* endpoints inject faults. */
+    listenPort: port.optional(),
     timeoutMs: ms.default(10_000),
   }),
   z.strictObject({
@@ -185,6 +187,13 @@ const pspSchema = z.discriminatedUnion('type', [
     /** Auth header name and the env var holding its value. */
     authHeader: z.string().default('Authorization'),
     authEnv: z.string().optional(),
+    /** File holding the auth header value (secrets mount); wins over authEnv. */
+    authFile: z.string().optional(),
+    /**
+     * The gateway replays the first answer for a reused idempotency key. When false, a send whose
+     * outcome is unknown is never resent (that could charge twice): only lookupUrl is asked.
+     */
+    idempotent: z.boolean().default(true),
     /** JSON body template; "{{amount}}", "{{currency}}", "{{pan}}", "{{expMonth}}", "{{expYear}}", "{{cvc}}", "{{reference}}", "{{idempotencyKey}}" are replaced. */
     bodyTemplate: z.record(z.string(), z.unknown()),
     idempotencyHeader: z.string().default('Idempotency-Key'),
@@ -192,6 +201,8 @@ const pspSchema = z.discriminatedUnion('type', [
       /** Dotted path of the status field and the value meaning approved. */
       statusPath: z.string(),
       approvedValues: z.array(z.string()).min(1),
+      /** Status values meaning declined (a decline code at declineCodePath also means declined). */
+      declinedValues: z.array(z.string()).default([]),
       transactionIdPath: z.string(),
       authCodePath: z.string().optional(),
       declineCodePath: z.string().optional(),
@@ -207,6 +218,8 @@ const retrySchema = z.strictObject({
   budgetMs: ms.default(20_000),
   maxSends: z.number().int().min(1).max(10).default(3),
   backoffMs: ms.default(500),
+  /** Cap of one backoff wait (exponential with jitter; a longer Retry-After still wins within the budget). */
+  maxBackoffMs: ms.default(4_000),
   breakerFailures: z.number().int().min(1).default(5),
   breakerResetMs: ms.default(30_000),
 });
