@@ -1,0 +1,177 @@
+import type Srf from 'drachtio-srf';
+import type { Config } from '../../config/schema.js';
+import type { Logger } from '../../log.js';
+import { describeError } from '../../errors.js';
+import { TypedEmitter } from '../../util/typed-emitter.js';
+import type { BackendEvents, TelephonyBackend } from '../types.js';
+import { Admission } from './admission.js';
+import { ALLOW, DrachtioCall } from './call.js';
+import { DrachtioLink } from './drachtio-link.js';
+import { FreeswitchLink } from './freeswitch-link.js';
+
+const STOP_CALLS_MS = 5000;
+
+/**
+ * The production backend: SIP through drachtio-server (drachtio-srf), media through FreeSWITCH
+ * (drachtio-fsmrf), behind the same call port as the embedded engine.
+ *
+ * Start order (DESIGN section 4): connect to drachtio-server, then to FreeSWITCH, then register
+ * the INVITE route. Before that drachtio-server itself answers INVITEs 503 (no route); OPTIONS
+ * has its own route from the first connection on and is answered 200. When FreeSWITCH goes away
+ * the INVITE route is removed again (so drachtio-server sends calls to another pay-ivr node, or
+ * 503s them) and calls in progress end; when drachtio-server goes away calls in progress end and
+ * both links retry with a capped backoff. start() never rejects for an unreachable server: it
+ * logs what is wrong and keeps retrying; `ready` tells the readiness probe.
+ */
+export class DrachtioBackend extends TypedEmitter<BackendEvents> implements TelephonyBackend {
+  readonly name = 'drachtio' as const;
+  readonly #config: Config;
+  readonly #log: Logger;
+  readonly #drachtio: DrachtioLink;
+  readonly #freeswitch: FreeswitchLink;
+  readonly #admission: Admission;
+  readonly #calls = new Set<DrachtioCall>();
+  #started = false;
+  #stopping: Promise<void> | undefined;
+  #inviteRegistered = false;
+  /** Whether the current drachtio client has the INVITE route (re-sent by every new client). */
+  #inviteRouted = false;
+  #wasReady = false;
+
+  constructor(config: Config, logger: Logger) {
+    super();
+    this.#config = config;
+    this.#log = logger;
+    const t = config.telephony;
+    this.#drachtio = new DrachtioLink(t.drachtio, logger);
+    this.#freeswitch = new FreeswitchLink(this.#drachtio.srf, t.freeswitch, t.drachtio.maxReconnectDelayMs, logger);
+    this.#admission = new Admission(config.security);
+  }
+
+  get ready(): boolean {
+    return this.#stopping === undefined && this.#drachtio.connected && this.#freeswitch.mediaServer !== undefined;
+  }
+
+  get activeCalls(): number {
+    return this.#calls.size;
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    const srf = this.#drachtio.srf;
+    // Registered before the first connect: sent with the authentication, answered from then on.
+    srf.options(this.#onOptions);
+
+    this.#drachtio.on('up', () => {
+      this.#inviteRouted = this.#inviteRegistered;
+      this.#freeswitch.start();
+      this.#syncInviteRoute();
+    });
+    this.#drachtio.on('down', () => {
+      this.#inviteRouted = false;
+      this.#endAll('transport-lost');
+      this.#reportReadiness();
+    });
+    this.#freeswitch.on('up', () => this.#syncInviteRoute());
+    this.#freeswitch.on('down', () => {
+      this.#endAll('media-lost');
+      this.#syncInviteRoute();
+    });
+
+    const t = this.#config.telephony;
+    this.#log.info(
+      {
+        drachtio: this.#drachtio.target,
+        freeswitch: this.#freeswitch.target,
+        listen: `${t.freeswitch.listenAddress}:${t.freeswitch.listenPort}`,
+        promptsDir: t.freeswitch.promptsDir,
+      },
+      'drachtio backend starting: connecting to drachtio-server, then FreeSWITCH; calls get 503 until both are up',
+    );
+    this.#drachtio.start();
+  }
+
+  stop(): Promise<void> {
+    if (this.#stopping) return this.#stopping;
+    this.#stopping = (async () => {
+      // Take no more calls (drachtio-server routes them to another node or 503s them) ...
+      this.#syncInviteRoute();
+      // ... end the ones in progress, then close both connections.
+      const ending = [...this.#calls].map((c) => c.abort('shutdown'));
+      await Promise.race([Promise.allSettled(ending), new Promise((r) => setTimeout(r, STOP_CALLS_MS).unref())]);
+      await this.#freeswitch.stop();
+      await this.#drachtio.stop();
+      this.#drachtio.removeAllListeners();
+      this.#freeswitch.removeAllListeners();
+      this.removeAllListeners();
+    })();
+    return this.#stopping;
+  }
+
+  /** INVITE route present on drachtio-server exactly while both servers are up. */
+  #syncInviteRoute(): void {
+    const srf = this.#drachtio.srf;
+    if (!this.#drachtio.connected) {
+      this.#reportReadiness();
+      return;
+    }
+    const want = this.ready;
+    try {
+      if (want && !this.#inviteRegistered) {
+        srf.invite(this.#onInvite);
+        this.#inviteRegistered = true;
+        this.#inviteRouted = true;
+      } else if (want && !this.#inviteRouted) {
+        srf.reregisterForMessages('invite');
+        this.#inviteRouted = true;
+      } else if (!want && this.#inviteRouted) {
+        srf.unregisterForMessages('invite');
+        this.#inviteRouted = false;
+      }
+    } catch (e) {
+      this.#log.warn({ err: describeError(e) }, 'INVITE route update failed');
+    }
+    this.#reportReadiness();
+  }
+
+  #reportReadiness(): void {
+    const ready = this.ready;
+    if (ready === this.#wasReady) return;
+    this.#wasReady = ready;
+    if (ready) this.#log.info('drachtio backend ready: drachtio-server and FreeSWITCH connected, INVITE route registered');
+    else this.#log.warn('drachtio backend not ready: new calls get 503');
+  }
+
+  #endAll(reason: 'transport-lost' | 'media-lost'): void {
+    for (const c of [...this.#calls]) void c.abort(reason);
+  }
+
+  readonly #onOptions = (_req: Srf.SrfRequest, res: Srf.SrfResponse): void => {
+    res.send(200, { headers: { Allow: ALLOW, Accept: 'application/sdp', 'User-Agent': this.#config.sip.userAgent } });
+  };
+
+  readonly #onInvite = (req: Srf.SrfRequest, res: Srf.SrfResponse): void => {
+    if (!this.ready) {
+      res.send(503, { headers: { 'Retry-After': '5' } });
+      return;
+    }
+    const verdict = this.#admission.check(req, this.#calls.size);
+    if (verdict) {
+      this.#log.warn({ remote: `${req.source_address}:${req.source_port}`, status: verdict.status, why: verdict.why }, 'INVITE refused');
+      res.send(verdict.status, verdict.reason, { headers: verdict.headers ?? {} });
+      return;
+    }
+    const call = new DrachtioCall(req, res, {
+      srf: this.#drachtio.srf,
+      mediaServer: () => this.#freeswitch.mediaServer,
+      promptsDir: this.#config.telephony.freeswitch.promptsDir,
+      userAgent: this.#config.sip.userAgent,
+      logger: this.#log,
+      onEnded: (c) => this.#calls.delete(c),
+    });
+    this.#calls.add(call);
+    this.#log.info({ call: call.id, callId: call.callId, remote: `${call.remote.address}:${call.remote.port}`, transport: call.remote.transport }, 'incoming call');
+    this.emit('call', call);
+  };
+}

@@ -1,0 +1,525 @@
+import { randomUUID } from 'node:crypto';
+import Srf from 'drachtio-srf';
+import type Mrf from 'drachtio-fsmrf';
+import type { Logger } from '../../log.js';
+import { PayIvrError, describeError } from '../../errors.js';
+import { TypedEmitter } from '../../util/typed-emitter.js';
+import type {
+  CallEndInfo,
+  CallEvents,
+  DtmfDigit,
+  DtmfSource,
+  HangupReason,
+  InboundCall,
+  PlayOptions,
+  PlayResult,
+  ReferResult,
+  RemoteEndpoint,
+} from '../types.js';
+import { playbackCommand, promptFile } from './playback.js';
+import {
+  bracketUri,
+  canonicalHeaderName,
+  formatReason,
+  parseRawHeaders,
+  sdpOrigin,
+  sipfragStatus,
+  subscriptionTerminated,
+  transportOf,
+  uriOfNameAddr,
+  userOfUri,
+} from './sip-text.js';
+
+type Dialog = Srf.Dialog;
+type Endpoint = Mrf.Endpoint;
+type MediaServer = Mrf.MediaServer;
+
+export const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, REFER, INFO, UPDATE';
+
+/** How long teardown waits for a BYE response / FreeSWITCH's hangup before giving up on it. */
+const TEARDOWN_MS = 4000;
+/** After a break, how long play() waits for FreeSWITCH's execute-complete before resolving anyway. */
+const BREAK_GRACE_MS = 2000;
+const DEFAULT_REFER_MS = 15_000;
+
+export interface DrachtioCallDeps {
+  srf: Srf;
+  /** The media server to put the call on (undefined while FreeSWITCH is down). */
+  mediaServer: () => MediaServer | undefined;
+  promptsDir: string;
+  userAgent: string;
+  logger: Logger;
+  /** Called once when the call ended (every path). */
+  onEnded: (call: DrachtioCall) => void;
+}
+
+interface ActivePlay {
+  readonly bargeIn: boolean;
+  stop: 'interrupted' | 'stopped' | undefined;
+  graceTimer: ReturnType<typeof setTimeout> | undefined;
+  finish: (r: PlayResult) => void;
+  fail: (e: Error) => void;
+}
+
+interface ActiveRefer {
+  notify(status: number | undefined, terminated: boolean): void;
+  ended(): void;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => resolve('timeout'), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
+
+const DIGIT = /^[0-9A-D*#]$/;
+
+function dtmfSourceOf(source: string | undefined): DtmfSource {
+  const s = (source ?? '').toUpperCase();
+  if (s === 'INBAND_AUDIO') return 'inband';
+  if (s === 'ENDPOINT') return 'sip-info';
+  return 'rfc4733';
+}
+
+/**
+ * One inbound call on drachtio-server + FreeSWITCH behind the call port. The caller's dialog is
+ * a drachtio UAS dialog; its media is a FreeSWITCH endpoint created from the caller's SDP
+ * (drachtio-fsmrf: INVITE to the drachtio_mrf profile, FreeSWITCH connects back on the outbound
+ * event socket). Prompts are FreeSWITCH `playback`s of files it reads; digits are the endpoint's
+ * DTMF events (never playCollect: it leaves digits in a channel variable); barge-in breaks the
+ * playback. Every end (caller BYE/CANCEL, our hangup, FreeSWITCH or drachtio loss) runs one
+ * teardown that destroys the dialog and the endpoint once and emits 'ended' once.
+ */
+export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCall {
+  readonly id: string;
+  readonly callId: string;
+  readonly fromUri: string;
+  readonly toUri: string;
+  readonly requestUri: string;
+  readonly calledUser: string;
+  readonly remote: RemoteEndpoint;
+
+  readonly #req: Srf.SrfRequest;
+  readonly #res: Srf.SrfResponse;
+  readonly #deps: DrachtioCallDeps;
+  readonly #log: Logger;
+  readonly #headers: [string, string][];
+  #state: 'offered' | 'answered' | 'ended' = 'offered';
+  #answering: Promise<void> | undefined;
+  #dialog: Dialog | undefined;
+  #ep: Endpoint | undefined;
+  #play: ActivePlay | undefined;
+  #refer: ActiveRefer | undefined;
+  #remoteOrigin: string | undefined;
+  #teardown: Promise<void> | undefined;
+  #cancelled = false;
+
+  constructor(req: Srf.SrfRequest, res: Srf.SrfResponse, deps: DrachtioCallDeps) {
+    super();
+    this.#req = req;
+    this.#res = res;
+    this.#deps = deps;
+    this.id = randomUUID();
+    this.#headers = parseRawHeaders(req.raw ?? '');
+    this.callId = req.get('Call-ID') ?? this.header('call-id') ?? '';
+    this.fromUri = uriOfNameAddr(req.get('From') ?? '');
+    this.toUri = uriOfNameAddr(req.get('To') ?? '');
+    this.requestUri = req.uri;
+    this.calledUser = userOfUri(req.uri) || userOfUri(this.toUri);
+    this.remote = { address: req.source_address, port: req.source_port, transport: transportOf(req.protocol) };
+    this.#log = deps.logger.child({ call: this.id, callId: this.callId });
+    req.on('cancel', this.#onCancel);
+  }
+
+  get state(): 'offered' | 'answered' | 'ended' {
+    return this.#state;
+  }
+
+  header(name: string): string | undefined {
+    const n = canonicalHeaderName(name);
+    for (const [k, v] of this.#headers) if (k === n) return v;
+    return this.#headers.length === 0 ? this.#req.get(name) : undefined;
+  }
+
+  headers(name: string): string[] {
+    const n = canonicalHeaderName(name);
+    return this.#headers.filter(([k]) => k === n).map(([, v]) => v);
+  }
+
+  async reject(status: number, reason?: string): Promise<void> {
+    if (status < 300 || status > 699) throw new PayIvrError('ERR_INTERNAL', `reject needs a final non-2xx status, got ${status}`);
+    if (this.#answering) {
+      await this.#answering.catch(() => undefined);
+      return this.hangup({ protocol: 'SIP', cause: status, text: reason ?? 'rejected' });
+    }
+    if (this.#state !== 'offered') return;
+    this.#sendFinal(status, reason);
+    void this.#finish({ by: 'local', reason: `rejected ${status}` }, false);
+  }
+
+  async answer(): Promise<void> {
+    if (this.#state === 'answered') return;
+    if (this.#state === 'ended') throw new PayIvrError('ERR_CALL_ENDED', 'the call ended before it was answered');
+    if (!this.#answering) {
+      this.#answering = this.#doAnswer().finally(() => {
+        this.#answering = undefined;
+      });
+    }
+    return this.#answering;
+  }
+
+  async #doAnswer(): Promise<void> {
+    const ms = this.#deps.mediaServer();
+    if (!ms) {
+      this.#sendFinal(503, 'Media server unavailable');
+      void this.#finish({ by: 'error', reason: 'no-media-server' }, false);
+      throw new PayIvrError('ERR_BACKEND_UNAVAILABLE', 'FreeSWITCH is not connected');
+    }
+    const offer = this.#req.body;
+    if (!offer) {
+      this.#sendFinal(488, 'SDP offer required');
+      void this.#finish({ by: 'error', reason: 'no-sdp-offer' }, false);
+      throw new PayIvrError('ERR_SDP_NO_COMMON_CODEC', 'INVITE without an SDP offer');
+    }
+    const headers = { Allow: ALLOW, 'User-Agent': this.#deps.userAgent };
+    let ep: Endpoint | undefined;
+    let dialog: Dialog;
+    try {
+      if (/^m=audio[^\r\n]*SAVP/m.test(offer)) {
+        // SRTP: FreeSWITCH must answer first (its crypto), so fsmrf's connectCaller does the order.
+        const pair = await ms.connectCaller(this.#req, this.#res, { headers });
+        ep = pair.endpoint;
+        dialog = pair.dialog;
+      } else {
+        ep = await ms.createEndpoint({ remoteSdp: offer });
+        if (this.#state === 'ended') throw new PayIvrError('ERR_CALL_ENDED', 'the caller cancelled while media was set up');
+        const localSdp = ep.local.sdp;
+        if (!localSdp) throw new PayIvrError('ERR_BACKEND_UNAVAILABLE', 'FreeSWITCH gave no local SDP');
+        dialog = await this.#deps.srf.createUAS(this.#req, this.#res, { localSdp, headers });
+      }
+    } catch (e) {
+      if (ep) void this.#destroyEndpoint(ep);
+      if (this.#state === 'ended') {
+        // Ended while we set up media: by CANCEL (drachtio already answered 487) or by a backend loss.
+        if (!this.#cancelled) this.#sendFinal(503, 'Service unavailable');
+        throw new PayIvrError('ERR_CALL_ENDED', 'the call ended while it was answered', { cause: e });
+      }
+      const status = e instanceof Srf.SipError && e.status === 488 ? 488 : 503;
+      this.#sendFinal(status, status === 488 ? 'Not Acceptable Here' : 'Media server unavailable');
+      void this.#finish({ by: 'error', reason: 'answer-failed' }, false);
+      this.#log.warn({ err: describeError(e), status }, 'answer failed');
+      throw new PayIvrError(status === 488 ? 'ERR_SDP_NO_COMMON_CODEC' : 'ERR_BACKEND_UNAVAILABLE', `answer failed: ${describeError(e)}`, { cause: e });
+    }
+    this.#ep = ep;
+    this.#dialog = dialog;
+    if (this.#state === 'ended') {
+      // Ended (backend loss) between the 200 OK and here: the teardown did not know them yet.
+      void this.#destroyDialog(dialog, { protocol: 'SIP', cause: 503, text: 'Service unavailable' });
+      void this.#destroyEndpoint(ep);
+      throw new PayIvrError('ERR_CALL_ENDED', 'the call ended while it was answered');
+    }
+    this.#state = 'answered';
+    this.#remoteOrigin = sdpOrigin(offer);
+    this.#req.off('cancel', this.#onCancel);
+    dialog.on('destroy', this.#onRemoteBye);
+    dialog.on('modify', this.#onModify);
+    dialog.on('notify', this.#onNotify);
+    dialog.on('info', this.#onInfo);
+    ep.on('dtmf', this.#onDtmf);
+    ep.on('destroy', this.#onMediaGone);
+    ep.dialog?.on('destroy', this.#onMediaGone);
+    // Keep RTP flowing while nothing plays (Genesys hangs up on idle RTP).
+    ep.set('send_silence_when_idle', '-1').catch((e: unknown) => this.#log.warn({ err: describeError(e) }, 'send_silence_when_idle not set'));
+    this.#log.info({ media: ep.uuid }, 'answered on FreeSWITCH');
+  }
+
+  async play(fragments: readonly string[], options: PlayOptions): Promise<PlayResult> {
+    if (this.#state === 'ended') return 'ended';
+    const ep = this.#ep;
+    if (this.#state !== 'answered' || !ep) throw new PayIvrError('ERR_INTERNAL', 'play() before answer()');
+    const files = fragments.map((f) => promptFile(this.#deps.promptsDir, options.language, f));
+    if (files.length === 0) return 'done';
+    const previous = this.#play;
+    if (previous) {
+      this.#stopPlayback(previous, 'stopped');
+    }
+    const { app, arg } = playbackCommand(files, options.loop === true);
+    let active: ActivePlay | undefined;
+    const result = new Promise<PlayResult>((resolve, reject) => {
+      active = { bargeIn: options.bargeIn, stop: undefined, graceTimer: undefined, finish: resolve, fail: reject };
+    });
+    const current = active as ActivePlay;
+    this.#play = current;
+    ep.execute(app, arg).then(
+      (evt) => {
+        if (current.stop) current.finish(current.stop);
+        else if (evt.getHeader('Application-Response') === 'FILE NOT FOUND') {
+          current.fail(new PayIvrError('ERR_PROMPT_MISSING', `FreeSWITCH could not open a prompt (${files.length} fragment(s), language ${options.language}); check ${this.#deps.promptsDir}`));
+        } else current.finish('done');
+      },
+      (e: unknown) => {
+        if (this.#state === 'ended') current.finish('ended');
+        else current.fail(new PayIvrError('ERR_INTERNAL', `playback failed: ${describeError(e)}`));
+      },
+    );
+    try {
+      return await result;
+    } finally {
+      if (current.graceTimer) clearTimeout(current.graceTimer);
+      if (this.#play === current) this.#play = undefined;
+    }
+  }
+
+  stopPlay(): void {
+    const p = this.#play;
+    if (p) this.#stopPlayback(p, 'stopped');
+  }
+
+  #stopPlayback(p: ActivePlay, why: 'interrupted' | 'stopped'): void {
+    if (p.stop) return;
+    p.stop = why;
+    const ep = this.#ep;
+    if (ep) {
+      ep.api('uuid_break', `${ep.uuid} all`).catch((e: unknown) => this.#log.debug({ err: describeError(e) }, 'uuid_break failed'));
+    }
+    // Do not hang if FreeSWITCH never reports the broken playback as complete.
+    p.graceTimer = setTimeout(() => p.finish(why), BREAK_GRACE_MS);
+  }
+
+  async refer(referTo: string, options?: { timeoutMs?: number }): Promise<ReferResult> {
+    const dialog = this.#dialog;
+    if (this.#state === 'ended') return { ok: false, referStatus: 481, detail: 'call already ended' };
+    if (this.#state !== 'answered' || !dialog) return { ok: false, referStatus: 481, detail: 'call not answered' };
+    if (this.#refer) return { ok: false, referStatus: 491, detail: 'a REFER is already in progress' };
+    const timeoutMs = options?.timeoutMs ?? DEFAULT_REFER_MS;
+
+    let referStatus: number | undefined;
+    let lastFrag: number | undefined;
+    let finalFrag: number | undefined;
+    let settle!: (r: ReferResult) => void;
+    const done = new Promise<ReferResult>((resolve) => {
+      settle = (r) => {
+        clearTimeout(timer);
+        if (this.#refer === tracker) this.#refer = undefined;
+        resolve(r);
+      };
+    });
+    const settleFinal = (): void => {
+      const fs = finalFrag as number;
+      const ok = fs >= 200 && fs < 300;
+      settle({ ok, referStatus: referStatus !== undefined && referStatus >= 200 ? referStatus : 202, finalStatus: fs, detail: ok ? 'transfer completed' : `transfer failed: final NOTIFY ${fs}` });
+    };
+    const tracker: ActiveRefer = {
+      notify: (status, terminated) => {
+        if (status !== undefined) lastFrag = status;
+        if (status !== undefined && status >= 200) {
+          finalFrag = status;
+          settleFinal();
+        } else if (terminated) {
+          settle({ ok: false, referStatus: referStatus ?? 202, finalStatus: lastFrag, detail: 'subscription terminated without a final status' });
+        }
+      },
+      ended: () =>
+        settle({ ok: false, referStatus: referStatus ?? 481, finalStatus: lastFrag, detail: 'call ended before the final NOTIFY' }),
+    };
+    const timer = setTimeout(
+      () =>
+        settle({
+          ok: false,
+          referStatus: 408,
+          finalStatus: lastFrag,
+          detail: referStatus === undefined ? `no answer to REFER within ${timeoutMs} ms` : `no final NOTIFY within ${timeoutMs} ms`,
+        }),
+      timeoutMs,
+    );
+    this.#refer = tracker;
+
+    dialog
+      .request({ method: 'REFER', headers: { 'Refer-To': bracketUri(referTo), 'Referred-By': `<${dialog.local.uri}>` } })
+      .then(
+        (res) => {
+          // drachtio-srf resolves on the first response; a provisional one leaves the NOTIFYs to decide.
+          if (res.status < 200) return;
+          referStatus = res.status;
+          if (res.status >= 300) settle({ ok: false, referStatus: res.status, detail: `REFER refused: ${res.status} ${res.reason}` });
+        },
+        (e: unknown) => {
+          const status = e instanceof Srf.SipError ? e.status : 500;
+          settle({ ok: false, referStatus: status, detail: `REFER not sent: ${describeError(e)}` });
+        },
+      );
+    const r = await done;
+    this.#log.info({ referStatus: r.referStatus, finalStatus: r.finalStatus, ok: r.ok }, 'REFER finished');
+    return r;
+  }
+
+  async hangup(reason?: HangupReason): Promise<void> {
+    if (this.#answering) await this.#answering.catch(() => undefined);
+    if (this.#state === 'ended') return this.#teardown;
+    if (this.#state === 'offered') {
+      const status = reason && reason.protocol === 'SIP' && reason.cause >= 400 && reason.cause < 700 ? reason.cause : 480;
+      this.#sendFinal(status, reason?.text);
+      return this.#finish({ by: 'local', reason: 'hangup' }, false);
+    }
+    return this.#finish({ by: 'local', reason: 'hangup' }, true, reason);
+  }
+
+  /** The backend lost drachtio-server or FreeSWITCH: end the call from our side. */
+  abort(reason: 'transport-lost' | 'media-lost' | 'shutdown'): Promise<void> {
+    if (this.#state === 'offered' && !this.#answering) this.#sendFinal(503, 'Service unavailable');
+    const text = reason === 'media-lost' ? 'media server lost' : reason === 'shutdown' ? 'service shutting down' : 'signalling lost';
+    return this.#finish({ by: 'error', reason }, true, { protocol: 'SIP', cause: 503, text });
+  }
+
+  #sendFinal(status: number, reason?: string): void {
+    if (this.#res.finalResponseSent) return;
+    try {
+      const headers: Record<string, string> = status === 503 ? { 'Retry-After': '5' } : {};
+      if (reason) this.#res.send(status, reason, { headers });
+      else this.#res.send(status, { headers });
+    } catch (e) {
+      this.#log.warn({ err: describeError(e), status }, 'final response not sent');
+    }
+  }
+
+  /** The one teardown: state, waiters, dialog BYE (when asked), endpoint, 'ended' - once. */
+  #finish(info: CallEndInfo, bye: boolean, reason?: HangupReason): Promise<void> {
+    if (this.#teardown) return this.#teardown;
+    this.#state = 'ended';
+    this.#req.off('cancel', this.#onCancel);
+    const play = this.#play;
+    if (play) {
+      if (play.graceTimer) clearTimeout(play.graceTimer);
+      play.finish('ended');
+    }
+    this.#refer?.ended();
+    const dialog = this.#dialog;
+    const ep = this.#ep;
+    if (dialog) {
+      dialog.off('destroy', this.#onRemoteBye);
+      dialog.off('modify', this.#onModify);
+      dialog.off('notify', this.#onNotify);
+      dialog.off('info', this.#onInfo);
+    }
+    if (ep) {
+      ep.off('dtmf', this.#onDtmf);
+      ep.off('destroy', this.#onMediaGone);
+      ep.dialog?.off('destroy', this.#onMediaGone);
+    }
+    this.#teardown = Promise.allSettled([
+      bye && dialog ? this.#destroyDialog(dialog, reason) : Promise.resolve(),
+      ep ? this.#destroyEndpoint(ep) : Promise.resolve(),
+    ]).then(() => undefined);
+    this.#log.info({ by: info.by, reason: info.reason }, 'call ended');
+    this.emit('ended', info);
+    this.#deps.onEnded(this);
+    return this.#teardown;
+  }
+
+  async #destroyDialog(dialog: Dialog, reason?: HangupReason): Promise<void> {
+    if (!dialog.connected) return;
+    try {
+      const r = await withTimeout(dialog.destroy({ headers: reason ? { Reason: formatReason(reason) } : {} }), TEARDOWN_MS);
+      if (r === 'timeout') this.#log.warn('no response to our BYE');
+    } catch (e) {
+      this.#log.debug({ err: describeError(e) }, 'BYE not sent');
+    }
+  }
+
+  async #destroyEndpoint(ep: Endpoint): Promise<void> {
+    const fsLeg = ep.dialog;
+    try {
+      const r = await withTimeout(ep.destroy(), TEARDOWN_MS);
+      if (r !== 'timeout') return;
+      this.#log.warn('FreeSWITCH did not confirm the media hangup');
+    } catch (e) {
+      this.#log.debug({ err: describeError(e) }, 'media hangup failed');
+    }
+    // FreeSWITCH (or drachtio) did not answer: release the FreeSWITCH leg ourselves.
+    if (fsLeg?.connected) await withTimeout(fsLeg.destroy(), TEARDOWN_MS).catch(() => undefined);
+  }
+
+  #onDigit(digit: DtmfDigit, source: DtmfSource): void {
+    if (this.#state !== 'answered') return;
+    const p = this.#play;
+    if (p && p.bargeIn && !p.stop) this.#stopPlayback(p, 'interrupted');
+    this.emit('digit', digit, source);
+  }
+
+  readonly #onDtmf = (evt: Mrf.DtmfEvent): void => {
+    const d = (evt.dtmf ?? '').toUpperCase();
+    if (!DIGIT.test(d)) return;
+    this.#onDigit(d as DtmfDigit, dtmfSourceOf(evt.source));
+  };
+
+  readonly #onCancel = (): void => {
+    this.#cancelled = true;
+    void this.#finish({ by: 'remote', reason: 'CANCEL' }, false);
+  };
+
+  readonly #onRemoteBye = (): void => {
+    void this.#finish({ by: 'remote', reason: 'BYE' }, false);
+  };
+
+  readonly #onMediaGone = (): void => {
+    if (this.#state === 'ended') return;
+    this.#log.warn('FreeSWITCH ended the media of the call');
+    void this.#finish({ by: 'error', reason: 'media-lost' }, true, { protocol: 'SIP', cause: 503, text: 'media server lost' });
+  };
+
+  readonly #onNotify = (req: Srf.SrfRequest, res: Srf.SrfResponse): void => {
+    res.send(200);
+    const t = this.#refer;
+    if (!t) return;
+    const event = req.get('Event');
+    if (event !== undefined && !/^\s*refer\b/i.test(event)) return;
+    t.notify(sipfragStatus(req.body), subscriptionTerminated(req.get('Subscription-State')));
+  };
+
+  readonly #onInfo = (req: Srf.SrfRequest, res: Srf.SrfResponse): void => {
+    res.send(200);
+    const type = (req.get('Content-Type') ?? '').toLowerCase();
+    let digit: string | undefined;
+    if (type.startsWith('application/dtmf-relay')) digit = /Signal\s*=\s*([0-9A-Da-d*#])/.exec(req.body ?? '')?.[1];
+    else if (type.startsWith('application/dtmf')) digit = (req.body ?? '').trim().charAt(0);
+    if (digit && DIGIT.test(digit.toUpperCase())) this.#onDigit(digit.toUpperCase() as DtmfDigit, 'sip-info');
+  };
+
+  /** re-INVITE from the caller: a refresh is answered with our SDP, a change goes to FreeSWITCH. */
+  readonly #onModify = (req: Srf.SrfRequest, res: Srf.SrfResponse): void => {
+    const dialog = this.#dialog;
+    const ep = this.#ep;
+    const ct = { 'Content-Type': 'application/sdp' };
+    if (!dialog || !ep) {
+      res.send(481);
+      return;
+    }
+    const offer = req.body;
+    const origin = sdpOrigin(offer);
+    if (!offer || origin === undefined || origin === this.#remoteOrigin) {
+      res.send(200, { body: dialog.local.sdp, headers: ct });
+      return;
+    }
+    ep.modify(offer).then(
+      (answer) => {
+        this.#remoteOrigin = origin;
+        dialog.local.sdp = answer;
+        res.send(200, { body: answer, headers: ct });
+      },
+      (e: unknown) => {
+        this.#log.warn({ err: describeError(e) }, 're-INVITE refused by FreeSWITCH');
+        res.send(488);
+      },
+    );
+  };
+}

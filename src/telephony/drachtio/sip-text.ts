@@ -1,0 +1,116 @@
+import type { HangupReason, Transport } from '../types.js';
+
+/**
+ * Small text helpers for what drachtio hands us as strings: the raw INVITE (headers in wire
+ * order), name-addr URIs, the Reason header we put on BYE and the message/sipfrag of a NOTIFY.
+ */
+
+/** RFC 3261 compact header forms (plus the RFC 3515/4028/3265 ones a peer may use). */
+const COMPACT: Readonly<Record<string, string>> = {
+  i: 'call-id',
+  m: 'contact',
+  e: 'content-encoding',
+  l: 'content-length',
+  c: 'content-type',
+  f: 'from',
+  s: 'subject',
+  k: 'supported',
+  t: 'to',
+  v: 'via',
+  o: 'event',
+  r: 'refer-to',
+  b: 'referred-by',
+  u: 'allow-events',
+  x: 'session-expires',
+};
+
+export function canonicalHeaderName(name: string): string {
+  const lower = name.trim().toLowerCase();
+  return COMPACT[lower] ?? lower;
+}
+
+/**
+ * The header section of a raw SIP message as (lower-case name, value) pairs in wire order;
+ * folded lines are joined. Values are not split on commas: one entry per header line.
+ */
+export function parseRawHeaders(raw: string): [string, string][] {
+  const end = raw.indexOf('\r\n\r\n');
+  const head = end === -1 ? raw : raw.slice(0, end);
+  const lines = head.split('\r\n');
+  const out: [string, string][] = [];
+  for (const line of lines.slice(1)) {
+    if ((line.startsWith(' ') || line.startsWith('\t')) && out.length > 0) {
+      const last = out[out.length - 1] as [string, string];
+      last[1] = `${last[1]} ${line.trim()}`;
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    out.push([canonicalHeaderName(line.slice(0, colon)), line.slice(colon + 1).trim()]);
+  }
+  return out;
+}
+
+/** The URI of a name-addr or addr-spec header value ("Alice" <sip:a@b>;tag=1 -> sip:a@b). */
+export function uriOfNameAddr(value: string): string {
+  const lt = value.indexOf('<');
+  if (lt !== -1) {
+    const gt = value.indexOf('>', lt);
+    return value.slice(lt + 1, gt === -1 ? undefined : gt).trim();
+  }
+  const semi = value.indexOf(';');
+  return (semi === -1 ? value : value.slice(0, semi)).trim();
+}
+
+/** The user part of a sip:/sips: URI without its parameters, or the number of a tel: URI. */
+export function userOfUri(uri: string): string {
+  const m = /^(?:sips?|tel):([^@;?]*)/i.exec(uri.trim());
+  return m?.[1] !== undefined ? decodeURIComponentSafe(m[1]) : '';
+}
+
+function decodeURIComponentSafe(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/** drachtio's protocol string -> the port's transport (websockets count as their stream). */
+export function transportOf(protocol: string | undefined): Transport {
+  const p = (protocol ?? '').toLowerCase();
+  if (p === 'tls' || p === 'wss') return 'tls';
+  if (p === 'tcp' || p === 'ws') return 'tcp';
+  return 'udp';
+}
+
+/** RFC 3326 Reason header value; the text is quoted and stripped of what could break the header. */
+export function formatReason(reason: HangupReason): string {
+  const text = reason.text.replace(/[\r\n"\\]/g, ' ').slice(0, 120);
+  return `${reason.protocol};cause=${reason.cause};text="${text}"`;
+}
+
+/** The status code of a message/sipfrag body ("SIP/2.0 200 OK"), or undefined. */
+export function sipfragStatus(body: string | undefined): number | undefined {
+  if (!body) return undefined;
+  const m = /^\s*SIP\/2\.0\s+(\d{3})\b/.exec(body);
+  return m?.[1] !== undefined ? Number(m[1]) : undefined;
+}
+
+/** True when a Subscription-State header value says the subscription is over. */
+export function subscriptionTerminated(value: string | undefined): boolean {
+  return value !== undefined && /^\s*terminated\b/i.test(value);
+}
+
+/** "<uri>" around a Refer-To value that is a bare URI (a URI with headers must be bracketed). */
+export function bracketUri(uri: string): string {
+  const t = uri.trim();
+  return t.startsWith('<') || t.includes('<') ? t : `<${t}>`;
+}
+
+/** origin line identity of an SDP ("o=" session id and version), to tell a refresh from a change. */
+export function sdpOrigin(sdp: string | undefined): string | undefined {
+  if (!sdp) return undefined;
+  const m = /^o=\S+\s+(\S+)\s+(\S+)/m.exec(sdp);
+  return m ? `${m[1]}/${m[2]}` : undefined;
+}
