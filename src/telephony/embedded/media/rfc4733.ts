@@ -12,27 +12,35 @@ export function dtmfEventCode(digit: DtmfDigit): number {
 // §2.5.1.3); a new timestamp right after such a segment continues the same key press.
 const LONG_EVENT_DURATION = 0xff00;
 
+/** Events remembered per stream to recognise retransmitted or late packets. */
+const HISTORY = 16;
+
 /**
  * Turns telephone-event packets into key presses, one per event.
  *
- * An event is identified by its RTP timestamp (the start of the tone), which stays the same in
- * the start packet, the continuation packets, the (usually three) end packets and any
- * retransmission. So:
- * - a packet with the current event's timestamp and code is a repeat: ignored;
- * - a later timestamp is a new key press, even with the same digit ('44');
- * - the digit is reported at the first packet seen of the event, whether it is the start, a
- *   continuation or an end packet (lost start packets);
- * - an earlier timestamp is a late packet of an old event: ignored;
- * - the same timestamp with a different code is a new key press: some generators (SIPp's
- *   dtmf pcaps replayed back to back) reuse one timestamp for every digit.
+ * An event is identified by its RTP timestamp (the start of the tone) and its code, which stay
+ * the same in the start packet, the continuation packets, the (usually three) end packets and
+ * any retransmission. So:
+ * - a packet of an event already seen (same timestamp and code, among the last 16 events of
+ *   this SSRC) is a repeat or a late packet: ignored;
+ * - anything else is a new key press, reported at its first packet whether that is the start,
+ *   a continuation or an end packet (lost start packets). The same digit again has a new
+ *   timestamp ('44'); the same timestamp with another code is another key (generators that
+ *   reuse one timestamp for every digit);
+ * - SIPp's shipped dtmf_2833_<d>.pcap files carry one SSRC and a fixed timestamp per file:
+ *   replaying the same file twice is, correctly, one key press.
  */
 export class Rfc4733Receiver {
-  #have = false;
-  #ssrc = 0;
-  #ts = 0;
-  #code = -1;
-  #ended = false;
-  #duration = 0;
+  #ssrc = -1;
+  readonly #ts = new Float64Array(HISTORY);
+  readonly #code = new Int16Array(HISTORY).fill(-1);
+  #count = 0;
+  #next = 0;
+  /** The most recent event, for long-event segments. */
+  #lastTs = 0;
+  #lastCode = -1;
+  #lastEnded = false;
+  #lastDuration = 0;
 
   /** Feeds one telephone-event payload; returns the digit when this packet starts a new event. */
   receive(ssrc: number, timestamp: number, payload: Uint8Array, offset: number, length: number): DtmfDigit | undefined {
@@ -40,34 +48,41 @@ export class Rfc4733Receiver {
     const code = payload[offset] as number;
     const end = ((payload[offset + 1] as number) & 0x80) !== 0;
     const duration = ((payload[offset + 2] as number) << 8) | (payload[offset + 3] as number);
-    if (this.#have && ssrc === this.#ssrc) {
-      if (timestamp === this.#ts) {
-        if (code === this.#code) {
-          if (end) this.#ended = true;
-          if (duration > this.#duration) this.#duration = duration;
-          return undefined;
-        }
-      } else if (!tsAfter(timestamp, this.#ts)) {
-        return undefined;
-      } else if (code === this.#code && !this.#ended && this.#duration >= LONG_EVENT_DURATION) {
-        this.#ts = timestamp;
-        this.#duration = duration;
-        this.#ended = end;
-        return undefined;
-      }
+    if (ssrc !== this.#ssrc) {
+      this.reset();
+      this.#ssrc = ssrc;
     }
-    this.#have = true;
-    this.#ssrc = ssrc;
-    this.#ts = timestamp;
-    this.#code = code;
-    this.#ended = end;
-    this.#duration = duration;
-    return DTMF_EVENTS[code];
+    if (this.#count > 0 && timestamp === this.#lastTs && code === this.#lastCode) {
+      if (end) this.#lastEnded = true;
+      if (duration > this.#lastDuration) this.#lastDuration = duration;
+      return undefined;
+    }
+    for (let i = 0; i < this.#count; i++) {
+      if (this.#ts[i] === timestamp && this.#code[i] === code) return undefined;
+    }
+    const continuesLong = this.#count > 0 && code === this.#lastCode && !this.#lastEnded && this.#lastDuration >= LONG_EVENT_DURATION && tsAfter(timestamp, this.#lastTs);
+    this.#remember(timestamp, code);
+    this.#lastTs = timestamp;
+    this.#lastCode = code;
+    this.#lastEnded = end;
+    this.#lastDuration = duration;
+    return continuesLong ? undefined : DTMF_EVENTS[code];
+  }
+
+  #remember(ts: number, code: number): void {
+    this.#ts[this.#next] = ts;
+    this.#code[this.#next] = code;
+    this.#next = (this.#next + 1) % HISTORY;
+    if (this.#count < HISTORY) this.#count++;
   }
 
   reset(): void {
-    this.#have = false;
-    this.#code = -1;
+    this.#ssrc = -1;
+    this.#count = 0;
+    this.#next = 0;
+    this.#lastCode = -1;
+    this.#lastEnded = false;
+    this.#lastDuration = 0;
   }
 }
 
