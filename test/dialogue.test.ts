@@ -86,6 +86,8 @@ describe('dialogue: approved payments', () => {
       'thank-you',
     ]);
     expect(d.finished).toBe(false);
+    // Only the card readbacks are marked sensitive.
+    expect(d.plays.filter((p) => p.sensitive).map((p) => p.fragments[0])).toEqual(['card-ending-in', 'you-entered']);
     const r = d.playOut();
     expect(r).toEqual({
       outcome: 'approved',
@@ -241,11 +243,13 @@ describe('dialogue: amount', () => {
     expect(d.state.counts.invalidEntries).toBe(0);
   });
 
-  it('a card number typed at the amount prompt is cut at the 10th digit and never held as text', () => {
-    const d = driver({ amountSource: 'entered' });
+  it('a card number typed at the amount prompt is cut as soon as it exceeds the maximum, never held as text', () => {
+    const d = driver({ amountSource: 'entered', attempts: { ...makeInput().settings.attempts, amount: 5 } });
     d.keys(VISA); // the secret scan of the driver checks every state
-    expect(fragmentsPlayed(d)).toContain('amount-maximum-is');
-    expect(d.state.counts.invalidEntries).toBe(1);
+    // max 10000.00 EUR: 5 integer digits at most, so the 6th digit ends each entry.
+    expect(d.plays.filter((p) => p.fragments[0] === 'amount-maximum-is')).toHaveLength(2);
+    expect(d.state.phase).toEqual({ kind: 'amount-entry', keys: '4242' });
+    expect(d.state.counts.invalidEntries).toBe(2);
   });
 });
 
@@ -695,6 +699,10 @@ describe('dialogue: ends', () => {
     expect(d.state.phase).toMatchObject({ kind: 'charging', faulted: true });
     d.answer({ status: 'approved', transactionId: 'T6' });
     expect(d.result).toMatchObject({ outcome: 'approved', transactionId: 'T6' });
+  });
+
+  it('the secret scan of the driver does catch a secret (negative control)', () => {
+    expect(() => new DialogueDriver(makeInput(), { secrets: ['you-are-about-to-pay'] })).toThrow(/contains a secret/);
   });
 
   it('after finish every event is ignored', () => {

@@ -1,5 +1,5 @@
 import { maxPanLength, securityCodeRule, validateExpiry, validatePan } from '../card.js';
-import { parseDtmfAmount } from '../money.js';
+import { parseDtmfAmount, splitMinor } from '../money.js';
 import type { DeclineClass, Outcome } from '../outcome.js';
 import { readAmount } from '../readback.js';
 import { SensitiveDigits, wipeCard, type CardData } from '../sensitive.js';
@@ -31,7 +31,8 @@ export { createDialogue, type DialogueState, type Phase, type MenuKind, type Car
  *   at 4 digits, the security code at the brand's length (4 Amex, 3 others).
  * - Amount entry: '*' is the decimal point. A '*' as the very first key, or a second '*', clears
  *   the amount and replays the prompt (like '*' in the other fields). The entry ends by itself at
- *   a 10th integer digit or a 5th decimal (always invalid: see MAX_AMOUNT_INTEGER_KEYS).
+ *   an integer digit more than the maximum amount has, or a decimal more than the currency has
+ *   (see MAX_AMOUNT_INTEGER_KEYS).
  * - Menus act on the first key: confirm menus 1 = correct, 2 = enter again, 9 = cancel; the amount
  *   menus also take 3 = refuse the amount (`amount-refused`); '*' replays the menu; '#' is ignored;
  *   any other key is an invalid choice. After a decline: 1 = another card, 2 (or 9) = end (`declined`).
@@ -50,13 +51,19 @@ export { createDialogue, type DialogueState, type Phase, type MenuKind, type Car
  */
 
 /**
- * Amount entry ends by itself past 9 integer digits (MAX_MAJOR is 999,999,999) or 4 decimals (the
- * largest ISO 4217 exponent): such an amount is invalid anyway, and it means the amount keys (plain
- * text) never hold 10+ consecutive digits, so a card number typed at the amount prompt by mistake
- * is never kept as text.
+ * Amount entry ends by itself once it cannot be valid any more: more integer digits than the
+ * profile's maximum has (never more than 9: MAX_MAJOR is 999,999,999), or more decimals than the
+ * currency has. Besides sparing the caller a wait, the amount keys (plain text) then never hold
+ * more consecutive digits than that, so a card number typed at the amount prompt by mistake is
+ * never kept as text.
  */
 export const MAX_AMOUNT_INTEGER_KEYS = 9;
-export const MAX_AMOUNT_FRACTION_KEYS = 4;
+
+function amountKeyLimits(s: DialogueState): { integer: number; fraction: number } {
+  const { maxAmount, currency } = s.input.settings;
+  const { major, exponent } = splitMinor(maxAmount, currency);
+  return { integer: Math.min(MAX_AMOUNT_INTEGER_KEYS, String(major).length), fraction: exponent };
+}
 
 type Out = DialogueCommand[];
 
@@ -334,7 +341,8 @@ function onAmountKey(s: DialogueState, out: Out, p: Extract<Phase, { kind: 'amou
   if (!isDecimalDigit(d)) return; // A-D: ignored
   p.keys += d;
   const star = p.keys.indexOf('*');
-  const overlong = star < 0 ? p.keys.length > MAX_AMOUNT_INTEGER_KEYS : p.keys.length - star - 1 > MAX_AMOUNT_FRACTION_KEYS;
+  const limits = amountKeyLimits(s);
+  const overlong = star < 0 ? p.keys.length > limits.integer : p.keys.length - star - 1 > limits.fraction;
   if (overlong) evaluateAmount(s, out, p.keys);
   else startTimer(s, out, interDigitMs);
 }
