@@ -131,8 +131,8 @@ export class RtpPeer {
   /** Packets sent (any kind). */
   sent = 0;
   readonly #sock: Socket;
-  readonly #srtpTx: SrtpContext | undefined;
-  readonly #srtpRx: SrtpContext | undefined;
+  #srtpTx: SrtpContext | undefined;
+  #srtpRx: SrtpContext | undefined;
   #target: { address: string; port: number } | undefined;
   #timer: NodeJS.Timeout | undefined;
   #jobs: Job[] = [];
@@ -167,6 +167,12 @@ export class RtpPeer {
 
   get port(): number {
     return this.#port;
+  }
+
+  /** Turns SRTP on once both keys are known (ours is in our offer, theirs in the answer). */
+  setSrtp(srtp: RtpPeerSrtp): void {
+    this.#srtpTx = new SrtpContext(srtp.suite, srtp.txKey);
+    this.#srtpRx = new SrtpContext(srtp.suite, srtp.rxKey);
   }
 
   /** Where RTP goes (the SDP address of the session under test). */
