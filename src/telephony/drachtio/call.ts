@@ -401,6 +401,9 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     if (play) {
       if (play.graceTimer) clearTimeout(play.graceTimer);
       play.finish('ended');
+      // In async socket mode FreeSWITCH runs the hangup only after the running playback: break it.
+      const media = this.#ep;
+      if (media?.connected) media.api('uuid_break', `${media.uuid} all`).catch(() => undefined);
     }
     this.#refer?.ended();
     const dialog = this.#dialog;
@@ -440,12 +443,12 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     const fsLeg = ep.dialog;
     try {
       const r = await withTimeout(ep.destroy(), TEARDOWN_MS);
-      if (r !== 'timeout') return;
-      this.#log.warn('FreeSWITCH did not confirm the media hangup');
+      if (r === 'timeout') this.#log.warn('FreeSWITCH did not confirm the media hangup');
     } catch (e) {
       this.#log.debug({ err: describeError(e) }, 'media hangup failed');
     }
-    // FreeSWITCH (or drachtio) did not answer: release the FreeSWITCH leg ourselves.
+    // FreeSWITCH's BYE normally closed its leg; when FreeSWITCH is gone (or did not answer),
+    // release the leg ourselves so neither drachtio-server nor drachtio-srf keeps the dialog.
     if (fsLeg?.connected) await withTimeout(fsLeg.destroy(), TEARDOWN_MS).catch(() => undefined);
   }
 
