@@ -188,7 +188,11 @@ export class ResilientGateway extends TypedEmitter<ResilientEvents> implements P
           reason = kind === 'protocol' ? 'psp-protocol-error' : 'aborted';
           break;
         }
-        this.#breaker.failure();
+        // Only timeouts, network errors and 5xx say the PSP is down; 409 (key in flight) and 429
+        // (slow down) come from a PSP that is up, so they are resent but do not trip the breaker.
+        const down = kind === 'timeout' || kind === 'network' || (pe.status ?? 500) >= 500;
+        if (down) this.#breaker.failure();
+        else this.#breaker.release(gate);
         ambiguous = ambiguous || pe.maybeExecuted;
         reason = kind === 'http' ? `http-${pe.status ?? 'error'}` : kind;
         if (this.#breaker.state === 'open') {
