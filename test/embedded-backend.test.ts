@@ -1,5 +1,12 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { calledUserOf } from '../src/telephony/embedded/embedded-call.js';
 import { configSchema, type Config } from '../src/config/schema.js';
 import { silentLogger } from '../src/log.js';
 import { EmbeddedBackend } from '../src/telephony/embedded/backend.js';
@@ -70,7 +77,8 @@ describe('embedded backend over UDP', () => {
   let h: Harness;
   let peer: SipPeer;
   beforeAll(async () => {
-    h = await startBackend(config());
+    // Session-timer seconds are 5 ms here (timers only run when an INVITE asks for them).
+    h = await startBackend(config(), undefined, { sessionTimerUnitMs: 5 });
   });
   afterAll(async () => {
     await h.backend.stop();
@@ -369,8 +377,6 @@ describe('embedded backend over UDP', () => {
   });
 
   it('session timers: Session-Expires + Require: timer, BYE when the UAC does not refresh', async () => {
-    await h.backend.stop();
-    h = await startBackend(config(), (x) => void x.answer().catch(() => undefined), { sessionTimerUnitMs: 5 });
     peer = await SipPeer.open('udp', PORT);
     const c = peer.newCall();
     peer.send(peer.invite(c, { extra: ['Supported: timer, 100rel', 'Session-Expires: 120', 'Min-SE: 90'] }));
@@ -407,6 +413,25 @@ describe('embedded backend over UDP', () => {
     await peer.response(c.callId, 200, 'BYE');
   });
 
+  it('session timers: we refresh with re-INVITE (and ACK its 200) when the peer has no UPDATE', async () => {
+    peer = await SipPeer.open('udp', PORT);
+    const c = peer.newCall();
+    peer.send(peer.invite(c, { extra: ['Supported: timer', 'Allow: INVITE, ACK, BYE', 'Session-Expires: 100;refresher=uas'] }));
+    const ok = await peer.response(c.callId, 200, 'INVITE');
+    c.to = headerValue(ok, 'to');
+    peer.send(peer.inDialog(c, 'ACK'));
+    peer.autoAnswer.delete('INVITE');
+    const reinvite = await peer.request('INVITE', c.callId, 3000, peer.received.length);
+    expect(headerValue(reinvite, 'content-type')).toBe('application/sdp');
+    expect(headerValue(reinvite, 'session-expires')).toBe('100;refresher=uas');
+    peer.respond(reinvite, 200, ['Content-Type: application/sdp'], offerSdp(40000, '0'));
+    const ack = await peer.request('ACK', c.callId, 3000);
+    expect(headerValue(ack, 'cseq')).toBe(`${/^\d+/.exec(headerValue(reinvite, 'cseq') ?? '')?.[0]} ACK`);
+    expect(h.ended.has(c.callId)).toBe(false);
+    peer.send(peer.inDialog(c, 'BYE', { cseq: 2 }));
+    await peer.response(c.callId, 200, 'BYE');
+  });
+
   it('stop() sends BYE to every call and ends them once', async () => {
     peer = await SipPeer.open('udp', PORT);
     const c = await establish(peer);
@@ -417,7 +442,7 @@ describe('embedded backend over UDP', () => {
     expect(h.ended.get(c.callId)).toEqual({ by: 'local', reason: 'shutdown' });
     expect(h.backend.activeCalls).toBe(0);
     expect(h.backend.ready).toBe(false);
-    h = await startBackend(config());
+    h = await startBackend(config(), undefined, { sessionTimerUnitMs: 5 });
   });
 });
 
@@ -452,6 +477,108 @@ describe('embedded backend over TCP', () => {
     await call.hangup();
     const bye = await peer.request('BYE', c.callId);
     expect(bye.uri).toBe(`sip:caller@127.0.0.1:${peer.port};transport=tcp`);
+  });
+
+  it('closes a connection that announces an absurd Content-Length or never ends its headers', async () => {
+    const a = await SipPeer.open('tcp', port);
+    a.send('INVITE sip:x@127.0.0.1 SIP/2.0\r\nContent-Length: 99999999\r\n\r\n');
+    await until(() => a.closedByPeer);
+    const b = await SipPeer.open('tcp', port);
+    b.send(`INVITE sip:x@127.0.0.1 SIP/2.0\r\nX-Pad: ${'a'.repeat(20000)}`);
+    await until(() => b.closedByPeer);
+    await a.close();
+    await b.close();
+    // The listener still serves new connections.
+    const c2 = await SipPeer.open('tcp', port);
+    const call = c2.newCall();
+    c2.send([`OPTIONS sip:127.0.0.1:${port} SIP/2.0`, c2.via(call.branch), 'Max-Forwards: 70', `From: <sip:a@127.0.0.1>;tag=${call.fromTag}`, 'To: <sip:127.0.0.1>', `Call-ID: ${call.callId}`, 'CSeq: 1 OPTIONS', 'Content-Length: 0', '', ''].join('\r\n'));
+    await c2.response(call.callId, 200);
+    await c2.close();
+  });
+});
+
+describe('embedded backend over TLS', () => {
+  let dir: string;
+  let h: Harness;
+  let peer: SipPeer | undefined;
+  const port = PORT + 6;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'payivr-tls-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+    h = await startBackend(
+      configSchema.parse({
+        sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port }, { transport: 'tls', host: '127.0.0.1', port: port + 1 }], tls: { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem') } },
+        rtp: { host: '127.0.0.1', portMin: 31000, portMax: 31999 },
+      }),
+    );
+  });
+  afterAll(async () => {
+    await peer?.close();
+    await h.backend.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('takes a call over TLS with a transport=tls Contact and sends BYE on the same connection', async () => {
+    peer = await SipPeer.open('tls', port + 1);
+    const c = peer.newCall();
+    peer.send(peer.invite(c));
+    const ok = await peer.response(c.callId, 200, 'INVITE');
+    expect(headerValue(ok, 'contact')).toBe(`<sip:pay-ivr@127.0.0.1:${port + 1};transport=tls>`);
+    c.to = headerValue(ok, 'to');
+    peer.send(peer.inDialog(c, 'ACK'));
+    const call = h.calls.find((x) => x.callId === c.callId) as InboundCall;
+    await until(() => call.state === 'answered');
+    expect(call.remote.transport).toBe('tls');
+    await call.hangup({ protocol: 'Q.850', cause: 16, text: 'Normal call clearing' });
+    const bye = await peer.request('BYE', c.callId);
+    expect(headerValue(bye, 'reason')).toBe('Q.850;cause=16;text="Normal call clearing"');
+  });
+});
+
+describe('embedded backend logging', () => {
+  it('logs no UUI, no SIP bodies and no INFO digits, even at debug level', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        lines.push(chunk.toString());
+        cb();
+      },
+    });
+    const logger = pino({ level: 'debug' }, sink);
+    const media = new FakeMedia();
+    const port = PORT + 8;
+    const backend = new EmbeddedBackend(config({}, port), logger, { media, timers: TIMERS });
+    backend.on('call', (call) => void call.answer().catch(() => undefined));
+    await backend.start();
+    const peer = await SipPeer.open('udp', port);
+    try {
+      const uui = '00414243444546474849;encoding=hex';
+      const c = peer.newCall();
+      peer.send(peer.invite(c, { extra: [`User-to-User: ${uui}`] }));
+      const ok = await peer.response(c.callId, 200, 'INVITE');
+      c.to = headerValue(ok, 'to');
+      peer.send(peer.inDialog(c, 'ACK'));
+      peer.send(peer.inDialog(c, 'INFO', { cseq: 2, contentType: 'application/dtmf-relay', body: 'Signal=8\r\nDuration=160\r\n' }));
+      await peer.response(c.callId, 200, 'INFO');
+      peer.send(peer.inDialog(c, 'BYE', { cseq: 3 }));
+      await peer.response(c.callId, 200, 'BYE');
+    } finally {
+      await peer.close();
+      await backend.stop();
+    }
+    const all = lines.join('');
+    expect(all).toContain('"method":"INVITE"');
+    expect(all).not.toContain('00414243');
+    expect(all).not.toContain('User-to-User');
+    expect(all).not.toMatch(/Signal=|m=audio|v=0/);
+  });
+});
+
+describe('called user', () => {
+  it('is the URL-decoded user part of the Request-URI', () => {
+    expect(calledUserOf('sip:%2B33140000001@10.0.0.1;user=phone')).toBe('+33140000001');
+    expect(calledUserOf('tel:+33140000002;phone-context=example.com')).toBe('+33140000002');
+    expect(calledUserOf('sip:10.0.0.1')).toBe('');
   });
 });
 

@@ -1,5 +1,6 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
+import tls from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { parseMessage, frameStream } from '../../src/telephony/embedded/sip/parser.js';
 import { headerValue, type SipMessage, type SipRequest, type SipResponse } from '../../src/telephony/embedded/sip/message.js';
@@ -19,11 +20,13 @@ export interface PeerCall {
 }
 
 export class SipPeer {
-  readonly transport: 'udp' | 'tcp';
+  readonly transport: 'udp' | 'tcp' | 'tls';
   readonly received: SipMessage[] = [];
   readonly raw: Buffer[] = [];
   #udp: dgram.Socket | undefined;
   #tcp: net.Socket | undefined;
+  /** True once the stream connection was closed by the other side. */
+  closedByPeer = false;
   #tcpBuf = Buffer.alloc(0);
   #waiters: { pred: (m: SipMessage) => boolean; resolve: (m: SipMessage) => void; from: number }[] = [];
   port = 0;
@@ -31,12 +34,12 @@ export class SipPeer {
   /** Auto-answer in-dialog requests from pay-ivr (BYE, NOTIFY...) with this status; undefined = no answer. */
   autoAnswer: Map<string, number> = new Map([['BYE', 200], ['UPDATE', 200], ['OPTIONS', 200]]);
 
-  private constructor(transport: 'udp' | 'tcp', target: { host: string; port: number }) {
+  private constructor(transport: 'udp' | 'tcp' | 'tls', target: { host: string; port: number }) {
     this.transport = transport;
     this.target = target;
   }
 
-  static async open(transport: 'udp' | 'tcp', targetPort: number, localPort = 0): Promise<SipPeer> {
+  static async open(transport: 'udp' | 'tcp' | 'tls', targetPort: number, localPort = 0): Promise<SipPeer> {
     const p = new SipPeer(transport, { host: '127.0.0.1', port: targetPort });
     if (transport === 'udp') {
       const s = dgram.createSocket('udp4');
@@ -45,9 +48,12 @@ export class SipPeer {
       p.#udp = s;
       p.port = s.address().port;
     } else {
-      const s = net.connect({ host: '127.0.0.1', port: targetPort, localAddress: '127.0.0.1' });
+      const s =
+        transport === 'tls'
+          ? tls.connect({ host: '127.0.0.1', port: targetPort, rejectUnauthorized: false })
+          : net.connect({ host: '127.0.0.1', port: targetPort, localAddress: '127.0.0.1' });
       await new Promise<void>((r, j) => {
-        s.once('connect', () => r());
+        s.once(transport === 'tls' ? 'secureConnect' : 'connect', () => r());
         s.once('error', j);
       });
       s.on('data', (c: Buffer) => {
@@ -62,6 +68,7 @@ export class SipPeer {
         }
       });
       s.on('error', () => undefined);
+      s.on('close', () => (p.closedByPeer = true));
       p.#tcp = s;
       p.port = s.localPort ?? 0;
     }
@@ -89,7 +96,7 @@ export class SipPeer {
     this.raw.push(b);
     let m: SipMessage;
     try {
-      m = parseMessage(b, undefined, this.transport === 'tcp');
+      m = parseMessage(b, undefined, this.transport !== 'udp');
     } catch {
       return;
     }
@@ -177,7 +184,7 @@ export class SipPeer {
       `To: <sip:${opts.user ?? '+33140000001'}@127.0.0.1>`,
       `Call-ID: ${c.callId}`,
       `CSeq: ${c.cseq} INVITE`,
-      `Contact: ${opts.contact ?? `<sip:caller@127.0.0.1:${this.port}${this.transport === 'tcp' ? ';transport=tcp' : ''}>`}`,
+      `Contact: ${opts.contact ?? `<sip:caller@127.0.0.1:${this.port}${this.transport === 'udp' ? '' : `;transport=${this.transport}`}>`}`,
       ...(opts.extra ?? []),
     ];
     if (body !== '') lines.push('Content-Type: application/sdp');

@@ -98,7 +98,7 @@ export class Dialog {
     const uri = parseUri(uriText);
     // Explicit transport param, else sips -> TLS, else the transport the caller used.
     let transport: Transport = this.flow.transport;
-    const tp = uri?.params.get('transport');
+    const tp = uri?.params.get('transport')?.toLowerCase();
     if (tp === 'udp' || tp === 'tcp' || tp === 'tls') transport = tp;
     else if (uri?.scheme === 'sips') transport = 'tls';
     const host = uri?.host !== undefined && uri.host !== '' ? uri.host : this.flow.address;

@@ -518,9 +518,9 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
   #contact(): string {
     const local = this.#ctx.localFor(this.flow.transport);
     const host = local.host.includes(':') ? `[${local.host}]` : local.host;
+    // sip: with transport=tls rather than sips: (what trunks such as Genesys BYOC expect).
     const tp = this.flow.transport === 'udp' ? '' : `;transport=${this.flow.transport}`;
-    const scheme = this.flow.transport === 'tls' ? 'sips' : 'sip';
-    return `<${scheme}:pay-ivr@${host}:${local.port}${tp}>`;
+    return `<sip:pay-ivr@${host}:${local.port}${tp}>`;
   }
 
   #terminate(info: SessionEnd): void {

@@ -174,8 +174,10 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
     const fromTag = tagOf(headerValue(req, 'from')) ?? '';
 
     if (req.method === 'ACK') {
+      // ACK for a non-2xx final belongs to the INVITE transaction; an ACK for a 2xx goes to the
+      // dialog, even from UAs that reuse the INVITE's branch in it.
       const tx = this.#layer.findServer(req);
-      if (tx !== undefined) {
+      if (tx !== undefined && tx.state !== 'accepted' && tx.state !== 'proceeding') {
         tx.receive(req);
         return;
       }
