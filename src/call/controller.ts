@@ -172,6 +172,7 @@ export class CallController {
 
   async #handBack(result: PaymentResult, ctx: CallContext, profile: Profile, log: Logger): Promise<NonNullable<PaymentResult['handBack']>> {
     const { config, metrics } = this.#deps;
+    const language = ctx.language ?? profile.language;
     let target: string;
     let referTo: string;
     try {
@@ -179,7 +180,7 @@ export class CallController {
       referTo = buildReferTo(target, encodeResultUui(result, ctx.reference, config.genesys));
     } catch (e) {
       log.error({ err: describeError(e) }, 'no hand-back target');
-      await this.#failBack(result.outcome, profile, 'no hand-back target', 500);
+      await this.#failBack(result.outcome, language, 'no hand-back target', 500);
       metrics.refer('failed');
       return { target: '', status: 'failed', detail: 'no hand-back target' };
     }
@@ -191,14 +192,17 @@ export class CallController {
       await this.#call.hangup({ protocol: 'SIP', cause: 200, text: 'Call transferred' }).catch(() => undefined);
       return { target, status: 'accepted' };
     }
-    await this.#failBack(result.outcome, profile, r.detail, r.finalStatus ?? r.referStatus);
+    await this.#failBack(result.outcome, language, r.detail, r.finalStatus ?? r.referStatus);
     return { target, status: 'failed', detail: r.detail };
   }
 
   /** REFER refused or timed out: tell the caller, then BYE with a Reason header. */
-  async #failBack(outcome: Outcome, profile: Profile, detail: string, status: number): Promise<void> {
+  async #failBack(outcome: Outcome, language: 'fr-FR' | 'en-US', detail: string, status: number): Promise<void> {
     if (this.#call.state !== 'ended') {
-      await this.#call.play([TRANSFER_FAILED_PHRASE], { language: profile.language, bargeIn: false }).catch(() => 'ended');
+      await this.#call.play([TRANSFER_FAILED_PHRASE], { language, bargeIn: false }).catch((e: unknown) => {
+        this.#log.error({ err: describeError(e) }, 'transfer-failed prompt not played');
+        return 'ended';
+      });
     }
     const text = `Transfer failed (${detail.replace(/"/g, "'")}); outcome ${outcome}`;
     await this.#call.hangup({ protocol: 'SIP', cause: status >= 300 && status < 700 ? status : 500, text }).catch(() => undefined);

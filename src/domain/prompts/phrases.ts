@@ -152,6 +152,11 @@ export const PHRASES: Record<string, Texts> = {
     'en-US': 'Thank you.',
     'fr-FR': 'Merci.',
   },
+  // Played by the call layer (not the dialogue) when the hand-back REFER fails, before the BYE.
+  'transfer-failed': {
+    'en-US': 'We could not transfer your call. Please call us again. Goodbye.',
+    'fr-FR': "Nous n'avons pas pu transférer votre appel. Merci de nous rappeler. Au revoir.",
+  },
   'declined-insufficient-funds': {
     'en-US': 'Your payment was declined: insufficient funds.',
     'fr-FR': 'Votre paiement a été refusé : provision insuffisante.',
