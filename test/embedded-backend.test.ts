@@ -43,7 +43,7 @@ interface Harness {
 
 async function startBackend(cfg: Config, onCall: (c: InboundCall) => void = (c) => void c.answer().catch(() => undefined), extra: { sessionTimerUnitMs?: number } = {}): Promise<Harness> {
   const media = new FakeMedia();
-  const backend = new EmbeddedBackend(cfg, silentLogger, { media, timers: TIMERS, ackGraceMs: 2000, ...extra });
+  const backend = new EmbeddedBackend(cfg, silentLogger, { media, timers: TIMERS, ackGraceMs: 2000, offerTimeoutMs: 1500, ...extra });
   const h: Harness = { backend, media, calls: [], ended: new Map(), digits: [], onCall };
   backend.on('call', (call) => {
     h.calls.push(call);
@@ -430,6 +430,35 @@ describe('embedded backend over UDP', () => {
     expect(h.ended.has(c.callId)).toBe(false);
     peer.send(peer.inDialog(c, 'BYE', { cseq: 2 }));
     await peer.response(c.callId, 200, 'BYE');
+  });
+
+  it('no RTP: BYE with a Reason, ended "rtp-timeout" once, media closed', async () => {
+    peer = await SipPeer.open('udp', PORT);
+    const c = await establish(peer);
+    const ms = h.media.created[h.media.created.length - 1];
+    const call = h.calls.find((x) => x.callId === c.callId) as InboundCall;
+    await until(() => call.state === 'answered');
+    let endedCount = 0;
+    call.on('ended', () => (endedCount += 1));
+    ms?.timeout();
+    ms?.timeout();
+    const bye = await peer.request('BYE', c.callId);
+    expect(headerValue(bye, 'reason')).toBe('SIP;cause=408;text="no RTP received"');
+    expect(h.ended.get(c.callId)).toEqual({ by: 'error', reason: 'rtp-timeout' });
+    expect(endedCount).toBe(1);
+    expect(ms?.closed).toBe(true);
+    expect(await call.play(['x'], { language: 'en-US', bargeIn: false })).toBe('ended');
+    expect(await call.refer('sip:+1@127.0.0.1')).toMatchObject({ ok: false, referStatus: 481 });
+  });
+
+  it('an offer the app never handles gets 480', async () => {
+    h.onCall = () => undefined;
+    peer = await SipPeer.open('udp', PORT);
+    const c = peer.newCall();
+    peer.send(peer.invite(c));
+    await peer.response(c.callId, 480, 'INVITE', 4000);
+    await until(() => h.ended.has(c.callId));
+    h.onCall = (x) => void x.answer().catch(() => undefined);
   });
 
   it('stop() sends BYE to every call and ends them once', async () => {

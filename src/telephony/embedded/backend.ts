@@ -30,6 +30,8 @@ export interface EmbeddedBackendOptions {
   media?: MediaEngineLike;
   /** answer() resolves at the ACK or after this long (default 8*T1). */
   ackGraceMs?: number;
+  /** 480 for a call the app neither answers nor rejects within this long (default 60 s). */
+  offerTimeoutMs?: number;
   streamIdleTimeoutMs?: number;
 }
 
@@ -157,6 +159,7 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
       remote: { address: source, port: session.flow.port, transport: session.flow.transport },
       logger: this.#log,
       ackGraceMs: this.#opts.ackGraceMs ?? 8 * (this.#opts.timers?.t1 ?? 500),
+      offerTimeoutMs: this.#opts.offerTimeoutMs ?? 60_000,
     });
     this.#calls.add(call);
     call.once('ended', (info) => {

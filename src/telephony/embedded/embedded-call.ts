@@ -42,6 +42,7 @@ export class EmbeddedCall extends TypedEmitter<CallEvents> implements InboundCal
   readonly #ended: Promise<void>;
   #markEnded!: () => void;
   #endInfo: CallEndInfo | undefined;
+  #offerTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(opts: {
     session: ServerSession;
@@ -50,6 +51,8 @@ export class EmbeddedCall extends TypedEmitter<CallEvents> implements InboundCal
     remote: RemoteEndpoint;
     logger: Logger;
     ackGraceMs: number;
+    /** An INVITE the app neither answers nor rejects within this long gets 480. */
+    offerTimeoutMs: number;
   }) {
     super();
     this.id = `emb-${randomBytes(6).toString('hex')}`;
@@ -66,6 +69,11 @@ export class EmbeddedCall extends TypedEmitter<CallEvents> implements InboundCal
     this.calledUser = calledUserOf(invite.uri);
     this.remote = opts.remote;
     this.#ended = new Promise<void>((resolve) => (this.#markEnded = resolve));
+    this.#offerTimer = setTimeout(() => {
+      if (this.#state !== 'offered') return;
+      this.#log.warn({ callId: this.callId }, 'call neither answered nor rejected in time');
+      this.#session.reject(480, { reason: 'Not Answered In Time' });
+    }, opts.offerTimeoutMs);
 
     opts.session.media = {
       reoffer: (offer) => this.#media.updateOffer(offer),
@@ -118,6 +126,7 @@ export class EmbeddedCall extends TypedEmitter<CallEvents> implements InboundCal
       throw new PayIvrError('ERR_INTERNAL', 'cannot create the SDP offer', { cause: e });
     }
     this.#state = 'answered';
+    clearTimeout(this.#offerTimer);
     const accepted = this.#session.accept(sdp, { lateOffer: late });
     // Do not block the dialogue on a slow ACK: the 200 is out and media flows.
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -171,6 +180,7 @@ export class EmbeddedCall extends TypedEmitter<CallEvents> implements InboundCal
   #onTerminated(info: SessionEnd): void {
     if (this.#state === 'ended') return;
     this.#state = 'ended';
+    clearTimeout(this.#offerTimer);
     this.#endInfo = { by: info.by, reason: info.reason };
     this.#guard(() => this.#media.close());
     this.#markEnded();
