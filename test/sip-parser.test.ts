@@ -88,6 +88,9 @@ describe('SIP parser', () => {
     expect(err.request).toBeUndefined();
     expect(catchParse(invite().replace('CSeq: 314159 INVITE', 'CSeq: 1 BYE')).request).toBeDefined();
     expect(catchParse(invite().replace('Max-Forwards: 70', 'Max-Forwards: many')).status).toBe(400);
+    expect(catchParse(invite().replace('Max-Forwards: 70\r\n', '')).request).toBeDefined();
+    const ack = invite().replace(/INVITE/g, 'ACK').replace('Max-Forwards: 70\r\n', '');
+    expect(parseMessage(Buffer.from(ack), LIMITS).kind).toBe('request');
     expect(catchParse(invite().replace(' SIP/2.0\r\n', ' SIP/3.0\r\n')).status).toBe(505);
     expect(catchParse('hello world\r\n\r\n').request).toBeUndefined();
     expect(catchParse('INVITE sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKx\r\nbroken header line\r\n\r\n').request).toBeDefined();

@@ -195,8 +195,11 @@ function validate(msg: SipMessage): void {
   if (cseq === undefined) bad('missing or bad CSeq');
   if (msg.kind === 'request') {
     if (cseq !== undefined && cseq.method !== msg.method) bad('CSeq method differs from request method');
+    // Max-Forwards is mandatory, but an ACK without one is still taken: dropping it would
+    // end an answered call for a cosmetic fault.
     const mf = rawHeaders(msg, 'max-forwards');
-    if (mf.length !== 1 || !/^\d{1,3}$/.test((mf[0] as string).trim()) || Number(mf[0]) > 255) bad('missing or bad Max-Forwards');
+    const mfOk = mf.length === 1 && /^\d{1,3}$/.test((mf[0] as string).trim()) && Number(mf[0]) <= 255;
+    if (!mfOk && !(msg.method === 'ACK' && mf.length === 0)) bad('missing or bad Max-Forwards');
     if (!/^[A-Za-z][A-Za-z0-9+.-]*:\S+$/.test(msg.uri)) bad('bad Request-URI');
   }
 }
