@@ -11,7 +11,7 @@ import { silentLogger } from '../src/log.js';
 import type { DtmfDigit, DtmfSource } from '../src/telephony/types.js';
 import { MediaEngine, type MediaEngineOptions, type MediaSession } from '../src/telephony/embedded/media/engine.js';
 import { writeWavPcm16 } from '../src/telephony/embedded/media/wav.js';
-import { encodedPrompt, expectPromptSequence, readPcapRtp, RtpPeer, type ReceivedRtp } from './support/rtp-peer.js';
+import { encodedPrompt, expectPromptSequence, readPcapRtp, RtpPeer, type ReceivedRtp, type RtpPeerOptions } from './support/rtp-peer.js';
 
 // Ports: engines 32100-32399, peers 32500-32899.
 const REAL_PROMPTS = join(import.meta.dirname, '..', 'prompts');
@@ -24,7 +24,7 @@ function ramp(n: number, seed: number): Int16Array {
   return Int16Array.from({ length: n }, (_, i) => Math.round(9000 * Math.sin((i * (seed + 1)) / 7) + ((i * seed) % 700)));
 }
 
-async function peer(opts: ConstructorParameters<typeof Object>[0] & Parameters<typeof RtpPeer.open>[0] = {}): Promise<RtpPeer> {
+async function peer(opts: RtpPeerOptions = {}): Promise<RtpPeer> {
   const p = await RtpPeer.open({ port: nextPeerPort++, ...opts });
   peers.push(p);
   return p;

@@ -2,18 +2,22 @@ import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { PayIvrError } from '../../../errors.js';
 
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
+
 /**
  * Resolves literal addresses synchronously. With it, dgram's bind() completes (or emits its
  * EADDRINUSE error) before bind() returns, so a port can be allocated synchronously and is
- * known to be ours before it is written into an SDP answer.
+ * known to be ours before it is written into an SDP answer. It also runs on every send(): the
+ * family is fixed per socket, so no address parsing happens per packet.
  */
-function literalLookup(address: string, _opts: unknown, cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
-  cb(null, address, isIPv6(address) ? 6 : 4);
+function literalLookup(family: 4 | 6): (address: string, opts: unknown, cb: LookupCallback) => void {
+  return (address, _opts, cb) => cb(null, address, family);
 }
 
 /** Binds a UDP socket to host:port now; returns undefined when the port is taken. */
 export function bindUdpSync(host: string, port: number): Socket | undefined {
-  const sock = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', lookup: literalLookup as never });
+  const v6 = isIPv6(host);
+  const sock = createSocket({ type: v6 ? 'udp6' : 'udp4', lookup: literalLookup(v6 ? 6 : 4) as never });
   let failure: NodeJS.ErrnoException | undefined;
   const onError = (e: NodeJS.ErrnoException): void => {
     failure = e;

@@ -89,6 +89,8 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
   #rxSrtp: SrtpContext | undefined;
 
   #latched: { address: string; port: number } | undefined;
+  /** The SDP's address, kept as one object so the per-tick path allocates nothing. */
+  #sdpDestination: { address: string; port: number } | undefined;
   #lastRxAt = 0;
   #armedAt = 0;
   #timeoutFired = false;
@@ -203,6 +205,7 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
     if (prev === undefined || prev.payloadType !== m.payloadType) this.#marker = true;
     if (prev !== undefined && !canSend(prev) && canSend(m)) this.#marker = true;
     if (prev === undefined || prev.remoteAddress !== m.remoteAddress || prev.remotePort !== m.remotePort) this.#latched = undefined;
+    this.#sdpDestination = m.remoteAddress === undefined || m.remotePort === 0 ? undefined : { address: m.remoteAddress, port: m.remotePort };
     if (m.srtp !== undefined) {
       if (this.#txSrtp?.suite !== m.srtp.suite) this.#txSrtp = new SrtpContext(m.srtp.suite, this.#localKey);
       const p = prev?.srtp;
@@ -236,9 +239,7 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
   #destination(): { address: string; port: number } | undefined {
     const m = this.#media;
     if (m === undefined || this.#closed || !canSend(m)) return undefined;
-    if (this.#latched !== undefined) return this.#latched;
-    if (m.remoteAddress === undefined || m.remotePort === 0) return undefined;
-    return { address: m.remoteAddress, port: m.remotePort };
+    return this.#latched ?? this.#sdpDestination;
   }
 
   // ---- sending (called by the pacer) ---------------------------------------------------------
