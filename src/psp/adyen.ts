@@ -147,7 +147,7 @@ export class AdyenGateway implements PspAdapter {
     }
     const e = errorResponse.safeParse(json);
     const code = e.success ? e.data.errorCode : undefined;
-    this.#opts.logger.warn({ psp: this.name, status, body: sanitizePspBody(text) }, 'Adyen error answer');
+    this.#opts.logger.warn({ gateway: this.name, status, body: sanitizePspBody(text) }, 'Adyen error answer');
     const declineClass = status === 422 && code !== undefined ? VALIDATION_DECLINES[code] : undefined;
     if (declineClass) return { status: 'declined', declineClass, pspCode: `validation-${code}` };
     const transient = header(headers, 'transient-error') === 'true';

@@ -86,7 +86,7 @@ export async function createGateway(psp: PspConfig, retry: RetryConfig, logger: 
     }
   }
   const gateway = new ResilientGateway(adapter, { ...retry, logger });
-  logger.info({ psp: gateway.name, capabilities: adapter.capabilities, sandbox: sandbox?.url }, 'PSP gateway ready');
+  logger.info({ gateway: gateway.name, capabilities: adapter.capabilities, sandbox: sandbox?.url }, 'PSP gateway ready');
   let closed = false;
   return {
     gateway,

@@ -92,7 +92,7 @@ export class ResilientGateway extends TypedEmitter<ResilientEvents> implements P
       now: this.#now,
       onChange: (s) => {
         const level = s === 'open' ? 'warn' : 'info';
-        this.#log[level]({ psp: this.name, breaker: s }, s === 'open' ? 'PSP circuit open: charges fail fast' : `PSP circuit ${s}`);
+        this.#log[level]({ gateway: this.name, breaker: s }, s === 'open' ? 'PSP circuit open: charges fail fast' : `PSP circuit ${s}`);
         this.emit('breaker', s, this.name);
       },
     });
@@ -118,7 +118,7 @@ export class ResilientGateway extends TypedEmitter<ResilientEvents> implements P
       this.#stats[out.status] += 1;
       const reason = out.status === 'unknown' ? out.reason : undefined;
       const report: ChargeReport = { psp: this.name, status: out.status, sends, viaLookup, reason, ms: this.#now() - t0 };
-      const fields = { psp: this.name, key: req.idempotencyKey, ref: req.reference, status: out.status, sends, viaLookup, reason, ms: report.ms, ...(out.status === 'declined' ? { declineClass: out.declineClass, pspCode: out.pspCode } : {}) };
+      const fields = { gateway: this.name, key: req.idempotencyKey, ref: req.reference, status: out.status, sends, viaLookup, reason, ms: report.ms, ...(out.status === 'declined' ? { declineClass: out.declineClass, pspCode: out.pspCode } : {}) };
       if (out.status === 'unknown') this.#log.warn(fields, 'charge outcome unknown (psp-error)');
       else this.#log.info(fields, 'charge done');
       this.emit('charge', report);
@@ -126,7 +126,7 @@ export class ResilientGateway extends TypedEmitter<ResilientEvents> implements P
     };
     if (this.#closed) return done({ status: 'unknown', reason: 'gateway-closed' }, false);
     if (!isValidIdempotencyKey(req.idempotencyKey)) {
-      this.#log.error({ psp: this.name }, 'invalid idempotency key: charge not sent');
+      this.#log.error({ gateway: this.name }, 'invalid idempotency key: charge not sent');
       return done({ status: 'unknown', reason: 'invalid-idempotency-key' }, false);
     }
 
@@ -179,7 +179,7 @@ export class ResilientGateway extends TypedEmitter<ResilientEvents> implements P
         }
         // Our own send deadline fired: for the PSP's health that is a timeout.
         const kind = pe.kind === 'aborted' && sendTimeout.aborted ? 'timeout' : pe.kind;
-        this.#log.warn({ psp: this.name, key: req.idempotencyKey, send: n, kind, status: pe.status, pspCode: pe.pspCode, err: pe.message }, 'PSP send failed');
+        this.#log.warn({ gateway: this.name, key: req.idempotencyKey, send: n, kind, status: pe.status, pspCode: pe.pspCode, err: pe.message }, 'PSP send failed');
         if (kind === 'protocol' || kind === 'aborted') {
           // The PSP answered (4xx) or we cannot say: resending the same bytes cannot help.
           if (kind === 'protocol') this.#breaker.success();
@@ -243,12 +243,12 @@ export class ResilientGateway extends TypedEmitter<ResilientEvents> implements P
         if (out && out.status !== 'unknown') {
           this.#stats.lookupHits += 1;
           this.#breaker.success();
-          this.#log.info({ psp: this.name, key: req.idempotencyKey, how: t.how, status: out.status }, 'lookup found the attempt');
+          this.#log.info({ gateway: this.name, key: req.idempotencyKey, how: t.how, status: out.status }, 'lookup found the attempt');
           return out;
         }
-        this.#log.info({ psp: this.name, key: req.idempotencyKey, how: t.how }, 'lookup found no final outcome');
+        this.#log.info({ gateway: this.name, key: req.idempotencyKey, how: t.how }, 'lookup found no final outcome');
       } catch (e) {
-        this.#log.warn({ psp: this.name, key: req.idempotencyKey, how: t.how, err: describeError(e) }, 'lookup failed');
+        this.#log.warn({ gateway: this.name, key: req.idempotencyKey, how: t.how, err: describeError(e) }, 'lookup failed');
       }
     }
     return undefined;

@@ -202,13 +202,13 @@ export class RestGateway implements PspAdapter {
     if (status >= 200 && status < 300) {
       if (json === undefined) throw new PspError('protocol', `gateway answered HTTP ${status} with a body that is not JSON`, { status, maybeExecuted: true });
       if (mapped === undefined) {
-        this.#logger.warn({ psp: this.name, status, statusValue: scalar(getPath(json, r.statusPath))?.slice(0, 40), body: sanitizePspBody(json) }, 'gateway answer neither approved nor declined');
+        this.#logger.warn({ gateway: this.name, status, statusValue: scalar(getPath(json, r.statusPath))?.slice(0, 40), body: sanitizePspBody(json) }, 'gateway answer neither approved nor declined');
       }
       return mapped ?? { status: 'unknown', reason: 'rest-unrecognised-status' };
     }
     // A 4xx that carries a decline (402 with a decline code) is a decline, not an error.
     if (status >= 400 && status < 500 && status !== 409 && status !== 429 && mapped?.status === 'declined') return mapped;
-    this.#logger.warn({ psp: this.name, status, body: sanitizePspBody(text) }, 'gateway error answer');
+    this.#logger.warn({ gateway: this.name, status, body: sanitizePspBody(text) }, 'gateway error answer');
     throw httpStatusError(status, parseRetryAfter(headers['retry-after']));
   }
 

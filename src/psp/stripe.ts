@@ -216,7 +216,7 @@ export class StripeGateway implements PspAdapter {
     if (e instanceof Stripe.errors.StripeError) {
       const status = e.statusCode;
       const safe = sanitizePspBody({ type: e.type, code: e.code, message: e.message, status, requestId: e.requestId });
-      this.#logger.warn({ op, psp: this.name, status, body: safe }, 'Stripe error answer');
+      this.#logger.warn({ op, gateway: this.name, status, body: safe }, 'Stripe error answer');
       if (status === undefined) throw new PspError('protocol', 'Stripe answer could not be read', { maybeExecuted: true });
       if (e instanceof Stripe.errors.StripeIdempotencyError) {
         // The key was used before: that earlier request may have charged. Look it up, never resend.
