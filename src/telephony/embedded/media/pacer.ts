@@ -23,6 +23,7 @@ export interface PacedStream {
 export class Pacer {
   readonly #streams = new Set<PacedStream>();
   readonly #logger: Logger;
+  readonly #now: () => number;
   #timer: NodeJS.Timeout | undefined;
   #t0 = 0;
   #framesDone = 0;
@@ -31,8 +32,10 @@ export class Pacer {
   lateTicks = 0;
   ticks = 0;
 
-  constructor(logger: Logger) {
+  /** `now` is a monotonic clock in ms (injectable for tests). */
+  constructor(logger: Logger, now: () => number = () => performance.now()) {
     this.#logger = logger;
+    this.#now = now;
   }
 
   get size(): number {
@@ -50,7 +53,7 @@ export class Pacer {
   start(): void {
     if (this.#running) return;
     this.#running = true;
-    this.#t0 = performance.now();
+    this.#t0 = this.#now();
     this.#framesDone = 0;
     this.#schedule();
   }
@@ -64,14 +67,14 @@ export class Pacer {
   #schedule(): void {
     const next = this.#t0 + (this.#framesDone + 1) * FRAME_MS;
     // Rounded up: waking a fraction of a millisecond early would only cost an empty tick.
-    const delay = Math.max(1, Math.ceil(next - performance.now()));
+    const delay = Math.max(1, Math.ceil(next - this.#now()));
     this.#timer = setTimeout(this.#tick, delay);
     this.#timer.unref();
   }
 
   readonly #tick = (): void => {
     if (!this.#running) return;
-    const now = performance.now();
+    const now = this.#now();
     const due = Math.floor((now - this.#t0) / FRAME_MS);
     let frames = due - this.#framesDone;
     if (frames > 0) {
