@@ -54,7 +54,7 @@ export const FAST_RETRY: ResilientOptions = {
   breakerResetMs: 250,
 };
 
-export const ADAPTER_TIMEOUT_MS = 400;
+export const ADAPTER_TIMEOUT_MS = 800;
 
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
 

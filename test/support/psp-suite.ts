@@ -102,7 +102,7 @@ export function describeFaultSuite(getHarness: () => PspHarness, tally: FaultTal
     });
 
     it('a resend while the first send is still executing is refused as in flight, then replayed: one charge', async () => {
-      const { out, handling } = await chargeAndCheck({ fault: { kind: 'latency', ms: 700 }, method: 'POST' }, { maxSends: 8, backoffMs: 100, maxBackoffMs: 400 });
+      const { out, handling } = await chargeAndCheck({ fault: { kind: 'latency', ms: ADAPTER_TIMEOUT_MS + 300 }, method: 'POST' }, { maxSends: 8, backoffMs: 100, maxBackoffMs: 400 });
       expect(out.status).toBe('approved');
       expect(handling).toContain('in-flight');
       expect(handling.filter((x) => x === 'executed')).toHaveLength(1);
