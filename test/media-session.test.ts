@@ -446,10 +446,27 @@ describe('symmetric RTP (latching)', () => {
     connect(s, a);
     await a.waitForPackets(3);
     expect(s.remote?.port).toBe(a.port);
-    a.stop();
     s.updateOffer(offerFor(b));
     expect(s.remote?.port).toBe(b.port);
+    // a keeps sending a little (late packets after the re-INVITE): they must not latch us back
+    await sleep(100);
+    a.stop();
     await b.waitForPackets(3);
+    expect(s.remote?.port).toBe(b.port);
+  });
+  it('behind NAT the real source may stay the same across an SDP change: it is latched again', async () => {
+    const private1 = await peer();
+    const private2 = await peer();
+    const real = await peer();
+    const s = track(engine.createSession());
+    const port = sdpTransform.parse(s.answerOffer(offerFor(private1))!).media[0]!.port;
+    real.setTarget('127.0.0.1', port);
+    real.start();
+    await real.waitFor(() => s.remote?.port === real.port, 3000, 'latch');
+    s.updateOffer(offerFor(private2));
+    expect(s.remote?.port).toBe(private2.port);
+    await private2.waitForPackets(2);
+    await real.waitFor(() => s.remote?.port === real.port, 6000, 'relatch to the real source');
   });
 });
 

@@ -89,6 +89,9 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
   #rxSrtp: SrtpContext | undefined;
 
   #latched: { address: string; port: number } | undefined;
+  /** The source latched before the SDP moved the stream elsewhere; ignored until #staleUntil. */
+  #staleSource: { address: string; port: number } | undefined;
+  #staleUntil = 0;
   /** The SDP's address, kept as one object so the per-tick path allocates nothing. */
   #sdpDestination: { address: string; port: number } | undefined;
   #lastRxAt = 0;
@@ -204,7 +207,13 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
     const now = performance.now();
     if (prev === undefined || prev.payloadType !== m.payloadType) this.#marker = true;
     if (prev !== undefined && !canSend(prev) && canSend(m)) this.#marker = true;
-    if (prev === undefined || prev.remoteAddress !== m.remoteAddress || prev.remotePort !== m.remotePort) this.#latched = undefined;
+    if (prev === undefined || prev.remoteAddress !== m.remoteAddress || prev.remotePort !== m.remotePort) {
+      // The far end moved: for a while, late packets from where it was must not latch us back
+      // there. Only for a while: behind NAT the real source may stay the same while the SDP changes.
+      this.#staleSource = this.#latched;
+      this.#staleUntil = now + RELATCH_AFTER_MS;
+      this.#latched = undefined;
+    }
     this.#sdpDestination = m.remoteAddress === undefined || m.remotePort === 0 ? undefined : { address: m.remoteAddress, port: m.remotePort };
     if (m.srtp !== undefined) {
       if (this.#txSrtp?.suite !== m.srtp.suite) this.#txSrtp = new SrtpContext(m.srtp.suite, this.#localKey);
@@ -405,6 +414,8 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
       // Symmetric RTP: answer where the far end really sends from. A different source only
       // takes over once the latched one has gone quiet, so stray packets cannot steal the stream.
       if (l !== undefined && now - this.#lastRxAt < RELATCH_AFTER_MS) return;
+      const stale = this.#staleSource;
+      if (stale !== undefined && now < this.#staleUntil && stale.address === rinfo.address && stale.port === rinfo.port) return;
       this.#latched = { address: rinfo.address, port: rinfo.port };
       this.#log.debug({ relatch: l !== undefined }, 'rtp source latched');
     }
