@@ -73,7 +73,7 @@ interface Harness {
 
 async function startHarness(
   ports: HarnessPorts,
-  opts: { fs?: Partial<FakeFreeswitchOptions>; config?: Record<string, unknown>; startServers?: boolean } = {},
+  opts: { fs?: Partial<FakeFreeswitchOptions>; config?: Record<string, unknown>; tweak?: (c: Config) => Config; startServers?: boolean } = {},
 ): Promise<Harness> {
   const drachtio = new FakeDrachtio({ port: ports.drachtio, secret: DRACHTIO_SECRET });
   const fs = new FakeFreeswitch({ eslPort: ports.esl, password: ESL_PASSWORD, sipPort: ports.sip, ...opts.fs });
@@ -84,7 +84,8 @@ async function startHarness(
   }
   const logs = new LogCapture();
   const logger = createLogger({ level: 'debug', destination: logs.stream });
-  const config = drachtioConfig(ports, opts.config);
+  const base = drachtioConfig(ports, opts.config);
+  const config = opts.tweak ? opts.tweak(base) : base;
   const backend = new DrachtioBackend(config, logger);
   const pending: InboundCall[] = [];
   const waiters: ((c: InboundCall) => void)[] = [];
@@ -419,5 +420,277 @@ describe('drachtio backend contract: one call', () => {
     const res = await h.drachtio.options();
     expect(res.status).toBe(200);
     expect(res.get('Allow')).toContain('INVITE');
+  });
+});
+
+function withTelephony(c: Config, t: { drachtio?: Partial<Config['telephony']['drachtio']>; freeswitch?: Partial<Config['telephony']['freeswitch']> }): Config {
+  return {
+    ...c,
+    telephony: {
+      ...c.telephony,
+      drachtio: { ...c.telephony.drachtio, ...t.drachtio },
+      freeswitch: { ...c.telephony.freeswitch, ...t.freeswitch },
+    },
+  };
+}
+
+function countLines(h: Harness, fragment: string): number {
+  return h.logs.lines.filter((l) => l.includes(fragment)).length;
+}
+
+describe('drachtio backend contract: servers coming and going', () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  it('unreachable servers at start: start() resolves, says what is missing, retries; drachtio first, then FreeSWITCH, then the INVITE route', async () => {
+    const hh = (h = await startHarness(PORTS, { startServers: false }));
+    await hh.backend.start();
+    expect(hh.backend.ready).toBe(false);
+    await hh.logs.waitFor(`drachtio-server unreachable at 127.0.0.1:${PORTS.drachtio} (ECONNREFUSED)`);
+    await until(() => countLines(hh, 'drachtio-server unreachable') >= 2);
+    // FreeSWITCH is not tried before drachtio-server is connected.
+    expect(hh.logs.has('FreeSWITCH not usable')).toBe(false);
+
+    await hh.drachtio.start();
+    await hh.logs.waitFor(`event socket at 127.0.0.1:${PORTS.esl} unreachable (ECONNREFUSED)`);
+    const text = hh.logs.text;
+    expect(text.indexOf('connected to drachtio-server')).toBeLessThan(text.indexOf('FreeSWITCH not usable'));
+    // drachtio up, FreeSWITCH down: OPTIONS answered, no INVITE route so drachtio-server says 503.
+    expect(hh.drachtio.hasRoute('options')).toBe(true);
+    expect(hh.drachtio.hasRoute('invite')).toBe(false);
+    expect((await hh.drachtio.options()).status).toBe(200);
+    const early = hh.drachtio.invite();
+    expect((await early.final()).status).toBe(503);
+    expect(hh.drachtio.serverResponses).toHaveLength(1);
+    expect(hh.backend.ready).toBe(false);
+
+    await hh.fs.start();
+    await hh.drachtio.waitForRoute('invite');
+    await until(() => hh.backend.ready);
+    const { call } = await answeredCall(hh);
+    expect(call.state).toBe('answered');
+  });
+
+  it('a wrong drachtio secret is reported and retried, never crashes', async () => {
+    const hh = (h = await startHarness(PORTS, { tweak: (c) => withTelephony(c, { drachtio: { secret: 'not-the-secret' } }) }));
+    let failures = 0;
+    hh.drachtio.on('auth-failed', () => (failures += 1));
+    await hh.backend.start();
+    await until(() => failures >= 2);
+    await hh.logs.waitFor('drachtio-server rejected the shared secret');
+    expect(hh.backend.ready).toBe(false);
+    expect(hh.drachtio.hasRoute('options')).toBe(false);
+  });
+
+  it('a wrong event-socket password is reported, retried, and leaves no connection behind', async () => {
+    const hh = (h = await startHarness(PORTS, { fs: { password: 'other-password' } }));
+    await hh.backend.start();
+    await until(() => countLines(hh, 'refused the password') >= 3);
+    // One auth per attempt: no connection of an earlier attempt kept re-authenticating.
+    expect(hh.fs.commands.filter((c) => c.command.startsWith('auth ')).length).toBe(countLines(hh, 'refused the password'));
+    expect(hh.backend.ready).toBe(false);
+    expect(hh.drachtio.hasRoute('invite')).toBe(false);
+  });
+
+  it('FreeSWITCH without a running drachtio_mrf profile: clear message, no crash, ready once the profile runs', async () => {
+    const hh = (h = await startHarness(PORTS, { fs: { profileRunning: false } }));
+    await hh.backend.start();
+    await hh.logs.waitFor('FreeSWITCH has no running sip profile named \\"drachtio_mrf\\"');
+    expect(hh.backend.ready).toBe(false);
+    hh.fs.profileRunning = true;
+    await hh.drachtio.waitForRoute('invite');
+    await until(() => hh.backend.ready);
+  });
+
+  it('an event socket ACL that refuses us is reported', async () => {
+    const hh = (h = await startHarness(PORTS, { fs: { acl: () => false } }));
+    await hh.backend.start();
+    await hh.logs.waitFor('rejected this address (apply-inbound-acl');
+    expect(hh.backend.ready).toBe(false);
+  });
+
+  it('the fsmrf listen port in use is reported instead of crashing the process', async () => {
+    const { createServer } = await import('node:net');
+    const squatter = createServer();
+    await new Promise<void>((r) => squatter.listen(PORTS.listen, '127.0.0.1', () => r()));
+    try {
+      const hh = (h = await startHarness(PORTS));
+      await hh.backend.start();
+      await hh.logs.waitFor(`cannot listen on 127.0.0.1:${PORTS.listen}`);
+      expect(hh.backend.ready).toBe(false);
+    } finally {
+      await new Promise<void>((r) => squatter.close(() => r()));
+    }
+    await until(() => h?.backend.ready === true);
+  });
+
+  it('FreeSWITCH lost during a call: the call ends with a BYE, the INVITE route goes, and comes back with FreeSWITCH', async () => {
+    const hh = (h = await startHarness(PORTS));
+    await hh.backend.start();
+    await hh.drachtio.waitForRoute('invite');
+    const { leg, ends } = await answeredCall(hh);
+    await hh.fs.crash();
+    const bye = await leg.nextRequest('BYE');
+    expect(bye.get('Reason')).toBe('SIP;cause=503;text="media server lost"');
+    await until(() => ends.length === 1);
+    expect(ends).toEqual([{ by: 'error', reason: 'media-lost' }]);
+    await hh.drachtio.waitForRoute('invite', false);
+    expect(hh.backend.ready).toBe(false);
+    expect((await hh.drachtio.invite().final()).status).toBe(503);
+    await until(() => hh.drachtio.dialogs.size === 0);
+
+    await hh.fs.start();
+    await hh.drachtio.waitForRoute('invite');
+    await until(() => hh.backend.ready);
+    const again = await answeredCall(hh);
+    expect(again.call.state).toBe('answered');
+  });
+
+  it('drachtio-server lost during a call: the call ends, the media is released, the link comes back', async () => {
+    const hh = (h = await startHarness(PORTS));
+    await hh.backend.start();
+    await hh.drachtio.waitForRoute('invite');
+    const { ch, ends } = await answeredCall(hh);
+    await hh.drachtio.stop();
+    await until(() => ends.length === 1);
+    expect(ends).toEqual([{ by: 'error', reason: 'transport-lost' }]);
+    expect(hh.backend.ready).toBe(false);
+    expect(hh.backend.activeCalls).toBe(0);
+    // The endpoint is still hung up through FreeSWITCH's event socket.
+    await hh.fs.waitForExecute(ch, (e) => e.app === 'hangup');
+    await hh.logs.waitFor('lost the connection to drachtio-server');
+
+    await hh.drachtio.start();
+    await hh.drachtio.waitForRoute('invite');
+    await until(() => hh.backend.ready);
+    expect((await hh.drachtio.options()).status).toBe(200);
+    const again = await answeredCall(hh);
+    expect(again.call.state).toBe('answered');
+  });
+
+  it('stop(): removes the INVITE route, ends calls in progress, closes both connections', async () => {
+    const hh = (h = await startHarness(PORTS));
+    await hh.backend.start();
+    await hh.drachtio.waitForRoute('invite');
+    const { leg, ends } = await answeredCall(hh);
+    let routeRemoved = false;
+    hh.drachtio.on('routes', () => {
+      if (!hh.drachtio.hasRoute('invite')) routeRemoved = true;
+    });
+    await hh.backend.stop();
+    expect(routeRemoved).toBe(true);
+    const bye = await leg.nextRequest('BYE');
+    expect(bye.get('Reason')).toBe('SIP;cause=503;text="service shutting down"');
+    expect(ends).toEqual([{ by: 'error', reason: 'shutdown' }]);
+    await until(() => hh.drachtio.clients.size === 0 && hh.fs.inboundConnections === 0);
+    expect(hh.backend.ready).toBe(false);
+    await hh.backend.stop();
+  });
+});
+
+describe('drachtio backend contract: who may call', () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  async function started(tweak: (c: Config) => Config): Promise<Harness> {
+    const hh = (h = await startHarness(PORTS, { tweak }));
+    await hh.backend.start();
+    await hh.drachtio.waitForRoute('invite');
+    return hh;
+  }
+
+  it('refuses sources outside security.allowList with 403', async () => {
+    const hh = await started((c) => ({ ...c, security: { ...c.security, allowList: ['10.0.0.0/8', '2001:db8::/32'] } }));
+    let offered = 0;
+    hh.backend.on('call', () => (offered += 1));
+    expect((await hh.drachtio.invite().final()).status).toBe(403);
+    const inside = hh.drachtio.invite({ source: { address: '10.1.2.3', port: 5060, protocol: 'udp' } });
+    const call = await hh.nextCall();
+    expect(call.remote.address).toBe('10.1.2.3');
+    await call.reject(603);
+    expect((await inside.final()).status).toBe(603);
+    expect(offered).toBe(1);
+  });
+
+  it('requires the shared-secret trunk header when configured', async () => {
+    const hh = await started((c) => ({ ...c, security: { ...c.security, sharedSecretHeader: { name: 'X-PayIvr-Token', value: 'trunk-secret-1' } } }));
+    expect((await hh.drachtio.invite().final()).status).toBe(403);
+    expect((await hh.drachtio.invite({ headers: [['X-PayIvr-Token', 'wrong-secret-1']] }).final()).status).toBe(403);
+    const ok = hh.drachtio.invite({ headers: [['X-PayIvr-Token', 'trunk-secret-1']] });
+    const call = await hh.nextCall();
+    await call.reject(486);
+    expect((await ok.final()).status).toBe(486);
+  });
+
+  it('digest authentication: 401 challenge, then the right credentials get through', async () => {
+    const { createHash } = await import('node:crypto');
+    const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
+    const hh = await started((c) => ({ ...c, security: { ...c.security, digest: { realm: 'pay-ivr', username: 'genesys', password: 'pw-123' } } }));
+    const first = await hh.drachtio.invite().final();
+    expect(first.status).toBe(401);
+    const challenge = first.get('WWW-Authenticate') ?? '';
+    const nonce = /nonce="([^"]+)"/.exec(challenge)?.[1] ?? '';
+    expect(challenge).toMatch(/^Digest realm="pay-ivr"/);
+    const uri = 'sip:+33140000001@127.0.0.1:5060';
+    const ha1 = md5('genesys:pay-ivr:pw-123');
+    const ha2 = md5(`INVITE:${uri}`);
+    const response = md5(`${ha1}:${nonce}:00000001:abcdef:auth:${ha2}`);
+    const auth = `Digest username="genesys", realm="pay-ivr", nonce="${nonce}", uri="${uri}", response="${response}", algorithm=MD5, qop=auth, nc=00000001, cnonce="abcdef"`;
+    const wrong = auth.replace(response, md5('nope'));
+    expect((await hh.drachtio.invite({ headers: [['Authorization', wrong]] }).final()).status).toBe(401);
+    const leg = hh.drachtio.invite({ headers: [['Authorization', auth]] });
+    const call = await hh.nextCall();
+    await call.reject(486);
+    expect((await leg.final()).status).toBe(486);
+  });
+
+  it('caps concurrent calls with 503', async () => {
+    const hh = await started((c) => ({ ...c, security: { ...c.security, maxConcurrentCalls: 1 } }));
+    hh.drachtio.invite();
+    const first = await hh.nextCall();
+    const second = await hh.drachtio.invite().final();
+    expect(second.status).toBe(503);
+    expect(second.get('Retry-After')).toBeDefined();
+    await first.reject(486);
+  });
+});
+
+describe('drachtio backend contract: PCI', () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  it('card digits typed on the keypad appear in no log line and in nothing sent to drachtio or FreeSWITCH', async () => {
+    const hh = (h = await startHarness(PORTS));
+    await hh.backend.start();
+    await hh.drachtio.waitForRoute('invite');
+    const { call, ch, digits, leg } = await answeredCall(hh);
+    const pan = '4000056655665556';
+    const typed = `${pan}1230737`;
+    const started = nextPlayback(hh, ch);
+    const p = call.play(['enter-card'], { language: 'en-US', bargeIn: true });
+    await started;
+    for (const d of typed) hh.fs.sendDtmf(ch, d);
+    await until(() => digits.length === typed.length);
+    expect(await p).toBe('interrupted');
+    expect(digits.map(([d]) => d).join('')).toBe(typed);
+    await leg.bye();
+    await until(() => call.state === 'ended' && hh.drachtio.dialogs.size === 0);
+    const appToDrachtio = hh.drachtio.fromApp.join('\n');
+    const appToFreeswitch = hh.fs.commands.map((c) => `${c.command} ${JSON.stringify(c.headers)}`).join('\n');
+    for (const haystack of [hh.logs.text, appToDrachtio, appToFreeswitch]) {
+      expect(haystack).not.toContain(pan);
+      expect(haystack).not.toContain(typed.slice(-7));
+      expect(haystack).not.toMatch(/"digit"|DTMF-Digit/);
+    }
+    expect(hh.logs.lines.length).toBeGreaterThan(5);
   });
 });

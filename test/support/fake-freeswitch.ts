@@ -312,6 +312,8 @@ export class FakeFreeswitch extends EventEmitter implements SipTarget {
     socket.on('error', () => undefined);
     if (this.opts.acl && !this.opts.acl(socket.remoteAddress ?? '')) {
       const msg = 'Access Denied, go away.\n';
+      // Keep reading so the client's FIN is seen and the socket closes.
+      socket.resume();
       socket.end(`Content-Type: rude/rejection\nContent-Length: ${Buffer.byteLength(msg)}\n\n${msg}`);
       return;
     }

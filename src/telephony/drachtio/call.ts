@@ -421,7 +421,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     }
     this.#teardown = Promise.allSettled([
       bye && dialog ? this.#destroyDialog(dialog, reason) : Promise.resolve(),
-      ep ? this.#destroyEndpoint(ep) : Promise.resolve(),
+      ep ? this.#destroyEndpoint(ep, info.reason === 'media-lost') : Promise.resolve(),
     ]).then(() => undefined);
     this.#log.info({ by: info.by, reason: info.reason }, 'call ended');
     this.emit('ended', info);
@@ -439,13 +439,16 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     }
   }
 
-  async #destroyEndpoint(ep: Endpoint): Promise<void> {
+  async #destroyEndpoint(ep: Endpoint, mediaGone = false): Promise<void> {
     const fsLeg = ep.dialog;
-    try {
-      const r = await withTimeout(ep.destroy(), TEARDOWN_MS);
-      if (r === 'timeout') this.#log.warn('FreeSWITCH did not confirm the media hangup');
-    } catch (e) {
-      this.#log.debug({ err: describeError(e) }, 'media hangup failed');
+    // With FreeSWITCH gone its event socket cannot run a hangup: only the SIP leg is left to close.
+    if (!mediaGone) {
+      try {
+        const r = await withTimeout(ep.destroy(), TEARDOWN_MS);
+        if (r === 'timeout') this.#log.warn('FreeSWITCH did not confirm the media hangup');
+      } catch (e) {
+        this.#log.debug({ err: describeError(e) }, 'media hangup failed');
+      }
     }
     // FreeSWITCH's BYE normally closed its leg; when FreeSWITCH is gone (or did not answer),
     // release the leg ourselves so neither drachtio-server nor drachtio-srf keeps the dialog.
