@@ -44,7 +44,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
 
     const gateways = new Map<string, PaymentGateway>();
     for (const [name, profile] of Object.entries(config.profiles)) {
-      const g = await createGateway(profile.psp, profile.retry, logger.child({ psp: profile.psp.type, profile: name }));
+      const g = await createGateway(profile.psp, profile.retry, logger.child({ psp: profile.psp.type, profile: name }), { configPath: `profiles.${name}.psp` });
       closers.push(() => g.close());
       gateways.set(name, g.gateway);
     }

@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { parseConfig } from '../src/config/load.js';
 import { createLogger } from '../src/log.js';
 import { startApp, type App } from '../src/app.js';
+import { startSandbox, type Sandbox } from '../src/psp/index.js';
 import { E2E_TARGET, parseUui, runGenesysCall, type GenesysCallResult } from './support/genesys-sipp.js';
 import type { DtmfStep } from './support/dtmf-pcap.js';
 
@@ -41,6 +42,8 @@ function card(pan: string, cvc: string, endWithHash = true): DtmfStep[] {
 const confirmAmount: DtmfStep[] = [{ pauseMs: AMOUNT_MENU_MS }, { keys: '1' }, { pauseMs: 1_000 }];
 
 let redis: ChildProcess | undefined;
+/** A standalone sandbox PSP for the slow-PSP profile, so the test can delay its answer. */
+let slowPsp: Sandbox | undefined;
 let app: App | undefined;
 let dir: string;
 let port = 15600;
@@ -71,6 +74,9 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'payivr-e2e-'));
   if (external) return;
   await startRedis();
+  slowPsp = await startSandbox({ host: '127.0.0.1', port: 0 });
+  // The charge of the hang-up-during-PSP call takes 6 s: the caller hangs up meanwhile.
+  slowPsp.inject({ fault: { kind: 'latency', ms: 6_000 }, count: 1, method: 'POST' });
   const [host, p] = E2E_TARGET.split(':');
   const config = parseConfig({
     sip: { listen: [{ transport: 'udp', host, port: Number(p) }, { transport: 'tcp', host, port: Number(p) }] },
@@ -91,6 +97,13 @@ beforeAll(async () => {
         psp: { type: 'sandbox' },
         handBack: { automated: 'sip:+18005550100@127.0.0.1', returnHost: 'genesys.example', byOutcome: { 'max-declines': 'sip:+18005550199@127.0.0.1' } },
       },
+      slow: {
+        calledNumbers: ['+18005550125'],
+        language: 'en-US',
+        currency: 'USD',
+        psp: { type: 'sandbox', url: slowPsp.url },
+        handBack: { automated: 'sip:+18005550100@127.0.0.1', returnHost: 'genesys.example' },
+      },
       entered: {
         calledNumbers: ['+18005550124'],
         language: 'en-US',
@@ -108,6 +121,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await app?.stop();
+  await slowPsp?.close();
   redis?.kill('SIGTERM');
 });
 
@@ -142,6 +156,8 @@ const CASES: Case[] = [
   { name: 'not-identified', uui: 'acct=C-1006|amt=10.00|ref=INV-82|ident=0', steps: [] },
   { name: 'agent-mode', uui: 'acct=C-1007|amt=30.00|ref=INV-83|mode=agent|agent=ag-42|ret=+33140000000', steps: [...confirmAmount, ...card(VISA, CVC3)] },
   { name: 'caller-hangup', scenario: 'caller-hangup', hangupMs: 20_000, uui: 'acct=C-1008|amt=10.00|ref=INV-84', steps: [...confirmAmount, { keys: '42424242' }] },
+  // Keys end ~24 s after the answer, the charge then takes 6 s; the caller hangs up at 27 s.
+  { name: 'hangup-during-charge', scenario: 'caller-hangup', hangupMs: 27_000, service: '+18005550125', uui: 'acct=C-1010|amt=10.00|ref=INV-86', steps: [...confirmAmount, ...card(VISA, CVC3)] },
   { name: 'refer-refused', scenario: 'refer-refused', uui: 'acct=C-1009|amt=10.00|ref=INV-85|ident=0', steps: [] },
 ];
 
@@ -228,6 +244,17 @@ describe('Genesys round trip (SIPp as Genesys)', () => {
     const stored = await app!.store.getByConversationId('cnv-caller-hangup');
     expect(stored.map((s) => s.outcome)).toEqual(['hangup']);
     expect(stored[0]?.attempts.charges).toBe(0);
+  });
+
+  it('caller hangs up while the PSP works: the charge completes and is recorded, no REFER', async () => {
+    const r = results.get('hangup-during-charge');
+    expect(r?.exitCode, r?.output).toBe(0);
+    expect(r?.referTo).toBeUndefined();
+    if (external) return;
+    expect(slowPsp!.charges().filter((c) => c.reference === 'INV-86')).toHaveLength(1);
+    const stored = await app!.store.getByConversationId('cnv-hangup-during-charge');
+    expect(stored).toHaveLength(1);
+    expect(stored[0]).toMatchObject({ outcome: 'approved', last4: '4242', handBack: { status: 'skipped' } });
   });
 
   it('REFER refused: the caller is told, then BYE with a Reason header', () => {
