@@ -1,0 +1,328 @@
+import { describe, it, expect } from 'vitest';
+import { readFileSync, readdirSync, existsSync, mkdtempSync, mkdirSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { loadConfig } from '../src/config/load.js';
+import type { Config } from '../src/config/schema.js';
+import { MRF_PROFILE } from '../src/telephony/drachtio/freeswitch-link.js';
+
+/**
+ * The docker/ deployment checked without a Docker engine: the compose file is parsed, pay-ivr's
+ * environment in it (with docker/.env.example) must pass our config schema, and the ports and
+ * addresses in the compose file, drachtio.conf.xml and the FreeSWITCH configuration must agree
+ * with that config; the PCI-relevant settings (log levels, event-socket ACL) are checked in the
+ * shipped files.
+ */
+
+const DOCKER = resolve(__dirname, '..', 'docker');
+const read = (p: string): string => readFileSync(join(DOCKER, p), 'utf8');
+
+interface Service {
+  image?: string;
+  build?: { context: string; dockerfile: string };
+  network_mode?: string;
+  entrypoint?: string[];
+  command?: string[];
+  environment?: Record<string, string>;
+  volumes?: string[];
+  ports?: unknown;
+  read_only?: boolean;
+  ulimits?: Record<string, unknown>;
+}
+
+const compose = parseYaml(read('docker-compose.yml')) as { services: Record<string, Service>; volumes?: Record<string, unknown> };
+
+function parseEnvFile(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^\s*([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line);
+    if (m?.[1] !== undefined) out[m[1]] = (m[2] ?? '').trim();
+  }
+  return out;
+}
+
+const dotenv = parseEnvFile(read('.env.example'));
+
+/** Compose variable interpolation: ${X}, ${X:-default}, ${X-default}, ${X:?error}, ${X?error}, $$. */
+function interpolate(value: string, env: Record<string, string>): string {
+  return value.replace(/\$\$|\$\{([A-Z_][A-Z0-9_]*)(?:(:?)([-?])([^}]*))?\}/g, (all, name: string | undefined, colon: string, op: string, arg: string) => {
+    if (all === '$$') return '$';
+    const v = env[name as string];
+    const unset = v === undefined || (colon === ':' && v === '');
+    if (op === '-') return unset ? arg : (v as string);
+    if (op === '?') {
+      if (unset) throw new Error(`compose would refuse to start: ${name} ${arg}`);
+      return v as string;
+    }
+    return v ?? '';
+  });
+}
+
+function resolvedEnv(service: Service, env: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(service.environment ?? {}).map(([k, v]) => [k, interpolate(String(v), env)]));
+}
+
+/** host path (relative to docker/) of the volume mounted at `target`. */
+function mountSource(service: Service, target: string): string | undefined {
+  for (const v of service.volumes ?? []) {
+    const [src, dst] = v.split(':');
+    if (dst === target && src !== undefined) return src;
+  }
+  return undefined;
+}
+
+function stripComments(xml: string): string {
+  return xml.replace(/<!--[\s\S]*?-->/g, '');
+}
+
+function param(xml: string, name: string): string | undefined {
+  return new RegExp(`<param\\s+name="${name}"\\s+value="([^"]*)"\\s*/>`).exec(stripComments(xml))?.[1];
+}
+
+const services = compose.services;
+const payIvr = services['pay-ivr'] as Service;
+const payEnv = resolvedEnv(payIvr, dotenv);
+const configPath = join(DOCKER, mountSource(payIvr, payEnv.PAYIVR_CONFIG as string) ?? 'missing');
+const config: Config = loadConfig(configPath, payEnv);
+
+const drachtioConf = read('drachtio/drachtio.conf.xml');
+const esl = read('freeswitch/autoload_configs/event_socket.conf.xml');
+const acl = read('freeswitch/autoload_configs/acl.conf.xml');
+const switchConf = read('freeswitch/autoload_configs/switch.conf.xml');
+const consoleConf = read('freeswitch/autoload_configs/console.conf.xml');
+const logfileConf = read('freeswitch/autoload_configs/logfile.conf.xml');
+const modules = read('freeswitch/autoload_configs/modules.conf.xml');
+const profile = read('freeswitch/sip_profiles/drachtio_mrf.xml');
+const dialplan = read('freeswitch/dialplan/mrf.xml');
+const fsStart = read('freeswitch/start.sh');
+
+function ipv4InCidr(ip: string, cidr: string): boolean {
+  const [net, bitsText] = cidr.split('/');
+  const toInt = (a: string): number => a.split('.').reduce((n, o) => (n << 8) + Number(o), 0) >>> 0;
+  const bits = Number(bitsText ?? 32);
+  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+  return ((toInt(ip) & mask) >>> 0) === ((toInt(net ?? '') & mask) >>> 0);
+}
+
+describe('docker compose deployment', () => {
+  it('runs drachtio-server, FreeSWITCH (mrf image), Redis and pay-ivr', () => {
+    expect(Object.keys(services).sort()).toEqual(['drachtio', 'freeswitch', 'pay-ivr', 'redis']);
+    expect(interpolate(services.drachtio?.image ?? '', dotenv)).toMatch(/^drachtio\/drachtio-server[:@]/);
+    expect(interpolate(services.freeswitch?.image ?? '', dotenv)).toMatch(/^drachtio\/drachtio-freeswitch-mrf[:@]/);
+    expect(interpolate(services.redis?.image ?? '', dotenv)).toMatch(/^redis[:@]/);
+    expect(payIvr.build).toEqual({ context: '..', dockerfile: 'docker/Dockerfile' });
+  });
+
+  it('uses host networking for FreeSWITCH (RTP) and keeps every service on the host network without port proxies', () => {
+    expect(services.freeswitch?.network_mode).toBe('host');
+    for (const s of Object.values(services)) {
+      expect(s.network_mode).toBe('host');
+      expect(s.ports).toBeUndefined();
+    }
+  });
+
+  it("pay-ivr's environment passes the config schema and selects the drachtio backend", () => {
+    expect(payEnv.PAYIVR_BACKEND).toBe('drachtio');
+    expect(config.telephony.backend).toBe('drachtio');
+    for (const name of ['DRACHTIO_HOST', 'DRACHTIO_PORT', 'DRACHTIO_SECRET', 'FREESWITCH_HOST', 'FREESWITCH_PORT', 'FREESWITCH_SECRET', 'FREESWITCH_PROMPTS_DIR']) {
+      expect(payEnv[name], name).toBeTruthy();
+    }
+    expect(config.telephony.drachtio.secret).toBe(dotenv.DRACHTIO_SECRET);
+    expect(config.telephony.freeswitch.secret).toBe(dotenv.FREESWITCH_SECRET);
+    expect(config.store.type).toBe('redis');
+    expect(config.log.level).not.toMatch(/debug|trace/);
+  });
+
+  it('keeps secrets out of the compose file and refuses to start without them', () => {
+    for (const s of [services.drachtio, services.freeswitch, payIvr]) {
+      for (const [k, v] of Object.entries(s?.environment ?? {})) {
+        if (/SECRET|TOKEN|API_KEY/.test(k)) expect(String(v), k).toMatch(/^\$\{[A-Z_]+:?[-?][^}]*\}$/);
+      }
+    }
+    expect(() => resolvedEnv(payIvr, { ...dotenv, DRACHTIO_SECRET: '' })).toThrow(/DRACHTIO_SECRET/);
+    const referenced = new Set([...read('docker-compose.yml').matchAll(/\$\{([A-Z_][A-Z0-9_]*)/g)].map((m) => m[1]));
+    for (const name of referenced) expect(Object.keys(dotenv), `${name} missing from .env.example`).toContain(name);
+  });
+
+  it('drachtio-server: admin port and address are where pay-ivr connects; log levels are PCI-safe', () => {
+    const admin = /<admin\s+port="(\d+)"\s+secret="[^"]*">([^<]+)<\/admin>/.exec(stripComments(drachtioConf));
+    expect(admin).not.toBeNull();
+    expect(Number(admin?.[1])).toBe(config.telephony.drachtio.port);
+    expect(Number(admin?.[1])).toBe(9022);
+    expect(admin?.[2]?.trim()).toBe(config.telephony.drachtio.host);
+    expect(/<loglevel>(\w+)<\/loglevel>/.exec(stripComments(drachtioConf))?.[1]).toMatch(/^(notice|warning|error)$/);
+    expect(Number(/<sofia-loglevel>(\d+)<\/sofia-loglevel>/.exec(stripComments(drachtioConf))?.[1])).toBeLessThanOrEqual(3);
+    const env = resolvedEnv(services.drachtio as Service, dotenv);
+    expect(env.DRACHTIO_LOGLEVEL).toMatch(/^(notice|warning|error)$/);
+    expect(Number(env.DRACHTIO_SOFIA_LOGLEVEL)).toBeLessThanOrEqual(3);
+    expect(env.DRACHTIO_SECRET).toBe(config.telephony.drachtio.secret);
+    expect(mountSource(services.drachtio as Service, '/etc/drachtio.conf.xml')).toBe('./drachtio/drachtio.conf.xml');
+  });
+
+  it("FreeSWITCH event socket: port and address match pay-ivr's config, bound to loopback, ACL'd to the pay-ivr address", () => {
+    expect(Number(param(esl, 'listen-port'))).toBe(config.telephony.freeswitch.port);
+    expect(Number(param(esl, 'listen-port'))).toBe(8021);
+    expect(param(esl, 'listen-ip')).toBe(config.telephony.freeswitch.host);
+    expect(param(esl, 'password')).toBe('@FREESWITCH_SECRET@');
+    expect(fsStart).toContain('s|@FREESWITCH_SECRET@|$FREESWITCH_SECRET|g');
+    expect(resolvedEnv(services.freeswitch as Service, dotenv).FREESWITCH_SECRET).toBe(config.telephony.freeswitch.secret);
+    const aclName = param(esl, 'apply-inbound-acl') as string;
+    expect(aclName).toBeTruthy();
+    const list = new RegExp(`<list\\s+name="${aclName}"\\s+default="(\\w+)">([\\s\\S]*?)</list>`).exec(stripComments(acl));
+    expect(list?.[1]).toBe('deny');
+    const allowed = [...(list?.[2] ?? '').matchAll(/<node\s+type="allow"\s+cidr="([^"]+)"/g)].map((m) => m[1] as string);
+    expect(allowed.length).toBeGreaterThan(0);
+    // pay-ivr connects from the address it listens on for the outbound sockets (same host).
+    expect(allowed.some((c) => ipv4InCidr(config.telephony.freeswitch.listenAddress, c))).toBe(true);
+    expect(allowed).not.toContain('0.0.0.0/0');
+    // The image's entrypoint would rewrite this ACL to allow everyone: it must be replaced.
+    expect(services.freeswitch?.entrypoint).toEqual(['/bin/sh', '/etc/pay-ivr/freeswitch/start.sh']);
+  });
+
+  it('FreeSWITCH logs at NOTICE everywhere (no RECV DTMF lines) and loads no module that stores or ships audio', () => {
+    expect(param(switchConf, 'loglevel')).toBe('notice');
+    expect(param(consoleConf, 'loglevel')).toBe('notice');
+    for (const conf of [consoleConf, logfileConf]) {
+      const maps = [...stripComments(conf).matchAll(/<map\s+name="all"\s+value="([^"]+)"/g)].map((m) => m[1] as string);
+      expect(maps.length).toBeGreaterThan(0);
+      for (const m of maps) expect(m.split(',')).not.toEqual(expect.arrayContaining(['info']));
+      for (const m of maps) expect(m.split(',')).not.toEqual(expect.arrayContaining(['debug']));
+    }
+    expect(param(profile, 'sip-trace')).toBe('no');
+    expect(param(switchConf, 'dump-cores')).toBe('no');
+    const loaded = [...stripComments(modules).matchAll(/<load\s+module="([^"]+)"/g)].map((m) => m[1]);
+    for (const m of ['mod_sofia', 'mod_event_socket', 'mod_dptools', 'mod_commands', 'mod_dialplan_xml', 'mod_sndfile']) expect(loaded).toContain(m);
+    for (const m of ['mod_cdr_csv', 'mod_xml_cdr', 'mod_audio_fork', 'mod_conference', 'mod_httapi']) expect(loaded).not.toContain(m);
+  });
+
+  it('FreeSWITCH profile and dialplan are what drachtio-fsmrf needs: drachtio_mrf, RFC 2833 on 101, socket to X-esl-outbound', () => {
+    expect(new RegExp(`<profile\\s+name="${MRF_PROFILE}"`).test(profile)).toBe(true);
+    expect(param(profile, 'rfc2833-pt')).toBe('101');
+    expect(param(profile, 'dtmf-type')).toBe('rfc2833');
+    const context = param(profile, 'context');
+    expect(new RegExp(`<context\\s+name="${context}">`).test(stripComments(dialplan))).toBe(true);
+    const body = stripComments(dialplan);
+    expect(body).toMatch(/field="\$\{sip_user_agent\}"\s+expression="\^drachtio-fsmrf:/);
+    expect(body).toMatch(/application="socket"\s+data="\$\{sip_h_X-esl-outbound\} async full"/);
+    expect(body).toMatch(/application="set"\s+data="send_silence_when_idle=-1"/);
+    expect(body).toMatch(/application="set"\s+data="playback_terminators=none"/);
+    expect(body).not.toMatch(/play_and_get_digits|application="read"|sensitive_dtmf/);
+    // SIP of the profile: loopback, only drachtio-server may send to it.
+    expect(param(profile, 'sip-ip')).toBe('127.0.0.1');
+    const sipAcl = param(profile, 'apply-inbound-acl');
+    expect(new RegExp(`<list\\s+name="${sipAcl}"\\s+default="deny"`).test(stripComments(acl))).toBe(true);
+  });
+
+  it('fills every configuration placeholder at start and mounts the prompts where pay-ivr tells FreeSWITCH to read them', () => {
+    const files = ['autoload_configs', 'sip_profiles', 'dialplan'].flatMap((d) => readdirSync(join(DOCKER, 'freeswitch', d)).map((f) => read(join('freeswitch', d, f))));
+    const placeholders = new Set(files.flatMap((t) => [...t.matchAll(/@([A-Z_]+)@/g)].map((m) => m[1])));
+    expect(placeholders.size).toBeGreaterThan(0);
+    for (const p of placeholders) expect(fsStart, `start.sh fills @${p}@`).toContain(`s|@${p}@|`);
+    expect(mountSource(services.freeswitch as Service, config.telephony.freeswitch.promptsDir)).toBe('../prompts');
+    expect(existsSync(resolve(DOCKER, '..', 'prompts', 'en-US'))).toBe(true);
+  });
+
+  it('every port of the stack is distinct and outside the RTP range', () => {
+    const fsEnv = resolvedEnv(services.freeswitch as Service, dotenv);
+    const rtpMin = Number(fsEnv.RTP_PORT_MIN);
+    const rtpMax = Number(fsEnv.RTP_PORT_MAX);
+    const redisPort = Number((services.redis?.command ?? [])[(services.redis?.command ?? []).indexOf('--port') + 1]);
+    const sipPort = Number(/<contact>sip:[^:<]*:(\d+);/.exec(stripComments(drachtioConf))?.[1]);
+    const ports = {
+      'drachtio SIP': sipPort,
+      'drachtio admin': config.telephony.drachtio.port,
+      'FreeSWITCH event socket': Number(param(esl, 'listen-port')),
+      'FreeSWITCH drachtio_mrf SIP': Number(param(profile, 'sip-port')),
+      'fsmrf outbound socket': config.telephony.freeswitch.listenPort,
+      redis: redisPort,
+      'pay-ivr admin': config.admin.port,
+    };
+    expect(ports).toEqual({
+      'drachtio SIP': 5060,
+      'drachtio admin': 9022,
+      'FreeSWITCH event socket': 8021,
+      'FreeSWITCH drachtio_mrf SIP': 5080,
+      'fsmrf outbound socket': 8085,
+      redis: 6379,
+      'pay-ivr admin': 8080,
+    });
+    expect(new Set(Object.values(ports)).size).toBe(Object.keys(ports).length);
+    expect(rtpMin).toBeLessThan(rtpMax);
+    for (const p of Object.values(ports)) expect(p < rtpMin || p > rtpMax).toBe(true);
+    expect(config.store.redisUrl).toBe(`redis://127.0.0.1:${redisPort}`);
+    expect(payEnv.PAYIVR_ADMIN_PORT).toBe(String(config.admin.port));
+  });
+
+  it('pay-ivr image: multi-stage build, runs as a non-root user, no dev dependencies at runtime', () => {
+    const dockerfile = readFileSync(join(DOCKER, 'Dockerfile'), 'utf8');
+    const stages = dockerfile.split(/^FROM\s+/m).slice(1);
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    const runtime = stages[stages.length - 1] as string;
+    const user = /^USER\s+(\S+)/m.exec(runtime)?.[1];
+    expect(user).toBeDefined();
+    expect(user).not.toMatch(/^(root|0)(:|$)/);
+    expect(runtime).toMatch(/COPY --from=build/);
+    expect(runtime).not.toMatch(/npm (ci|install)/);
+    expect(stages[0]).toMatch(/npm prune --omit=dev/);
+    expect(payIvr.read_only).toBe(true);
+    for (const s of Object.values(services)) if (s !== services.redis) expect(s.ulimits?.core).toBe(0);
+  });
+
+  it('every XML file is well-formed enough for FreeSWITCH/drachtio (no "--" inside comments, balanced tags)', () => {
+    const xmlFiles = [drachtioConf, esl, acl, switchConf, consoleConf, logfileConf, modules, profile, dialplan];
+    for (const x of xmlFiles) {
+      for (const c of x.matchAll(/<!--([\s\S]*?)-->/g)) expect(c[1]).not.toContain('--');
+      const body = stripComments(x);
+      const open = [...body.matchAll(/<([a-zA-Z][\w-]*)[^>]*?(\/)?>/g)].filter((m) => m[2] !== '/').map((m) => m[1]);
+      const close = [...body.matchAll(/<\/([a-zA-Z][\w-]*)>/g)].map((m) => m[1]);
+      expect(open.sort()).toEqual(close.sort());
+    }
+  });
+
+  it('start scripts: FreeSWITCH gets its secret and addresses filled in, bad secrets are refused; drachtio gets its config and NAT address', () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'payivr-fs-'));
+    try {
+      const conf = join(tmp, 'conf');
+      for (const d of ['autoload_configs', 'sip_profiles', 'dialplan']) mkdirSync(join(conf, d), { recursive: true });
+      writeFileSync(join(conf, 'sip_profiles', 'image-default.xml'), '<include/>');
+      const bin = join(tmp, 'bin');
+      mkdirSync(bin);
+      const argsFile = join(tmp, 'args');
+      for (const name of ['freeswitch', 'drachtio']) {
+        writeFileSync(join(bin, name), `#!/bin/sh\necho "$@" > ${argsFile}\n`);
+        chmodSync(join(bin, name), 0o755);
+      }
+      const run = (script: string, env: Record<string, string>): ReturnType<typeof spawnSync> =>
+        spawnSync('sh', [join(DOCKER, script)], {
+          env: { PATH: `${bin}:/usr/bin:/bin`, PAYIVR_FS_CONF_SRC: join(DOCKER, 'freeswitch'), PAYIVR_FS_CONF_DIR: conf, ...env },
+          encoding: 'utf8',
+        });
+      const ok = run('freeswitch/start.sh', { FREESWITCH_SECRET: 'S3cret.value-1', PUBLIC_IP: '203.0.113.7', RTP_PORT_MIN: '21000', RTP_PORT_MAX: '22000' });
+      expect(ok.status).toBe(0);
+      expect(readFileSync(argsFile, 'utf8').trim()).toBe('-nonat -nf');
+      const outEsl = readFileSync(join(conf, 'autoload_configs', 'event_socket.conf.xml'), 'utf8');
+      expect(param(outEsl, 'password')).toBe('S3cret.value-1');
+      expect(param(readFileSync(join(conf, 'sip_profiles', 'drachtio_mrf.xml'), 'utf8'), 'ext-rtp-ip')).toBe('203.0.113.7');
+      expect(param(readFileSync(join(conf, 'autoload_configs', 'switch.conf.xml'), 'utf8'), 'rtp-start-port')).toBe('21000');
+      expect(readdirSync(join(conf, 'sip_profiles'))).toEqual(['drachtio_mrf.xml']);
+      for (const d of ['autoload_configs', 'sip_profiles', 'dialplan']) {
+        for (const f of readdirSync(join(conf, d))) expect(readFileSync(join(conf, d, f), 'utf8')).not.toMatch(/@[A-Z_]+@/);
+      }
+      const noNat = run('freeswitch/start.sh', { FREESWITCH_SECRET: 'S3cret' });
+      expect(noNat.status).toBe(0);
+      expect(param(readFileSync(join(conf, 'sip_profiles', 'drachtio_mrf.xml'), 'utf8'), 'ext-rtp-ip')).toBe('$${local_ip_v4}');
+      expect(run('freeswitch/start.sh', { FREESWITCH_SECRET: 'bad"secret' }).status).not.toBe(0);
+      expect(run('freeswitch/start.sh', {}).status).not.toBe(0);
+
+      expect(run('drachtio/start.sh', { DRACHTIO_SECRET: 'x', PUBLIC_IP: '203.0.113.7' }).status).toBe(0);
+      expect(readFileSync(argsFile, 'utf8').trim()).toBe('--file /etc/drachtio.conf.xml --external-ip 203.0.113.7');
+      expect(run('drachtio/start.sh', { DRACHTIO_SECRET: 'x' }).status).toBe(0);
+      expect(readFileSync(argsFile, 'utf8').trim()).toBe('--file /etc/drachtio.conf.xml');
+      expect(run('drachtio/start.sh', {}).status).not.toBe(0);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});
