@@ -67,7 +67,7 @@ function resolvedEnv(service: Service, env: Record<string, string>): Record<stri
 /** host path (relative to docker/) of the volume mounted at `target`. */
 function mountSource(service: Service, target: string): string | undefined {
   for (const v of service.volumes ?? []) {
-    const [src, dst] = v.split(':');
+    const [src, dst] = interpolate(v, dotenv).split(':');
     if (dst === target && src !== undefined) return src;
   }
   return undefined;
@@ -279,6 +279,14 @@ describe('docker compose deployment', () => {
       const close = [...body.matchAll(/<\/([a-zA-Z][\w-]*)>/g)].map((m) => m[1]);
       expect(open.sort()).toEqual(close.sort());
     }
+  });
+
+  it('the end-to-end configuration (PAYIVR_CONFIG_FILE=./e2e.pay-ivr.yaml) passes the schema with the same environment', () => {
+    const e2e = loadConfig(join(DOCKER, 'e2e.pay-ivr.yaml'), payEnv);
+    expect(e2e.telephony.backend).toBe('drachtio');
+    expect(e2e.telephony.freeswitch.listenPort).toBe(config.telephony.freeswitch.listenPort);
+    expect(e2e.profiles.default?.handBack.automated).toBe('sip:+18005550100@127.0.0.1');
+    expect(Object.keys(e2e.profiles).sort()).toEqual(['default', 'entered', 'slow']);
   });
 
   it('start scripts: FreeSWITCH gets its secret and addresses filled in, bad secrets are refused; drachtio gets its config and NAT address', () => {
