@@ -416,6 +416,44 @@ describe('drachtio backend contract: one call', () => {
     expect(h.backend.activeCalls).toBe(0);
   });
 
+  it('hangup and the caller\'s BYE at the same moment: one teardown, one ended', async () => {
+    const { leg, call, ch, ends } = await answeredCall(h);
+    await Promise.all([call.hangup({ protocol: 'SIP', cause: 200, text: 'done' }), leg.bye()]);
+    await until(() => h.drachtio.dialogs.size === 0);
+    expect(ends).toHaveLength(1);
+    expect(ch.executes.filter((e) => e.app === 'hangup')).toHaveLength(1);
+    expect(h.backend.activeCalls).toBe(0);
+  });
+
+  it('speaks the documented protocols only: framed drachtio messages, known event-socket commands', async () => {
+    const { leg, call, ch } = await answeredCall(h);
+    const started = nextPlayback(h, ch);
+    const p = call.play(['welcome'], { language: 'en-US', bargeIn: true });
+    await started;
+    h.fs.sendDtmf(ch, '1');
+    await p;
+    const r = call.refer(REFER_TO);
+    await leg.nextRequest('REFER');
+    await leg.notify('SIP/2.0 200 OK', 'terminated');
+    await r;
+    await call.hangup();
+    await until(() => h.drachtio.dialogs.size === 0);
+    // drachtio: <msgid>|<type>|... with the types drachtio-server knows.
+    for (const m of h.drachtio.fromApp) expect(m).toMatch(/^[0-9a-f-]{36}\|(authenticate|route|remove_route|ping|sip)\|/);
+    expect(h.drachtio.fromApp.find((m) => m.includes('|authenticate|'))).toMatch(/\|authenticate\|cymru-contract\|$/);
+    // event socket: every command is one FreeSWITCH knows; every execute names its app and Event-UUID.
+    const verbs = new Set(h.fs.commands.map((c) => c.command.split(' ')[0]));
+    for (const v of verbs) expect(['auth', 'event', 'filter', 'api', 'sendmsg', 'connect', 'exit']).toContain(v);
+    const execs = h.fs.commands.filter((c) => c.command.startsWith('sendmsg'));
+    expect(execs.length).toBeGreaterThan(0);
+    for (const e of execs) {
+      expect(e.headers['call-command']).toBe('execute');
+      expect(e.headers['execute-app-name']).toMatch(/^[a-z_]+$/);
+      expect(e.headers['Event-UUID']).toMatch(/^[0-9a-f-]{36}$/);
+    }
+    expect(h.fs.commands.some((c) => c.command === 'api sofia status')).toBe(true);
+  });
+
   it('answers OPTIONS 200 with an Allow header', async () => {
     const res = await h.drachtio.options();
     expect(res.status).toBe(200);

@@ -424,8 +424,11 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
       ep ? this.#destroyEndpoint(ep, info.reason === 'media-lost') : Promise.resolve(),
     ]).then(() => undefined);
     this.#log.info({ by: info.by, reason: info.reason }, 'call ended');
-    this.emit('ended', info);
-    this.#deps.onEnded(this);
+    try {
+      this.emit('ended', info);
+    } finally {
+      this.#deps.onEnded(this);
+    }
     return this.#teardown;
   }
 
