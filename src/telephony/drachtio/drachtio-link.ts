@@ -12,6 +12,8 @@ export interface DrachtioLinkEvents extends Record<string, unknown[]> {
 }
 
 const FIRST_RETRY_MS = 250;
+/** A connection that neither authenticates nor fails within this time is dropped and retried. */
+const AUTH_DEADLINE_MS = 15_000;
 
 /**
  * The inbound connection to drachtio-server, kept up with our own capped backoff
@@ -30,6 +32,7 @@ export class DrachtioLink extends TypedEmitter<DrachtioLinkEvents> {
   #running = false;
   #lastError: string | undefined;
   #authRejected = false;
+  #deadline: ReturnType<typeof setTimeout> | undefined;
   #closeWaiters: (() => void)[] = [];
 
   constructor(cfg: Config['telephony']['drachtio'], logger: Logger, srf: Srf = new Srf()) {
@@ -63,6 +66,7 @@ export class DrachtioLink extends TypedEmitter<DrachtioLinkEvents> {
     if (!this.#running) return;
     this.#running = false;
     this.#retry.cancel();
+    this.#clearDeadline();
     if (this.#connected) {
       const closed = new Promise<void>((resolve) => {
         this.#closeWaiters.push(resolve);
@@ -78,12 +82,26 @@ export class DrachtioLink extends TypedEmitter<DrachtioLinkEvents> {
     if (!this.#running) return;
     this.#authRejected = false;
     this.#lastError = undefined;
+    this.#clearDeadline();
+    this.#deadline = setTimeout(() => {
+      this.#deadline = undefined;
+      if (this.#connected || !this.#running) return;
+      // Connected at TCP level but no answer to `authenticate` (or the SYN still pending: then
+      // there is no socket to close and the OS timeout ends the attempt).
+      this.#lastError = `no answer to authenticate within ${AUTH_DEADLINE_MS} ms`;
+      this.#disconnect();
+    }, AUTH_DEADLINE_MS);
     this.srf.connect({
       host: this.#cfg.host,
       port: this.#cfg.port,
       secret: this.#cfg.secret,
       reconnect: { maxAttempts: 1 },
     });
+  }
+
+  #clearDeadline(): void {
+    if (this.#deadline) clearTimeout(this.#deadline);
+    this.#deadline = undefined;
   }
 
   #disconnect(): void {
@@ -100,6 +118,7 @@ export class DrachtioLink extends TypedEmitter<DrachtioLinkEvents> {
   };
 
   readonly #onConnect = (err: Error | null, hostport: string, serverVersion?: string | null): void => {
+    this.#clearDeadline();
     if (err) {
       // Wrong shared secret: the server keeps the socket; close it and retry (the secret may be
       // fixed on the server side without restarting us).
@@ -119,6 +138,7 @@ export class DrachtioLink extends TypedEmitter<DrachtioLinkEvents> {
   };
 
   readonly #onClose = (): void => {
+    this.#clearDeadline();
     const waiters = this.#closeWaiters;
     this.#closeWaiters = [];
     for (const w of waiters) w();
