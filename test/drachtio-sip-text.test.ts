@@ -14,6 +14,8 @@ import {
 import { playbackCommand, promptFile } from '../src/telephony/drachtio/playback.js';
 import { parseDigestParams, safeEqual } from '../src/telephony/drachtio/admission.js';
 import { isPayIvrError } from '../src/errors.js';
+import { installedFsmrfVersion, SUPPORTED_FSMRF_MAJOR } from '../src/telephony/drachtio/freeswitch-link.js';
+import { createRequire } from 'node:module';
 
 describe('drachtio backend text helpers', () => {
   it('reads headers from the raw INVITE in wire order, compact forms expanded, folded lines joined', () => {
@@ -95,5 +97,11 @@ describe('drachtio backend text helpers', () => {
     });
     expect(safeEqual('a', 'a')).toBe(true);
     expect(safeEqual('a', 'ab')).toBe(false);
+  });
+
+  it('the installed drachtio packages are the lines the adapter is written against', () => {
+    expect(installedFsmrfVersion()).toMatch(new RegExp(`^${SUPPORTED_FSMRF_MAJOR}\\.`));
+    const require = createRequire(import.meta.url);
+    expect((require('drachtio-srf/package.json') as { version: string }).version).toMatch(/^5\./);
   });
 });

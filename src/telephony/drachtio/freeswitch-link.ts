@@ -1,4 +1,5 @@
 import { createServer } from 'node:net';
+import { createRequire } from 'node:module';
 import esl from 'drachtio-modesl';
 import Mrf from 'drachtio-fsmrf';
 import MediaServerImpl from 'drachtio-fsmrf/lib/mediaserver.js';
@@ -20,6 +21,18 @@ export interface FreeswitchLinkEvents extends Record<string, unknown[]> {
 }
 
 const FIRST_RETRY_MS = 250;
+
+/**
+ * The drachtio-fsmrf line this adapter is written against. 5.x needs a drachtio-modesl version
+ * the registry does not have, and we build its MediaServer (lib/mediaserver.js) ourselves.
+ */
+export const SUPPORTED_FSMRF_MAJOR = 4;
+
+/** Installed drachtio-fsmrf version (from its package.json). */
+export function installedFsmrfVersion(): string {
+  const pkg = createRequire(import.meta.url)('drachtio-fsmrf/package.json') as { version?: unknown };
+  return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+}
 
 /** The line `sofia status` prints for a running profile, as MediaServer parses it. */
 function profileLine(profile: string): RegExp {
@@ -82,6 +95,10 @@ export class FreeswitchLink extends TypedEmitter<FreeswitchLinkEvents> {
     this.#cfg = cfg;
     this.#log = logger;
     this.#retry = new RetryTimer(FIRST_RETRY_MS, maxDelayMs);
+    const version = installedFsmrfVersion();
+    if (!version.startsWith(`${SUPPORTED_FSMRF_MAJOR}.`)) {
+      logger.error({ version }, `drachtio-fsmrf ${version} installed; this backend needs the ${SUPPORTED_FSMRF_MAJOR}.x line`);
+    }
   }
 
   get mediaServer(): MediaServer | undefined {
