@@ -187,7 +187,19 @@ export class FreeswitchLink extends TypedEmitter<FreeswitchLinkEvents> {
         settled = true;
         clearTimeout(timer);
         closeConnection(conn, ms);
-        if (ms) ms.on('error', () => undefined);
+        if (ms) {
+          const late = ms;
+          // Its readiness timer may still emit 'error'; and if its listener was not up yet when we
+          // closed it, close it once it is ('connect' follows the listen), or the port stays taken.
+          late.on('error', () => undefined);
+          late.once('connect', () => {
+            try {
+              late.disconnect();
+            } catch {
+              // Already closed.
+            }
+          });
+        }
         reject(new PayIvrError('ERR_BACKEND_UNAVAILABLE', why, cause === undefined ? undefined : { cause }));
       };
       const timer = setTimeout(
