@@ -1,0 +1,430 @@
+/**
+ * SIPp load benchmark of the embedded SIP/RTP engine (issue 3): N concurrent calls (default
+ * 1,000) held for S seconds (default 60) with prompts playing, on this machine.
+ *
+ *   npm run bench -- sipp-load                      # 1000 calls x 60 s, 100 calls/s (about 2.5 min)
+ *   npm run bench -- sipp-load --calls 200 --hold 20
+ *   npm run bench -- sipp-load --profile            # + V8 CPU profile of the server's steady state
+ *
+ * Three processes besides SIPp: this one (orchestration only), the pay-ivr server
+ * (bench/support/load-server.ts: EmbeddedBackend answering and looping prompts) and the RTP sink
+ * (bench/support/rtp-sink.ts: timestamps every packet). Each call's SDP points at the sink, so
+ * the server's RTP goes there and SIPp only does SIP. Phases:
+ *   1. calibration: one call alone for --calibrate seconds; its gap spread is the floor of what
+ *      the sink can see (server pacer + sink scheduling, on an idle machine);
+ *   2. baseline memory of the idle server after a GC;
+ *   3. the load: SIPp places --calls calls at --rate; the measurement window runs from the moment
+ *      all of them are answered and playing to the first hang-up; memory is read mid-window
+ *      (as is) and at its end after a GC (live heap).
+ * Targets are marked PASS/MISS; the exit code is 0 either way (a benchmark, not a test).
+ *
+ * Addresses: everything on 127.0.0.1. Server SIP 26060/udp, server RTP 40000-44799, sink
+ * 44900-44907, SIPp SIP 44990 and its (unused) media port 44980.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { formatProfile, summariseProfile, type ProfileSummary } from './support/cpuprofile.js';
+import type { HistogramSummary } from './support/histogram.js';
+import type { MemorySnapshot, ServerArgs, ServerCounters, WindowStats } from './support/load-server.js';
+import { machineCpu, machineCpuDelta, processCpuUs } from './support/proc.js';
+import { RpcClient, type RpcPush } from './support/rpc.js';
+import type { SinkReport } from './support/rtp-sink.js';
+import { SippProcess, type SippLoadResult } from './support/sipp-runner.js';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const SIP_PORT = 26060;
+const RTP_MIN = 40000;
+const RTP_MAX = 44799;
+const SINK_PORT = 44900;
+const SINK_PORTS = 8;
+const SIPP_PORT = 44990;
+const SIPP_MEDIA_PORT = 44980;
+const SCENARIO = join(ROOT, 'sipp-scenarios/load/uac-hold.xml');
+
+const TARGET = { completedPct: 99.9, gapToleranceMs: 5, inviteTo200P99Ms: 50, bytesPerCall: 100_000 };
+
+interface Options {
+  calls: number;
+  holdS: number;
+  rate: number;
+  calibrateS: number;
+  profile: boolean;
+  out: string | undefined;
+  pacerSlots: number;
+}
+
+function options(): Options {
+  const { values } = parseArgs({
+    options: {
+      calls: { type: 'string', default: '1000' },
+      hold: { type: 'string', default: '60' },
+      rate: { type: 'string', default: '100' },
+      calibrate: { type: 'string', default: '10' },
+      profile: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      'pacer-slots': { type: 'string', default: '0' },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help === true) {
+    console.log('usage: npm run bench -- sipp-load [--calls N=1000] [--hold S=60] [--rate CPS=100] [--calibrate S=10] [--profile] [--out results.json] [--pacer-slots S]');
+    console.log('  --pacer-slots S: EXPERIMENT, the server sends from a staggered pacer prototype (bench/support/slotted-pacer.ts) instead of the engine\'s');
+    process.exit(0);
+  }
+  const o: Options = {
+    calls: Number(values.calls),
+    holdS: Number(values.hold),
+    rate: Number(values.rate),
+    calibrateS: Number(values.calibrate),
+    profile: values.profile === true,
+    out: values.out,
+    pacerSlots: Number(values['pacer-slots']),
+  };
+  if (!(Number.isInteger(o.pacerSlots) && o.pacerSlots >= 0 && o.pacerSlots <= 20)) throw new Error('--pacer-slots must be 0..20');
+  const maxCalls = Math.floor((RTP_MAX - RTP_MIN) / 2) + 1;
+  if (!(Number.isInteger(o.calls) && o.calls >= 1 && o.calls <= maxCalls)) throw new Error(`--calls must be 1..${maxCalls}`);
+  if (!(o.holdS >= 2 && o.holdS <= 500)) throw new Error('--hold must be 2..500 seconds');
+  if (!(o.rate > 0 && o.rate <= 1000)) throw new Error('--rate must be 1..1000 calls/s');
+  if (!(o.calibrateS >= 0)) throw new Error('--calibrate must be >= 0');
+  return o;
+}
+
+// ---- process bookkeeping: everything started is stopped, also on Ctrl-C and errors ---------------
+
+const children = new Set<ChildProcess>();
+let sippNow: SippProcess | undefined;
+
+function killAll(): void {
+  sippNow?.kill();
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+}
+
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    console.error(`\n${sig}: stopping SIPp, the server and the sink`);
+    killAll();
+    process.exit(130);
+  });
+}
+
+function forkChild(script: string, args: string[], execArgv: string[]): ChildProcess {
+  const c = fork(join(ROOT, script), args, {
+    cwd: ROOT,
+    execArgv: ['--import', 'tsx', ...execArgv],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  children.add(c);
+  c.on('exit', () => children.delete(c));
+  return c;
+}
+
+/** Resolves with the next push of that name from the child. */
+class Pushes {
+  readonly #waiters: { name: string; resolve: (p: RpcPush) => void }[] = [];
+  readonly #seen: RpcPush[] = [];
+
+  constructor(rpc: RpcClient) {
+    rpc.onPush((p) => {
+      const i = this.#waiters.findIndex((w) => w.name === p.push);
+      if (i >= 0) this.#waiters.splice(i, 1)[0]?.resolve(p);
+      else this.#seen.push(p);
+    });
+  }
+
+  next(name: string): Promise<RpcPush> {
+    const i = this.#seen.findIndex((p) => p.push === name);
+    if (i >= 0) return Promise.resolve(this.#seen.splice(i, 1)[0] as RpcPush);
+    return new Promise((resolve) => this.#waiters.push({ name, resolve }));
+  }
+
+  /** Forget pushes nobody waited for (between phases). */
+  clear(): void {
+    this.#seen.length = 0;
+    this.#waiters.length = 0;
+  }
+}
+
+const sleep = (ms: number): Promise<'timeout'> => new Promise((r) => setTimeout(() => r('timeout'), ms));
+
+// ---- one SIPp phase with a measurement window -----------------------------------------------------
+
+interface PhaseResult {
+  sipp: SippLoadResult;
+  sink: SinkReport | undefined;
+  window: WindowStats | undefined;
+  windowNote: string;
+  liveAtWindowStart: number;
+  midSnapshot: MemorySnapshot | undefined;
+  gcSnapshot: MemorySnapshot | undefined;
+  machine: { busy: number; user: number; system: number; softirq: number } | undefined;
+  sippCpuPct: number | undefined;
+  profile: ProfileSummary | undefined;
+  profileFile: string | undefined;
+}
+
+async function runPhase(
+  name: string,
+  o: { calls: number; rate: number; holdS: number; profile: boolean },
+  ctx: { dir: string; server: RpcClient; sink: RpcClient; serverPushes: Pushes; injection: string },
+): Promise<PhaseResult> {
+  const { server, sink, serverPushes } = ctx;
+  serverPushes.clear();
+  await server.request('arm', { target: o.calls });
+  const rampS = o.calls / o.rate;
+  const sipp = new SippProcess({
+    scenario: SCENARIO,
+    dir: join(ctx.dir, name),
+    target: `127.0.0.1:${SIP_PORT}`,
+    localPort: SIPP_PORT,
+    mediaPort: SIPP_MEDIA_PORT,
+    calls: o.calls,
+    ratePerSecond: o.rate,
+    holdMs: o.holdS * 1000,
+    injectionFile: ctx.injection,
+    globalTimeoutS: Math.ceil(rampS + o.holdS + 60),
+  });
+  sippNow = sipp;
+  const t0 = performance.now();
+  const progress = setInterval(() => {
+    void server
+      .request<ServerCounters>('counters')
+      .then((c) => console.error(`  [${name}] ${((performance.now() - t0) / 1000).toFixed(0)} s: ${c.liveCalls} calls playing, ${c.offered} offered`))
+      .catch(() => undefined);
+  }, 5000);
+  try {
+    // Window start: every call answered and playing, or the ramp is long over (some failed).
+    const allUp = serverPushes.next('all-up');
+    const firstEnd = serverPushes.next('first-end');
+    const started = await Promise.race([allUp.then(() => 'all-up' as const), sipp.exited.then(() => 'sipp-exit' as const), sleep((rampS + 15) * 1000)]);
+    let windowNote = 'all calls up';
+    if (started === 'sipp-exit') {
+      const code = await sipp.exited;
+      return { sipp: sipp.result(code), sink: undefined, window: undefined, windowNote: 'SIPp exited before all calls were up', liveAtWindowStart: 0, midSnapshot: undefined, gcSnapshot: undefined, machine: undefined, sippCpuPct: undefined, profile: undefined, profileFile: undefined };
+    }
+    const c0 = await server.request<ServerCounters>('counters');
+    if (started === 'timeout') windowNote = `ramp timed out: window started with ${c0.liveCalls} of ${o.calls} calls up`;
+    await sink.request('start');
+    await server.request('window-start', { profile: o.profile });
+    const w0 = performance.now();
+    const m0 = machineCpu();
+    const s0 = sipp.pid !== undefined ? processCpuUs(sipp.pid) : undefined;
+    // Mid-window memory, as it is (no GC: a GC here would show up in the gaps).
+    const expectedWindowS = Math.max(1, o.holdS - rampS);
+    let midSnapshot: MemorySnapshot | undefined;
+    const mid = setTimeout(() => {
+      void server
+        .request<MemorySnapshot>('snapshot', { gc: false })
+        .then((s) => (midSnapshot = s))
+        .catch(() => undefined);
+    }, (expectedWindowS * 1000) / 2);
+    const ended = await Promise.race([firstEnd.then((p) => `first call ended (${String(p.reason)})`), sipp.exited.then(() => 'SIPp exited'), sleep((o.holdS + 5) * 1000).then(() => 'deadline')]);
+    clearTimeout(mid);
+    await sink.request('stop');
+    const m1 = machineCpu();
+    const s1 = sipp.pid !== undefined ? processCpuUs(sipp.pid) : undefined;
+    const wallMs = performance.now() - w0;
+    const profileFile = o.profile ? join(ctx.dir, `${name}-server.cpuprofile`) : undefined;
+    const window = await server.request<WindowStats>('window-end', { profileFile }, 120_000);
+    // Live heap with every call still up but one: a GC, now that the window is closed.
+    const gcSnapshot = await server.request<MemorySnapshot>('snapshot', { gc: true });
+    const sinkReport = await sink.request<SinkReport>('report');
+    windowNote += `; window ended: ${ended}`;
+    const code = await sipp.exited;
+    return {
+      sipp: sipp.result(code),
+      sink: sinkReport,
+      window,
+      windowNote,
+      liveAtWindowStart: c0.liveCalls,
+      midSnapshot,
+      gcSnapshot,
+      machine: machineCpuDelta(m0, m1),
+      sippCpuPct: s0 !== undefined && s1 !== undefined ? ((s1 - s0) / 1000 / wallMs) * 100 : undefined,
+      profile: profileFile !== undefined ? summariseProfile(profileFile, ROOT) : undefined,
+      profileFile,
+    };
+  } finally {
+    clearInterval(progress);
+    sipp.kill();
+    sippNow = undefined;
+  }
+}
+
+async function waitIdle(server: RpcClient, timeoutMs: number): Promise<ServerCounters> {
+  const until = performance.now() + timeoutMs;
+  for (;;) {
+    const c = await server.request<ServerCounters>('counters');
+    if (c.activeCalls === 0 || performance.now() > until) return c;
+    await sleep(250);
+  }
+}
+
+// ---- report -----------------------------------------------------------------------------------------
+
+const f1 = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? 'n/a' : x.toFixed(1));
+/** SIPp times in whole milliseconds: 0 means under 1 ms. */
+const fms = (x: number): string => (Number.isNaN(x) ? 'n/a' : x < 1 ? '<1' : x.toFixed(0));
+const f2 = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? 'n/a' : x.toFixed(2));
+const mib = (b: number): string => `${(b / 1024 / 1024).toFixed(1)} MiB`;
+const mark = (ok: boolean | undefined): string => (ok === undefined ? '' : ok ? 'PASS' : 'MISS');
+
+function gapLine(g: HistogramSummary): string {
+  return `${f2(g.p50)} / ${f2(g.p99)} / ${f2(g.p999)} / ${f2(g.max)}`;
+}
+
+interface Row {
+  figure: string;
+  value: string;
+  target: string;
+  verdict: string;
+}
+
+function table(rows: Row[]): string {
+  const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => [r.figure, r.value, r.target, r.verdict][i]!.length), ['figure', 'measured', 'target', ''][i]!.length));
+  const line = (c: string[]): string => `| ${c.map((s, i) => s.padEnd(w[i]!)).join(' | ')} |`;
+  return [line(['figure', 'measured', 'target', '']), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...rows.map((r) => line([r.figure, r.value, r.target, r.verdict]))].join('\n');
+}
+
+// ---- main ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const o = options();
+  const loadBefore = loadavg()[0] ?? 0;
+  const dir = mkdtempSync(join(tmpdir(), 'payivr-sipp-load-'));
+  mkdirSync(dir, { recursive: true });
+  console.error(`sipp-load: ${o.calls} calls x ${o.holdS} s at ${o.rate} calls/s; files in ${dir}`);
+
+  // The sink: one CSV line per call spreads the calls over the sink's ports.
+  const injection = join(dir, 'sink.csv');
+  writeFileSync(injection, ['SEQUENTIAL', ...Array.from({ length: SINK_PORTS }, (_, i) => `${SINK_PORT + i};127.0.0.1;`)].join('\n') + '\n');
+
+  const sinkChild = forkChild('bench/support/rtp-sink.ts', ['127.0.0.1', String(SINK_PORT), String(SINK_PORTS)], []);
+  const sink = new RpcClient(sinkChild, 'rtp sink');
+  const sinkReady = new Pushes(sink).next('ready');
+
+  const serverArgs: ServerArgs = {
+    sipPort: SIP_PORT,
+    rtpMin: RTP_MIN,
+    rtpMax: RTP_MAX,
+    promptsDir: join(ROOT, 'prompts'),
+    logFile: join(dir, 'server.log'),
+    noRtpTimeoutMs: Math.min(600_000, (o.holdS + o.calls / o.rate + 60) * 1000),
+    maxConcurrentCalls: o.calls + 100,
+    pacerSlots: o.pacerSlots,
+  };
+  const serverChild = forkChild('bench/support/load-server.ts', [JSON.stringify(serverArgs)], ['--expose-gc']);
+  const server = new RpcClient(serverChild, 'server');
+  const serverPushes = new Pushes(server);
+  const serverExit = new Promise<never>((_, reject) => serverChild.on('exit', (c, s) => reject(new Error(`server exited (${c ?? s})`))));
+  serverExit.catch(() => undefined);
+  const sinkExit = new Promise<never>((_, reject) => sinkChild.on('exit', (c, s) => reject(new Error(`sink exited (${c ?? s})`))));
+  sinkExit.catch(() => undefined);
+  await Promise.race([Promise.all([sinkReady, serverPushes.next('ready')]), serverExit, sinkExit, sleep(30_000).then(() => Promise.reject(new Error('server or sink did not start in 30 s')))]);
+
+  const ctx = { dir, server, sink, serverPushes, injection };
+  let calibration: PhaseResult | undefined;
+  if (o.calibrateS > 0) {
+    console.error(`calibration: 1 call for ${o.calibrateS} s`);
+    calibration = await Promise.race([runPhase('calibration', { calls: 1, rate: 1, holdS: o.calibrateS, profile: false }, ctx), serverExit]);
+    await waitIdle(server, 10_000);
+  }
+  await sleep(1000);
+  const baseline = await server.request<MemorySnapshot>('snapshot', { gc: true });
+  console.error(`baseline: RSS ${mib(baseline.rss)}, heap used ${mib(baseline.heapUsed)}`);
+
+  console.error(`load: ${o.calls} calls`);
+  const load = await Promise.race([runPhase('load', { calls: o.calls, rate: o.rate, holdS: o.holdS, profile: o.profile }, ctx), serverExit]);
+  const afterCounters = await waitIdle(server, 15_000);
+  await sleep(500);
+  const end = await server.request<MemorySnapshot>('snapshot', { gc: true });
+  await server.request('stop').catch(() => undefined);
+  await sink.request('close').catch(() => undefined);
+
+  // ---- figures ----
+  const s = load.sipp;
+  const completedPct = (100 * s.successful) / o.calls;
+  const rows: Row[] = [];
+  rows.push({ figure: 'calls attempted / completed', value: `${o.calls} / ${s.successful} (${completedPct.toFixed(2)} %)`, target: `>= ${TARGET.completedPct} %`, verdict: mark(completedPct >= TARGET.completedPct) });
+  rows.push({ figure: 'INVITE-to-200 p50 / p99 / max (ms)', value: `${fms(s.inviteTo200Ms.p50)} / ${fms(s.inviteTo200Ms.p99)} / ${fms(s.inviteTo200Ms.max)} (n=${s.inviteTo200Ms.count})`, target: `p99 < ${TARGET.inviteTo200P99Ms}`, verdict: mark(s.inviteTo200Ms.count > 0 ? s.inviteTo200Ms.p99 < TARGET.inviteTo200P99Ms : false) });
+  const sk = load.sink;
+  if (sk !== undefined) {
+    const within = sk.gapsMs.count > 0 ? (100 * (sk.gapsMs.count - sk.gapsOutside15to25)) / sk.gapsMs.count : Number.NaN;
+    const p99ok = Math.abs(sk.gapsMs.p99 - 20) <= TARGET.gapToleranceMs;
+    rows.push({ figure: 'RTP gap p50 / p99 / p99.9 / max (ms)', value: gapLine(sk.gapsMs), target: `p99 within 20 +/- ${TARGET.gapToleranceMs}`, verdict: mark(p99ok) });
+    if (load.window !== undefined) rows.push({ figure: 'sender-side gap p50 / p99 / p99.9 / max (ms)', value: gapLine(load.window.senderGapsMs), target: '', verdict: '' });
+    rows.push({ figure: 'RTP gaps within 15..25 ms', value: `${f2(within)} % of ${sk.gapsMs.count}`, target: '>= 99 %', verdict: mark(within >= 99) });
+    rows.push({ figure: 'RTP streams / packets/s / audio', value: `${sk.streams} / ${sk.packetsPerSecond.toFixed(0)} / ${f1((100 * sk.audioPackets) / Math.max(1, sk.packets))} %`, target: `${o.calls} / ${o.calls * 50}`, verdict: '' });
+    rows.push({ figure: 'RTP loss / reordered', value: `${(100 * sk.lossRatio).toFixed(3)} % (${sk.missing}) / ${sk.reordered}`, target: '', verdict: '' });
+    rows.push({ figure: 'streams with a gap > 25 ms', value: `${sk.streamsWithLateGap}`, target: '', verdict: '' });
+  }
+  if (calibration?.sink !== undefined) rows.push({ figure: 'calibration (1 call) gap p50/p99/p99.9/max', value: gapLine(calibration.sink.gapsMs), target: '', verdict: '' });
+  const full = load.midSnapshot;
+  if (full !== undefined) {
+    const perCall = (full.rss - baseline.rss) / Math.max(1, full.liveCalls);
+    rows.push({ figure: 'RSS baseline / at full load', value: `${mib(baseline.rss)} / ${mib(full.rss)} (${full.liveCalls} calls)`, target: '', verdict: '' });
+    rows.push({ figure: 'RSS per call', value: `${(perCall / 1000).toFixed(1)} kB`, target: `< ${TARGET.bytesPerCall / 1000} kB`, verdict: mark(perCall < TARGET.bytesPerCall) });
+    rows.push({ figure: 'heapUsed per call (as is)', value: `${((full.heapUsed - baseline.heapUsed) / Math.max(1, full.liveCalls) / 1000).toFixed(1)} kB`, target: '', verdict: '' });
+  }
+  if (load.gcSnapshot !== undefined) {
+    const g = load.gcSnapshot;
+    rows.push({ figure: 'heapUsed per call (after GC)', value: `${((g.heapUsed - baseline.heapUsed) / Math.max(1, g.liveCalls) / 1000).toFixed(1)} kB (${g.liveCalls} calls)`, target: '', verdict: '' });
+    rows.push({ figure: 'external+arrayBuffers per call (after GC)', value: `${((g.external - baseline.external) / Math.max(1, g.liveCalls) / 1000).toFixed(1)} kB`, target: '', verdict: '' });
+  }
+  rows.push({ figure: 'RSS / heapUsed after all calls ended', value: `${mib(end.rss)} / ${mib(end.heapUsed)}`, target: '', verdict: '' });
+  const w = load.window;
+  if (w !== undefined) {
+    rows.push({ figure: 'server CPU in window (% of one core)', value: `${f1(w.cpuPercentOfOneCore)} % (user ${f1(w.cpuUserUs / 10 / w.wallMs)}, sys ${f1(w.cpuSystemUs / 10 / w.wallMs)})`, target: '', verdict: '' });
+    rows.push({ figure: 'server event-loop delay p50/p99/max (ms)', value: `${f2(w.eventLoopDelayMs.p50)} / ${f2(w.eventLoopDelayMs.p99)} / ${f2(w.eventLoopDelayMs.max)}`, target: '', verdict: '' });
+    rows.push({ figure: 'pacer ticks / late ticks', value: `${w.pacerTicks} / ${w.pacerLateTicks}`, target: '', verdict: '' });
+    rows.push({ figure: 'pacer wake-up interval p50/p99/p99.9/max', value: gapLine(w.tickIntervalMs), target: '', verdict: '' });
+    rows.push({ figure: 'pacer tick duration p50/p99/p99.9/max', value: gapLine(w.tickSpanMs), target: '', verdict: '' });
+    rows.push({ figure: 'GC in window: scavenges / mark-compacts', value: `${w.gc.minorCount} (${f1(w.gc.minorMs)} ms) / ${w.gc.majorCount} (${f1(w.gc.majorMs)} ms), longest ${f1(w.gc.maxPauseMs)} ms`, target: '', verdict: '' });
+    rows.push({ figure: 'window', value: `${(w.wallMs / 1000).toFixed(1)} s`, target: '', verdict: '' });
+  }
+  if (sk !== undefined) rows.push({ figure: 'sink CPU / event-loop delay p99', value: `${f1(sk.sinkCpuPercentOfOneCore)} % / ${f2(sk.sinkEventLoopDelayMs.p99)} ms`, target: '', verdict: '' });
+  if (load.sippCpuPct !== undefined) rows.push({ figure: 'SIPp CPU (% of one core)', value: `${f1(load.sippCpuPct)} %`, target: '', verdict: '' });
+  if (load.machine !== undefined) {
+    rows.push({ figure: 'machine CPU busy (all cores)', value: `${f1(load.machine.busy)} % of ${cpus().length} cores (user ${f1(load.machine.user)}, sys ${f1(load.machine.system)}, softirq ${f1(load.machine.softirq)})`, target: '', verdict: '' });
+    if (w !== undefined && sk !== undefined && load.sippCpuPct !== undefined) {
+      // Busy core-time not charged to the three bench processes: kernel softirq (loopback
+      // delivery) and anything else running on the machine.
+      const others = (load.machine.busy * cpus().length) - w.cpuPercentOfOneCore - sk.sinkCpuPercentOfOneCore - load.sippCpuPct;
+      rows.push({ figure: 'CPU outside server/sink/SIPp (% of one core)', value: `${f1(others)} %`, target: '', verdict: '' });
+    }
+  }
+  rows.push({ figure: 'load average before the run (1 min)', value: loadBefore.toFixed(2), target: '', verdict: '' });
+
+  console.log('');
+  console.log(`sipp-load: ${o.calls} calls x ${o.holdS} s, ${o.rate} calls/s, ${new Date().toISOString()}`);
+  if (o.pacerSlots > 0) console.log(`EXPERIMENT: staggered pacer prototype with ${o.pacerSlots} slots (not the engine's pacer); pacer tick figures are per slot`);
+  console.log(`window: ${load.windowNote}`);
+  console.log(table(rows));
+  if (Object.keys(s.failures).length > 0 || s.exitCode !== 0) console.log(`SIPp exit ${s.exitCode}, failures: ${JSON.stringify(s.failures)}, retransmissions ${s.retransmissions}`);
+  if (s.errorsTail.trim() !== '') console.log(`SIPp errors (tail):\n${s.errorsTail.trim().split('\n').slice(-8).join('\n')}`);
+  console.log(`server: ${JSON.stringify({ offered: afterCounters.offered, answered: afterCounters.answered, answerFailed: afterCounters.answerFailed, playFailed: afterCounters.playFailed, ended: afterCounters.ended })}`);
+  if (load.profile !== undefined) {
+    console.log(`\nserver CPU profile of the window (${load.profileFile}):`);
+    console.log(formatProfile(load.profile));
+  }
+  const results = { options: o, date: new Date().toISOString(), dir, calibration, baseline, load, end, server: afterCounters, rows };
+  writeFileSync(join(dir, 'results.json'), JSON.stringify(results, null, 2));
+  if (o.out !== undefined) writeFileSync(o.out, JSON.stringify(results, null, 2));
+  console.log(`\nfiles (SIPp stats, response times, server log, results.json): ${dir}`);
+}
+
+main()
+  .then(() => {
+    killAll();
+    process.exit(0);
+  })
+  .catch((e: unknown) => {
+    console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
+    killAll();
+    process.exit(1);
+  });

@@ -1,0 +1,80 @@
+/**
+ * A fixed-resolution histogram of millisecond values (10 µs buckets up to 2 s, one overflow
+ * bucket): constant memory and O(1) per sample, so the sink can record every packet gap of
+ * 50,000 packets/s without allocating.
+ */
+export class Histogram {
+  static readonly BUCKET_MS = 0.01;
+  static readonly BUCKETS = 200_000;
+  readonly #counts = new Uint32Array(Histogram.BUCKETS + 1);
+  count = 0;
+  sum = 0;
+  min = Number.POSITIVE_INFINITY;
+  max = 0;
+
+  add(ms: number): void {
+    const i = ms <= 0 ? 0 : Math.min(Histogram.BUCKETS, Math.floor(ms / Histogram.BUCKET_MS));
+    this.#counts[i] = (this.#counts[i] ?? 0) + 1;
+    this.count++;
+    this.sum += ms;
+    if (ms < this.min) this.min = ms;
+    if (ms > this.max) this.max = ms;
+  }
+
+  reset(): void {
+    this.#counts.fill(0);
+    this.count = 0;
+    this.sum = 0;
+    this.min = Number.POSITIVE_INFINITY;
+    this.max = 0;
+  }
+
+  /** Value at quantile q (0..1), bucket midpoint, capped to the exact max. */
+  quantile(q: number): number {
+    if (this.count === 0) return Number.NaN;
+    const target = Math.max(1, Math.ceil(this.count * q));
+    let acc = 0;
+    for (let i = 0; i <= Histogram.BUCKETS; i++) {
+      acc += this.#counts[i] ?? 0;
+      if (acc >= target) return Math.min(this.max, (i + 0.5) * Histogram.BUCKET_MS);
+    }
+    return this.max;
+  }
+
+  /** Samples strictly above `ms` (bucket resolution). */
+  countAbove(ms: number): number {
+    const from = Math.min(Histogram.BUCKETS, Math.floor(ms / Histogram.BUCKET_MS) + 1);
+    let n = 0;
+    for (let i = from; i <= Histogram.BUCKETS; i++) n += this.#counts[i] ?? 0;
+    return n;
+  }
+
+  summary(): HistogramSummary {
+    return {
+      count: this.count,
+      mean: this.count > 0 ? this.sum / this.count : Number.NaN,
+      min: this.count > 0 ? this.min : Number.NaN,
+      p50: this.quantile(0.5),
+      p99: this.quantile(0.99),
+      p999: this.quantile(0.999),
+      max: this.count > 0 ? this.max : Number.NaN,
+    };
+  }
+}
+
+export interface HistogramSummary {
+  count: number;
+  mean: number;
+  min: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+
+/** Exact quantile of a small sorted array (nearest rank). */
+export function quantileSorted(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(sorted.length * q) - 1));
+  return sorted[i] as number;
+}

@@ -1,0 +1,183 @@
+/**
+ * The RTP sink of the SIPp load bench, run as its own process (forked by bench/sipp-load.ts) so
+ * its timestamps do not share an event loop with the load generator's bookkeeping. It binds a
+ * few UDP ports on 127.0.0.1, which the calls' SDP offers point at, and for every SSRC records
+ * the arrival time of each packet (performance.now(), monotonic, sub-µs resolution) during a
+ * measurement window set by the parent: inter-packet gaps, sequence losses, reorders, and
+ * whether the payload is audio or digital silence.
+ *
+ *   argv: <host> <firstPort> <portCount>
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { Histogram, type HistogramSummary } from './histogram.js';
+import { push, serveRpc } from './rpc.js';
+
+export interface SinkReport {
+  windowMs: number;
+  streams: number;
+  packets: number;
+  packetsPerSecond: number;
+  /** Packets whose payload is not all G.711 silence (prompt audio). */
+  audioPackets: number;
+  gapsMs: HistogramSummary;
+  /** Gaps outside 20 ms +/- 5 ms. */
+  gapsOutside15to25: number;
+  /** Streams that had at least one gap above 25 ms. */
+  streamsWithLateGap: number;
+  missing: number;
+  reordered: number;
+  /** missing / (packets + missing). */
+  lossRatio: number;
+  sinkEventLoopDelayMs: { p50: number; p99: number; max: number };
+  sinkCpuPercentOfOneCore: number;
+  /** Packets received over the whole life of the sink (outside windows too). */
+  totalPackets: number;
+}
+
+interface StreamState {
+  last: number;
+  seq: number;
+  /** Window generation this stream last counted in. */
+  gen: number;
+  lateGap: boolean;
+}
+
+const PCMU_SILENCE = Buffer.alloc(160, 0xff);
+const PCMA_SILENCE = Buffer.alloc(160, 0xd5);
+
+function main(): void {
+  const [host = '127.0.0.1', firstPortArg = '44900', countArg = '8'] = process.argv.slice(2);
+  const firstPort = Number(firstPortArg);
+  const count = Number(countArg);
+
+  const gaps = new Histogram();
+  const streams = new Map<number, StreamState>();
+  const eld = monitorEventLoopDelay({ resolution: 1 });
+  let recording = false;
+  let gen = 0;
+  let windowStart = 0;
+  let windowEnd = 0;
+  let cpu0 = process.cpuUsage();
+  let cpu: NodeJS.CpuUsage = { user: 0, system: 0 };
+  let packets = 0;
+  let audio = 0;
+  let missing = 0;
+  let reordered = 0;
+  let outside = 0;
+  let streamsInWindow = 0;
+  let lateStreams = 0;
+  let totalPackets = 0;
+
+  const onMessage = (msg: Buffer): void => {
+    const now = performance.now();
+    totalPackets++;
+    if (msg.length < 12) return;
+    const seq = msg.readUInt16BE(2);
+    const ssrc = msg.readUInt32BE(8);
+    let s = streams.get(ssrc);
+    if (s === undefined) {
+      s = { last: now, seq, gen: -1, lateGap: false };
+      streams.set(ssrc, s);
+      if (!recording) return;
+    }
+    if (!recording) {
+      s.last = now;
+      s.seq = seq;
+      return;
+    }
+    if (s.gen !== gen) {
+      s.gen = gen;
+      s.lateGap = false;
+      streamsInWindow++;
+    }
+    packets++;
+    const pt = msg[1]! & 0x7f;
+    const silence = pt === 8 ? PCMA_SILENCE : PCMU_SILENCE;
+    if (msg.length < 172 || silence.compare(msg, 12, 172) !== 0) audio++;
+    const diff = (seq - s.seq) & 0xffff;
+    if (diff === 1 || (diff > 1 && diff < 3000)) {
+      // In order (maybe after a loss): the gap to the previous packet of this stream.
+      missing += diff - 1;
+      const gap = now - s.last;
+      if (s.last >= windowStart) {
+        gaps.add(gap);
+        if (gap < 15 || gap > 25) outside++;
+        if (gap > 25 && !s.lateGap) {
+          s.lateGap = true;
+          lateStreams++;
+        }
+      }
+      s.last = now;
+      s.seq = seq;
+    } else {
+      reordered++; // duplicate, late or a restart of the sequence; not a gap sample
+    }
+  };
+
+  const sockets: Socket[] = [];
+  let bound = 0;
+  for (let i = 0; i < count; i++) {
+    const sock = createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 });
+    sock.on('message', onMessage);
+    sock.on('error', (e) => {
+      console.error(`rtp sink socket error: ${e.message}`);
+      process.exit(2);
+    });
+    sock.bind(firstPort + i, host, () => {
+      if (++bound === count) push({ push: 'ready' });
+    });
+    sockets.push(sock);
+  }
+
+  serveRpc({
+    start: () => {
+      gaps.reset();
+      packets = audio = missing = reordered = outside = streamsInWindow = lateStreams = 0;
+      gen++;
+      recording = true;
+      windowStart = performance.now();
+      windowEnd = 0;
+      eld.reset();
+      eld.enable();
+      cpu0 = process.cpuUsage();
+      return { ok: true };
+    },
+    stop: () => {
+      if (recording) {
+        recording = false;
+        windowEnd = performance.now();
+        cpu = process.cpuUsage(cpu0);
+        eld.disable();
+      }
+      return { ok: true };
+    },
+    report: (): SinkReport => {
+      const windowMs = (windowEnd || performance.now()) - windowStart;
+      return {
+        windowMs,
+        streams: streamsInWindow,
+        packets,
+        packetsPerSecond: packets / (windowMs / 1000),
+        audioPackets: audio,
+        gapsMs: gaps.summary(),
+        gapsOutside15to25: outside,
+        streamsWithLateGap: lateStreams,
+        missing,
+        reordered,
+        lossRatio: missing / Math.max(1, packets + missing),
+        // The histogram counts the 1 ms timer period in every sample: take it out.
+        sinkEventLoopDelayMs: { p50: Math.max(0, eld.percentile(50) / 1e6 - 1), p99: Math.max(0, eld.percentile(99) / 1e6 - 1), max: Math.max(0, eld.max / 1e6 - 1) },
+        sinkCpuPercentOfOneCore: (100 * (cpu.user + cpu.system)) / 1000 / Math.max(1, windowMs),
+        totalPackets,
+      };
+    },
+    close: () => {
+      for (const s of sockets) s.close();
+      setImmediate(() => process.exit(0));
+      return { ok: true };
+    },
+  });
+}
+
+main();
