@@ -178,6 +178,9 @@ export class DialogueDriver {
         const c = this.pendingCharge;
         const outcome = this.psp(this.revealed[this.revealed.length - 1] as RevealedCard, c.attempt);
         this.pendingCharge = undefined;
+        // The PSP answers after "please wait" has been said (a result that comes earlier is held
+        // back by the dialogue until then: tested on its own).
+        this.endPlay();
         this.send({ type: 'charge-result', outcome });
       }
     } finally {

@@ -148,7 +148,8 @@ describe('dialogue properties', () => {
         let approvals = 0;
         let resultsWhileCharging = 0;
         for (const a of actions) {
-          const charging = d.state.phase.kind === 'charging';
+          // A result held back until "please wait" ends counts once: later ones are ignored.
+          const charging = d.state.phase.kind === 'charging' && d.state.phase.deferred === undefined;
           apply(d, a);
           if (a.kind === 'charge-result' && charging) {
             resultsWhileCharging++;

@@ -43,6 +43,36 @@ function fragmentsPlayed(d: DialogueDriver): string[] {
   return d.plays.flatMap((p) => p.fragments);
 }
 
+describe('dialogue: a PSP faster than "please wait"', () => {
+  it('holds the result until the wait prompt ends, with the card copy already wiped', () => {
+    const d = driver();
+    d.psp = undefined;
+    d.keys('1');
+    enterCard(d, `${VISA}#`);
+    const wait = d.currentPlay;
+    expect(wait?.fragments).toEqual(['processing-payment']);
+    const during = d.answer({ status: 'approved', transactionId: 'T7' });
+    expect(during).toEqual([]);
+    expect(d.charges[0]?.card.pan.wiped).toBe(true);
+    // A second result for the same charge is ignored.
+    expect(d.answer({ status: 'declined', declineClass: 'do-not-honor' })).toEqual([]);
+    const after = d.send({ type: 'play-done', playId: wait?.playId ?? -1, interrupted: false });
+    expect(after.find((c) => c.type === 'play')).toMatchObject({ fragments: expect.arrayContaining(['payment-approved']) });
+    expect(d.playOut()).toMatchObject({ outcome: 'approved', transactionId: 'T7', callerGone: false });
+  });
+
+  it('a hangup while a result is held finishes at once with that result', () => {
+    const d = driver();
+    d.psp = undefined;
+    d.keys('1');
+    enterCard(d, `${VISA}#`);
+    d.answer({ status: 'declined', declineClass: 'insufficient-funds' });
+    const cmds = d.hangup();
+    expect(cmds.filter((c) => c.type === 'play')).toEqual([]);
+    expect(d.result).toMatchObject({ outcome: 'declined', declineClass: 'insufficient-funds', callerGone: true });
+  });
+});
+
 describe('dialogue: approved payments', () => {
   it('Visa: context amount announced, card read back masked, charged once, approval announced with amount and reference', () => {
     const d = driver();

@@ -107,9 +107,20 @@ function dispatch(s: DialogueState, out: Out, ev: DialogueEvent): void {
       s.playing = false;
       onPlayDone(s, out);
       return;
-    case 'charge-result':
-      if (s.phase.kind === 'charging') onChargeResult(s, out, s.phase, ev.outcome);
+    case 'charge-result': {
+      const p = s.phase;
+      if (p.kind !== 'charging' || p.deferred !== undefined) return;
+      const wellFormed = typeof ev.outcome === 'object' && ev.outcome !== null && ['approved', 'declined', 'unknown'].includes(ev.outcome.status);
+      if (wellFormed && s.playing && !s.waitMusic && !s.callerGone && !p.faulted) {
+        // "Please wait" is still being said: keep the result until it ends (the card copy is
+        // done with now, whatever the result).
+        wipeCard(p.card);
+        p.deferred = ev.outcome;
+        return;
+      }
+      onChargeResult(s, out, p, ev.outcome);
       return;
+    }
     case 'hangup':
       onHangup(s, out);
       return;
@@ -572,6 +583,10 @@ function onPlayDone(s: DialogueState, out: Out): void {
       }
       return;
     case 'charging':
+      if (p.deferred !== undefined) {
+        onChargeResult(s, out, p, p.deferred);
+        return;
+      }
       // "Please wait" said: loop wait music (keeps RTP flowing) until the result.
       if (!s.callerGone) {
         s.waitMusic = true;
@@ -591,8 +606,10 @@ function onHangup(s: DialogueState, out: Out): void {
   const p = s.phase;
   switch (p.kind) {
     case 'charging':
-      // The charge is with the PSP: wait for its real outcome, then finish without a word.
       clearTimer(s, out);
+      // The result may already be here, held back for the end of "please wait".
+      if (p.deferred !== undefined) onChargeResult(s, out, p, p.deferred);
+      // Otherwise the charge is with the PSP: wait for its real outcome, then finish without a word.
       return;
     case 'closing':
       finishNow(s, out, p.result);

@@ -1,3 +1,4 @@
+import type { ChargeOutcome } from '../../psp/types.js';
 import type { Brand } from '../../config/schema.js';
 import type { DeclineClass } from '../outcome.js';
 import type { CardData, SensitiveDigits } from '../sensitive.js';
@@ -37,9 +38,11 @@ export type Phase =
   /**
    * A charge is with the PSP. `card` is the copy handed to the call layer in the `charge` command;
    * the dialogue wipes it when the result arrives. `faulted`: an internal error happened meanwhile;
-   * the dialogue only waits for the result to report it truthfully.
+   * the dialogue only waits for the result to report it truthfully. `deferred`: a result that
+   * came while "please wait" was still playing; it is announced when that prompt ends, so the
+   * caller never hears the wait message cut off mid-sentence.
    */
-  | { kind: 'charging'; card: CardData; faulted: boolean }
+  | { kind: 'charging'; card: CardData; faulted: boolean; deferred?: ChargeOutcome | undefined }
   /** The last announcement plays (no barge-in); `finish` follows its play-done (or a hangup). */
   | { kind: 'closing'; result: DialogueResult }
   /** `finish` was emitted; every event is ignored. */
