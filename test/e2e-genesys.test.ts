@@ -225,7 +225,7 @@ describe('Genesys round trip (SIPp as Genesys)', () => {
   });
 
   it('not identified: handed back at once without asking for a card', () => {
-    expect(results.get('not-identified')?.exitCode).toBe(0);
+    expect(results.get('not-identified')?.exitCode, results.get('not-identified')?.output).toBe(0);
     expect(uuiOf('not-identified')).toMatchObject({ res: 'not-identified', ref: 'INV-82' });
   });
 
