@@ -425,6 +425,8 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
     if (te !== undefined) {
       if (h.payloadType === te.payloadType) {
         const d = this.#rfc4733.receive(h.ssrc, h.timestamp, msg, h.payloadOffset, h.payloadLength);
+        // The event payload names the key: zero it so no received datagram keeps card digits.
+        msg.fill(0, h.payloadOffset, h.payloadOffset + h.payloadLength);
         if (d !== undefined) this.#deliverDigit(d, 'rfc4733');
       }
       return;
