@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { OUTCOMES } from '../domain/outcome.js';
+import { ALLOW_LIST_ENTRY_PROBLEM, parseCidr } from '../telephony/admission.js';
 
 /**
  * The configuration schema. Every parameter of the use case is a profile setting; server-wide
@@ -93,7 +94,7 @@ const telephonySchema = z.strictObject({
 
 const securitySchema = z.strictObject({
   /** CIDRs allowed to send INVITEs; empty = everyone (a warning is logged at start). */
-  allowList: z.array(z.string().min(1)).default([]),
+  allowList: z.array(z.string().min(1).refine((s) => parseCidr(s) !== undefined, { message: ALLOW_LIST_ENTRY_PROBLEM })).default([]),
   /** Static shared-secret trunk header, compared in constant time. */
   sharedSecretHeader: z
     .strictObject({ name: z.string().min(1), value: z.string().min(8) })
