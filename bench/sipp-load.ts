@@ -23,7 +23,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -55,6 +55,7 @@ interface Options {
   profile: boolean;
   out: string | undefined;
   pacerSlots: number;
+  settleS: number;
 }
 
 function options(): Options {
@@ -67,12 +68,14 @@ function options(): Options {
       profile: { type: 'boolean', default: false },
       out: { type: 'string' },
       'pacer-slots': { type: 'string', default: '0' },
+      settle: { type: 'string', default: '0' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
   });
   if (values.help === true) {
-    console.log('usage: npm run bench -- sipp-load [--calls N=1000] [--hold S=60] [--rate CPS=100] [--calibrate S=10] [--profile] [--out results.json] [--pacer-slots S]');
+    console.log('usage: npm run bench -- sipp-load [--calls N=1000] [--hold S=60] [--rate CPS=100] [--calibrate S=10] [--profile] [--out results.json] [--settle S] [--pacer-slots S]');
+    console.log('  --settle S: after the last call, wait S s (SIP transactions linger 32 s) and read memory again (leak check)');
     console.log('  --pacer-slots S: EXPERIMENT, the server sends from a staggered pacer prototype (bench/support/slotted-pacer.ts) instead of the engine\'s');
     process.exit(0);
   }
@@ -84,7 +87,9 @@ function options(): Options {
     profile: values.profile === true,
     out: values.out,
     pacerSlots: Number(values['pacer-slots']),
+    settleS: Number(values.settle),
   };
+  if (!(o.settleS >= 0 && o.settleS <= 300)) throw new Error('--settle must be 0..300 seconds');
   if (!(Number.isInteger(o.pacerSlots) && o.pacerSlots >= 0 && o.pacerSlots <= 20)) throw new Error('--pacer-slots must be 0..20');
   const maxCalls = Math.floor((RTP_MAX - RTP_MIN) / 2) + 1;
   if (!(Number.isInteger(o.calls) && o.calls >= 1 && o.calls <= maxCalls)) throw new Error(`--calls must be 1..${maxCalls}`);
@@ -338,11 +343,18 @@ async function main(): Promise<void> {
   const baseline = await server.request<MemorySnapshot>('snapshot', { gc: true });
   console.error(`baseline: RSS ${mib(baseline.rss)}, heap used ${mib(baseline.heapUsed)}`);
 
+  const beforeLoad = await server.request<ServerCounters>('counters');
   console.error(`load: ${o.calls} calls`);
   const load = await Promise.race([runPhase('load', { calls: o.calls, rate: o.rate, holdS: o.holdS, profile: o.profile }, ctx), serverExit]);
   const afterCounters = await waitIdle(server, 15_000);
   await sleep(500);
   const end = await server.request<MemorySnapshot>('snapshot', { gc: true });
+  let settled: MemorySnapshot | undefined;
+  if (o.settleS > 0) {
+    console.error(`settle: ${o.settleS} s idle before the last memory reading`);
+    await sleep(o.settleS * 1000);
+    settled = await server.request<MemorySnapshot>('snapshot', { gc: true });
+  }
   await server.request('stop').catch(() => undefined);
   await sink.request('close').catch(() => undefined);
 
@@ -377,13 +389,15 @@ async function main(): Promise<void> {
     rows.push({ figure: 'external+arrayBuffers per call (after GC)', value: `${((g.external - baseline.external) / Math.max(1, g.liveCalls) / 1000).toFixed(1)} kB`, target: '', verdict: '' });
   }
   rows.push({ figure: 'RSS / heapUsed after all calls ended', value: `${mib(end.rss)} / ${mib(end.heapUsed)}`, target: '', verdict: '' });
+  if (settled !== undefined) rows.push({ figure: `RSS / heapUsed ${o.settleS} s later`, value: `${mib(settled.rss)} / ${mib(settled.heapUsed)} (baseline heap ${mib(baseline.heapUsed)})`, target: '', verdict: '' });
   const w = load.window;
   if (w !== undefined) {
     rows.push({ figure: 'server CPU in window (% of one core)', value: `${f1(w.cpuPercentOfOneCore)} % (user ${f1(w.cpuUserUs / 10 / w.wallMs)}, sys ${f1(w.cpuSystemUs / 10 / w.wallMs)})`, target: '', verdict: '' });
     rows.push({ figure: 'server event-loop delay p50/p99/max (ms)', value: `${f2(w.eventLoopDelayMs.p50)} / ${f2(w.eventLoopDelayMs.p99)} / ${f2(w.eventLoopDelayMs.max)}`, target: '', verdict: '' });
-    rows.push({ figure: 'pacer ticks / late ticks', value: `${w.pacerTicks} / ${w.pacerLateTicks}`, target: '', verdict: '' });
+    if (o.pacerSlots === 0) rows.push({ figure: 'pacer ticks / late ticks', value: `${w.pacerTicks} / ${w.pacerLateTicks}`, target: '', verdict: '' });
     rows.push({ figure: 'pacer wake-up interval p50/p99/p99.9/max', value: gapLine(w.tickIntervalMs), target: '', verdict: '' });
     rows.push({ figure: 'pacer tick duration p50/p99/p99.9/max', value: gapLine(w.tickSpanMs), target: '', verdict: '' });
+    if (o.pacerSlots === 0) rows.push({ figure: 'turn gap p99 by place in tick (1st..10th tenth)', value: w.gapByPositionMs.map((g) => f1(g.p99)).join(' '), target: '', verdict: '' });
     rows.push({ figure: 'GC in window: scavenges / mark-compacts', value: `${w.gc.minorCount} (${f1(w.gc.minorMs)} ms) / ${w.gc.majorCount} (${f1(w.gc.majorMs)} ms), longest ${f1(w.gc.maxPauseMs)} ms`, target: '', verdict: '' });
     rows.push({ figure: 'window', value: `${(w.wallMs / 1000).toFixed(1)} s`, target: '', verdict: '' });
   }
@@ -402,17 +416,22 @@ async function main(): Promise<void> {
 
   console.log('');
   console.log(`sipp-load: ${o.calls} calls x ${o.holdS} s, ${o.rate} calls/s, ${new Date().toISOString()}`);
+  console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, ${release()}`);
   if (o.pacerSlots > 0) console.log(`EXPERIMENT: staggered pacer prototype with ${o.pacerSlots} slots (not the engine's pacer); pacer tick figures are per slot`);
   console.log(`window: ${load.windowNote}`);
   console.log(table(rows));
   if (Object.keys(s.failures).length > 0 || s.exitCode !== 0) console.log(`SIPp exit ${s.exitCode}, failures: ${JSON.stringify(s.failures)}, retransmissions ${s.retransmissions}`);
   if (s.errorsTail.trim() !== '') console.log(`SIPp errors (tail):\n${s.errorsTail.trim().split('\n').slice(-8).join('\n')}`);
-  console.log(`server: ${JSON.stringify({ offered: afterCounters.offered, answered: afterCounters.answered, answerFailed: afterCounters.answerFailed, playFailed: afterCounters.playFailed, ended: afterCounters.ended })}`);
+  const endedInLoad: Record<string, number> = {};
+  for (const [k, v] of Object.entries(afterCounters.ended)) if (v - (beforeLoad.ended[k] ?? 0) > 0) endedInLoad[k] = v - (beforeLoad.ended[k] ?? 0);
+  console.log(
+    `server, load phase: ${JSON.stringify({ offered: afterCounters.offered - beforeLoad.offered, answered: afterCounters.answered - beforeLoad.answered, answerFailed: afterCounters.answerFailed - beforeLoad.answerFailed, playFailed: afterCounters.playFailed - beforeLoad.playFailed, ended: endedInLoad, stillActive: afterCounters.activeCalls })}`,
+  );
   if (load.profile !== undefined) {
     console.log(`\nserver CPU profile of the window (${load.profileFile}):`);
     console.log(formatProfile(load.profile));
   }
-  const results = { options: o, date: new Date().toISOString(), dir, calibration, baseline, load, end, server: afterCounters, rows };
+  const results = { options: o, date: new Date().toISOString(), dir, calibration, baseline, load, end, settled, server: afterCounters, rows };
   writeFileSync(join(dir, 'results.json'), JSON.stringify(results, null, 2));
   if (o.out !== undefined) writeFileSync(o.out, JSON.stringify(results, null, 2));
   console.log(`\nfiles (SIPp stats, response times, server log, results.json): ${dir}`);

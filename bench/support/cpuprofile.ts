@@ -45,7 +45,8 @@ function where(cf: CallFrame, root: string): string {
   if (cf.url === '') return '(native)';
   let u = cf.url.replace(/^file:\/\//, '');
   if (u.startsWith('/')) u = relative(root, u);
-  return cf.lineNumber >= 0 ? `${u}:${cf.lineNumber + 1}` : u;
+  // tsx-compiled sources report line 0 for everything: a line is only shown when it means something.
+  return cf.lineNumber > 0 ? `${u}:${cf.lineNumber + 1}` : u;
 }
 
 function fileOf(cf: CallFrame, root: string): string {

@@ -1,19 +1,26 @@
 /**
- * A fixed-resolution histogram of millisecond values (10 µs buckets up to 2 s, one overflow
- * bucket): constant memory and O(1) per sample, so the sink can record every packet gap of
+ * A fixed-resolution histogram of millisecond values (by default 10 µs buckets up to 2 s, one
+ * overflow bucket): constant memory and O(1) per sample, so the sink can record every packet gap of
  * 50,000 packets/s without allocating.
  */
 export class Histogram {
-  static readonly BUCKET_MS = 0.01;
-  static readonly BUCKETS = 200_000;
-  readonly #counts = new Uint32Array(Histogram.BUCKETS + 1);
+  readonly #bucketMs: number;
+  readonly #buckets: number;
+  readonly #counts: Uint32Array;
   count = 0;
   sum = 0;
   min = Number.POSITIVE_INFINITY;
   max = 0;
 
+  /** Default: 10 µs buckets up to 2 s. */
+  constructor(bucketMs = 0.01, maxMs = 2000) {
+    this.#bucketMs = bucketMs;
+    this.#buckets = Math.ceil(maxMs / bucketMs);
+    this.#counts = new Uint32Array(this.#buckets + 1);
+  }
+
   add(ms: number): void {
-    const i = ms <= 0 ? 0 : Math.min(Histogram.BUCKETS, Math.floor(ms / Histogram.BUCKET_MS));
+    const i = ms <= 0 ? 0 : Math.min(this.#buckets, Math.floor(ms / this.#bucketMs));
     this.#counts[i] = (this.#counts[i] ?? 0) + 1;
     this.count++;
     this.sum += ms;
@@ -34,18 +41,18 @@ export class Histogram {
     if (this.count === 0) return Number.NaN;
     const target = Math.max(1, Math.ceil(this.count * q));
     let acc = 0;
-    for (let i = 0; i <= Histogram.BUCKETS; i++) {
+    for (let i = 0; i <= this.#buckets; i++) {
       acc += this.#counts[i] ?? 0;
-      if (acc >= target) return Math.min(this.max, (i + 0.5) * Histogram.BUCKET_MS);
+      if (acc >= target) return Math.min(this.max, (i + 0.5) * this.#bucketMs);
     }
     return this.max;
   }
 
   /** Samples strictly above `ms` (bucket resolution). */
   countAbove(ms: number): number {
-    const from = Math.min(Histogram.BUCKETS, Math.floor(ms / Histogram.BUCKET_MS) + 1);
+    const from = Math.min(this.#buckets, Math.floor(ms / this.#bucketMs) + 1);
     let n = 0;
-    for (let i = from; i <= Histogram.BUCKETS; i++) n += this.#counts[i] ?? 0;
+    for (let i = from; i <= this.#buckets; i++) n += this.#counts[i] ?? 0;
     return n;
   }
 

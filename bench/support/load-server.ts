@@ -59,6 +59,8 @@ export interface WindowStats {
   tickIntervalMs: HistogramSummary;
   /** Pacer wake-up to the end of its last stream's onTick: how long one tick's sends take. */
   tickSpanMs: HistogramSummary;
+  /** A stream's turn-to-turn gap by its position in the tick's loop: first tenth of the streams, ..., last tenth. */
+  gapByPositionMs: HistogramSummary[];
   gc: { minorCount: number; minorMs: number; majorCount: number; majorMs: number; maxPauseMs: number };
   cpuUserUs: number;
   cpuSystemUs: number;
@@ -83,6 +85,7 @@ export interface ServerCounters {
 const ELD_RESOLUTION_MS = 5;
 const TX_LAST = Symbol('benchLastSend');
 const TX_RTP = Symbol('benchIsRtp');
+const TICK_LAST = Symbol('benchLastTick');
 type TimedSocket = dgram.Socket & { [TX_LAST]?: number; [TX_RTP]?: boolean };
 
 /**
@@ -118,19 +121,27 @@ function timeRtpSends(rtpMin: number, rtpMax: number, gaps: Histogram, recording
  * Times the pacer's ticks by wrapping MediaSession.onTick: the pacer passes every stream of a
  * tick the same `now`, so a new `now` is a new tick.
  */
-function timeTicks(intervals: Histogram, spans: Histogram, recording: () => boolean): void {
+function timeTicks(intervals: Histogram, spans: Histogram, byPosition: Histogram[], streams: () => number, recording: () => boolean): void {
   const proto = MediaSession.prototype as unknown as { onTick: (frames: number, skipped: number, now: number) => void };
   const original = proto.onTick;
   let tick = Number.NaN;
   let lastEnd = 0;
-  proto.onTick = function timedTick(this: MediaSession, frames: number, skipped: number, now: number): void {
+  let index = 0;
+  proto.onTick = function timedTick(this: MediaSession & { [TICK_LAST]?: number }, frames: number, skipped: number, now: number): void {
     if (now !== tick) {
       if (!Number.isNaN(tick) && recording()) {
         intervals.add(now - tick);
         spans.add(lastEnd - tick);
       }
       tick = now;
+      index = 0;
     }
+    // This stream's gap since its previous turn, by where it sits in the tick's loop (tenths).
+    const t = performance.now();
+    const last = this[TICK_LAST];
+    if (last !== undefined && recording()) byPosition[Math.min(byPosition.length - 1, Math.floor((index * byPosition.length) / Math.max(1, streams())))]?.add(t - last);
+    this[TICK_LAST] = t;
+    index++;
     original.call(this, frames, skipped, now);
     lastEnd = performance.now();
   };
@@ -152,7 +163,7 @@ async function main(): Promise<void> {
     promptsDir: args.promptsDir,
     // A load test from one source address: the per-source INVITE rate and the call cap are
     // configuration, raised here the way an operator would for a busy trunk.
-    security: { ratePerSource: 1000, maxConcurrentCalls: args.maxConcurrentCalls },
+    security: { allowList: ['127.0.0.1/32'], ratePerSource: 1000, maxConcurrentCalls: args.maxConcurrentCalls },
     log: { level: 'warn', file: args.logFile },
     admin: { enabled: false },
   });
@@ -162,7 +173,8 @@ async function main(): Promise<void> {
   timeRtpSends(args.rtpMin, args.rtpMax, txGaps, () => recordingTx);
   const tickIntervals = new Histogram();
   const tickSpans = new Histogram();
-  timeTicks(tickIntervals, tickSpans, () => recordingTx);
+  const byPosition = Array.from({ length: 10 }, () => new Histogram(0.05, 500));
+  timeTicks(tickIntervals, tickSpans, byPosition, () => live, () => recordingTx);
   const gc: GcStats = { minorCount: 0, minorMs: 0, majorCount: 0, majorMs: 0, maxPauseMs: 0 };
   const gcObserver = new PerformanceObserver((list) => {
     if (!recordingTx) return;
@@ -279,6 +291,7 @@ async function main(): Promise<void> {
       txGaps.reset();
       tickIntervals.reset();
       tickSpans.reset();
+      for (const h of byPosition) h.reset();
       Object.assign(gc, { minorCount: 0, minorMs: 0, majorCount: 0, majorMs: 0, maxPauseMs: 0 });
       recordingTx = true;
       const p = engine?.pacerStats ?? { ticks: 0, lateTicks: 0 };
@@ -301,6 +314,7 @@ async function main(): Promise<void> {
         senderGapsMs: txGaps.summary(),
         tickIntervalMs: tickIntervals.summary(),
         tickSpanMs: tickSpans.summary(),
+        gapByPositionMs: byPosition.map((h) => h.summary()),
         gc: { ...gc },
         cpuUserUs: cpu.user,
         cpuSystemUs: cpu.system,
