@@ -29,7 +29,7 @@ beforeAll(async () => {
     profiles: { default: { language: 'en-US', currency: 'EUR', amountSource: 'entered', psp: { type: 'sandbox' }, handBack: { automated: 'sip:+18005550100@127.0.0.1:9' }, timeouts: { firstDigitMs: 8000, interDigitMs: 3000, referMs: 5000 } } },
   });
   app = await startApp(config, createLogger({ level: 'debug', destination: logFile }));
-  phone = await Baresip.start({ sipPort: 25082, ctrlPort: 25085, rtpMin: 25090, rtpMax: 25129 });
+  phone = await Baresip.start({ sipPort: 25582, ctrlPort: 25585, rtpMin: 25590, rtpMax: 25629 });
 });
 
 afterAll(async () => {

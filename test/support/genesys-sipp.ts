@@ -93,7 +93,8 @@ export async function runGenesysCall(o: GenesysCallOptions): Promise<GenesysCall
     resultUui: referTo ? decodeReferToUui(referTo) : undefined,
     byeReason,
     dir,
-    output: `${output.out}\n${errs}`.slice(-4000),
+    // SIPp's error file first: the final screen that follows is long and says little.
+    output: `${errs.slice(0, 3000)}\n${output.out.slice(-3000)}`,
     pcapMs: durationMs,
   };
 }
