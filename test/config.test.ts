@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { parseConfig, loadConfig } from '../src/config/load.js';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig, loadConfig, SHIPPED_PROMPTS_DIR } from '../src/config/load.js';
 import { selectProfile, dialogueSettings } from '../src/config/profiles.js';
 
 function cli(args: string[], env: Record<string, string> = {}): { code: number; out: string } {
@@ -66,5 +69,19 @@ describe('configuration', () => {
     const s = dialogueSettings(c.profiles.france!, 'en-US');
     expect(s.language).toBe('en-US');
     expect(s.currency).toBe('EUR');
+  });
+
+  it('finds the shipped prompt packs when started outside the repository', () => {
+    const cwd = process.cwd();
+    try {
+      process.chdir(tmpdir());
+      const c = parseConfig({});
+      expect(c.promptsDir).toBe(SHIPPED_PROMPTS_DIR);
+      expect(existsSync(join(c.promptsDir, 'en-US', 'welcome.wav'))).toBe(true);
+      // An explicit relative directory is the operator's: kept as given.
+      expect(parseConfig({ promptsDir: 'my-prompts' }).promptsDir).toBe('my-prompts');
+    } finally {
+      process.chdir(cwd);
+    }
   });
 });

@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { configSchema, type Config } from './schema.js';
 import { PayIvrError } from '../errors.js';
@@ -62,6 +64,18 @@ function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
   }
 }
 
+/** The prompt packs shipped with pay-ivr (src/config and dist/config are both two levels down). */
+export const SHIPPED_PROMPTS_DIR = fileURLToPath(new URL('../../prompts', import.meta.url));
+
+/**
+ * A relative prompts directory is looked up in the working directory first; the default one
+ * ("prompts") falls back to the packs shipped with pay-ivr, so `pay-ivr serve` works from anywhere.
+ */
+function withPromptsDir(cfg: Config): Config {
+  if (isAbsolute(cfg.promptsDir) || existsSync(cfg.promptsDir) || cfg.promptsDir !== 'prompts') return cfg;
+  return { ...cfg, promptsDir: SHIPPED_PROMPTS_DIR };
+}
+
 /** Formats zod issues as "path.to.field: why" lines. */
 function formatIssues(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string {
   return issues
@@ -77,7 +91,7 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = {}): Config {
   applyEnv(obj, env);
   const r = configSchema.safeParse(obj);
   if (!r.success) throw new PayIvrError('ERR_CONFIG_INVALID', formatIssues(r.error.issues));
-  return r.data;
+  return withPromptsDir(r.data);
 }
 
 /** Loads the config: file from `path` (or PAYIVR_CONFIG), else the built-in defaults; env overrides on top. */
