@@ -3,8 +3,8 @@ import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { describeError } from '../../errors.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
+import { AdmissionControl } from '../admission.js';
 import type { BackendEvents, TelephonyBackend } from '../types.js';
-import { Admission } from './admission.js';
 import { ALLOW, DrachtioCall } from './call.js';
 import { DrachtioLink } from './drachtio-link.js';
 import { FreeswitchLink } from './freeswitch-link.js';
@@ -29,7 +29,7 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
   readonly #log: Logger;
   readonly #drachtio: DrachtioLink;
   readonly #freeswitch: FreeswitchLink;
-  readonly #admission: Admission;
+  readonly #admission: AdmissionControl;
   readonly #calls = new Set<DrachtioCall>();
   #started = false;
   #stopping: Promise<void> | undefined;
@@ -45,7 +45,7 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
     const t = config.telephony;
     this.#drachtio = new DrachtioLink(t.drachtio, logger);
     this.#freeswitch = new FreeswitchLink(this.#drachtio.srf, t.freeswitch, t.drachtio.maxReconnectDelayMs, logger);
-    this.#admission = new Admission(config.security);
+    this.#admission = new AdmissionControl(config.security);
   }
 
   get ready(): boolean {
@@ -59,6 +59,7 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
+    this.#admission.announce(this.#log);
     const srf = this.#drachtio.srf;
     // Registered before the first connect: sent with the authentication, answered from then on.
     srf.options(this.#onOptions);
@@ -156,10 +157,13 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
       res.send(503, { headers: { 'Retry-After': '5' } });
       return;
     }
-    const verdict = this.#admission.check(req, this.#calls.size);
-    if (verdict) {
+    const verdict = this.#admission.check(
+      { sourceAddress: req.source_address, method: req.method, requestUri: req.uri, header: (name) => req.get(name) },
+      this.#calls.size,
+    );
+    if (!verdict.admitted) {
       this.#log.warn({ remote: `${req.source_address}:${req.source_port}`, status: verdict.status, why: verdict.why }, 'INVITE refused');
-      res.send(verdict.status, verdict.reason, { headers: verdict.headers ?? {} });
+      res.send(verdict.status, verdict.reason, { headers: Object.fromEntries(verdict.headers.map((h) => [h.name, h.value])) });
       return;
     }
     const call = new DrachtioCall(req, res, {

@@ -3,8 +3,8 @@ import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { PayIvrError, describeError, isPayIvrError } from '../../errors.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
+import { AdmissionControl } from '../admission.js';
 import type { BackendEvents, TelephonyBackend } from '../types.js';
-import { AccessControl } from './access-control.js';
 import { EmbeddedCall } from './embedded-call.js';
 import { createDefaultMedia } from './media-factory.js';
 import type { MediaEngineLike, MediaSessionLike } from './media-port.js';
@@ -40,7 +40,7 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
   readonly #config: Config;
   readonly #log: Logger;
   readonly #opts: EmbeddedBackendOptions;
-  readonly #access: AccessControl;
+  readonly #admission: AdmissionControl;
   readonly #calls = new Set<EmbeddedCall>();
   #ua: UserAgent | undefined;
   #media: MediaEngineLike | undefined;
@@ -51,7 +51,7 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
     this.#config = config;
     this.#log = logger;
     this.#opts = options;
-    this.#access = new AccessControl(config.security);
+    this.#admission = new AdmissionControl(config.security);
   }
 
   get ready(): boolean {
@@ -75,7 +75,7 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
   async start(): Promise<void> {
     if (this.#ua !== undefined) return;
     const { sip, rtp } = this.#config;
-    if (!this.#access.allowListEnabled) this.#log.warn('security.allowList is empty: INVITEs are accepted from any address');
+    this.#admission.announce(this.#log);
     const media = this.#opts.media ?? createDefaultMedia(this.#config, this.#log);
     const ua = new UserAgent({
       listen: sip.listen,
@@ -120,10 +120,13 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
   #onInvite(session: ServerSession): void {
     const invite = session.invite;
     const source = session.flow.address;
-    const decision = this.#access.check(invite, source, this.#calls.size);
-    if (!decision.ok) {
-      this.#log.info({ callId: session.callId, source, status: decision.status }, 'INVITE refused');
-      session.reject(decision.status, { reason: decision.reason, headers: decision.headers });
+    const verdict = this.#admission.check(
+      { sourceAddress: source, method: invite.method, requestUri: invite.uri, header: (name) => headerValue(invite, name) },
+      this.#calls.size,
+    );
+    if (!verdict.admitted) {
+      this.#log.info({ callId: session.callId, source, status: verdict.status, why: verdict.why }, 'INVITE refused');
+      session.reject(verdict.status, { reason: verdict.reason, headers: verdict.headers.map((h) => header(h.name, h.value)) });
       return;
     }
     const media = this.#media;
