@@ -409,7 +409,7 @@ async function main(): Promise<void> {
       // Busy core-time not charged to the three bench processes: kernel softirq (loopback
       // delivery) and anything else running on the machine.
       const others = (load.machine.busy * cpus().length) - w.cpuPercentOfOneCore - sk.sinkCpuPercentOfOneCore - load.sippCpuPct;
-      rows.push({ figure: 'CPU outside server/sink/SIPp (% of one core)', value: `${f1(others)} %`, target: '', verdict: '' });
+      rows.push({ figure: 'CPU outside server/sink/SIPp (% of one core)', value: others < 0 ? `${f1(others)} % (about 0: sampling noise)` : `${f1(others)} %`, target: '', verdict: '' });
     }
   }
   rows.push({ figure: 'load average before the run (1 min)', value: loadBefore.toFixed(2), target: '', verdict: '' });
