@@ -62,7 +62,8 @@ export class CallController {
     }
 
     this.#deps.metrics.callStarted();
-    await this.#deps.store
+    // Not awaited: the live-call list is informational and must never delay the answer.
+    void this.#deps.store
       .liveCallStarted({ id: this.#call.id, callId: this.#call.callId, startedAt: started.toISOString(), profile: selected.name, conversationId: ctx.conversationId, state: 'answering' })
       .catch((e: unknown) => log.warn({ err: describeError(e) }, 'live-call store failed'));
 

@@ -85,6 +85,8 @@ export class RedisStore implements ResultStore {
     this.#redis = new Redis(opts.url, {
       maxRetriesPerRequest: 2,
       connectTimeout: 5_000,
+      // A Redis that accepts the connection but never answers must not hold a call up.
+      commandTimeout: 2_000,
       // Capped reconnect backoff; the URL (it may hold a password) is never logged.
       retryStrategy: (times: number) => Math.min(times * 200, 5_000),
       ...opts.redisOptions,
