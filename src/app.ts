@@ -97,7 +97,6 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       await Promise.race([Promise.allSettled([...running]), new Promise((r) => setTimeout(r, 5_000).unref())]);
       await backend.stop();
     });
-    if (config.security.allowList.length === 0) logger.warn('security.allowList is empty: INVITEs are accepted from any address');
 
     return {
       backend,

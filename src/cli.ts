@@ -23,8 +23,10 @@ async function serve(configPath: string | undefined): Promise<void> {
   const logger = createLogger({ level: config.log.level, ...(config.log.file ? { destination: config.log.file } : {}) });
   const { startApp } = await import('./app.js');
   const app = await startApp(config, logger);
-  const listen = config.sip.listen.map((l) => `${l.transport}:${l.host}:${l.port}`).join(', ');
-  logger.info({ backend: config.telephony.backend, sip: listen, admin: app.adminPort || 'off', profiles: Object.keys(config.profiles) }, 'pay-ivr ready');
+  const { drachtio } = config.telephony;
+  const sip = config.telephony.backend === 'drachtio' ? `drachtio-server ${drachtio.host}:${drachtio.port}` : config.sip.listen.map((l) => `${l.transport}:${l.host}:${l.port}`).join(', ');
+  // The drachtio backend may still be connecting: say so rather than claim readiness.
+  logger.info({ backend: config.telephony.backend, sip, ready: app.backend.ready, admin: app.adminPort || 'off', profiles: Object.keys(config.profiles) }, 'pay-ivr started');
   let stopping = false;
   const shutdown = (sig: string): void => {
     if (stopping) return;
