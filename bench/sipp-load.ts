@@ -34,6 +34,7 @@ import { machineCpu, machineCpuDelta, processCpuUs } from './support/proc.js';
 import { RpcClient, type RpcPush } from './support/rpc.js';
 import type { SinkReport } from './support/rtp-sink.js';
 import { SippProcess, type SippLoadResult } from './support/sipp-runner.js';
+import { DEFAULT_PACER_SLOTS } from '../src/telephony/embedded/media/pacer.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const SIP_PORT = 26060;
@@ -76,7 +77,7 @@ function options(): Options {
   if (values.help === true) {
     console.log('usage: npm run bench -- sipp-load [--calls N=1000] [--hold S=60] [--rate CPS=100] [--calibrate S=10] [--profile] [--out results.json] [--settle S] [--pacer-slots S]');
     console.log('  --settle S: after the last call, wait S s (SIP transactions linger 32 s) and read memory again (leak check)');
-    console.log('  --pacer-slots S: EXPERIMENT, the server sends from a staggered pacer prototype (bench/support/slotted-pacer.ts) instead of the engine\'s');
+    console.log(`  --pacer-slots S: phase slots of the engine's pacer, 1..20 (default ${DEFAULT_PACER_SLOTS}; 1 = one burst of every stream per 20 ms frame)`);
     process.exit(0);
   }
   const o: Options = {
@@ -394,10 +395,10 @@ async function main(): Promise<void> {
   if (w !== undefined) {
     rows.push({ figure: 'server CPU in window (% of one core)', value: `${f1(w.cpuPercentOfOneCore)} % (user ${f1(w.cpuUserUs / 10 / w.wallMs)}, sys ${f1(w.cpuSystemUs / 10 / w.wallMs)})`, target: '', verdict: '' });
     rows.push({ figure: 'server event-loop delay p50/p99/max (ms)', value: `${f2(w.eventLoopDelayMs.p50)} / ${f2(w.eventLoopDelayMs.p99)} / ${f2(w.eventLoopDelayMs.max)}`, target: '', verdict: '' });
-    if (o.pacerSlots === 0) rows.push({ figure: 'pacer ticks / late ticks', value: `${w.pacerTicks} / ${w.pacerLateTicks}`, target: '', verdict: '' });
+    rows.push({ figure: 'pacer slot bursts / late bursts', value: `${w.pacerTicks} / ${w.pacerLateTicks}`, target: '', verdict: '' });
     rows.push({ figure: 'pacer wake-up interval p50/p99/p99.9/max', value: gapLine(w.tickIntervalMs), target: '', verdict: '' });
-    rows.push({ figure: 'pacer tick duration p50/p99/p99.9/max', value: gapLine(w.tickSpanMs), target: '', verdict: '' });
-    if (o.pacerSlots === 0) rows.push({ figure: 'turn gap p99 by place in tick (1st..10th tenth)', value: w.gapByPositionMs.map((g) => f1(g.p99)).join(' '), target: '', verdict: '' });
+    rows.push({ figure: 'pacer burst duration p50/p99/p99.9/max', value: gapLine(w.tickSpanMs), target: '', verdict: '' });
+    rows.push({ figure: 'turn gap p99 by place in burst (1st..10th tenth)', value: w.gapByPositionMs.map((g) => f1(g.p99)).join(' '), target: '', verdict: '' });
     rows.push({ figure: 'GC in window: scavenges / mark-compacts', value: `${w.gc.minorCount} (${f1(w.gc.minorMs)} ms) / ${w.gc.majorCount} (${f1(w.gc.majorMs)} ms), longest ${f1(w.gc.maxPauseMs)} ms`, target: '', verdict: '' });
     rows.push({ figure: 'window', value: `${(w.wallMs / 1000).toFixed(1)} s`, target: '', verdict: '' });
   }
@@ -417,7 +418,7 @@ async function main(): Promise<void> {
   console.log('');
   console.log(`sipp-load: ${o.calls} calls x ${o.holdS} s, ${o.rate} calls/s, ${new Date().toISOString()}`);
   console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, ${release()}`);
-  if (o.pacerSlots > 0) console.log(`EXPERIMENT: staggered pacer prototype with ${o.pacerSlots} slots (not the engine's pacer); pacer tick figures are per slot`);
+  console.log(`pacer: ${o.pacerSlots > 0 ? o.pacerSlots : DEFAULT_PACER_SLOTS} phase slots per 20 ms frame${o.pacerSlots > 0 ? '' : ' (engine default)'}; wake-up and burst figures are per slot`);
   console.log(`window: ${load.windowNote}`);
   console.log(table(rows));
   if (Object.keys(s.failures).length > 0 || s.exitCode !== 0) console.log(`SIPp exit ${s.exitCode}, failures: ${JSON.stringify(s.failures)}, retransmissions ${s.retransmissions}`);

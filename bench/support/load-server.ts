@@ -16,11 +16,10 @@ import { parseConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { EmbeddedBackend } from '../../src/telephony/embedded/backend.js';
 import { MediaEngine, MediaSession } from '../../src/telephony/embedded/media/engine.js';
-import { createDefaultMedia } from '../../src/telephony/embedded/media-factory.js';
+import { DEFAULT_PACER_SLOTS } from '../../src/telephony/embedded/media/pacer.js';
 import type { InboundCall } from '../../src/telephony/types.js';
 import { Histogram, type HistogramSummary } from './histogram.js';
 import { push, serveRpc, type RpcRequest } from './rpc.js';
-import { installSlottedPacer } from './slotted-pacer.js';
 
 export interface ServerArgs {
   sipPort: number;
@@ -31,7 +30,7 @@ export interface ServerArgs {
   /** Longest call the bench will hold, so the no-RTP watchdog (SIPp sends no RTP) never fires. */
   noRtpTimeoutMs: number;
   maxConcurrentCalls: number;
-  /** EXPERIMENT: serve the streams from a staggered pacer with this many phase slots (0 = the engine's pacer). */
+  /** Phase slots of the engine's pacer (0 = the engine's default; 1 = one burst per frame, the pre-slot pacer). */
   pacerSlots: number;
 }
 
@@ -59,7 +58,7 @@ export interface WindowStats {
   tickIntervalMs: HistogramSummary;
   /** Pacer wake-up to the end of its last stream's onTick: how long one tick's sends take. */
   tickSpanMs: HistogramSummary;
-  /** A stream's turn-to-turn gap by its position in the tick's loop: first tenth of the streams, ..., last tenth. */
+  /** A stream's turn-to-turn gap by its position in its slot's burst: first tenth of the burst, ..., last tenth. */
   gapByPositionMs: HistogramSummary[];
   gc: { minorCount: number; minorMs: number; majorCount: number; majorMs: number; maxPauseMs: number };
   cpuUserUs: number;
@@ -118,10 +117,10 @@ function timeRtpSends(rtpMin: number, rtpMax: number, gaps: Histogram, recording
 }
 
 /**
- * Times the pacer's ticks by wrapping MediaSession.onTick: the pacer passes every stream of a
- * tick the same `now`, so a new `now` is a new tick.
+ * Times the pacer's wake-ups by wrapping MediaSession.onTick: the pacer passes every stream of a
+ * wake-up the same `now`, so a new `now` is a new wake-up (one slot's burst).
  */
-function timeTicks(intervals: Histogram, spans: Histogram, byPosition: Histogram[], streams: () => number, recording: () => boolean): void {
+function timeTicks(intervals: Histogram, spans: Histogram, byPosition: Histogram[], burstSize: () => number, recording: () => boolean): void {
   const proto = MediaSession.prototype as unknown as { onTick: (frames: number, skipped: number, now: number) => void };
   const original = proto.onTick;
   let tick = Number.NaN;
@@ -139,7 +138,7 @@ function timeTicks(intervals: Histogram, spans: Histogram, byPosition: Histogram
     // This stream's gap since its previous turn, by where it sits in the tick's loop (tenths).
     const t = performance.now();
     const last = this[TICK_LAST];
-    if (last !== undefined && recording()) byPosition[Math.min(byPosition.length - 1, Math.floor((index * byPosition.length) / Math.max(1, streams())))]?.add(t - last);
+    if (last !== undefined && recording()) byPosition[Math.min(byPosition.length - 1, Math.floor((index * byPosition.length) / Math.max(1, burstSize())))]?.add(t - last);
     this[TICK_LAST] = t;
     index++;
     original.call(this, frames, skipped, now);
@@ -167,14 +166,14 @@ async function main(): Promise<void> {
     log: { level: 'warn', file: args.logFile },
     admin: { enabled: false },
   });
-  if (args.pacerSlots > 0) installSlottedPacer(args.pacerSlots);
+  const pacerSlots = args.pacerSlots > 0 ? args.pacerSlots : DEFAULT_PACER_SLOTS;
   const txGaps = new Histogram();
   let recordingTx = false;
   timeRtpSends(args.rtpMin, args.rtpMax, txGaps, () => recordingTx);
   const tickIntervals = new Histogram();
   const tickSpans = new Histogram();
   const byPosition = Array.from({ length: 10 }, () => new Histogram(0.05, 500));
-  timeTicks(tickIntervals, tickSpans, byPosition, () => live, () => recordingTx);
+  timeTicks(tickIntervals, tickSpans, byPosition, () => live / pacerSlots, () => recordingTx);
   const gc: GcStats = { minorCount: 0, minorMs: 0, majorCount: 0, majorMs: 0, maxPauseMs: 0 };
   const gcObserver = new PerformanceObserver((list) => {
     if (!recordingTx) return;
@@ -192,9 +191,19 @@ async function main(): Promise<void> {
   });
   gcObserver.observe({ entryTypes: ['gc'] });
   const logger = createLogger({ level: config.log.level, destination: args.logFile, name: 'pay-ivr-bench' });
-  const media = createDefaultMedia(config, logger);
-  const engine = media instanceof MediaEngine ? media : undefined;
-  const backend = new EmbeddedBackend(config, logger, { media });
+  // The engine createDefaultMedia would build, with the pacer's slot count set by the bench.
+  const engine = new MediaEngine({
+    host: config.rtp.host,
+    portMin: config.rtp.portMin,
+    portMax: config.rtp.portMax,
+    promptsDir: config.promptsDir,
+    noRtpTimeoutMs: config.rtp.noRtpTimeoutMs,
+    logger,
+    srtp: config.rtp.srtp,
+    comfortNoiseDbov: config.rtp.comfortNoiseDbov,
+    pacerSlots,
+  });
+  const backend = new EmbeddedBackend(config, logger, { media: engine });
 
   const counters: ServerCounters = { offered: 0, answered: 0, answerFailed: 0, playFailed: 0, playResults: {}, ended: {}, liveCalls: 0, activeCalls: 0 };
   let live = 0;
@@ -294,7 +303,7 @@ async function main(): Promise<void> {
       for (const h of byPosition) h.reset();
       Object.assign(gc, { minorCount: 0, minorMs: 0, majorCount: 0, majorMs: 0, maxPauseMs: 0 });
       recordingTx = true;
-      const p = engine?.pacerStats ?? { ticks: 0, lateTicks: 0 };
+      const p = engine.pacerStats;
       window = { wall0: performance.now(), cpu0: process.cpuUsage(), ticks0: p.ticks, late0: p.lateTicks };
       return { ok: true };
     },
@@ -305,7 +314,7 @@ async function main(): Promise<void> {
       const wallMs = performance.now() - w.wall0;
       eld.disable();
       recordingTx = false;
-      const p = engine?.pacerStats ?? { ticks: 0, lateTicks: 0 };
+      const p = engine.pacerStats;
       window = undefined;
       // The histogram counts the timer's own period in every sample: take it out.
       const delay = (ns: number): number => Math.max(0, ns / 1e6 - ELD_RESOLUTION_MS);

@@ -25,6 +25,8 @@ export interface MediaEngineOptions {
   srtp?: SrtpPolicy;
   /** Comfort noise level in -dBov sent when nothing plays; 0 or absent = digital silence. */
   comfortNoiseDbov?: number;
+  /** Phase slots of the paced sender loop (internal tuning, default DEFAULT_PACER_SLOTS; 1 = one burst per frame). */
+  pacerSlots?: number;
 }
 
 /** One second of low-level white noise, pre-encoded, sent instead of silence when configured. */
@@ -63,7 +65,7 @@ export class MediaEngine {
       throw new PayIvrError('ERR_CONFIG_INVALID', `invalid RTP port range ${opts.portMin}-${opts.portMax}`);
     }
     this.#opts = opts;
-    this.#pacer = new Pacer(opts.logger);
+    this.#pacer = new Pacer(opts.logger, undefined, opts.pacerSlots);
     this.#ports = new RtpPortPool(opts.host, opts.portMin, opts.portMax);
   }
 

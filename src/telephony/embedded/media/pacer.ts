@@ -5,6 +5,12 @@ import { describeError } from '../../../errors.js';
 export const FRAME_MS = 20;
 /** Beyond this many late frames (event-loop stall) the streams skip ahead instead of bursting. */
 export const MAX_BURST_FRAMES = 5;
+/**
+ * Phase slots per frame (slot i is served i*20/S ms into each frame). Chosen by the SIPp load
+ * bench (docs/benchmarks.md): 4 slots of 5 ms cut the burst a stream waits behind to a quarter.
+ */
+export const DEFAULT_PACER_SLOTS = 4;
+export const MAX_PACER_SLOTS = 20;
 
 /** A stream driven by the pacer. */
 export interface PacedStream {
@@ -15,69 +21,134 @@ export interface PacedStream {
   onTick(frames: number, skipped: number, now: number): void;
 }
 
+/** One phase slot: its streams and the frames it has served since the loop started. */
+interface Slot {
+  readonly streams: Set<PacedStream>;
+  /** Offset of this slot inside each frame, ms. */
+  readonly offset: number;
+  framesDone: number;
+}
+
 /**
- * The one paced loop for every RTP stream of the process. A single timer wakes up at each 20 ms
- * boundary of a monotonic clock; each tick computes how many frames are due since the loop
- * started, so a late wake-up is caught up on the next tick and the average gap stays 20 ms.
+ * The one paced loop for every RTP stream of the process. A single timer wakes up at the phase
+ * slots of a monotonic 20 ms frame clock: the streams are spread over S slots (least-loaded
+ * first, a stream keeps its slot for life), so one wake-up sends about 1/S of the packets and a
+ * stream's send time only moves with its own slot's burst. Each slot computes how many of its
+ * frames are due since the loop started, so a late wake-up is caught up and the average gap
+ * stays 20 ms; after a long stall it skips ahead instead of bursting.
  */
 export class Pacer {
-  readonly #streams = new Set<PacedStream>();
+  readonly #slots: Slot[];
+  readonly #slotOf = new Map<PacedStream, Slot>();
   readonly #logger: Logger;
   readonly #now: () => number;
   #timer: NodeJS.Timeout | undefined;
+  /** Clock time the pending timer was set for (Infinity when none). */
+  #wakeAt = Number.POSITIVE_INFINITY;
   #t0 = 0;
-  #framesDone = 0;
   #running = false;
-  /** Ticks that were at least one frame late (observability for the bench). */
+  /** Slot bursts that were at least one frame late (observability for the bench). */
   lateTicks = 0;
+  /** Slot bursts served (one per occupied slot per frame). */
   ticks = 0;
 
-  /** `now` is a monotonic clock in ms (injectable for tests). */
-  constructor(logger: Logger, now: () => number = () => performance.now()) {
+  /** `now` is a monotonic clock in ms (injectable for tests); `slots` phase slots per frame. */
+  constructor(logger: Logger, now: () => number = () => performance.now(), slots: number = DEFAULT_PACER_SLOTS) {
+    if (!(Number.isInteger(slots) && slots >= 1 && slots <= MAX_PACER_SLOTS)) throw new RangeError(`pacer slots must be 1..${MAX_PACER_SLOTS}`);
     this.#logger = logger;
     this.#now = now;
+    this.#slots = Array.from({ length: slots }, (_, i) => ({ streams: new Set<PacedStream>(), offset: (i * FRAME_MS) / slots, framesDone: 0 }));
   }
 
   get size(): number {
-    return this.#streams.size;
+    return this.#slotOf.size;
   }
 
+  /** Streams per slot, in slot order (for tests and the bench). */
+  get slotSizes(): number[] {
+    return this.#slots.map((s) => s.streams.size);
+  }
+
+  /** The slot index of a stream, undefined when it is not paced. */
+  slotOf(s: PacedStream): number | undefined {
+    const slot = this.#slotOf.get(s);
+    return slot === undefined ? undefined : this.#slots.indexOf(slot);
+  }
+
+  /** Puts the stream in the least-loaded slot (the lowest index on a tie); it keeps that phase. */
   add(s: PacedStream): void {
-    this.#streams.add(s);
+    if (this.#slotOf.has(s)) return;
+    let best = this.#slots[0] as Slot;
+    for (const slot of this.#slots) if (slot.streams.size < best.streams.size) best = slot;
+    if (best.streams.size === 0 && this.#running) {
+      // An empty slot was not kept up to date: start it at its next boundary, no catch-up burst.
+      best.framesDone = this.#dueFrames(best, this.#now());
+    }
+    best.streams.add(s);
+    this.#slotOf.set(s, best);
+    if (this.#running) this.#schedule();
   }
 
   remove(s: PacedStream): void {
-    this.#streams.delete(s);
+    const slot = this.#slotOf.get(s);
+    if (slot === undefined) return;
+    slot.streams.delete(s);
+    this.#slotOf.delete(s);
   }
 
   start(): void {
     if (this.#running) return;
     this.#running = true;
     this.#t0 = this.#now();
-    this.#framesDone = 0;
+    for (const slot of this.#slots) slot.framesDone = 0;
     this.#schedule();
   }
 
   stop(): void {
     this.#running = false;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#clearTimer();
   }
 
+  #clearTimer(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#wakeAt = Number.POSITIVE_INFINITY;
+  }
+
+  /** Whole frames of this slot's phase that have begun since the loop started. */
+  #dueFrames(slot: Slot, now: number): number {
+    return Math.floor((now - this.#t0 - slot.offset) / FRAME_MS);
+  }
+
+  /** Arms the one timer for the earliest next boundary of an occupied slot; none when all are empty. */
   #schedule(): void {
-    const next = this.#t0 + (this.#framesDone + 1) * FRAME_MS;
-    // Rounded up: waking a fraction of a millisecond early would only cost an empty tick.
+    let next = Number.POSITIVE_INFINITY;
+    for (const slot of this.#slots) {
+      if (slot.streams.size === 0) continue;
+      const at = this.#t0 + slot.offset + (slot.framesDone + 1) * FRAME_MS;
+      if (at < next) next = at;
+    }
+    if (next === this.#wakeAt && this.#timer !== undefined) return;
+    this.#clearTimer();
+    if (next === Number.POSITIVE_INFINITY) return;
+    // Rounded up: waking a fraction of a millisecond early would only cost an empty wake-up.
     const delay = Math.max(1, Math.ceil(next - this.#now()));
+    this.#wakeAt = next;
     this.#timer = setTimeout(this.#tick, delay);
     this.#timer.unref();
   }
 
   readonly #tick = (): void => {
+    this.#timer = undefined;
+    this.#wakeAt = Number.POSITIVE_INFINITY;
     if (!this.#running) return;
     const now = this.#now();
-    const due = Math.floor((now - this.#t0) / FRAME_MS);
-    let frames = due - this.#framesDone;
-    if (frames > 0) {
+    // A wake-up serves every slot that is due: normally one, several when the wake-up was late.
+    for (const slot of this.#slots) {
+      if (slot.streams.size === 0) continue;
+      const due = this.#dueFrames(slot, now);
+      let frames = due - slot.framesDone;
+      if (frames <= 0) continue;
       this.ticks++;
       if (frames > 1) this.lateTicks++;
       let skipped = 0;
@@ -85,8 +156,8 @@ export class Pacer {
         skipped = frames - 1;
         frames = 1;
       }
-      this.#framesDone = due;
-      for (const s of this.#streams) {
+      slot.framesDone = due;
+      for (const s of slot.streams) {
         try {
           s.onTick(frames, skipped, now);
         } catch (e) {
@@ -95,6 +166,6 @@ export class Pacer {
         }
       }
     }
-    this.#schedule();
+    if (this.#running) this.#schedule();
   };
 }
