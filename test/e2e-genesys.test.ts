@@ -130,12 +130,14 @@ interface Case {
   uui?: string;
   service?: string;
   scenario?: 'payment' | 'refer-refused' | 'caller-hangup';
+  transport?: 'udp' | 'tcp';
   steps: DtmfStep[];
   hangupMs?: number;
 }
 
 const CASES: Case[] = [
   { name: 'approved-visa', uui: 'acct=C-1001|amt=49.90|cur=USD|ref=INV-77', steps: [...confirmAmount, ...card(VISA, CVC3)] },
+  { name: 'approved-visa-tcp', transport: 'tcp', uui: 'acct=C-1011|amt=7.25|cur=USD|ref=INV-87', steps: [...confirmAmount, ...card(VISA, CVC3)] },
   { name: 'approved-amex', uui: 'acct=C-1002|amt=120.00|cur=USD|ref=INV-78', steps: [...confirmAmount, ...card(AMEX, CVC4, false)] },
   {
     name: 'declined-then-approved',
@@ -176,6 +178,7 @@ describe('Genesys round trip (SIPp as Genesys)', () => {
         steps: c.steps,
         service: c.service,
         hangupMs: c.hangupMs,
+        transport: c.transport,
         ...nextPorts(),
         timeoutS: 150,
       });
@@ -199,6 +202,12 @@ describe('Genesys round trip (SIPp as Genesys)', () => {
     const u = uuiOf('approved-visa');
     expect(u).toMatchObject({ res: 'approved', ref: 'INV-77', amt: '4990', cur: 'USD', brand: 'visa', last4: '4242', att: '1' });
     expect(u.txn).toBeTruthy();
+  });
+
+  it('approved over SIP/TCP as well (BYOC trunks often use TCP or TLS)', () => {
+    const r = results.get('approved-visa-tcp');
+    expect(r?.exitCode, r?.output).toBe(0);
+    expect(uuiOf('approved-visa-tcp')).toMatchObject({ res: 'approved', ref: 'INV-87', amt: '725', last4: '4242' });
   });
 
   it('approved Amex with a 4-digit security code, PAN ending by itself at 15 digits', () => {
@@ -280,7 +289,7 @@ describe('Genesys round trip (SIPp as Genesys)', () => {
     if (external) return;
     const lines = readFileSync(join(dir, 'pay-ivr.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { level: number; msg: string });
     expect(lines.filter((l) => l.level >= 50).map((l) => l.msg)).toEqual([]);
-    expect(lines.filter((l) => l.msg === 'hand-back REFER done')).toHaveLength(8);
+    expect(lines.filter((l) => l.msg === 'hand-back REFER done')).toHaveLength(9);
   });
 
   it('no card digits in anything the run wrote: logs, SIPp traces, Redis, results', async () => {

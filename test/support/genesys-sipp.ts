@@ -22,6 +22,8 @@ export interface GenesysCallOptions {
   /** caller-hangup: ms after the answer. */
   hangupMs?: number;
   timeoutS?: number;
+  /** SIP transport of the Genesys side (default UDP). */
+  transport?: 'udp' | 'tcp';
 }
 
 export interface GenesysCallResult {
@@ -73,7 +75,7 @@ export async function runGenesysCall(o: GenesysCallOptions): Promise<GenesysCall
     '-sf', sf, '-m', '1', '-i', '127.0.0.1', '-p', String(o.localPort), '-mi', '127.0.0.1', '-mp', String(o.mediaPort),
     '-s', o.service ?? '+18005550123', '-key', 'uui', o.uui === undefined ? '' : hexUui(o.uui), '-key', 'cnv', o.conversationId,
     '-trace_logs', '-log_file', join(dir, 'sipp.log'), '-trace_err', '-error_file', join(dir, 'errors.log'),
-    '-timeout', `${o.timeoutS ?? 120}s`, '-timeout_error', '-nostdin',
+    '-timeout', `${o.timeoutS ?? 120}s`, '-timeout_error', '-nostdin', '-t', o.transport === 'tcp' ? 't1' : 'u1',
     o.target,
   ];
   const output = await new Promise<{ code: number; out: string }>((res) => {
