@@ -155,6 +155,11 @@ const CASES: Case[] = [
     uui: 'acct=C-1005|ref=INV-81',
     steps: [{ pauseMs: 3_000 }, { keys: '0*5#' }, { pauseMs: 9_000 }, { keys: '25*5#' }, { pauseMs: 800 }, { keys: '1' }, { pauseMs: 800 }, ...card(VISA, CVC3)],
   },
+  {
+    name: 'uui-currency-differs',
+    uui: 'acct=C-1012|amt=10.00|cur=EUR|ref=INV-88',
+    steps: [{ pauseMs: 3_000 }, { keys: '12*5#' }, { pauseMs: 1_500 }, { keys: '1' }, { pauseMs: 800 }, ...card(VISA, CVC3)],
+  },
   { name: 'not-identified', uui: 'acct=C-1006|amt=10.00|ref=INV-82|ident=0', steps: [] },
   { name: 'agent-mode', uui: 'acct=C-1007|amt=30.00|ref=INV-83|mode=agent|agent=ag-42|ret=+33140000000', steps: [...confirmAmount, ...card(VISA, CVC3)] },
   { name: 'caller-hangup', scenario: 'caller-hangup', hangupMs: 20_000, uui: 'acct=C-1008|amt=10.00|ref=INV-84', steps: [...confirmAmount, { keys: '42424242' }] },
@@ -233,6 +238,12 @@ describe('Genesys round trip (SIPp as Genesys)', () => {
     expect(uuiOf('amount-below-minimum-then-corrected')).toMatchObject({ res: 'approved', amt: '2550' });
   });
 
+  it('a UUI amount in another currency is not charged: the caller enters the amount in the profile currency', () => {
+    const r = results.get('uui-currency-differs');
+    expect(r?.exitCode, r?.output).toBe(0);
+    expect(uuiOf('uui-currency-differs')).toMatchObject({ res: 'approved', amt: '1250', cur: 'USD' });
+  });
+
   it('not identified: handed back at once without asking for a card', () => {
     expect(results.get('not-identified')?.exitCode, results.get('not-identified')?.output).toBe(0);
     expect(uuiOf('not-identified')).toMatchObject({ res: 'not-identified', ref: 'INV-82' });
@@ -289,7 +300,7 @@ describe('Genesys round trip (SIPp as Genesys)', () => {
     if (external) return;
     const lines = readFileSync(join(dir, 'pay-ivr.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { level: number; msg: string });
     expect(lines.filter((l) => l.level >= 50).map((l) => l.msg)).toEqual([]);
-    expect(lines.filter((l) => l.msg === 'hand-back REFER done')).toHaveLength(9);
+    expect(lines.filter((l) => l.msg === 'hand-back REFER done')).toHaveLength(10);
   });
 
   it('no card digits in anything the run wrote: logs, SIPp traces, Redis, results', async () => {

@@ -54,10 +54,12 @@ export class CallController {
     const ctx = this.#context();
     const selected = selectProfile(config, this.#call.calledUser, ctx.profile);
     const profile = selected.profile;
-    const currency = ctx.currency && ctx.currency === profile.currency ? ctx.currency : profile.currency;
+    const currency = profile.currency;
+    // An amount in another currency than the profile's cannot be charged as is: the caller enters one.
+    const contextAmount = ctx.currency === undefined || ctx.currency === currency ? ctx.amount : undefined;
     const log = this.#log.child({ profile: selected.name, conversationId: ctx.conversationId });
     if (ctx.uuiStatus === 'unreadable') log.warn('User-to-User header present but unreadable; profile defaults apply');
-    if (ctx.currency && ctx.currency !== profile.currency) {
+    if (ctx.currency !== undefined && ctx.currency !== currency) {
       log.warn({ uuiCurrency: ctx.currency, profileCurrency: profile.currency }, 'UUI currency differs from the profile; amount ignored');
     }
 
@@ -95,7 +97,7 @@ export class CallController {
         this.#call,
         {
           settings: dialogueSettings(profile, ctx.language),
-          context: { identified: ctx.identified, mode: ctx.mode, amount: currency === profile.currency ? ctx.amount : undefined, reference: ctx.reference },
+          context: { identified: ctx.identified, mode: ctx.mode, amount: contextAmount, reference: ctx.reference },
           now: { year: today.getUTCFullYear(), month: today.getUTCMonth() + 1 },
         },
         charge,
@@ -105,7 +107,9 @@ export class CallController {
       void this.#setLiveState('collecting');
       dres = await this.#runner.run();
     } catch (e) {
-      log.error({ err: describeError(e) }, 'call failed');
+      // A caller who hangs up (or CANCELs) before the answer is ordinary; anything else is an error.
+      if (this.#call.state === 'ended') log.info({ err: describeError(e) }, 'call ended before it could be answered');
+      else log.error({ err: describeError(e) }, 'call failed');
       dres = { outcome: this.#call.state === 'ended' ? 'hangup' : 'error', currency, attempts: { charges: 0, declines: 0, invalidEntries: 0 }, callerGone: this.#call.state === 'ended' };
     } finally {
       this.#runner?.kill();
