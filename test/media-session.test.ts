@@ -436,7 +436,29 @@ describe('symmetric RTP (latching)', () => {
     await sleep(200);
     expect(stranger.received.length).toBe(0);
     expect(s.remote).toEqual({ address: '127.0.0.1', port: real.port });
+    expect(s.connected).toBe(true); // the socket is connect()ed to the latched source
     expectContinuous(real.received);
+  });
+
+  it('when the latched source goes quiet, the socket is disconnected and another source takes over', async () => {
+    const first = await peer();
+    const second = await peer();
+    const s = track(engine.createSession());
+    const port = sdpTransform.parse(s.answerOffer(offerFor(first))!).media[0]!.port;
+    expect(s.connected).toBe(false); // nothing latched yet: every source must get through
+    first.setTarget('127.0.0.1', port);
+    first.start();
+    await first.waitFor(() => s.connected, 3000, 'connect to the latched source');
+    second.setTarget('127.0.0.1', port);
+    second.start();
+    await sleep(100);
+    expect(s.remote?.port).toBe(first.port);
+    first.stop();
+    await second.waitFor(() => s.remote?.port === second.port, 6000, 'relatch to the second source');
+    await second.waitFor(() => s.connected, 3000, 'connect to the new source');
+    const before = second.received.length;
+    await second.waitForPackets(before + 3);
+    expectContinuous(second.received);
   });
 
   it('a re-offer with a new address drops the latch', async () => {
@@ -446,8 +468,10 @@ describe('symmetric RTP (latching)', () => {
     connect(s, a);
     await a.waitForPackets(3);
     expect(s.remote?.port).toBe(a.port);
+    await a.waitFor(() => s.connected, 3000, 'connect to a');
     s.updateOffer(offerFor(b));
     expect(s.remote?.port).toBe(b.port);
+    expect(s.connected).toBe(false); // the SDP moved the stream: a new source must be able to latch
     // a keeps sending a little (late packets after the re-INVITE): they must not latch us back
     await sleep(100);
     a.stop();

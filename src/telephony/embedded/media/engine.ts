@@ -27,6 +27,8 @@ export interface MediaEngineOptions {
   comfortNoiseDbov?: number;
   /** Phase slots of the paced sender loop (internal tuning, default DEFAULT_PACER_SLOTS; 1 = one burst per frame). */
   pacerSlots?: number;
+  /** connect() each RTP socket to its latched source while it is alive (internal tuning, default true). */
+  connectSockets?: boolean;
 }
 
 /** One second of low-level white noise, pre-encoded, sent instead of silence when configured. */
@@ -82,6 +84,7 @@ export class MediaEngine {
       advertisedAddress: this.#opts.advertisedAddress ?? this.#opts.host,
       srtp: this.#opts.srtp ?? 'optional',
       noRtpTimeoutMs: this.#opts.noRtpTimeoutMs,
+      connectSockets: this.#opts.connectSockets ?? true,
       comfortNoise: dbov > 0 ? comfortNoise(dbov) : undefined,
       release: (s) => {
         this.#live.delete(s);
