@@ -56,6 +56,8 @@ interface Options {
   profile: boolean;
   out: string | undefined;
   pacerSlots: number;
+  returnMs: number;
+  unconnected: boolean;
   settleS: number;
 }
 
@@ -69,14 +71,18 @@ function options(): Options {
       profile: { type: 'boolean', default: false },
       out: { type: 'string' },
       'pacer-slots': { type: 'string', default: '0' },
+      'return-rtp': { type: 'string', default: '0' },
+      unconnected: { type: 'boolean', default: false },
       settle: { type: 'string', default: '0' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
   });
   if (values.help === true) {
-    console.log('usage: npm run bench -- sipp-load [--calls N=1000] [--hold S=60] [--rate CPS=100] [--calibrate S=10] [--profile] [--out results.json] [--settle S] [--pacer-slots S]');
+    console.log('usage: npm run bench -- sipp-load [--calls N=1000] [--hold S=60] [--rate CPS=100] [--calibrate S=10] [--profile] [--out results.json] [--settle S] [--pacer-slots S] [--return-rtp MS] [--unconnected]');
     console.log('  --settle S: after the last call, wait S s (SIP transactions linger 32 s) and read memory again (leak check)');
+    console.log('  --return-rtp MS: the sink sends one RTP packet back to every stream each MS ms (0 = off), so the server latches and connects its sockets');
+    console.log('  --unconnected: the server never connect()s its RTP sockets (to compare with the default)');
     console.log(`  --pacer-slots S: phase slots of the engine's pacer, 1..20 (default ${DEFAULT_PACER_SLOTS}; 1 = one burst of every stream per 20 ms frame)`);
     process.exit(0);
   }
@@ -88,8 +94,11 @@ function options(): Options {
     profile: values.profile === true,
     out: values.out,
     pacerSlots: Number(values['pacer-slots']),
+    returnMs: Number(values['return-rtp']),
+    unconnected: values.unconnected === true,
     settleS: Number(values.settle),
   };
+  if (!(o.returnMs === 0 || (o.returnMs >= 20 && o.returnMs <= 1000))) throw new Error('--return-rtp must be 0 or 20..1000 ms');
   if (!(o.settleS >= 0 && o.settleS <= 300)) throw new Error('--settle must be 0..300 seconds');
   if (!(Number.isInteger(o.pacerSlots) && o.pacerSlots >= 0 && o.pacerSlots <= 20)) throw new Error('--pacer-slots must be 0..20');
   const maxCalls = Math.floor((RTP_MAX - RTP_MIN) / 2) + 1;
@@ -310,7 +319,7 @@ async function main(): Promise<void> {
   const injection = join(dir, 'sink.csv');
   writeFileSync(injection, ['SEQUENTIAL', ...Array.from({ length: SINK_PORTS }, (_, i) => `${SINK_PORT + i};127.0.0.1;`)].join('\n') + '\n');
 
-  const sinkChild = forkChild('bench/support/rtp-sink.ts', ['127.0.0.1', String(SINK_PORT), String(SINK_PORTS)], []);
+  const sinkChild = forkChild('bench/support/rtp-sink.ts', ['127.0.0.1', String(SINK_PORT), String(SINK_PORTS), String(o.returnMs)], []);
   const sink = new RpcClient(sinkChild, 'rtp sink');
   const sinkReady = new Pushes(sink).next('ready');
 
@@ -323,6 +332,7 @@ async function main(): Promise<void> {
     noRtpTimeoutMs: Math.min(600_000, (o.holdS + o.calls / o.rate + 60) * 1000),
     maxConcurrentCalls: o.calls + 100,
     pacerSlots: o.pacerSlots,
+    connectSockets: !o.unconnected,
   };
   const serverChild = forkChild('bench/support/load-server.ts', [JSON.stringify(serverArgs)], ['--expose-gc']);
   const server = new RpcClient(serverChild, 'server');
@@ -395,6 +405,7 @@ async function main(): Promise<void> {
   if (w !== undefined) {
     rows.push({ figure: 'server CPU in window (% of one core)', value: `${f1(w.cpuPercentOfOneCore)} % (user ${f1(w.cpuUserUs / 10 / w.wallMs)}, sys ${f1(w.cpuSystemUs / 10 / w.wallMs)})`, target: '', verdict: '' });
     rows.push({ figure: 'server event-loop delay p50/p99/max (ms)', value: `${f2(w.eventLoopDelayMs.p50)} / ${f2(w.eventLoopDelayMs.p99)} / ${f2(w.eventLoopDelayMs.max)}`, target: '', verdict: '' });
+    rows.push({ figure: 'RTP sends from connected sockets', value: `${w.rtpSends.connected} of ${w.rtpSends.total} (${f1((100 * w.rtpSends.connected) / Math.max(1, w.rtpSends.total))} %)`, target: '', verdict: '' });
     rows.push({ figure: 'pacer slot bursts / late bursts', value: `${w.pacerTicks} / ${w.pacerLateTicks}`, target: '', verdict: '' });
     rows.push({ figure: 'pacer wake-up interval p50/p99/p99.9/max', value: gapLine(w.tickIntervalMs), target: '', verdict: '' });
     rows.push({ figure: 'pacer burst duration p50/p99/p99.9/max', value: gapLine(w.tickSpanMs), target: '', verdict: '' });
@@ -419,6 +430,7 @@ async function main(): Promise<void> {
   console.log(`sipp-load: ${o.calls} calls x ${o.holdS} s, ${o.rate} calls/s, ${new Date().toISOString()}`);
   console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, ${release()}`);
   console.log(`pacer: ${o.pacerSlots > 0 ? o.pacerSlots : DEFAULT_PACER_SLOTS} phase slots per 20 ms frame${o.pacerSlots > 0 ? '' : ' (engine default)'}; wake-up and burst figures are per slot`);
+  console.log(`RTP sockets: ${o.unconnected ? 'never connected' : 'connected once latched'}; return RTP from the sink: ${o.returnMs > 0 ? `one packet per stream every ${o.returnMs} ms` : 'none (no latching)'}`);
   console.log(`window: ${load.windowNote}`);
   console.log(table(rows));
   if (Object.keys(s.failures).length > 0 || s.exitCode !== 0) console.log(`SIPp exit ${s.exitCode}, failures: ${JSON.stringify(s.failures)}, retransmissions ${s.retransmissions}`);

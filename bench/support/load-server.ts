@@ -32,6 +32,8 @@ export interface ServerArgs {
   maxConcurrentCalls: number;
   /** Phase slots of the engine's pacer (0 = the engine's default; 1 = one burst per frame, the pre-slot pacer). */
   pacerSlots: number;
+  /** Let the engine connect() its RTP sockets to the latched source (its default). */
+  connectSockets: boolean;
 }
 
 /** What every call hears, looped: a realistic mix of short and long fragments (about 30 s). */
@@ -54,6 +56,8 @@ export interface WindowStats {
   wallMs: number;
   /** Gap between two sends of the same RTP socket, taken in the server: the sender's own jitter. */
   senderGapsMs: HistogramSummary;
+  /** RTP sends in the window, and how many of them went out of a connected socket. */
+  rtpSends: { total: number; connected: number };
   /** Pacer wake-up to wake-up (should be 20 ms). */
   tickIntervalMs: HistogramSummary;
   /** Pacer wake-up to the end of its last stream's onTick: how long one tick's sends take. */
@@ -92,7 +96,7 @@ type TimedSocket = dgram.Socket & { [TX_LAST]?: number; [TX_RTP]?: boolean };
  * read and a histogram add per packet (about 0.1 µs), so the sink's arrival gaps can be split
  * into what the sender did and what happened after it.
  */
-function timeRtpSends(rtpMin: number, rtpMax: number, gaps: Histogram, recording: () => boolean): void {
+function timeRtpSends(rtpMin: number, rtpMax: number, gaps: Histogram, sends: { total: number; connected: number }, recording: () => boolean): void {
   const proto = dgram.Socket.prototype as unknown as { send: (...a: unknown[]) => void };
   const original = proto.send;
   proto.send = function timedSend(this: TimedSocket, ...a: unknown[]): void {
@@ -109,7 +113,12 @@ function timeRtpSends(rtpMin: number, rtpMax: number, gaps: Histogram, recording
     if (rtp) {
       const now = performance.now();
       const last = this[TX_LAST];
-      if (last !== undefined && recording()) gaps.add(now - last);
+      if (recording()) {
+        if (last !== undefined) gaps.add(now - last);
+        sends.total++;
+        // A connected socket's send carries no port (send(buf) or send(buf, cb)).
+        if (typeof a[1] !== 'number') sends.connected++;
+      }
       this[TX_LAST] = now;
     }
     original.apply(this, a);
@@ -169,7 +178,8 @@ async function main(): Promise<void> {
   const pacerSlots = args.pacerSlots > 0 ? args.pacerSlots : DEFAULT_PACER_SLOTS;
   const txGaps = new Histogram();
   let recordingTx = false;
-  timeRtpSends(args.rtpMin, args.rtpMax, txGaps, () => recordingTx);
+  const sends = { total: 0, connected: 0 };
+  timeRtpSends(args.rtpMin, args.rtpMax, txGaps, sends, () => recordingTx);
   const tickIntervals = new Histogram();
   const tickSpans = new Histogram();
   const byPosition = Array.from({ length: 10 }, () => new Histogram(0.05, 500));
@@ -202,6 +212,7 @@ async function main(): Promise<void> {
     srtp: config.rtp.srtp,
     comfortNoiseDbov: config.rtp.comfortNoiseDbov,
     pacerSlots,
+    connectSockets: args.connectSockets,
   });
   const backend = new EmbeddedBackend(config, logger, { media: engine });
 
@@ -298,6 +309,7 @@ async function main(): Promise<void> {
       eld.reset();
       eld.enable();
       txGaps.reset();
+      sends.total = sends.connected = 0;
       tickIntervals.reset();
       tickSpans.reset();
       for (const h of byPosition) h.reset();
@@ -321,6 +333,7 @@ async function main(): Promise<void> {
       const stats: WindowStats = {
         wallMs,
         senderGapsMs: txGaps.summary(),
+        rtpSends: { ...sends },
         tickIntervalMs: tickIntervals.summary(),
         tickSpanMs: tickSpans.summary(),
         gapByPositionMs: byPosition.map((h) => h.summary()),

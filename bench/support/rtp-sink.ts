@@ -6,7 +6,11 @@
  * measurement window set by the parent: inter-packet gaps, sequence losses, reorders, and
  * whether the payload is audio or digital silence.
  *
- *   argv: <host> <firstPort> <portCount>
+ * With a return interval, the sink also sends one RTP packet back to each stream's source every
+ * that many ms (a sparse caller->server stream): the server latches it and, with the engine's
+ * connected sockets, sends from a connected socket, as in a real call where the far end talks.
+ *
+ *   argv: <host> <firstPort> <portCount> [returnEveryMs=0]
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -45,11 +49,31 @@ interface StreamState {
 
 const PCMU_SILENCE = Buffer.alloc(160, 0xff);
 const PCMA_SILENCE = Buffer.alloc(160, 0xd5);
+const RETURN_TICK_MS = 20;
+
+/** Where to send a stream's return packets: the server port it comes from, from the sink socket it reaches. */
+interface ReturnPath {
+  socket: number;
+  address: string;
+  port: number;
+}
+
+/** One PCMU silence packet for every return send (the server only parses the header and latches). */
+function returnPacket(): Buffer {
+  const b = Buffer.alloc(172, 0xff);
+  b[0] = 0x80;
+  b[1] = 0;
+  b.writeUInt32BE(0x5eed5eed, 8);
+  return b;
+}
 
 function main(): void {
-  const [host = '127.0.0.1', firstPortArg = '44900', countArg = '8'] = process.argv.slice(2);
+  const [host = '127.0.0.1', firstPortArg = '44900', countArg = '8', returnArg = '0'] = process.argv.slice(2);
   const firstPort = Number(firstPortArg);
   const count = Number(countArg);
+  const returnEveryMs = Number(returnArg);
+  const returns: ReturnPath[] = [];
+  const returnOf = new Set<number>();
 
   const gaps = new Histogram();
   const streams = new Map<number, StreamState>();
@@ -69,12 +93,16 @@ function main(): void {
   let lateStreams = 0;
   let totalPackets = 0;
 
-  const onMessage = (msg: Buffer): void => {
+  const onMessage = (msg: Buffer, rinfo: { address: string; port: number }, socket: number): void => {
     const now = performance.now();
     totalPackets++;
     if (msg.length < 12) return;
     const seq = msg.readUInt16BE(2);
     const ssrc = msg.readUInt32BE(8);
+    if (returnEveryMs > 0 && !returnOf.has(ssrc)) {
+      returnOf.add(ssrc);
+      returns.push({ socket, address: rinfo.address, port: rinfo.port });
+    }
     let s = streams.get(ssrc);
     if (s === undefined) {
       s = { last: now, seq, gen: -1, lateGap: false };
@@ -119,7 +147,7 @@ function main(): void {
   let bound = 0;
   for (let i = 0; i < count; i++) {
     const sock = createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 });
-    sock.on('message', onMessage);
+    sock.on('message', (msg, rinfo) => onMessage(msg, rinfo, i));
     sock.on('error', (e) => {
       console.error(`rtp sink socket error: ${e.message}`);
       process.exit(2);
@@ -128,6 +156,23 @@ function main(): void {
       if (++bound === count) push({ push: 'ready' });
     });
     sockets.push(sock);
+  }
+
+  if (returnEveryMs > 0) {
+    // Spread over the interval: each 20 ms tick serves the next slice of the streams.
+    const pkt = returnPacket();
+    let cursor = 0;
+    let seq = 0;
+    setInterval(() => {
+      const n = Math.ceil((returns.length * RETURN_TICK_MS) / returnEveryMs);
+      for (let k = 0; k < n && returns.length > 0; k++) {
+        cursor = cursor % returns.length;
+        const r = returns[cursor++] as ReturnPath;
+        seq = (seq + 1) & 0xffff;
+        pkt.writeUInt16BE(seq, 2);
+        sockets[r.socket]?.send(pkt, r.port, r.address);
+      }
+    }, RETURN_TICK_MS).unref();
   }
 
   serveRpc({
