@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { startApp, type App } from '../src/app.js';
 import { startSandbox, type Sandbox } from '../src/psp/index.js';
 import { E2E_TARGET, parseUui, runGenesysCall, type GenesysCallResult } from './support/genesys-sipp.js';
 import type { DtmfStep } from './support/dtmf-pcap.js';
+import { startRedisServer, type RedisServer } from './support/redis-server.js';
 
 /**
  * The Genesys round trip end to end: SIPp plays Genesys (INVITE with UUI and x-inin-cnv, keys as
@@ -41,7 +41,7 @@ function card(pan: string, cvc: string, endWithHash = true): DtmfStep[] {
 }
 const confirmAmount: DtmfStep[] = [{ pauseMs: AMOUNT_MENU_MS }, { keys: '1' }, { pauseMs: 1_000 }];
 
-let redis: ChildProcess | undefined;
+let redis: RedisServer | undefined;
 /** A standalone sandbox PSP for the slow-PSP profile, so the test can delay its answer. */
 let slowPsp: Sandbox | undefined;
 let app: App | undefined;
@@ -52,28 +52,10 @@ const nextPorts = (): { localPort: number; mediaPort: number } => {
   return { localPort: 25100 + (port % 400), mediaPort: 33600 + (port % 300) * 2 };
 };
 
-async function startRedis(): Promise<void> {
-  redis = spawn('redis-server', ['--port', String(REDIS_PORT), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  const c = new Redis({ port: REDIS_PORT, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 1 });
-  c.on('error', () => undefined);
-  for (let i = 0; i < 50; i++) {
-    try {
-      await c.connect();
-      await c.ping();
-      c.disconnect();
-      return;
-    } catch {
-      c.disconnect();
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error('redis-server did not start');
-}
-
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'payivr-e2e-'));
   if (external) return;
-  await startRedis();
+  redis = await startRedisServer(REDIS_PORT);
   slowPsp = await startSandbox({ host: '127.0.0.1', port: 0 });
   // The charge of the hang-up-during-PSP call takes 6 s: the caller hangs up meanwhile.
   slowPsp.inject({ fault: { kind: 'latency', ms: 6_000 }, count: 1, method: 'POST' });
@@ -122,7 +104,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await app?.stop();
   await slowPsp?.close();
-  redis?.kill('SIGTERM');
+  await redis?.stop();
 });
 
 interface Case {

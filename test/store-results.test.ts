@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { configSchema } from '../src/config/schema.js';
@@ -10,6 +9,7 @@ import { RedisStore } from '../src/store/redis.js';
 import { createStore } from '../src/store/index.js';
 import type { LiveCallInfo, ResultStore } from '../src/store/types.js';
 import { findCardData } from '../src/store/validate.js';
+import { startRedisServer, type RedisServer } from './support/redis-server.js';
 
 const REDIS_PORT = 16379;
 const REDIS_URL = `redis://127.0.0.1:${REDIS_PORT}`;
@@ -197,35 +197,19 @@ describe('MemoryStore', () => {
 });
 
 describe('RedisStore (real redis-server)', () => {
-  let server: ChildProcess | undefined;
+  let server: RedisServer | undefined;
   let raw: Redis;
   const prefix = 'payivr-test:';
 
   beforeAll(async () => {
-    server = spawn('redis-server', ['--port', String(REDIS_PORT), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    await new Promise<void>((resolve, reject) => {
-      let out = '';
-      const onData = (d: Buffer): void => {
-        out += d.toString();
-        if (out.includes('Ready to accept connections')) resolve();
-      };
-      server?.stdout?.on('data', onData);
-      server?.once('exit', (code) => reject(new Error(`redis-server exited (${String(code)}): ${out}`)));
-      server?.once('error', reject);
-    });
+    server = await startRedisServer(REDIS_PORT);
     raw = new Redis(REDIS_URL);
     await raw.flushall();
   });
 
   afterAll(async () => {
     await raw?.quit();
-    if (server !== undefined && server.exitCode === null) {
-      const exited = new Promise((r) => server?.once('exit', r));
-      server.kill('SIGTERM');
-      await exited;
-    }
+    await server?.stop();
   });
 
   const makeRedis = (logger: Logger, nodeId?: string): RedisStore =>
