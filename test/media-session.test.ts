@@ -89,22 +89,31 @@ function collectDigits(s: MediaSession): Array<[DtmfDigit, DtmfSource]> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Sequence and timestamp advance together, one packet per 20 ms frame, one SSRC, version 2. */
+/**
+ * One packet per frame, one SSRC, version 2: the sequence advances by one and the timestamp by one
+ * frame. The pacer skips frames (a larger whole-frame timestamp step) only after a stall of the
+ * process longer than 100 ms, which a loaded machine can cause; that is allowed, anything else is not.
+ */
 function expectContinuous(pkts: ReceivedRtp[], ptime = 160): void {
   expect(pkts.length).toBeGreaterThan(1);
   const first = pkts[0]!;
+  let skips = 0;
   for (let i = 1; i < pkts.length; i++) {
     const p = pkts[i]!;
     const prev = pkts[i - 1]!;
     expect(p.version).toBe(2);
     expect(p.ssrc).toBe(first.ssrc);
     expect(p.sequence).toBe((prev.sequence + 1) & 0xffff);
-    expect(p.timestamp).toBe((prev.timestamp + ptime) >>> 0);
+    const step = (p.timestamp - prev.timestamp) >>> 0;
+    expect(step > 0 && step % ptime === 0, `timestamp step ${step}`).toBe(true);
+    if (step !== ptime) skips++;
     expect(p.payload.length).toBe(160);
     expect(p.csrcCount).toBe(0);
     expect(p.extension).toBe(false);
     expect(p.padding).toBe(false);
   }
+  // At most one stall in a short capture; a steady wrong step would fail here.
+  expect(skips).toBeLessThanOrEqual(1);
 }
 
 function baseOptions(over: Partial<MediaEngineOptions> = {}): MediaEngineOptions {
