@@ -1,36 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PaymentResult } from '../src/domain/outcome.js';
 import { PayIvrError } from '../src/errors.js';
 import { Metrics } from '../src/http/metrics.js';
 import { bearerMatches, startAdminServer, type AdminServer } from '../src/http/server.js';
-import { createLogger, type Logger } from '../src/log.js';
 import { MemoryStore } from '../src/store/memory.js';
 import type { ResultStore } from '../src/store/types.js';
+import { capturedLogger, sampleResult } from './support/result-fixtures.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
 const TEST_PAN = '4242424242424242';
-
-function capturedLogger(): { logger: Logger; lines: string[] } {
-  const lines: string[] = [];
-  return { logger: createLogger({ level: 'debug', destination: { write: (s: string) => void lines.push(s) } }), lines };
-}
-
-function result(id: string, extra: Partial<PaymentResult> = {}): PaymentResult & { id: string } {
-  return {
-    id,
-    outcome: 'approved',
-    mode: 'automated',
-    currency: 'EUR',
-    amount: 4990,
-    reference: 'INV-77',
-    conversationId: 'conv-1',
-    brand: 'visa',
-    last4: '4242',
-    transactionId: 'pi_123',
-    attempts: { charges: 1, declines: 0, invalidEntries: 0 },
-    ...extra,
-  };
-}
 
 describe('Metrics', () => {
   it('exposes the pay_ivr_* series with closed label vocabularies', async () => {
@@ -84,9 +61,9 @@ describe('admin HTTP API', () => {
   const { logger, lines } = capturedLogger();
 
   beforeAll(async () => {
-    await store.saveResult(result('r1', { reference: 'INV-77', conversationId: 'conv-1' }));
-    await store.saveResult(result('r2', { reference: 'INV-77', conversationId: 'conv-2', outcome: 'declined', declineClass: 'do-not-honor' }));
-    await store.saveResult(result('r3', { reference: 'INV-99', conversationId: 'conv-2' }));
+    await store.saveResult(sampleResult('r1', { reference: 'INV-77', conversationId: 'conv-1' }));
+    await store.saveResult(sampleResult('r2', { reference: 'INV-77', conversationId: 'conv-2', outcome: 'declined', declineClass: 'do-not-honor' }));
+    await store.saveResult(sampleResult('r3', { reference: 'INV-99', conversationId: 'conv-2' }));
     await store.liveCallStarted({ id: 'call-1', callId: 'abc@host', startedAt: '2025-01-01T10:00:00.000Z', profile: 'default', state: 'card' });
     metrics.callEnded('approved');
     server = await startAdminServer({

@@ -3,43 +3,18 @@ import { Redis } from 'ioredis';
 import { configSchema } from '../src/config/schema.js';
 import type { PaymentResult } from '../src/domain/outcome.js';
 import { isPayIvrError } from '../src/errors.js';
-import { createLogger, type Logger } from '../src/log.js';
+import type { Logger } from '../src/log.js';
 import { MemoryStore } from '../src/store/memory.js';
 import { RedisStore } from '../src/store/redis.js';
 import { createStore } from '../src/store/index.js';
 import type { LiveCallInfo, ResultStore } from '../src/store/types.js';
 import { findCardData } from '../src/store/validate.js';
 import { startRedisServer, type RedisServer } from './support/redis-server.js';
+import { capturedLogger, sampleResult } from './support/result-fixtures.js';
 
 const REDIS_PORT = 16379;
 const REDIS_URL = `redis://127.0.0.1:${REDIS_PORT}`;
 const TEST_PAN = '4242424242424242';
-
-/** A logger whose output is kept for the card-data search. */
-function capturedLogger(): { logger: Logger; lines: string[] } {
-  const lines: string[] = [];
-  const logger = createLogger({ level: 'debug', destination: { write: (s: string) => void lines.push(s) } });
-  return { logger, lines };
-}
-
-function result(id: string, extra: Partial<PaymentResult> = {}): PaymentResult & { id: string } {
-  return {
-    id,
-    outcome: 'approved',
-    mode: 'automated',
-    currency: 'EUR',
-    amount: 4990,
-    reference: 'INV-77',
-    conversationId: 'conv-1',
-    brand: 'visa',
-    last4: '4242',
-    // Adyen pspReferences are 16 digits: allowed in this one field.
-    transactionId: '8515131751004933',
-    attempts: { charges: 1, declines: 0, invalidEntries: 0 },
-    timings: { startedAt: '2025-01-01T10:00:00.000Z', durationMs: 42_000 },
-    ...extra,
-  };
-}
 
 function live(id: string, extra: Partial<LiveCallInfo> = {}): LiveCallInfo {
   return { id, callId: `${id}@test`, startedAt: new Date().toISOString(), profile: 'default', state: 'amount', ...extra };
@@ -51,9 +26,9 @@ function contract(name: string, make: (logger: Logger) => ResultStore): void {
     it('saves and finds results by id, reference and conversation id, newest first', async () => {
       const store = make(capturedLogger().logger);
       try {
-        await store.saveResult(result(`${name}-a`, { reference: `R-${name}`, conversationId: `C-${name}` }));
+        await store.saveResult(sampleResult(`${name}-a`, { reference: `R-${name}`, conversationId: `C-${name}` }));
         await new Promise((r) => setTimeout(r, 5));
-        await store.saveResult(result(`${name}-b`, { reference: `R-${name}`, conversationId: `C2-${name}`, outcome: 'declined', declineClass: 'do-not-honor' }));
+        await store.saveResult(sampleResult(`${name}-b`, { reference: `R-${name}`, conversationId: `C2-${name}`, outcome: 'declined', declineClass: 'do-not-honor' }));
         const a = await store.getById(`${name}-a`);
         expect(a).toMatchObject({ id: `${name}-a`, outcome: 'approved', amount: 4990, last4: '4242' });
         expect(typeof a?.savedAt).toBe('string');
@@ -74,12 +49,12 @@ function contract(name: string, make: (logger: Logger) => ResultStore): void {
       const store = make(logger);
       try {
         const attempts: (PaymentResult & { id: string })[] = [
-          result(`${name}-pan-ref`, { reference: `INV ${TEST_PAN}` }),
-          result(`${name}-pan-acct`, { accountId: TEST_PAN }),
-          result(`${name}-pan-detail`, { handBack: { target: 'sip:x@y', status: 'failed', detail: `card ${TEST_PAN}` } }),
-          { ...result(`${name}-field`), pan: 'x' } as PaymentResult & { id: string },
-          { ...result(`${name}-cvc`), cvc: '123' } as PaymentResult & { id: string },
-          { ...result(`${name}-exp`), expiry: '1230' } as PaymentResult & { id: string },
+          sampleResult(`${name}-pan-ref`, { reference: `INV ${TEST_PAN}` }),
+          sampleResult(`${name}-pan-acct`, { accountId: TEST_PAN }),
+          sampleResult(`${name}-pan-detail`, { handBack: { target: 'sip:x@y', status: 'failed', detail: `card ${TEST_PAN}` } }),
+          { ...sampleResult(`${name}-field`), pan: 'x' } as PaymentResult & { id: string },
+          { ...sampleResult(`${name}-cvc`), cvc: '123' } as PaymentResult & { id: string },
+          { ...sampleResult(`${name}-exp`), expiry: '1230' } as PaymentResult & { id: string },
         ];
         for (const r of attempts) {
           await expect(store.saveResult(r)).rejects.toSatisfy((e: unknown) => isPayIvrError(e, 'ERR_STORE'));
@@ -130,7 +105,7 @@ function contract(name: string, make: (logger: Logger) => ResultStore): void {
       await store.close();
       expect(await store.ping()).toBe(false);
       await store.liveCallEnded('x');
-      await expect(store.saveResult(result('after-close'))).rejects.toSatisfy((e: unknown) => isPayIvrError(e, 'ERR_STORE'));
+      await expect(store.saveResult(sampleResult('after-close'))).rejects.toSatisfy((e: unknown) => isPayIvrError(e, 'ERR_STORE'));
     });
   });
 }
@@ -152,7 +127,7 @@ describe('MemoryStore', () => {
 
   it('is bounded: keeps the last N results and cleans the indexes', async () => {
     const store = new MemoryStore({ maxResults: 3 });
-    for (let i = 0; i < 5; i++) await store.saveResult(result(`m${i}`, { reference: i % 2 === 0 ? 'EVEN' : 'ODD', conversationId: `c${i}` }));
+    for (let i = 0; i < 5; i++) await store.saveResult(sampleResult(`m${i}`, { reference: i % 2 === 0 ? 'EVEN' : 'ODD', conversationId: `c${i}` }));
     expect(store.size).toBe(3);
     expect(await store.getById('m0')).toBeUndefined();
     expect(await store.getById('m1')).toBeUndefined();
@@ -160,7 +135,7 @@ describe('MemoryStore', () => {
     expect((await store.getByReference('EVEN')).map((r) => r.id)).toEqual(['m4', 'm2']);
     expect(await store.getByConversationId('c0')).toEqual([]);
     // Saving the same id again replaces it and moves it to the newest place.
-    await store.saveResult(result('m2', { outcome: 'cancelled', reference: 'ODD' }));
+    await store.saveResult(sampleResult('m2', { outcome: 'cancelled', reference: 'ODD' }));
     expect((await store.recent(10)).map((r) => r.id)).toEqual(['m2', 'm4', 'm3']);
     expect((await store.getByReference('EVEN')).map((r) => r.id)).toEqual(['m4']);
     expect((await store.getByReference('ODD')).map((r) => r.id)).toEqual(['m2', 'm3']);
@@ -170,7 +145,7 @@ describe('MemoryStore', () => {
   it('expires results after resultTtlSeconds (checked on read)', async () => {
     let now = 1_000_000;
     const store = new MemoryStore({ resultTtlSeconds: 60, now: () => now });
-    await store.saveResult(result('t1'));
+    await store.saveResult(sampleResult('t1'));
     now += 59_000;
     expect(await store.getById('t1')).toBeDefined();
     now += 2_000;
@@ -182,7 +157,7 @@ describe('MemoryStore', () => {
 
   it('returns copies', async () => {
     const store = new MemoryStore();
-    await store.saveResult(result('c1'));
+    await store.saveResult(sampleResult('c1'));
     const r = await store.getById('c1');
     if (r !== undefined) r.outcome = 'error';
     expect((await store.getById('c1'))?.outcome).toBe('approved');
@@ -220,7 +195,7 @@ describe('RedisStore (real redis-server)', () => {
   it('sets the TTL on results and indexes, and lays out the documented keys', async () => {
     const store = makeRedis(capturedLogger().logger);
     try {
-      await store.saveResult(result('ttl-1', { reference: 'REF-TTL', conversationId: 'CONV-TTL' }));
+      await store.saveResult(sampleResult('ttl-1', { reference: 'REF-TTL', conversationId: 'CONV-TTL' }));
       const ttl = await raw.ttl(`${prefix}result:ttl-1`);
       expect(ttl).toBeGreaterThan(3500);
       expect(ttl).toBeLessThanOrEqual(3600);
@@ -237,8 +212,8 @@ describe('RedisStore (real redis-server)', () => {
   it('prunes index members whose result expired', async () => {
     const store = makeRedis(capturedLogger().logger);
     try {
-      await store.saveResult(result('gone-1', { reference: 'REF-GONE' }));
-      await store.saveResult(result('gone-2', { reference: 'REF-GONE' }));
+      await store.saveResult(sampleResult('gone-1', { reference: 'REF-GONE' }));
+      await store.saveResult(sampleResult('gone-2', { reference: 'REF-GONE' }));
       await raw.del(`${prefix}result:gone-1`); // as if its TTL had run out
       expect((await store.getByReference('REF-GONE')).map((r) => r.id)).toEqual(['gone-2']);
       expect(await raw.zrange(`${prefix}ref:REF-GONE`, '0', '-1')).toEqual(['gone-2']);
@@ -250,7 +225,7 @@ describe('RedisStore (real redis-server)', () => {
   it('trims the recent index to maxResults', async () => {
     const store = new RedisStore({ url: REDIS_URL, keyPrefix: 'payivr-trim:', resultTtlSeconds: 3600, maxResults: 3, logger: capturedLogger().logger });
     try {
-      for (let i = 0; i < 6; i++) await store.saveResult(result(`trim-${i}`));
+      for (let i = 0; i < 6; i++) await store.saveResult(sampleResult(`trim-${i}`));
       expect(await raw.zcard('payivr-trim:recent')).toBe(3);
       expect((await store.recent(10)).length).toBe(3);
     } finally {
@@ -309,7 +284,7 @@ describe('RedisStore (real redis-server)', () => {
     const store = createStore(cfg, capturedLogger().logger, { nodeId: 'cfg-node' });
     try {
       expect(store.kind).toBe('redis');
-      await store.saveResult(result('cfg-1'));
+      await store.saveResult(sampleResult('cfg-1'));
       expect(await raw.exists('payivr-cfg:result:cfg-1')).toBe(1);
     } finally {
       await store.close();
