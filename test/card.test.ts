@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { BRANDS, type Brand } from '../src/config/schema.js';
+import { BRANDS, type Brand } from '../src/domain/brand.js';
 import {
   IIN_TABLE,
   brandInfo,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { step } from '../src/domain/dialogue/machine.js';
 import type { DialogueSettings } from '../src/domain/dialogue/types.js';
-import type { ChargeOutcome } from '../src/psp/types.js';
+import type { ChargeOutcome } from '../src/domain/charge.js';
 import { readAmount, readReference } from '../src/domain/readback.js';
 import { DialogueDriver, makeInput, type Psp } from './dialogue-driver.js';
 

@@ -9,7 +9,7 @@ import { readAmount, readDigits, readExpiry } from '../src/domain/readback.js';
 import { headerValue, type SipRequest } from '../src/telephony/embedded/sip/message.js';
 import { SipPeer, offerSdp } from './support/sip-peer.js';
 import { RtpPeer, expectPromptSequence, type PromptRef } from './support/rtp-peer.js';
-import type { DtmfDigit } from '../src/telephony/types.js';
+import type { DtmfDigit } from '../src/domain/dtmf.js';
 
 /**
  * What the caller hears, proven on the wire: a scripted SIP caller with an RTP client of our own

@@ -3,8 +3,8 @@ import { parseDtmfAmount, splitMinor } from '../money.js';
 import type { DeclineClass, Outcome } from '../outcome.js';
 import { readAmount } from '../readback.js';
 import { SensitiveDigits, wipeCard, type CardData } from '../sensitive.js';
-import type { ChargeOutcome } from '../../psp/types.js';
-import type { DtmfDigit } from '../../telephony/types.js';
+import type { ChargeOutcome } from '../charge.js';
+import type { DtmfDigit } from '../dtmf.js';
 import {
   approvedAnnouncement,
   brandNotAcceptedId,

@@ -1,4 +1,4 @@
-import type { Brand } from '../../config/schema.js';
+import type { Brand } from '../brand.js';
 import { validateExpiry } from '../card.js';
 import type { DeclineClass } from '../outcome.js';
 import { readAmount, readDigits, readExpiry, readReference, readSensitiveDigits } from '../readback.js';

@@ -1,8 +1,8 @@
-import type { ChargeOutcome } from '../../psp/types.js';
-import type { Brand } from '../../config/schema.js';
+import type { ChargeOutcome } from '../charge.js';
+import type { Brand } from '../brand.js';
 import type { DeclineClass } from '../outcome.js';
 import type { CardData, SensitiveDigits } from '../sensitive.js';
-import type { DtmfDigit } from '../../telephony/types.js';
+import type { DtmfDigit } from '../dtmf.js';
 import type { DialogueInput, DialogueResult } from './types.js';
 
 /** The card fields collected by DTMF. */
