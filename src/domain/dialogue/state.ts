@@ -1,6 +1,6 @@
 import type { ChargeOutcome } from '../../psp/types.js';
 import type { Brand } from '../../config/schema.js';
-import type { DeclineClass } from '../outcome.js';
+import type { AmountSource, DeclineClass } from '../outcome.js';
 import type { CardData, SensitiveDigits } from '../sensitive.js';
 import type { DtmfDigit } from '../../telephony/types.js';
 import type { DialogueInput, DialogueResult } from './types.js';
@@ -68,6 +68,8 @@ export interface DialogueState {
   phase: Phase;
   /** Amount to charge (minor units) once known. */
   amount: number | undefined;
+  /** Where `amount` came from; set and cleared with it. */
+  amountSource: AmountSource | undefined;
   card: CardFields;
   /** Decline-driven re-entries already used for the current card (each is allowed once). */
   reentry: { securityCode: boolean; expiry: boolean; processing: boolean };
@@ -99,6 +101,7 @@ export function createDialogue(input: DialogueInput): DialogueState {
     input,
     phase: { kind: 'idle' },
     amount: undefined,
+    amountSource: undefined,
     card: { pan: undefined, brand: undefined, expiry: undefined, securityCode: undefined },
     reentry: { securityCode: false, expiry: false, processing: false },
     failures: { amount: 0, pan: 0, expiry: 0, securityCode: 0 },
