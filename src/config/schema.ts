@@ -187,7 +187,7 @@ const genesysSchema = z
         }
         const norm = fold ? key.toLowerCase() : key;
         const other = seen.get(norm);
-        if (other !== undefined) ctx.addIssue({ code: 'custom', path: [group, name], message: `same key as ${group}.${other}` });
+        if (other !== undefined) ctx.addIssue({ code: 'custom', path: [group, name], message: `same key as genesys.${group}.${other}` });
         else seen.set(norm, name);
       }
     }
@@ -282,7 +282,7 @@ const profileSchema = z.strictObject({
    * units; the charge is then made in that currency. Any other currency is refused.
    */
   acceptedCurrencies: z
-    .record(currencyCode, z.strictObject({ minAmount: z.number().int().min(0, 'must be >= 0'), maxAmount: z.number().int().min(1) }))
+    .record(z.string(), z.strictObject({ minAmount: z.number().int().min(0, 'must be >= 0'), maxAmount: z.number().int().min(1) }))
     .default({}),
   /**
    * A context with a rejected field (sent twice, or a value that does not parse): 'hand-back'
@@ -378,6 +378,9 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['profiles', name, 'maxAmount'], message: 'must be >= minAmount' });
       }
       for (const [code, bounds] of Object.entries(p.acceptedCurrencies)) {
+        if (!/^[A-Z]{3}$/.test(code) || currencyExponent(code) === undefined) {
+          ctx.addIssue({ code: 'custom', path: ['profiles', name, 'acceptedCurrencies', code], message: 'not an ISO 4217 currency code (upper case, such as GBP)' });
+        }
         if (code === p.currency) ctx.addIssue({ code: 'custom', path: ['profiles', name, 'acceptedCurrencies', code], message: 'is the profile currency (always accepted)' });
         if (bounds.maxAmount < bounds.minAmount) {
           ctx.addIssue({ code: 'custom', path: ['profiles', name, 'acceptedCurrencies', code, 'maxAmount'], message: 'must be >= minAmount' });
