@@ -111,11 +111,9 @@ const results = new Map<string, GenesysCallResult>();
 
 describe('UUI abuse end to end (SIPp as Genesys, embedded backend)', () => {
   beforeAll(async () => {
-    let port = 0;
     await Promise.all(
       CASES.map(async (c, i) => {
         await new Promise((r) => setTimeout(r, i * 150));
-        port += 4;
         const r = await runGenesysCall({
           scenario: 'payment',
           target: TARGET,
