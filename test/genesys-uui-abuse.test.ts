@@ -4,6 +4,7 @@ import { selectProfile } from '../src/config/profiles.js';
 import { extractContext } from '../src/genesys/context.js';
 import { resolveContext } from '../src/genesys/resolve-context.js';
 import { buildReferTo, encodeResultUui, selectHandBackTarget } from '../src/genesys/result.js';
+import { escapeSipUser, resolveReturnTarget } from '../src/genesys/return-target.js';
 
 /**
  * The UUI abuse table: what each hostile or broken context gets, at the parser level (the e2e
@@ -47,7 +48,7 @@ interface Decision {
 }
 
 function decide(uui: string): Decision {
-  const hex = `00${Buffer.from(uui, 'latin1').toString('hex')}`;
+  const hex = `00${Buffer.from(uui, 'utf8').toString('hex')}`;
   const ctx = extractContext((n) => (n.toLowerCase() === 'user-to-user' ? `${hex};encoding=hex` : undefined), config.genesys);
   const selected = selectProfile(config, '+33199999999', ctx.profile);
   const r = resolveContext(ctx, selected, config.genesys.keys);
@@ -152,6 +153,10 @@ const ROWS: Row[] = [
   ['ret user@host@host', 'amt=49.90|mode=agent|ret=sip:x@attacker.example@agents.byoc.example', ['ret:return-refused'], 'context 4990 EUR', 'context 4990 EUR', AGENT],
   ['ret subdomain of an allowed host', 'amt=49.90|mode=agent|ret=sip:x@agents.byoc.example.attacker.example', ['ret:return-refused'], 'context 4990 EUR', 'context 4990 EUR', AGENT],
   ['ret empty', 'amt=49.90|mode=agent|ret=', ['ret:return-refused'], 'context 4990 EUR', 'context 4990 EUR', AGENT],
+  // Non-ASCII or raw control characters anywhere: the UUI is not printable ASCII, so none of it is read.
+  ['ret with a full-width letter', 'amt=49.90|mode=agent|ret=sip:\uff58@agents.byoc.example', ['User-to-User:unreadable'], 'error why=unreadable', 'caller enters EUR', AUTOMATED],
+  ['ret with a raw CRLF', 'amt=49.90|mode=agent|ret=sip:x@agents.byoc.example\r\nVia: x', ['User-to-User:unreadable'], 'error why=unreadable', 'caller enters EUR', AUTOMATED],
+  ['amount in Arabic-Indic digits', 'amt=\u0664\u0669|cur=EUR', ['User-to-User:unreadable'], 'error why=unreadable', 'caller enters EUR'],
   // Automated mode never uses ret=, even an allowed one.
   ['ret in automated mode', 'amt=49.90|ret=+33140000000', [], 'context 4990 EUR', 'context 4990 EUR', AUTOMATED],
   ['ret refused and a bad amount', 'amt=1e3|mode=agent|ret=sip:x@attacker.example', ['amt:bad-amount', 'ret:return-refused'], 'error why=bad-amount', 'caller enters EUR', AGENT],
@@ -180,6 +185,19 @@ describe('UUI abuse table (parser level)', () => {
     expect(decide('amt=49.90|mode=agent|ret=sip:x@attacker.example').shown).toEqual(['sip:x@attacker.example']);
     // A phone number has too many digits to be shown.
     expect(decide('amt=49.90|mode=agent|ret=+15550001111').shown).toEqual([]);
+  });
+
+  it('a user part is escaped per RFC 3261 (unreserved and user-unreserved kept)', () => {
+    expect(escapeSipUser('+33140000000')).toBe('+33140000000');
+    expect(escapeSipUser("a-_.!~*'()&=+$,;?/b")).toBe("a-_.!~*'()&=+$,;?/b");
+    expect(escapeSipUser('a b%<>@:\r\n\u00e9')).toBe('a%20b%25%3C%3E%40%3A%0D%0A%C3%A9');
+  });
+
+  it('resolveReturnTarget refuses everything when nothing is configured', () => {
+    for (const v of ['+33140000000', 'tel:+33140000000', 'sip:a@b.example', 'sip:payments@byoc.example']) {
+      expect(resolveReturnTarget(v, { hosts: [], uris: [] }, 'byoc.example')).toEqual({ ok: false, why: 'not-allowed' });
+    }
+    expect(resolveReturnTarget('sips:a@b.example', { hosts: ['b.example'], uris: [] }, 'h')).toEqual({ ok: false, why: 'not-a-target' });
   });
 
   it('an unreadable UUI is a bad context too', () => {
