@@ -92,7 +92,7 @@ const CASES: Case[] = [
   { name: 'duplicate-amt', uui: 'acct=C-1|amt=49.90|ref=INV-1|amt=1.00', steps: [] },
   { name: 'unknown-currency', uui: 'acct=C-2|amt=49.90|cur=JPX|ref=INV-2', steps: [] },
   { name: 'currency-not-accepted', uui: 'acct=C-3|amt=10.00|cur=EUR|ref=INV-3', steps: [] },
-  { name: 'card-like-values', uui: `acct=C-4|amt=${CARD_LIKE[0]}|ref=${CARD_LIKE[1]} |agent=${CARD_LIKE[2]}x `, steps: [] },
+  { name: 'card-like-values', uui: `acct=${CARD_LIKE[2]}|amt=${CARD_LIKE[0]}|ref=${CARD_LIKE[1]} |agent=a-4`, steps: [] },
   // Agent mode, bad amount, and a ret= with escaped CRLF and a header: error, back to the configured agent target.
   { name: 'crlf-ret', uui: 'acct=C-5|amt=49,90|ref=INV-5|mode=agent|ret=sip:x@agents.genesys.example%0d%0aContact:<sip:x@attacker.example>', steps: [] },
   // Not identified (hands back at once) with hostile ret= forms: only the configured agent target is used.
@@ -202,9 +202,11 @@ describe('UUI abuse end to end (SIPp as Genesys, embedded backend)', () => {
 
   it('the log names each rejected key and reason; no card digits or card-like values anywhere', async () => {
     const logText = readFileSync(join(dir, 'pay-ivr.log'), 'utf8');
-    const lines = logText.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; key?: string; problem?: string; value?: string; why?: string });
+    const lines = logText.trim().split('\n').map((l) => JSON.parse(l) as { level: number; msg: string; key?: string; problem?: string; value?: string; why?: string });
     const rejected = lines.filter((l) => l.msg === 'UUI field rejected').map((l) => `${l.key}:${l.problem}`);
-    for (const k of ['amt:duplicate-key', 'cur:bad-currency', 'cur:currency-not-accepted', 'amt:bad-amount', 'ref:bad-field', 'agent:bad-field']) expect(rejected).toContain(k);
+    for (const k of ['amt:duplicate-key', 'cur:bad-currency', 'cur:currency-not-accepted', 'amt:bad-amount', 'ref:bad-field', 'acct:bad-field']) expect(rejected).toContain(k);
+    // Nothing went wrong on the way (a result refused by the store would show here).
+    expect(lines.filter((l) => l.level >= 50).map((l) => l.msg)).toEqual([]);
     const refused = lines.filter((l) => l.msg.startsWith('UUI return target refused'));
     expect(refused.map((l) => l.key)).toEqual(['ret', 'ret', 'ret']);
     expect(lines.filter((l) => l.msg.startsWith('bad call context')).map((l) => l.why).sort()).toEqual(['bad-amount', 'bad-amount', 'bad-currency', 'currency-not-accepted', 'duplicate-key']);

@@ -129,6 +129,8 @@ const ROWS: Row[] = [
   ['profile that does not exist', 'amt=49.90|profile=nope', ['profile:bad-field'], 'error why=bad-field', 'context 4990 EUR'],
   ['profile path', 'amt=49.90|profile=../x', ['profile:bad-field'], 'error why=bad-field', 'context 4990 EUR'],
   ['reference with a trailing space (card-like)', 'amt=49.90|ref=4242424242424242 ', ['ref:bad-field'], 'error why=bad-field', 'context 4990 EUR'],
+  ['account that looks like a card number', 'amt=49.90|acct=4242424242424242', ['acct:bad-field'], 'error why=bad-field', 'context 4990 EUR'],
+  ['agent id with 12 digits is fine', 'amt=49.90|agent=A123456789012', [], 'context 4990 EUR', 'context 4990 EUR'],
   ['account too long', `amt=49.90|acct=${'A'.repeat(129)}`, ['acct:bad-field'], 'error why=bad-field', 'context 4990 EUR'],
   // ret= forms (agent mode): allowed ones are rebuilt, anything else is refused and the configured target used.
   ['ret allowed number', 'amt=49.90|mode=agent|ret=+33140000000', [], 'context 4990 EUR', 'context 4990 EUR', 'sip:+33140000000@byoc.example'],

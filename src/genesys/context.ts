@@ -49,7 +49,7 @@ export interface CallContext {
 /** Header names tried in order; the lookup function is case-insensitive (InboundCall.header). */
 export const UUI_HEADERS = ['User-to-User', 'x-User-To-User'] as const;
 
-/** Free-text fields: printable ASCII without spaces at the ends, bounded. */
+/** Free-text fields: printable ASCII without spaces at the ends, bounded, no card-like digit run. */
 const TEXT = /^[\x21-\x7E](?:[\x20-\x7E]*[\x21-\x7E])?$/;
 const MAX_TEXT = 128;
 /** Major units: digits, optionally '.' and digits. No sign, exponent, comma, space or hex. */
@@ -82,8 +82,11 @@ export function rejectedField(key: string, problem: ContextProblem, value: strin
   return r;
 }
 
+/** 13 digits in a row could be a card number: such a text is refused (the store would refuse the result). */
+const CARD_DIGIT_RUN = /[0-9]{13,}/;
+
 function text(v: string): string | undefined {
-  return v.length <= MAX_TEXT && TEXT.test(v) ? v : undefined;
+  return v.length <= MAX_TEXT && TEXT.test(v) && !CARD_DIGIT_RUN.test(v) ? v : undefined;
 }
 
 function parseIdentified(v: string): boolean | undefined {
