@@ -39,6 +39,8 @@ export class CallController {
   readonly #log: Logger;
   #runner: DialogueRunner | undefined;
   #killed = false;
+  /** Set by endForDrain(): the dialogue was cut short by the node, not by the caller. */
+  #endedByNode = false;
 
   constructor(call: InboundCall, deps: CallControllerDeps) {
     this.#call = call;
@@ -105,7 +107,9 @@ export class CallController {
         { onCharge: (phase) => void this.#setLiveState(phase === 'start' ? 'charging' : 'collecting') },
       );
       void this.#setLiveState('collecting');
-      dres = await this.#runner.run();
+      const running = this.#runner.run();
+      if (this.#endedByNode) this.#runner.endEarly();
+      dres = await running;
     } catch (e) {
       // A caller who hangs up (or CANCELs) before the answer is ordinary; anything else is an error.
       if (this.#call.state === 'ended') log.info({ err: describeError(e) }, 'call ended before it could be answered');
@@ -115,8 +119,10 @@ export class CallController {
       this.#runner?.kill();
     }
 
+    // A dialogue the node cut short (drain deadline) saw a "hangup" that the caller never made.
+    const cutByNode = this.#endedByNode && this.#call.state !== 'ended';
     const result: PaymentResult = {
-      outcome: dres.outcome,
+      outcome: cutByNode && dres.outcome === 'hangup' ? 'error' : dres.outcome,
       mode: ctx.mode,
       currency: dres.currency,
       amount: dres.amount,
@@ -133,7 +139,8 @@ export class CallController {
       profile: selected.name,
     };
 
-    if (!dres.callerGone && this.#call.state !== 'ended') {
+    if ((cutByNode || !dres.callerGone) && this.#call.state !== 'ended') {
+      if (cutByNode) log.warn({ outcome: result.outcome }, 'drain deadline: dialogue ended by the node, handing the call back');
       void this.#setLiveState('handback');
       result.handBack = await this.#handBack(result, ctx, profile, log);
     } else {
@@ -147,6 +154,16 @@ export class CallController {
     await this.#deps.store.saveResult({ ...result, id: this.#call.id }).catch((e: unknown) => log.error({ err: describeError(e) }, 'result not stored'));
     await this.#deps.store.liveCallEnded(this.#call.id).catch(() => undefined);
     return result;
+  }
+
+  /**
+   * Drain deadline: ends the dialogue now (a charge with the PSP is still waited for) and hands
+   * the call back with its outcome (`error` when nothing was charged). Idempotent.
+   */
+  endForDrain(): void {
+    if (this.#endedByNode || this.#killed) return;
+    this.#endedByNode = true;
+    this.#runner?.endEarly();
   }
 
   /** Ends the call from outside (shutdown). Idempotent. */

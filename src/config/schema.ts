@@ -123,6 +123,14 @@ const adminSchema = z.strictObject({
   apiToken: z.string().min(16).optional(),
 });
 
+/** Graceful drain (SIGTERM, `pay-ivr drain`, POST /v1/admin/drain). */
+const drainSchema = z.strictObject({
+  /** Longest wait for calls in progress; then the rest are handed back with outcome `error`. */
+  maxMs: z.number().int().min(1_000).max(3_600_000).default(300_000),
+  /** Retry-After (s) of the 503 that OPTIONS and new INVITEs get while draining. */
+  retryAfterSeconds: z.number().int().min(0).max(86_400).default(30),
+});
+
 const logSchema = z.strictObject({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Log file (default: stdout). */
@@ -291,6 +299,7 @@ export const configSchema = z
     store: storeSchema.default(storeSchema.parse({})),
     admin: adminSchema.default(adminSchema.parse({})),
     log: logSchema.default(logSchema.parse({})),
+    drain: drainSchema.default(drainSchema.parse({})),
     genesys: genesysSchema.default(genesysSchema.parse({})),
     promptsDir: z.string().default('prompts'),
     /** Profile used when no called number or UUI profile field matches. */

@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import type { Config } from '../config/schema.js';
 import { PayIvrError } from '../errors.js';
@@ -176,7 +176,7 @@ class SourceRate {
 }
 
 /**
- * Digest authentication, stateless: nonce = hex time + "." + HMAC(process key, time), valid for
+ * Digest authentication, stateless: nonce = hex time + "." + HMAC(nonce key, time), valid for
  * NONCE_TTL_MS. qop=auth is required (RFC 2069 responses without cnonce are refused). An expired
  * nonce gets stale=true only when the response was right for it, so the client retries without
  * new credentials (RFC 2617 3.2.1); anything else gets a fresh challenge.
@@ -184,12 +184,16 @@ class SourceRate {
 class Digest {
   readonly #cfg: NonNullable<Config['security']['digest']>;
   readonly #ha1: string;
-  readonly #key = randomBytes(32);
+  readonly #key: Buffer;
   readonly #now: () => number;
 
   constructor(cfg: NonNullable<Config['security']['digest']>, now: () => number) {
     this.#cfg = cfg;
     this.#ha1 = md5(`${cfg.username}:${cfg.realm}:${cfg.password}`);
+    // Derived from the shared credentials, not random per process: a nonce one node issues is
+    // valid on every node of the fleet (a balancer may send the retried INVITE elsewhere), and
+    // still unforgeable without the password.
+    this.#key = createHmac('sha256', 'pay-ivr digest nonce key').update(`${cfg.realm}\0${cfg.username}\0${cfg.password}`).digest();
     this.#now = now;
   }
 

@@ -33,6 +33,7 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
   readonly #calls = new Set<DrachtioCall>();
   #started = false;
   #stopping: Promise<void> | undefined;
+  #drainRetryAfter: number | undefined;
   #inviteRegistered = false;
   /** Whether the current drachtio client has the INVITE route (re-sent by every new client). */
   #inviteRouted = false;
@@ -49,7 +50,22 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
   }
 
   get ready(): boolean {
-    return this.#stopping === undefined && this.#drachtio.connected && this.#freeswitch.mediaServer !== undefined;
+    return this.#stopping === undefined && this.#drainRetryAfter === undefined && this.#drachtio.connected && this.#freeswitch.mediaServer !== undefined;
+  }
+
+  get draining(): boolean {
+    return this.#drainRetryAfter !== undefined;
+  }
+
+  /**
+   * Unregisters the INVITE route (drachtio-server then gives new calls to another app node, or
+   * 503s them) and answers OPTIONS 503, while the calls in progress go on.
+   */
+  drain(retryAfterSeconds: number): void {
+    if (this.#drainRetryAfter !== undefined) return;
+    this.#drainRetryAfter = retryAfterSeconds;
+    this.#log.info({ activeCalls: this.#calls.size, retryAfter: retryAfterSeconds }, 'draining: OPTIONS and new INVITEs get 503, calls in progress go on');
+    this.#syncInviteRoute();
   }
 
   get activeCalls(): number {
@@ -149,12 +165,16 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
   }
 
   readonly #onOptions = (_req: Srf.SrfRequest, res: Srf.SrfResponse): void => {
+    if (this.#drainRetryAfter !== undefined) {
+      res.send(503, { headers: { 'Retry-After': String(this.#drainRetryAfter) } });
+      return;
+    }
     res.send(200, { headers: { Allow: ALLOW, Accept: 'application/sdp', 'User-Agent': this.#config.sip.userAgent } });
   };
 
   readonly #onInvite = (req: Srf.SrfRequest, res: Srf.SrfResponse): void => {
     if (!this.ready) {
-      res.send(503, { headers: { 'Retry-After': '5' } });
+      res.send(503, { headers: { 'Retry-After': String(this.#drainRetryAfter ?? 5) } });
       return;
     }
     const verdict = this.#admission.check(
