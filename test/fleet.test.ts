@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -96,6 +97,13 @@ describe('a fleet of two nodes behind Kamailio', () => {
   it('rolling restart under load: each node drains (SIGTERM) and comes back, 0 failed calls, every payment recorded once', async () => {
     const run = startLoad({ target: `127.0.0.1:${KAMAILIO_PORT}`, calls: 120, rate: 1.6, localPort: 26200, mediaPort: 46000, dir, prefix: 'rolling', uui: uui('INV-ROLL') });
     const timeline: string[] = [];
+    // Peak of calls in progress on the fleet, from both nodes' readiness answers.
+    let peak = 0;
+    const sampler = setInterval(() => {
+      void Promise.all(Object.values(nodes).map((n) => (n ? fetch(`http://127.0.0.1:${n.spec.adminPort}/ready`).then((r) => r.json() as Promise<{ activeCalls: number }>, () => ({ activeCalls: 0 })) : { activeCalls: 0 }))).then((xs) => {
+        peak = Math.max(peak, xs.reduce((a, x) => a + x.activeCalls, 0));
+      });
+    }, 1_000);
     const t0 = Date.now();
     const mark = (what: string): void => void timeline.push(`${((Date.now() - t0) / 1000).toFixed(1)}s ${what}`);
     for (const which of ['a', 'b'] as const) {
@@ -103,8 +111,15 @@ describe('a fleet of two nodes behind Kamailio', () => {
       const n = nodes[which]!;
       const ready = await fetch(`http://127.0.0.1:${n.spec.adminPort}/ready`);
       expect(ready.status).toBe(200);
-      mark(`SIGTERM ${which}`);
-      n.process.kill('SIGTERM');
+      if (which === 'a') {
+        mark('SIGTERM a');
+        n.process.kill('SIGTERM');
+      } else {
+        // The other way in: `pay-ivr drain` asks the node's admin API.
+        const out = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'drain', '--config', join(dir, `${n.spec.name}.yaml`)], { encoding: 'utf8' });
+        mark(`pay-ivr drain b: ${out.trim()}`);
+        expect(out).toMatch(/^draining: \d+ call\(s\) in progress/);
+      }
       // While it drains the node says so: readiness 503, OPTIONS 503 (Kamailio takes it out).
       await sleep(500);
       const draining = await fetch(`http://127.0.0.1:${n.spec.adminPort}/ready`);
@@ -117,13 +132,16 @@ describe('a fleet of two nodes behind Kamailio', () => {
       mark(`${which} back`);
     }
     const r = await run.done;
+    clearInterval(sampler);
     mark('SIPp done');
     // Both drains happened while calls were still arriving.
     expect(r.successful + r.failed, `${timeline.join('\n')}\n${r.output}`).toBe(120);
     expect(r.failed, `${timeline.join('\n')}\n${r.output}`).toBe(0);
     expect(r.exitCode).toBe(0);
     await expectRecordedOnce(nodes.a!, r.conversationIds, 'INV-ROLL');
-    process.stdout.write(`rolling restart: placed 120, completed ${r.successful}, failed ${r.failed}, recorded once ${r.conversationIds.length}\n${timeline.join('\n')}\n`);
+    // "Several dozen at once": the load really overlapped.
+    expect(peak).toBeGreaterThanOrEqual(24);
+    process.stdout.write(`rolling restart: placed 120, completed ${r.successful}, failed ${r.failed}, recorded once ${r.conversationIds.length}, peak concurrent ${peak}\n${timeline.join('\n')}\n`);
     // No card digits in anything the fleet wrote.
     for (const f of readdirSync(dir).filter((x) => x.endsWith('.log'))) expect(readFileSync(join(dir, f), 'utf8')).not.toContain(CARD);
   }, 400_000);

@@ -90,6 +90,12 @@ const telephonySchema = z.strictObject({
   backend: z.enum(['embedded', 'drachtio']).default('embedded'),
   drachtio: drachtioSchema.default(drachtioSchema.parse({})),
   freeswitch: freeswitchSchema.default(freeswitchSchema.parse({})),
+  /**
+   * More FreeSWITCH media servers behind the same drachtio-server: each new call goes to the
+   * usable server (this list or `freeswitch`) carrying the fewest of this node's calls. Each
+   * needs its own listenPort.
+   */
+  freeswitchPool: z.array(freeswitchSchema).default([]),
 });
 
 const securitySchema = z.strictObject({
@@ -309,6 +315,15 @@ export const configSchema = z
   .superRefine((cfg, ctx) => {
     if (!(cfg.defaultProfile in cfg.profiles)) {
       ctx.addIssue({ code: 'custom', path: ['defaultProfile'], message: `no profile named "${cfg.defaultProfile}"` });
+    }
+    const fsListen = new Set<string>();
+    for (const [i, fs] of [cfg.telephony.freeswitch, ...cfg.telephony.freeswitchPool].entries()) {
+      const where = `${fs.listenAddress}:${fs.listenPort}`;
+      if (fsListen.has(where)) {
+        const path = i === 0 ? ['telephony', 'freeswitch', 'listenPort'] : ['telephony', 'freeswitchPool', i - 1, 'listenPort'];
+        ctx.addIssue({ code: 'custom', path, message: `${where} is already used by another media server: each needs its own` });
+      }
+      fsListen.add(where);
     }
     if (cfg.rtp.portMin >= cfg.rtp.portMax) {
       ctx.addIssue({ code: 'custom', path: ['rtp', 'portMax'], message: 'must be greater than rtp.portMin' });

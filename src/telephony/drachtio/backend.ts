@@ -7,7 +7,8 @@ import { AdmissionControl } from '../admission.js';
 import type { BackendEvents, TelephonyBackend } from '../types.js';
 import { ALLOW, DrachtioCall } from './call.js';
 import { DrachtioLink } from './drachtio-link.js';
-import { FreeswitchLink } from './freeswitch-link.js';
+import type { MediaServer } from './freeswitch-link.js';
+import { MediaServerPool } from './media-pool.js';
 
 const STOP_CALLS_MS = 5000;
 
@@ -28,9 +29,11 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
   readonly #config: Config;
   readonly #log: Logger;
   readonly #drachtio: DrachtioLink;
-  readonly #freeswitch: FreeswitchLink;
+  readonly #freeswitch: MediaServerPool;
   readonly #admission: AdmissionControl;
   readonly #calls = new Set<DrachtioCall>();
+  /** The media server each call was placed on (a lost server ends only its own calls). */
+  readonly #placement = new Map<DrachtioCall, MediaServer>();
   #started = false;
   #stopping: Promise<void> | undefined;
   #drainRetryAfter: number | undefined;
@@ -45,12 +48,12 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
     this.#log = logger;
     const t = config.telephony;
     this.#drachtio = new DrachtioLink(t.drachtio, logger);
-    this.#freeswitch = new FreeswitchLink(this.#drachtio.srf, t.freeswitch, t.drachtio.maxReconnectDelayMs, logger);
+    this.#freeswitch = new MediaServerPool(this.#drachtio.srf, [t.freeswitch, ...t.freeswitchPool], t.drachtio.maxReconnectDelayMs, logger);
     this.#admission = new AdmissionControl(config.security);
   }
 
   get ready(): boolean {
-    return this.#stopping === undefined && this.#drainRetryAfter === undefined && this.#drachtio.connected && this.#freeswitch.mediaServer !== undefined;
+    return this.#stopping === undefined && this.#drainRetryAfter === undefined && this.#drachtio.connected && this.#freeswitch.available;
   }
 
   get draining(): boolean {
@@ -91,8 +94,8 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
       this.#reportReadiness();
     });
     this.#freeswitch.on('up', () => this.#syncInviteRoute());
-    this.#freeswitch.on('down', () => {
-      this.#endAll('media-lost');
+    this.#freeswitch.on('server-down', (ms) => {
+      for (const [call, placed] of this.#placement) if (placed === ms) void call.abort('media-lost');
       this.#syncInviteRoute();
     });
 
@@ -188,11 +191,24 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
     }
     const call = new DrachtioCall(req, res, {
       srf: this.#drachtio.srf,
-      mediaServer: () => this.#freeswitch.mediaServer,
+      mediaServer: () => {
+        // Placed once, on the least-loaded usable media server.
+        let ms = this.#placement.get(call);
+        if (ms === undefined) {
+          ms = this.#freeswitch.acquire();
+          if (ms !== undefined) this.#placement.set(call, ms);
+        }
+        return ms;
+      },
       promptsDir: this.#config.telephony.freeswitch.promptsDir,
       userAgent: this.#config.sip.userAgent,
       logger: this.#log,
-      onEnded: (c) => this.#calls.delete(c),
+      onEnded: (c) => {
+        this.#calls.delete(c);
+        const ms = this.#placement.get(c);
+        this.#placement.delete(c);
+        if (ms !== undefined) this.#freeswitch.release(ms);
+      },
     });
     this.#calls.add(call);
     this.#log.info({ call: call.id, callId: call.callId, remote: `${call.remote.address}:${call.remote.port}`, transport: call.remote.transport }, 'incoming call');
