@@ -11,6 +11,8 @@ import { CallController } from './call/controller.js';
 import { EmbeddedBackend } from './telephony/embedded/backend.js';
 import { DrachtioBackend } from './telephony/drachtio/backend.js';
 import { PayIvrError, describeError } from './errors.js';
+import { RedisRateCounter } from './store/redis-rate.js';
+import type { FleetRateCounter } from './telephony/admission.js';
 
 export interface App {
   readonly backend: TelephonyBackend;
@@ -28,8 +30,9 @@ export interface App {
   stop(): Promise<void>;
 }
 
-function createBackend(config: Config, logger: Logger): TelephonyBackend {
-  return config.telephony.backend === 'drachtio' ? new DrachtioBackend(config, logger) : new EmbeddedBackend(config, logger);
+function createBackend(config: Config, logger: Logger, fleetRate: FleetRateCounter | undefined): TelephonyBackend {
+  const opts = fleetRate !== undefined ? { fleetRate } : {};
+  return config.telephony.backend === 'drachtio' ? new DrachtioBackend(config, logger, opts) : new EmbeddedBackend(config, logger, opts);
 }
 
 /**
@@ -62,7 +65,14 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
       gateways.set(name, g.gateway);
     }
 
-    const backend = createBackend(config, logger.child({ backend: config.telephony.backend }));
+    // Nodes sharing Redis share the per-source INVITE rate too.
+    let fleetRate: RedisRateCounter | undefined;
+    if (config.store.type === 'redis') {
+      const counter = new RedisRateCounter({ url: config.store.redisUrl, keyPrefix: config.store.keyPrefix, logger });
+      closers.push(() => counter.close());
+      fleetRate = counter;
+    }
+    const backend = createBackend(config, logger.child({ backend: config.telephony.backend }), fleetRate);
     const controllers = new Set<CallController>();
     const running = new Set<Promise<unknown>>();
     let idleWaiters: (() => void)[] = [];

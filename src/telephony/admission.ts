@@ -60,10 +60,20 @@ const NONCE_TTL_MS = 5 * 60_000;
 const MAX_AUTHORIZATION_CHARS = 4096;
 const RATE_KEYS_MAX = 10_000;
 
+/**
+ * INVITEs admitted per source by the whole fleet in the current second, shared through Redis
+ * (store/redis-rate.ts). Synchronous on purpose: admission never waits for the network.
+ */
+export interface FleetRateCounter {
+  count(source: string): number;
+  add(source: string): void;
+}
+
 export class AdmissionControl {
   readonly #security: Config['security'];
   readonly #allow: BlockList | undefined;
   readonly #rate: SourceRate;
+  #fleet: FleetRateCounter | undefined;
   readonly #secret: { name: string; hash: Buffer } | undefined;
   readonly #digest: Digest | undefined;
 
@@ -75,6 +85,14 @@ export class AdmissionControl {
     const s = security.sharedSecretHeader;
     this.#secret = s !== undefined ? { name: s.name, hash: sha256(s.value) } : undefined;
     this.#digest = security.digest !== undefined ? new Digest(security.digest, now) : undefined;
+  }
+
+  /**
+   * Shares security.ratePerSource over every node (a source that spreads its INVITEs over the
+   * fleet's nodes still gets ratePerSource in all); each node's own bucket keeps applying.
+   */
+  shareRateWith(counter: FleetRateCounter): void {
+    this.#fleet = counter;
   }
 
   /** Logs the policy once at start (no secret values); warns when anyone may call. */
@@ -108,9 +126,11 @@ export class AdmissionControl {
 
   check(req: AdmissionRequest, activeCalls: number): AdmissionVerdict {
     if (!this.allowed(req.sourceAddress)) return refuse(403, 'Forbidden', 'source not in security.allowList');
-    if (!this.#rate.take(unmapIPv4(req.sourceAddress))) {
+    const source = unmapIPv4(req.sourceAddress);
+    if ((this.#fleet !== undefined && this.#fleet.count(source) >= this.#security.ratePerSource) || !this.#rate.take(source)) {
       return refuse(503, 'Service Unavailable', 'security.ratePerSource exceeded', [{ name: 'Retry-After', value: '1' }]);
     }
+    this.#fleet?.add(source);
     if (activeCalls >= this.#security.maxConcurrentCalls) {
       return refuse(503, 'Service Unavailable', 'security.maxConcurrentCalls reached', [{ name: 'Retry-After', value: '5' }]);
     }

@@ -3,7 +3,7 @@ import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { describeError } from '../../errors.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
-import { AdmissionControl } from '../admission.js';
+import { AdmissionControl, type FleetRateCounter } from '../admission.js';
 import type { BackendEvents, TelephonyBackend } from '../types.js';
 import { ALLOW, DrachtioCall } from './call.js';
 import { DrachtioLink } from './drachtio-link.js';
@@ -42,7 +42,7 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
   #inviteRouted = false;
   #wasReady = false;
 
-  constructor(config: Config, logger: Logger) {
+  constructor(config: Config, logger: Logger, options: { fleetRate?: FleetRateCounter } = {}) {
     super();
     this.#config = config;
     this.#log = logger;
@@ -50,6 +50,7 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
     this.#drachtio = new DrachtioLink(t.drachtio, logger);
     this.#freeswitch = new MediaServerPool(this.#drachtio.srf, [t.freeswitch, ...t.freeswitchPool], t.drachtio.maxReconnectDelayMs, logger);
     this.#admission = new AdmissionControl(config.security);
+    if (options.fleetRate !== undefined) this.#admission.shareRateWith(options.fleetRate);
   }
 
   get ready(): boolean {

@@ -3,7 +3,7 @@ import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { PayIvrError, describeError, isPayIvrError } from '../../errors.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
-import { AdmissionControl } from '../admission.js';
+import { AdmissionControl, type FleetRateCounter } from '../admission.js';
 import type { BackendEvents, TelephonyBackend } from '../types.js';
 import { EmbeddedCall } from './embedded-call.js';
 import { createDefaultMedia } from './media-factory.js';
@@ -33,6 +33,8 @@ export interface EmbeddedBackendOptions {
   /** 480 for a call the app neither answers nor rejects within this long (default 60 s). */
   offerTimeoutMs?: number;
   streamIdleTimeoutMs?: number;
+  /** The fleet's shared per-source rate (Redis), when several nodes serve one trunk. */
+  fleetRate?: FleetRateCounter;
 }
 
 export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements TelephonyBackend {
@@ -53,6 +55,7 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
     this.#log = logger;
     this.#opts = options;
     this.#admission = new AdmissionControl(config.security);
+    if (options.fleetRate !== undefined) this.#admission.shareRateWith(options.fleetRate);
   }
 
   get ready(): boolean {
