@@ -48,6 +48,8 @@ export class CallController {
   readonly #log: Logger;
   #runner: DialogueRunner | undefined;
   #killed = false;
+  /** Set by endForDrain(): the dialogue was cut short by the node, not by the caller. */
+  #endedByNode = false;
 
   constructor(call: InboundCall, deps: CallControllerDeps) {
     this.#call = call;
@@ -116,7 +118,9 @@ export class CallController {
         { onCharge: (phase) => void this.#setLiveState(phase === 'start' ? 'charging' : 'collecting') },
       );
       void this.#setLiveState('collecting');
-      dres = await this.#runner.run();
+      const running = this.#runner.run();
+      if (this.#endedByNode) this.#runner.endEarly();
+      dres = await running;
     } catch (e) {
       // A caller who hangs up (or CANCELs) before the answer is ordinary; anything else is an error.
       if (e instanceof BadContext && this.#call.state !== 'ended') {
@@ -130,8 +134,10 @@ export class CallController {
       this.#runner?.kill();
     }
 
+    // A dialogue the node cut short (drain deadline) saw a "hangup" that the caller never made.
+    const cutByNode = this.#endedByNode && this.#call.state !== 'ended';
     const result: PaymentResult = {
-      outcome: dres.outcome,
+      outcome: cutByNode && dres.outcome === 'hangup' ? 'error' : dres.outcome,
       mode: ctx.mode,
       currency: dres.currency,
       amount: dres.amount,
@@ -151,7 +157,8 @@ export class CallController {
     if (dres.outcome === 'error' && badContext !== undefined) result.errorReason = badContext;
     if (resolved.rejected.length > 0) result.contextProblems = resolved.rejected.map((r) => ({ key: r.key, problem: r.problem }));
 
-    if (!dres.callerGone && this.#call.state !== 'ended') {
+    if ((cutByNode || !dres.callerGone) && this.#call.state !== 'ended') {
+      if (cutByNode) log.warn({ outcome: result.outcome }, 'drain deadline: dialogue ended by the node, handing the call back');
       void this.#setLiveState('handback');
       result.handBack = await this.#handBack(result, ctx, resolved, profile, log);
     } else {
@@ -165,6 +172,16 @@ export class CallController {
     await this.#deps.store.saveResult({ ...result, id: this.#call.id }).catch((e: unknown) => log.error({ err: describeError(e) }, 'result not stored'));
     await this.#deps.store.liveCallEnded(this.#call.id).catch(() => undefined);
     return result;
+  }
+
+  /**
+   * Drain deadline: ends the dialogue now (a charge with the PSP is still waited for) and hands
+   * the call back with its outcome (`error` when nothing was charged). Idempotent.
+   */
+  endForDrain(): void {
+    if (this.#endedByNode || this.#killed) return;
+    this.#endedByNode = true;
+    this.#runner?.endEarly();
   }
 
   /** Ends the call from outside (shutdown). Idempotent. */

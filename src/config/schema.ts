@@ -81,6 +81,12 @@ const telephonySchema = z.strictObject({
   backend: z.enum(['embedded', 'drachtio']).default('embedded'),
   drachtio: drachtioSchema.default(drachtioSchema.parse({})),
   freeswitch: freeswitchSchema.default(freeswitchSchema.parse({})),
+  /**
+   * More FreeSWITCH media servers behind the same drachtio-server: each new call goes to the
+   * usable server (this list or `freeswitch`) carrying the fewest of this node's calls. Each
+   * needs its own listenPort.
+   */
+  freeswitchPool: z.array(freeswitchSchema).default([]),
 });
 
 const securitySchema = z.strictObject({
@@ -112,6 +118,14 @@ const adminSchema = z.strictObject({
   port: port.default(8080),
   /** Bearer token for the result lookup API; unset = lookups refused. */
   apiToken: z.string().min(16).optional(),
+});
+
+/** Graceful drain (SIGTERM, `pay-ivr drain`, POST /v1/admin/drain). */
+const drainSchema = z.strictObject({
+  /** Longest wait for calls in progress; then the rest are handed back with outcome `error`. */
+  maxMs: z.number().int().min(1_000).max(3_600_000).default(300_000),
+  /** Retry-After (s) of the 503 that OPTIONS and new INVITEs get while draining. */
+  retryAfterSeconds: z.number().int().min(0).max(86_400).default(30),
 });
 
 const logSchema = z.strictObject({
@@ -348,6 +362,7 @@ export const configSchema = z
     store: storeSchema.default(storeSchema.parse({})),
     admin: adminSchema.default(adminSchema.parse({})),
     log: logSchema.default(logSchema.parse({})),
+    drain: drainSchema.default(drainSchema.parse({})),
     genesys: genesysSchema.default(genesysSchema.parse({})),
     promptsDir: z.string().default('prompts'),
     /** Profile used when no called number or UUI profile field matches. */
@@ -357,6 +372,15 @@ export const configSchema = z
   .superRefine((cfg, ctx) => {
     if (!(cfg.defaultProfile in cfg.profiles)) {
       ctx.addIssue({ code: 'custom', path: ['defaultProfile'], message: `no profile named "${cfg.defaultProfile}"` });
+    }
+    const fsListen = new Set<string>();
+    for (const [i, fs] of [cfg.telephony.freeswitch, ...cfg.telephony.freeswitchPool].entries()) {
+      const where = `${fs.listenAddress}:${fs.listenPort}`;
+      if (fsListen.has(where)) {
+        const path = i === 0 ? ['telephony', 'freeswitch', 'listenPort'] : ['telephony', 'freeswitchPool', i - 1, 'listenPort'];
+        ctx.addIssue({ code: 'custom', path, message: `${where} is already used by another media server: each needs its own` });
+      }
+      fsListen.add(where);
     }
     if (cfg.rtp.portMin >= cfg.rtp.portMax) {
       ctx.addIssue({ code: 'custom', path: ['rtp', 'portMax'], message: 'must be greater than rtp.portMin' });
