@@ -33,7 +33,7 @@ afterAll(async () => {
 });
 
 describe('drain deadline', () => {
-  it('a caller still in the dialogue is handed back with res=error, not left in silence', async () => {
+  it('a caller still in the dialogue is handed back with res=error|why=node-drained, not left in silence', async () => {
     // The caller listens to the amount menu and presses nothing; the node is drained meanwhile.
     const call = runGenesysCall({
       scenario: 'payment',
@@ -50,7 +50,7 @@ describe('drain deadline', () => {
     await app!.drain();
     const r = await call;
     expect(r.exitCode, r.output).toBe(0);
-    expect(parseUui(r.resultUui ?? '').res).toBe('error');
+    expect(parseUui(r.resultUui ?? '')).toMatchObject({ res: 'error', why: 'node-drained', ref: 'INV-DRAIN' });
     expect(r.referTo).toContain('+18005550100');
     expect(app!.backend.activeCalls).toBe(0);
     const log = readFileSync(join(dir, 'pay-ivr.log'), 'utf8');

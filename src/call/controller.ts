@@ -155,6 +155,7 @@ export class CallController {
       profile: selected.name,
     };
     if (dres.outcome === 'error' && badContext !== undefined) result.errorReason = badContext;
+    else if (cutByNode && result.outcome === 'error') result.errorReason = 'node-drained';
     if (resolved.rejected.length > 0) result.contextProblems = resolved.rejected.map((r) => ({ key: r.key, problem: r.problem }));
 
     if ((cutByNode || !dres.callerGone) && this.#call.state !== 'ended') {

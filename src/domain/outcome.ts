@@ -52,6 +52,12 @@ export const CONTEXT_PROBLEMS = [
 export type ContextProblem = (typeof CONTEXT_PROBLEMS)[number];
 
 /**
+ * Why a call ended with outcome `error` (UUI `why`): a bad context, or `node-drained` when the
+ * node's drain deadline ended the dialogue before a payment was made (docs/fleet.md).
+ */
+export type ErrorReason = ContextProblem | 'node-drained';
+
+/**
  * What one payment call ended with. Never PAN, security code or expiry: last 4 only.
  * Amounts are integers in minor units of `currency`.
  */
@@ -70,8 +76,8 @@ export interface PaymentResult {
   declineClass?: DeclineClass | undefined;
   /** Where `amount` came from; absent when no amount was settled. */
   amountSource?: AmountSource | undefined;
-  /** With outcome `error` because of a bad context: the reason code (UUI `why`). */
-  errorReason?: ContextProblem | undefined;
+  /** With outcome `error`: the reason code (UUI `why`), when one is known. */
+  errorReason?: ErrorReason | undefined;
   /** Context fields rejected on this call: key name and reason, never the value. */
   contextProblems?: { key: string; problem: ContextProblem }[] | undefined;
   /** Counters: card attempts sent to the PSP, declines, invalid entries. */
