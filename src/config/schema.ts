@@ -55,6 +55,13 @@ const rtpSchema = z.strictObject({
   srtp: z.enum(['off', 'optional', 'required']).default('optional'),
   /** Comfort noise level in dBov when nothing plays (0 = digital silence). */
   comfortNoiseDbov: z.number().int().min(0).max(127).default(0),
+  /**
+   * Media worker threads (docs/adr/0003-media-workers.md): 'auto' = one per core, at most
+   * maxWorkers; 0 or 1 = the media engine runs on the main thread.
+   */
+  workers: z.union([z.literal('auto'), z.number().int().min(0).max(256)]).default('auto'),
+  /** Cap of rtp.workers: 'auto'. */
+  maxWorkers: z.number().int().min(1).max(256).default(8),
 });
 
 const drachtioSchema = z.strictObject({

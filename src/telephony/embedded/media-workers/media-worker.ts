@@ -1,0 +1,109 @@
+/**
+ * A media worker thread: one MediaEngine (its own pacer, its share of the RTP ports, the prompt
+ * packs) whose MediaSessions run exactly as they do in-process. The main thread drives them
+ * through pool.ts; see protocol.ts for the messages.
+ */
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { isPayIvrError } from '../../../errors.js';
+import { createLogger } from '../../../log.js';
+import { MediaEngine, type MediaSession } from '../media/engine.js';
+import type { FromWorker, SyncRequest, ToWorker, WireError, WorkerInit } from './protocol.js';
+import { replySync } from './sync-call.js';
+
+function wire(e: unknown): WireError {
+  if (isPayIvrError(e)) return { code: e.code, message: e.message, ...(e.details !== undefined ? { details: { ...e.details } } : {}) };
+  return { code: 'ERR_INTERNAL', message: e instanceof Error ? e.message : String(e) };
+}
+
+async function main(port: MessagePort): Promise<void> {
+  const init = workerData as WorkerInit;
+  const send = (m: FromWorker): void => port.postMessage(m);
+  // Log lines go to the main thread, which writes them through its own logger (one writer, one redaction).
+  const logger = createLogger({ level: init.logLevel, destination: { write: (line: string) => send({ t: 'log', line }) } });
+  const flag = new Int32Array(init.flag);
+  const replies = init.replyPort;
+  const sessions = new Map<number, MediaSession>();
+  let engine: MediaEngine | undefined;
+  try {
+    if (init.preload !== undefined) await import(init.preload);
+    engine = new MediaEngine({ ...init.engine, logger });
+    await engine.start();
+  } catch (e) {
+    send({ t: 'start-failed', error: wire(e) });
+    return;
+  }
+  const live = engine;
+
+  const syncValue = (m: SyncRequest): unknown => {
+    if (m.t === 'has-prompt') return live.hasPrompt(m.language, m.id);
+    if (m.t === 'create') {
+      const s = live.createSession();
+      const sid = m.sid;
+      sessions.set(sid, s);
+      s.on('digit', (digit, source) => send({ t: 'digit', sid, digit, source }));
+      s.on('rtp-timeout', () => send({ t: 'rtp-timeout', sid }));
+      return s.localPort;
+    }
+    const s = sessions.get(m.sid);
+    if (s === undefined) return m.t === 'apply' ? false : m.t === 'offer' ? '' : undefined;
+    switch (m.t) {
+      case 'answer':
+        return s.answerOffer(m.sdp);
+      case 'offer':
+        return s.createOffer();
+      case 'apply':
+        return s.applyAnswer(m.sdp);
+      case 'update':
+        return s.updateOffer(m.sdp);
+    }
+  };
+
+  port.on('message', (m: ToWorker) => {
+    switch (m.t) {
+      case 'create':
+      case 'answer':
+      case 'offer':
+      case 'apply':
+      case 'update':
+      case 'has-prompt': {
+        try {
+          replySync(flag, replies, { rid: m.rid, ok: true, value: syncValue(m) });
+        } catch (e) {
+          replySync(flag, replies, { rid: m.rid, ok: false, error: wire(e) });
+        }
+        return;
+      }
+      case 'play': {
+        const s = sessions.get(m.sid);
+        if (s === undefined) {
+          send({ t: 'played', sid: m.sid, pid: m.pid, result: 'ended' });
+          return;
+        }
+        s.play(m.fragments, m.options).then(
+          (result) => send({ t: 'played', sid: m.sid, pid: m.pid, result }),
+          (e: unknown) => send({ t: 'play-failed', sid: m.sid, pid: m.pid, error: wire(e) }),
+        );
+        return;
+      }
+      case 'stop-play':
+        sessions.get(m.sid)?.stopPlay();
+        return;
+      case 'inject':
+        sessions.get(m.sid)?.injectDigit(m.digit, m.source);
+        return;
+      case 'close':
+        sessions.get(m.sid)?.close();
+        sessions.delete(m.sid);
+        return;
+      case 'stop':
+        void live.stop().finally(() => {
+          sessions.clear();
+          send({ t: 'stopped' });
+        });
+        return;
+    }
+  });
+  send({ t: 'ready' });
+}
+
+if (parentPort !== null) void main(parentPort);

@@ -1,0 +1,62 @@
+import type { MessagePort } from 'node:worker_threads';
+import type { DtmfDigit } from '../../../domain/dtmf.js';
+import type { ErrorCode } from '../../../errors.js';
+import type { DtmfSource, PlayOptions, PlayResult } from '../../types.js';
+import type { MediaEngineOptions } from '../media/engine.js';
+
+/**
+ * Messages between the main thread (pool.ts: SIP and the dialogue) and a media worker
+ * (media-worker.ts: a MediaEngine with its share of the RTP ports, its own pacer and sessions).
+ * Requests whose answer the SIP side needs at once (a port, an SDP) are synchronous: the main
+ * thread posts them and waits on `flag` for the reply on `replyPort` (sync-call.ts).
+ */
+
+/** What a worker is started with (workerData). */
+export interface WorkerInit {
+  engine: Omit<MediaEngineOptions, 'logger'>;
+  logLevel: string;
+  /** Int32 flag the worker sets and notifies after each synchronous reply. */
+  flag: SharedArrayBuffer;
+  /** Synchronous replies (read on the main thread with receiveMessageOnPort). */
+  replyPort: MessagePort;
+  /** Module imported before the engine starts (bench instrumentation); never from configuration. */
+  preload?: string;
+}
+
+/** Requests answered on the reply port. */
+export type SyncRequest =
+  | { t: 'create'; rid: number; sid: number }
+  | { t: 'answer'; rid: number; sid: number; sdp: string }
+  | { t: 'offer'; rid: number; sid: number }
+  | { t: 'apply'; rid: number; sid: number; sdp: string }
+  | { t: 'update'; rid: number; sid: number; sdp: string }
+  | { t: 'has-prompt'; rid: number; language: string; id: string };
+
+/** Fire-and-forget requests, handled in order with the synchronous ones. */
+export type AsyncRequest =
+  | { t: 'play'; sid: number; pid: number; fragments: string[]; options: PlayOptions }
+  | { t: 'stop-play'; sid: number }
+  | { t: 'inject'; sid: number; digit: DtmfDigit; source: DtmfSource }
+  | { t: 'close'; sid: number }
+  | { t: 'stop' };
+
+export type ToWorker = SyncRequest | AsyncRequest;
+
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+export type SyncReply = { rid: number; ok: true; value: unknown } | { rid: number; ok: false; error: WireError };
+
+/** Events from a worker (its parentPort). Digits stay in memory: a structured clone, never written anywhere. */
+export type FromWorker =
+  | { t: 'ready' }
+  | { t: 'stopped' }
+  | { t: 'start-failed'; error: WireError }
+  | { t: 'played'; sid: number; pid: number; result: PlayResult }
+  | { t: 'play-failed'; sid: number; pid: number; error: WireError }
+  | { t: 'digit'; sid: number; digit: DtmfDigit; source: DtmfSource }
+  | { t: 'rtp-timeout'; sid: number }
+  | { t: 'log'; line: string };
