@@ -18,8 +18,13 @@
  *      (as is) and at its end after a GC (live heap).
  * Targets are marked PASS/MISS; the exit code is 0 either way (a benchmark, not a test).
  *
- * Addresses: everything on 127.0.0.1. Server SIP 26060/udp, server RTP 40000-44799, sink
- * 44900-44907, SIPp SIP 44990 and its (unused) media port 44980.
+ * Knee mode (--knee 1000,1500,1750,2000): one load phase per call count, on the same server
+ * and sink; the knee is the largest N with the RTP gap p99 within 20 +/- 5 ms, no gap over 40 ms,
+ * no loss and every call completed.
+ *
+ * Addresses: everything on 127.0.0.1. Server SIP 26060/udp, server RTP from 40000 up, sized from
+ * the call count (two ports per call plus 10 %), sink 39900-39907, SIPp SIP 39990 and its (unused)
+ * media port 39980.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -35,15 +40,22 @@ import { RpcClient, type RpcPush } from './support/rpc.js';
 import type { SinkReport } from './support/rtp-sink.js';
 import { SippProcess, type SippLoadResult } from './support/sipp-runner.js';
 import { DEFAULT_PACER_SLOTS } from '../src/telephony/embedded/media/pacer.js';
+import { availableParallelism } from 'node:os';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const SIP_PORT = 26060;
 const RTP_MIN = 40000;
-const RTP_MAX = 44799;
-const SINK_PORT = 44900;
+const RTP_TOP = 65534;
+const SINK_PORT = 39900;
 const SINK_PORTS = 8;
-const SIPP_PORT = 44990;
-const SIPP_MEDIA_PORT = 44980;
+const SIPP_PORT = 39990;
+const SIPP_MEDIA_PORT = 39980;
+
+/** The server's RTP range for a call count: an even port per call, 10 % spare (ports another process holds are skipped). */
+function rtpMaxFor(calls: number): number {
+  return Math.min(RTP_TOP, RTP_MIN + 2 * Math.ceil(calls * 1.1 + 20) + 1);
+}
+const MAX_CALLS = Math.floor(((RTP_TOP - RTP_MIN) / 2 - 20) / 1.1);
 const SCENARIO = join(ROOT, 'sipp-scenarios/load/uac-hold.xml');
 
 const TARGET = { completedPct: 99.9, gapToleranceMs: 5, inviteTo200P99Ms: 50, bytesPerCall: 100_000 };
@@ -59,6 +71,10 @@ interface Options {
   returnMs: number;
   unconnected: boolean;
   settleS: number;
+  /** Media worker threads of the server (0 = in-process engine). */
+  workers: number;
+  /** Call counts of knee mode (empty: one run of --calls). */
+  knee: number[];
 }
 
 function options(): Options {
@@ -74,6 +90,8 @@ function options(): Options {
       'return-rtp': { type: 'string', default: '0' },
       unconnected: { type: 'boolean', default: false },
       settle: { type: 'string', default: '0' },
+      workers: { type: 'string', default: 'auto' },
+      knee: { type: 'string', default: '' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -83,6 +101,8 @@ function options(): Options {
     console.log('  --settle S: after the last call, wait S s (SIP transactions linger 32 s) and read memory again (leak check)');
     console.log('  --return-rtp MS: the sink sends one RTP packet back to every stream each MS ms (0 = off), so the server latches and connects its sockets');
     console.log('  --unconnected: the server never connect()s its RTP sockets (to compare with the default)');
+    console.log('  --workers W: media worker threads of the server (default auto = one per core, like rtp.workers; 0 = engine on the main thread)');
+    console.log('  --knee N1,N2,...: one load phase per call count (same server), then the largest N that meets the gap targets');
     console.log(`  --pacer-slots S: phase slots of the engine's pacer, 1..20 (default ${DEFAULT_PACER_SLOTS}; 1 = one burst of every stream per 20 ms frame)`);
     process.exit(0);
   }
@@ -97,12 +117,15 @@ function options(): Options {
     returnMs: Number(values['return-rtp']),
     unconnected: values.unconnected === true,
     settleS: Number(values.settle),
+    workers: values.workers === 'auto' ? Math.min(8, availableParallelism()) : Number(values.workers),
+    knee: values.knee === '' || values.knee === undefined ? [] : values.knee.split(',').map((x) => Number(x.trim())),
   };
+  if (!(Number.isInteger(o.workers) && o.workers >= 0 && o.workers <= 64)) throw new Error('--workers must be auto or 0..64');
+  for (const n of o.knee) if (!(Number.isInteger(n) && n >= 1 && n <= MAX_CALLS)) throw new Error(`--knee: call counts must be 1..${MAX_CALLS}`);
   if (!(o.returnMs === 0 || (o.returnMs >= 20 && o.returnMs <= 1000))) throw new Error('--return-rtp must be 0 or 20..1000 ms');
   if (!(o.settleS >= 0 && o.settleS <= 300)) throw new Error('--settle must be 0..300 seconds');
   if (!(Number.isInteger(o.pacerSlots) && o.pacerSlots >= 0 && o.pacerSlots <= 20)) throw new Error('--pacer-slots must be 0..20');
-  const maxCalls = Math.floor((RTP_MAX - RTP_MIN) / 2) + 1;
-  if (!(Number.isInteger(o.calls) && o.calls >= 1 && o.calls <= maxCalls)) throw new Error(`--calls must be 1..${maxCalls}`);
+  if (!(Number.isInteger(o.calls) && o.calls >= 1 && o.calls <= MAX_CALLS)) throw new Error(`--calls must be 1..${MAX_CALLS}`);
   if (!(o.holdS >= 2 && o.holdS <= 500)) throw new Error('--hold must be 2..500 seconds');
   if (!(o.rate > 0 && o.rate <= 1000)) throw new Error('--rate must be 1..1000 calls/s');
   if (!(o.calibrateS >= 0)) throw new Error('--calibrate must be >= 0');
@@ -306,6 +329,79 @@ function table(rows: Row[]): string {
   return [line(['figure', 'measured', 'target', '']), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...rows.map((r) => line([r.figure, r.value, r.target, r.verdict]))].join('\n');
 }
 
+// ---- knee mode -------------------------------------------------------------------------------------------
+
+interface KneeStep {
+  calls: number;
+  completed: number;
+  gap: HistogramSummary | undefined;
+  senderGap: HistogramSummary | undefined;
+  lossPackets: number;
+  gapsOver40: number;
+  streamsOver30: number;
+  late: WindowStats['lateTurns'] | undefined;
+  inviteP99: number;
+  serverCpu: number | undefined;
+  machineBusy: number | undefined;
+  loadAvg: number;
+  rssPerCallKb: number | undefined;
+  pass: boolean;
+}
+
+async function runKnee(
+  o: Options,
+  ctx: { dir: string; server: RpcClient; sink: RpcClient; serverPushes: Pushes; injection: string },
+  serverExit: Promise<never>,
+  baseline: MemorySnapshot,
+): Promise<void> {
+  const steps: KneeStep[] = [];
+  for (const n of o.knee) {
+    const holdS = Math.max(o.holdS, Math.ceil(n / o.rate) + 15);
+    console.error(`knee: ${n} calls x ${holdS} s`);
+    const loadAvg = loadavg()[0] ?? 0;
+    const r = await Promise.race([runPhase(`knee-${n}`, { calls: n, rate: o.rate, holdS, profile: false }, ctx), serverExit]);
+    await waitIdle(ctx.server, 20_000);
+    await sleep(2000);
+    const sk = r.sink;
+    const gap = sk?.gapsMs;
+    const pass =
+      r.sipp.successful === n && sk !== undefined && gap !== undefined && gap.count > 0 && Math.abs(gap.p99 - 20) <= TARGET.gapToleranceMs && gap.max <= 40 && sk.missing === 0;
+    const step: KneeStep = {
+      calls: n,
+      completed: r.sipp.successful,
+      gap,
+      senderGap: r.window?.senderGapsMs,
+      lossPackets: sk?.missing ?? Number.NaN,
+      gapsOver40: sk?.gapsOver40 ?? Number.NaN,
+      streamsOver30: sk?.streamsOver30 ?? Number.NaN,
+      late: r.window?.lateTurns,
+      inviteP99: r.sipp.inviteTo200Ms.p99,
+      serverCpu: r.window?.cpuPercentOfOneCore,
+      machineBusy: r.machine !== undefined ? r.machine.busy * cpus().length : undefined,
+      loadAvg,
+      rssPerCallKb: r.midSnapshot !== undefined ? (r.midSnapshot.rss - baseline.rss) / Math.max(1, r.midSnapshot.liveCalls) / 1000 : undefined,
+      pass,
+    };
+    steps.push(step);
+    console.error(`  ${n}: p99 ${f2(gap?.p99)} max ${f2(gap?.max)} ms, loss ${step.lossPackets}, ${pass ? 'PASS' : 'MISS'}`);
+  }
+  const knee = steps.filter((x) => x.pass).reduce((m, x) => Math.max(m, x.calls), 0);
+  console.log('');
+  console.log(`sipp-load knee: ${o.workers > 1 ? `${o.workers} media workers` : 'engine on the main thread'}, ${o.rate} calls/s, ${new Date().toISOString()}`);
+  console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, Node ${process.version}`);
+  console.log('| calls | completed | gap p50 / p99 / p99.9 / max (ms) at the sink | gaps > 40 ms | streams > 30 ms | loss | sender gap p99 / max | late turns gc / wake-up / burst | INVITE p99 | server CPU | machine busy (of 200 %) | load avg | RSS/call | |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const x of steps) {
+    console.log(
+      `| ${x.calls} | ${x.completed} | ${x.gap !== undefined ? gapLine(x.gap) : 'n/a'} | ${x.gapsOver40} | ${x.streamsOver30} | ${x.lossPackets} | ${f2(x.senderGap?.p99)} / ${f2(x.senderGap?.max)} | ${x.late !== undefined ? `${x.late.gc} / ${x.late.wakeUp} / ${x.late.burst}` : 'n/a'} | ${fms(x.inviteP99)} | ${f1(x.serverCpu)} % | ${f1(x.machineBusy)} % | ${x.loadAvg.toFixed(2)} | ${f1(x.rssPerCallKb)} kB | ${x.pass ? 'PASS' : 'MISS'} |`,
+    );
+  }
+  console.log(`knee (largest N with p99 within 20 +/- 5 ms, max <= 40 ms, 0 loss, all completed): ${knee > 0 ? knee : 'none of the steps'}`);
+  writeFileSync(join(ctx.dir, 'knee.json'), JSON.stringify({ options: o, steps, knee }, null, 2));
+  if (o.out !== undefined) writeFileSync(o.out, JSON.stringify({ options: o, steps, knee }, null, 2));
+  console.log(`files: ${ctx.dir}`);
+}
+
 // ---- main ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -326,13 +422,14 @@ async function main(): Promise<void> {
   const serverArgs: ServerArgs = {
     sipPort: SIP_PORT,
     rtpMin: RTP_MIN,
-    rtpMax: RTP_MAX,
+    rtpMax: rtpMaxFor(Math.max(o.calls, ...o.knee)),
     promptsDir: join(ROOT, 'prompts'),
     logFile: join(dir, 'server.log'),
-    noRtpTimeoutMs: Math.min(600_000, (o.holdS + o.calls / o.rate + 60) * 1000),
-    maxConcurrentCalls: o.calls + 100,
+    noRtpTimeoutMs: Math.min(600_000, (o.holdS + Math.max(o.calls, ...o.knee) / o.rate + 60) * 1000),
+    maxConcurrentCalls: Math.max(o.calls, ...o.knee) + 100,
     pacerSlots: o.pacerSlots,
     connectSockets: !o.unconnected,
+    workers: o.workers,
   };
   const serverChild = forkChild('bench/support/load-server.ts', [JSON.stringify(serverArgs)], ['--expose-gc']);
   const server = new RpcClient(serverChild, 'server');
@@ -353,6 +450,13 @@ async function main(): Promise<void> {
   await sleep(1000);
   const baseline = await server.request<MemorySnapshot>('snapshot', { gc: true });
   console.error(`baseline: RSS ${mib(baseline.rss)}, heap used ${mib(baseline.heapUsed)}`);
+
+  if (o.knee.length > 0) {
+    await runKnee(o, ctx, serverExit, baseline);
+    await server.request('stop').catch(() => undefined);
+    await sink.request('close').catch(() => undefined);
+    return;
+  }
 
   const beforeLoad = await server.request<ServerCounters>('counters');
   console.error(`load: ${o.calls} calls`);
@@ -384,7 +488,8 @@ async function main(): Promise<void> {
     rows.push({ figure: 'RTP gaps within 15..25 ms', value: `${f2(within)} % of ${sk.gapsMs.count}`, target: '>= 99 %', verdict: mark(within >= 99) });
     rows.push({ figure: 'RTP streams / packets/s / audio', value: `${sk.streams} / ${sk.packetsPerSecond.toFixed(0)} / ${f1((100 * sk.audioPackets) / Math.max(1, sk.packets))} %`, target: `${o.calls} / ${o.calls * 50}`, verdict: '' });
     rows.push({ figure: 'RTP loss / reordered', value: `${(100 * sk.lossRatio).toFixed(3)} % (${sk.missing}) / ${sk.reordered}`, target: '', verdict: '' });
-    rows.push({ figure: 'streams with a gap > 25 ms', value: `${sk.streamsWithLateGap}`, target: '', verdict: '' });
+    rows.push({ figure: 'streams with a gap > 25 ms / > 30 ms', value: `${sk.streamsWithLateGap} / ${sk.streamsOver30}`, target: '', verdict: '' });
+    rows.push({ figure: 'gaps > 30 ms / > 40 ms', value: `${sk.gapsOver30} / ${sk.gapsOver40}`, target: '', verdict: '' });
   }
   if (calibration?.sink !== undefined) rows.push({ figure: 'calibration (1 call) gap p50/p99/p99.9/max', value: gapLine(calibration.sink.gapsMs), target: '', verdict: '' });
   const full = load.midSnapshot;
@@ -404,13 +509,16 @@ async function main(): Promise<void> {
   const w = load.window;
   if (w !== undefined) {
     rows.push({ figure: 'server CPU in window (% of one core)', value: `${f1(w.cpuPercentOfOneCore)} % (user ${f1(w.cpuUserUs / 10 / w.wallMs)}, sys ${f1(w.cpuSystemUs / 10 / w.wallMs)})`, target: '', verdict: '' });
-    rows.push({ figure: 'server event-loop delay p50/p99/max (ms)', value: `${f2(w.eventLoopDelayMs.p50)} / ${f2(w.eventLoopDelayMs.p99)} / ${f2(w.eventLoopDelayMs.max)}`, target: '', verdict: '' });
+    rows.push({ figure: 'main-thread event-loop delay p50/p99/max (ms)', value: `${f2(w.eventLoopDelayMs.p50)} / ${f2(w.eventLoopDelayMs.p99)} / ${f2(w.eventLoopDelayMs.max)}`, target: '', verdict: '' });
     rows.push({ figure: 'RTP sends from connected sockets', value: `${w.rtpSends.connected} of ${w.rtpSends.total} (${f1((100 * w.rtpSends.connected) / Math.max(1, w.rtpSends.total))} %)`, target: '', verdict: '' });
     rows.push({ figure: 'pacer slot bursts / late bursts', value: `${w.pacerTicks} / ${w.pacerLateTicks}`, target: '', verdict: '' });
     rows.push({ figure: 'pacer wake-up interval p50/p99/p99.9/max', value: gapLine(w.tickIntervalMs), target: '', verdict: '' });
     rows.push({ figure: 'pacer burst duration p50/p99/p99.9/max', value: gapLine(w.tickSpanMs), target: '', verdict: '' });
     rows.push({ figure: 'turn gap p99 by place in burst (1st..10th tenth)', value: w.gapByPositionMs.map((g) => f1(g.p99)).join(' '), target: '', verdict: '' });
-    rows.push({ figure: 'GC in window: scavenges / mark-compacts', value: `${w.gc.minorCount} (${f1(w.gc.minorMs)} ms) / ${w.gc.majorCount} (${f1(w.gc.majorMs)} ms), longest ${f1(w.gc.maxPauseMs)} ms`, target: '', verdict: '' });
+    rows.push({ figure: 'GC of the media threads: scavenges / mark-compacts', value: `${w.gc.minorCount} (${f1(w.gc.minorMs)} ms) / ${w.gc.majorCount} (${f1(w.gc.majorMs)} ms), longest ${f1(w.gc.maxPauseMs)} ms`, target: '', verdict: '' });
+    if (w.mainGc !== undefined) rows.push({ figure: 'GC of the main thread (SIP)', value: `${w.mainGc.minorCount} (${f1(w.mainGc.minorMs)} ms) / ${w.mainGc.majorCount} (${f1(w.mainGc.majorMs)} ms), longest ${f1(w.mainGc.maxPauseMs)} ms`, target: '', verdict: '' });
+    rows.push({ figure: 'late turns (> 25 ms) at the sender: gc / wake-up / burst', value: `${w.lateTurns.total}: ${w.lateTurns.gc} / ${w.lateTurns.wakeUp} / ${w.lateTurns.burst}`, target: '', verdict: '' });
+    rows.push({ figure: 'media threads / worst event-loop delay p99, max', value: `${w.workers > 1 ? `${w.workers} workers` : 'main thread'} / ${f2(w.mediaEventLoopDelayMs.p99)}, ${f2(w.mediaEventLoopDelayMs.max)} ms`, target: '', verdict: '' });
     rows.push({ figure: 'window', value: `${(w.wallMs / 1000).toFixed(1)} s`, target: '', verdict: '' });
   }
   if (sk !== undefined) rows.push({ figure: 'sink CPU / event-loop delay p99', value: `${f1(sk.sinkCpuPercentOfOneCore)} % / ${f2(sk.sinkEventLoopDelayMs.p99)} ms`, target: '', verdict: '' });
@@ -431,6 +539,7 @@ async function main(): Promise<void> {
   console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, ${release()}`);
   console.log(`pacer: ${o.pacerSlots > 0 ? o.pacerSlots : DEFAULT_PACER_SLOTS} phase slots per 20 ms frame${o.pacerSlots > 0 ? '' : ' (engine default)'}; wake-up and burst figures are per slot`);
   console.log(`RTP sockets: ${o.unconnected ? 'never connected' : 'connected once latched'}; return RTP from the sink: ${o.returnMs > 0 ? `one packet per stream every ${o.returnMs} ms` : 'none (no latching)'}`);
+  console.log(`media: ${o.workers > 1 ? `${o.workers} worker threads (rtp.workers)` : 'engine on the main thread'}`);
   console.log(`window: ${load.windowNote}`);
   console.log(table(rows));
   if (Object.keys(s.failures).length > 0 || s.exitCode !== 0) console.log(`SIPp exit ${s.exitCode}, failures: ${JSON.stringify(s.failures)}, retransmissions ${s.retransmissions}`);

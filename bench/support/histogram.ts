@@ -28,6 +28,21 @@ export class Histogram {
     if (ms > this.max) this.max = ms;
   }
 
+  /** Raw state, to move a histogram between threads (structured clone) and merge it. */
+  dump(): HistogramDump {
+    return { bucketMs: this.#bucketMs, counts: this.#counts.slice(), count: this.count, sum: this.sum, min: this.min, max: this.max };
+  }
+
+  /** Adds another histogram's samples (same bucket layout). */
+  merge(d: HistogramDump): void {
+    if (d.bucketMs !== this.#bucketMs || d.counts.length !== this.#counts.length) throw new Error('histogram layouts differ');
+    for (let i = 0; i < d.counts.length; i++) this.#counts[i] = (this.#counts[i] ?? 0) + (d.counts[i] ?? 0);
+    this.count += d.count;
+    this.sum += d.sum;
+    if (d.min < this.min) this.min = d.min;
+    if (d.max > this.max) this.max = d.max;
+  }
+
   reset(): void {
     this.#counts.fill(0);
     this.count = 0;
@@ -67,6 +82,15 @@ export class Histogram {
       max: this.count > 0 ? this.max : Number.NaN,
     };
   }
+}
+
+export interface HistogramDump {
+  bucketMs: number;
+  counts: Uint32Array;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
 }
 
 export interface HistogramSummary {

@@ -8,17 +8,18 @@
  *
  *   argv: one JSON object, see ServerArgs
  */
-import dgram from 'node:dgram';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { constants as perfConstants, monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { EmbeddedBackend } from '../../src/telephony/embedded/backend.js';
-import { MediaEngine, MediaSession } from '../../src/telephony/embedded/media/engine.js';
+import { MediaEngine, type MediaEngineOptions } from '../../src/telephony/embedded/media/engine.js';
 import { DEFAULT_PACER_SLOTS } from '../../src/telephony/embedded/media/pacer.js';
+import type { MediaEngineLike } from '../../src/telephony/embedded/media-port.js';
 import type { InboundCall } from '../../src/telephony/types.js';
-import { Histogram, type HistogramSummary } from './histogram.js';
+import type { HistogramSummary } from './histogram.js';
+import { collectWorkerProbes, installProbe, mergeProbes, startWorkerProbes, type GcStats, type ProbeDump } from './media-probe.js';
 import { push, serveRpc, type RpcRequest } from './rpc.js';
 
 export interface ServerArgs {
@@ -34,6 +35,8 @@ export interface ServerArgs {
   pacerSlots: number;
   /** Let the engine connect() its RTP sockets to the latched source (its default). */
   connectSockets: boolean;
+  /** Media worker threads (0 = the engine on the main thread, as before rtp.workers existed). */
+  workers: number;
 }
 
 /** What every call hears, looped: a realistic mix of short and long fragments (about 30 s). */
@@ -58,13 +61,21 @@ export interface WindowStats {
   senderGapsMs: HistogramSummary;
   /** RTP sends in the window, and how many of them went out of a connected socket. */
   rtpSends: { total: number; connected: number };
-  /** Pacer wake-up to wake-up (should be 20 ms). */
+  /** A slot's wake-up to its next wake-up (should be 20 ms). */
   tickIntervalMs: HistogramSummary;
-  /** Pacer wake-up to the end of its last stream's onTick: how long one tick's sends take. */
+  /** Pacer wake-up to the end of its last stream's onTick: how long one slot's sends take. */
   tickSpanMs: HistogramSummary;
   /** A stream's turn-to-turn gap by its position in its slot's burst: first tenth of the burst, ..., last tenth. */
   gapByPositionMs: HistogramSummary[];
-  gc: { minorCount: number; minorMs: number; majorCount: number; majorMs: number; maxPauseMs: number };
+  /** GC of the media threads (the main thread too when the engine runs there). */
+  gc: GcStats;
+  /** GC of the main thread when the media runs in workers. */
+  mainGc?: GcStats | undefined;
+  /** Stream turns more than 25 ms after the previous one, by cause (media-probe.ts). */
+  lateTurns: ProbeDump['late'];
+  /** Event-loop delay of the worst media thread. */
+  mediaEventLoopDelayMs: { p50: number; p99: number; max: number };
+  workers: number;
   cpuUserUs: number;
   cpuSystemUs: number;
   cpuPercentOfOneCore: number;
@@ -86,82 +97,6 @@ export interface ServerCounters {
 }
 
 const ELD_RESOLUTION_MS = 5;
-const TX_LAST = Symbol('benchLastSend');
-const TX_RTP = Symbol('benchIsRtp');
-const TICK_LAST = Symbol('benchLastTick');
-type TimedSocket = dgram.Socket & { [TX_LAST]?: number; [TX_RTP]?: boolean };
-
-/**
- * Times every send() of an RTP socket (ports rtpMin..rtpMax) by wrapping dgram's send: a clock
- * read and a histogram add per packet (about 0.1 µs), so the sink's arrival gaps can be split
- * into what the sender did and what happened after it.
- */
-function timeRtpSends(rtpMin: number, rtpMax: number, gaps: Histogram, sends: { total: number; connected: number }, recording: () => boolean): void {
-  const proto = dgram.Socket.prototype as unknown as { send: (...a: unknown[]) => void };
-  const original = proto.send;
-  proto.send = function timedSend(this: TimedSocket, ...a: unknown[]): void {
-    let rtp = this[TX_RTP];
-    if (rtp === undefined) {
-      let port = 0;
-      try {
-        port = this.address().port;
-      } catch {
-        // not bound
-      }
-      rtp = this[TX_RTP] = port >= rtpMin && port <= rtpMax;
-    }
-    if (rtp) {
-      const now = performance.now();
-      const last = this[TX_LAST];
-      if (recording()) {
-        if (last !== undefined) gaps.add(now - last);
-        sends.total++;
-        // A connected socket's send carries no port (send(buf) or send(buf, cb)).
-        if (typeof a[1] !== 'number') sends.connected++;
-      }
-      this[TX_LAST] = now;
-    }
-    original.apply(this, a);
-  };
-}
-
-/**
- * Times the pacer's wake-ups by wrapping MediaSession.onTick: the pacer passes every stream of a
- * wake-up the same `now`, so a new `now` is a new wake-up (one slot's burst).
- */
-function timeTicks(intervals: Histogram, spans: Histogram, byPosition: Histogram[], burstSize: () => number, recording: () => boolean): void {
-  const proto = MediaSession.prototype as unknown as { onTick: (frames: number, skipped: number, now: number) => void };
-  const original = proto.onTick;
-  let tick = Number.NaN;
-  let lastEnd = 0;
-  let index = 0;
-  proto.onTick = function timedTick(this: MediaSession & { [TICK_LAST]?: number }, frames: number, skipped: number, now: number): void {
-    if (now !== tick) {
-      if (!Number.isNaN(tick) && recording()) {
-        intervals.add(now - tick);
-        spans.add(lastEnd - tick);
-      }
-      tick = now;
-      index = 0;
-    }
-    // This stream's gap since its previous turn, by where it sits in the tick's loop (tenths).
-    const t = performance.now();
-    const last = this[TICK_LAST];
-    if (last !== undefined && recording()) byPosition[Math.min(byPosition.length - 1, Math.floor((index * byPosition.length) / Math.max(1, burstSize())))]?.add(t - last);
-    this[TICK_LAST] = t;
-    index++;
-    original.call(this, frames, skipped, now);
-    lastEnd = performance.now();
-  };
-}
-
-interface GcStats {
-  minorCount: number;
-  minorMs: number;
-  majorCount: number;
-  majorMs: number;
-  maxPauseMs: number;
-}
 
 async function main(): Promise<void> {
   const args = JSON.parse(process.argv[2] ?? '{}') as ServerArgs;
@@ -176,33 +111,11 @@ async function main(): Promise<void> {
     admin: { enabled: false },
   });
   const pacerSlots = args.pacerSlots > 0 ? args.pacerSlots : DEFAULT_PACER_SLOTS;
-  const txGaps = new Histogram();
-  let recordingTx = false;
-  const sends = { total: 0, connected: 0 };
-  timeRtpSends(args.rtpMin, args.rtpMax, txGaps, sends, () => recordingTx);
-  const tickIntervals = new Histogram();
-  const tickSpans = new Histogram();
-  const byPosition = Array.from({ length: 10 }, () => new Histogram(0.05, 500));
-  timeTicks(tickIntervals, tickSpans, byPosition, () => live / pacerSlots, () => recordingTx);
-  const gc: GcStats = { minorCount: 0, minorMs: 0, majorCount: 0, majorMs: 0, maxPauseMs: 0 };
-  const gcObserver = new PerformanceObserver((list) => {
-    if (!recordingTx) return;
-    for (const e of list.getEntries()) {
-      const kind = ((e as unknown as { detail?: { kind?: number } }).detail)?.kind;
-      if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) {
-        gc.minorCount++;
-        gc.minorMs += e.duration;
-      } else {
-        gc.majorCount++;
-        gc.majorMs += e.duration;
-      }
-      gc.maxPauseMs = Math.max(gc.maxPauseMs, e.duration);
-    }
-  });
-  gcObserver.observe({ entryTypes: ['gc'] });
+  // The main thread's probe: the media's timing when the engine runs here, the main thread's GC otherwise.
+  const mainProbe = installProbe(args.rtpMin, args.rtpMax);
   const logger = createLogger({ level: config.log.level, destination: args.logFile, name: 'pay-ivr-bench' });
   // The engine createDefaultMedia would build, with the pacer's slot count set by the bench.
-  const engine = new MediaEngine({
+  const engineOpts: MediaEngineOptions = {
     host: config.rtp.host,
     portMin: config.rtp.portMin,
     portMax: config.rtp.portMax,
@@ -213,7 +126,15 @@ async function main(): Promise<void> {
     comfortNoiseDbov: config.rtp.comfortNoiseDbov,
     pacerSlots,
     connectSockets: args.connectSockets,
-  });
+  };
+  let engine: MediaEngineLike;
+  if (args.workers > 1) {
+    // Loaded only here, so this server also runs against a tree from before media workers existed.
+    const { MediaWorkerPool } = await import('../../src/telephony/embedded/media-workers/pool.js');
+    engine = new MediaWorkerPool({ ...engineOpts, workers: args.workers, preload: new URL('./media-probe.ts', import.meta.url).href });
+  } else {
+    engine = new MediaEngine(engineOpts);
+  }
   const backend = new EmbeddedBackend(config, logger, { media: engine });
 
   const counters: ServerCounters = { offered: 0, answered: 0, answerFailed: 0, playFailed: 0, playResults: {}, ended: {}, liveCalls: 0, activeCalls: 0 };
@@ -262,7 +183,7 @@ async function main(): Promise<void> {
   await backend.start();
 
   const eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
-  let window: { wall0: number; cpu0: NodeJS.CpuUsage; ticks0: number; late0: number } | undefined;
+  let window: { wall0: number; cpu0: NodeJS.CpuUsage } | undefined;
   let profiler: Session | undefined;
 
   const snapshot = (): MemorySnapshot => {
@@ -308,15 +229,9 @@ async function main(): Promise<void> {
       }
       eld.reset();
       eld.enable();
-      txGaps.reset();
-      sends.total = sends.connected = 0;
-      tickIntervals.reset();
-      tickSpans.reset();
-      for (const h of byPosition) h.reset();
-      Object.assign(gc, { minorCount: 0, minorMs: 0, majorCount: 0, majorMs: 0, maxPauseMs: 0 });
-      recordingTx = true;
-      const p = engine.pacerStats;
-      window = { wall0: performance.now(), cpu0: process.cpuUsage(), ticks0: p.ticks, late0: p.lateTicks };
+      mainProbe.start();
+      if (args.workers > 1) startWorkerProbes();
+      window = { wall0: performance.now(), cpu0: process.cpuUsage() };
       return { ok: true };
     },
     'window-end': async (req: RpcRequest): Promise<WindowStats> => {
@@ -325,25 +240,29 @@ async function main(): Promise<void> {
       const cpu = process.cpuUsage(w.cpu0);
       const wallMs = performance.now() - w.wall0;
       eld.disable();
-      recordingTx = false;
-      const p = engine.pacerStats;
+      const mainDump = mainProbe.dump();
+      const media = args.workers > 1 ? mergeProbes(await collectWorkerProbes(args.workers)) : mergeProbes([mainDump]);
       window = undefined;
       // The histogram counts the timer's own period in every sample: take it out.
       const delay = (ns: number): number => Math.max(0, ns / 1e6 - ELD_RESOLUTION_MS);
       const stats: WindowStats = {
         wallMs,
-        senderGapsMs: txGaps.summary(),
-        rtpSends: { ...sends },
-        tickIntervalMs: tickIntervals.summary(),
-        tickSpanMs: tickSpans.summary(),
-        gapByPositionMs: byPosition.map((h) => h.summary()),
-        gc: { ...gc },
+        senderGapsMs: media.senderGaps.summary(),
+        rtpSends: media.sends,
+        tickIntervalMs: media.slotIntervals.summary(),
+        tickSpanMs: media.burstSpans.summary(),
+        gapByPositionMs: media.byPosition.map((h) => h.summary()),
+        gc: media.gc,
+        mainGc: args.workers > 1 ? mainDump.gc : undefined,
+        lateTurns: media.late,
+        mediaEventLoopDelayMs: media.eventLoopDelayMs,
+        workers: args.workers,
         cpuUserUs: cpu.user,
         cpuSystemUs: cpu.system,
         cpuPercentOfOneCore: (100 * (cpu.user + cpu.system)) / 1000 / wallMs,
         eventLoopDelayMs: { p50: delay(eld.percentile(50)), p99: delay(eld.percentile(99)), p999: delay(eld.percentile(99.9)), max: delay(eld.max) },
-        pacerTicks: p.ticks - w.ticks0,
-        pacerLateTicks: p.lateTicks - w.late0,
+        pacerTicks: media.bursts,
+        pacerLateTicks: media.lateBursts,
       };
       if (profiler !== undefined) {
         const { profile } = await profiler.post('Profiler.stop');

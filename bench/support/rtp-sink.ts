@@ -29,6 +29,11 @@ export interface SinkReport {
   gapsOutside15to25: number;
   /** Streams that had at least one gap above 25 ms. */
   streamsWithLateGap: number;
+  /** Streams that had at least one gap above 30 ms. */
+  streamsOver30: number;
+  /** Gaps above 30 ms and above 40 ms. */
+  gapsOver30: number;
+  gapsOver40: number;
   missing: number;
   reordered: number;
   /** missing / (packets + missing). */
@@ -45,6 +50,7 @@ interface StreamState {
   /** Window generation this stream last counted in. */
   gen: number;
   lateGap: boolean;
+  over30: boolean;
 }
 
 const PCMU_SILENCE = Buffer.alloc(160, 0xff);
@@ -91,6 +97,7 @@ function main(): void {
   let outside = 0;
   let streamsInWindow = 0;
   let lateStreams = 0;
+  let streams30 = 0;
   let totalPackets = 0;
 
   const onMessage = (msg: Buffer, rinfo: { address: string; port: number }, socket: number): void => {
@@ -105,7 +112,7 @@ function main(): void {
     }
     let s = streams.get(ssrc);
     if (s === undefined) {
-      s = { last: now, seq, gen: -1, lateGap: false };
+      s = { last: now, seq, gen: -1, lateGap: false, over30: false };
       streams.set(ssrc, s);
       if (!recording) return;
     }
@@ -117,6 +124,7 @@ function main(): void {
     if (s.gen !== gen) {
       s.gen = gen;
       s.lateGap = false;
+      s.over30 = false;
       streamsInWindow++;
     }
     packets++;
@@ -134,6 +142,10 @@ function main(): void {
         if (gap > 25 && !s.lateGap) {
           s.lateGap = true;
           lateStreams++;
+        }
+        if (gap > 30 && !s.over30) {
+          s.over30 = true;
+          streams30++;
         }
       }
       s.last = now;
@@ -178,7 +190,7 @@ function main(): void {
   serveRpc({
     start: () => {
       gaps.reset();
-      packets = audio = missing = reordered = outside = streamsInWindow = lateStreams = 0;
+      packets = audio = missing = reordered = outside = streamsInWindow = lateStreams = streams30 = 0;
       gen++;
       recording = true;
       windowStart = performance.now();
@@ -208,6 +220,9 @@ function main(): void {
         gapsMs: gaps.summary(),
         gapsOutside15to25: outside,
         streamsWithLateGap: lateStreams,
+        streamsOver30: streams30,
+        gapsOver30: gaps.countAbove(30),
+        gapsOver40: gaps.countAbove(40),
         missing,
         reordered,
         lossRatio: missing / Math.max(1, packets + missing),
