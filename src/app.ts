@@ -13,6 +13,7 @@ import { DrachtioBackend } from './telephony/drachtio/backend.js';
 import { PayIvrError, describeError } from './errors.js';
 import { RedisRateCounter } from './store/redis-rate.js';
 import type { FleetRateCounter } from './telephony/admission.js';
+import type { MediaEngineLike } from './telephony/embedded/media-port.js';
 
 export interface App {
   readonly backend: TelephonyBackend;
@@ -30,8 +31,8 @@ export interface App {
   stop(): Promise<void>;
 }
 
-function createBackend(config: Config, logger: Logger, fleetRate: FleetRateCounter | undefined): TelephonyBackend {
-  const opts = fleetRate !== undefined ? { fleetRate } : {};
+function createBackend(config: Config, logger: Logger, fleetRate: FleetRateCounter | undefined, media: MediaEngineLike | undefined): TelephonyBackend {
+  const opts = { ...(fleetRate !== undefined ? { fleetRate } : {}), ...(media !== undefined ? { media } : {}) };
   return config.telephony.backend === 'drachtio' ? new DrachtioBackend(config, logger, opts) : new EmbeddedBackend(config, logger, opts);
 }
 
@@ -43,6 +44,8 @@ function createBackend(config: Config, logger: Logger, fleetRate: FleetRateCount
 export interface AppOptions {
   /** Called once a drain asked over the admin API is over (the CLI then stops and exits). */
   onDrained?: () => void;
+  /** Embedded backend only: this media engine instead of the one rtp.* describes (the bench's instrumented one). */
+  media?: MediaEngineLike;
 }
 
 /** How long calls cut short at the drain deadline get to hand back before the node stops anyway. */
@@ -72,7 +75,7 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
       closers.push(() => counter.close());
       fleetRate = counter;
     }
-    const backend = createBackend(config, logger.child({ backend: config.telephony.backend }), fleetRate);
+    const backend = createBackend(config, logger.child({ backend: config.telephony.backend }), fleetRate, options.media);
     const controllers = new Set<CallController>();
     const running = new Set<Promise<unknown>>();
     let idleWaiters: (() => void)[] = [];

@@ -16,10 +16,15 @@ export interface SippLoadOptions {
   mediaPort: number;
   calls: number;
   ratePerSecond: number;
-  holdMs: number;
+  /** -d: the scenario's <pause/> (uac-hold); undefined for scenarios without one. */
+  holdMs?: number;
   /** CSV for -inf (first line SEQUENTIAL). */
-  injectionFile: string;
+  injectionFile?: string;
   globalTimeoutS: number;
+  /** Request-URI user (-s); default 1000. */
+  service?: string;
+  /** More SIPp arguments (keys, -trace_logs). */
+  extraArgs?: string[];
 }
 
 export interface SippLoadResult {
@@ -45,14 +50,15 @@ export class SippProcess {
     mkdirSync(opts.dir, { recursive: true });
     const args = [
       '-sf', opts.scenario,
-      '-inf', opts.injectionFile,
+      ...(opts.injectionFile !== undefined ? ['-inf', opts.injectionFile] : []),
       '-i', '127.0.0.1', '-p', String(opts.localPort),
       '-mi', '127.0.0.1', '-mp', String(opts.mediaPort),
       '-t', 'u1',
-      '-s', '1000',
+      '-s', opts.service ?? '1000',
       '-m', String(opts.calls), '-l', String(opts.calls),
       '-r', String(opts.ratePerSecond), '-rp', '1000',
-      '-d', String(opts.holdMs),
+      ...(opts.holdMs !== undefined ? ['-d', String(opts.holdMs)] : []),
+      ...(opts.extraArgs ?? []),
       '-trace_rtt', '-rtt_freq', '1',
       '-trace_stat', '-stf', join(opts.dir, 'stat.csv'), '-fd', '1',
       '-trace_err', '-error_file', join(opts.dir, 'errors.log'),

@@ -1,0 +1,232 @@
+/**
+ * The whole product under load (issue 13): N simultaneous Genesys-like payments placed by SIPp
+ * with sipp-scenarios/genesys/payment.xml and the approved-Visa pcap (RFC 2833 keys), against
+ * startApp in its own process (bench/support/product-server.ts: embedded SIP, media engine,
+ * dialogue, sandbox PSP, memory store). Reports calls completed (the whole SIPp scenario: 200,
+ * REFER, 202, NOTIFYs, BYE), payments approved and handed back (the res= of each REFER's
+ * User-to-User), INVITE-to-200, RTP gap figures on those calls and memory per call.
+ *
+ *   npm run bench -- product-load                       # 1,000 payments at 100 calls/s
+ *   npm run bench -- product-load --calls 50 --workers 0
+ *
+ * RTP gaps here are taken at the sender (each RTP socket's send-to-send gap, media-probe.ts):
+ * the callers are SIPp, which sends the keys from its media port, so every stream latches there
+ * and no separate sink can time the packets. The measurement window runs from the moment all N
+ * calls are up to the first hang-up (after the first hand-back).
+ *
+ * Addresses: 127.0.0.1; server SIP 26060/udp, RTP from 40000 sized from N, SIPp 39990 (media 39980).
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import type { MemorySnapshot } from './support/load-server.js';
+import { machineCpu, machineCpuDelta, processCpuUs } from './support/proc.js';
+import type { ProductCounters, ProductServerArgs, ProductWindow } from './support/product-server.js';
+import { RpcClient, type RpcPush } from './support/rpc.js';
+import { SippProcess } from './support/sipp-runner.js';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const SIP_PORT = 26060;
+const RTP_MIN = 40000;
+const SIPP_PORT = 39990;
+const SIPP_MEDIA_PORT = 39980;
+const UUI = 'acct=C-1001|amt=49.90|cur=USD|ref=INV-77';
+const TARGET = { inviteP99Ms: 20, bytesPerCall: 64_000 };
+
+const { values } = parseArgs({
+  options: {
+    calls: { type: 'string', default: '1000' },
+    rate: { type: 'string', default: '100' },
+    workers: { type: 'string', default: 'auto' },
+    out: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+if (values.help === true) {
+  console.log('usage: npm run bench -- product-load [--calls N=1000] [--rate CPS=100] [--workers auto|W] [--profile] [--out results.json]');
+  process.exit(0);
+}
+const calls = Number(values.calls);
+const rate = Number(values.rate);
+const workers = values.workers === 'auto' ? Math.min(8, availableParallelism()) : Number(values.workers);
+if (!(Number.isInteger(calls) && calls >= 1 && calls <= 10_000)) throw new Error('--calls must be 1..10000');
+if (!(rate > 0 && rate <= 1000)) throw new Error('--rate must be 1..1000');
+if (!(Number.isInteger(workers) && workers >= 0 && workers <= 64)) throw new Error('--workers must be auto or 0..64');
+
+const children = new Set<ChildProcess>();
+let sipp: SippProcess | undefined;
+function killAll(): void {
+  sipp?.kill();
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+}
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+const sleep = (ms: number): Promise<'timeout'> => new Promise((r) => setTimeout(() => r('timeout'), ms));
+const f1 = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? 'n/a' : x.toFixed(1));
+const f2 = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? 'n/a' : x.toFixed(2));
+const fms = (x: number): string => (Number.isNaN(x) ? 'n/a' : x < 1 ? '<1' : x.toFixed(0));
+const mib = (b: number): string => `${(b / 1024 / 1024).toFixed(1)} MiB`;
+
+/** The res= of every REFER's User-to-User (hex after the 00 discriminator) in SIPp's -trace_logs file. */
+function handBacks(logFile: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (!existsSync(logFile)) return out;
+  for (const m of readFileSync(logFile, 'utf8').matchAll(/REFER-TO .*?User-to-User=00([0-9A-Fa-f]+)/g)) {
+    const ascii = Buffer.from(m[1] ?? '', 'hex').toString('latin1');
+    const res = /(?:^|\|)res=([^|]*)/.exec(ascii)?.[1] ?? '?';
+    out[res] = (out[res] ?? 0) + 1;
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'payivr-product-load-'));
+  console.error(`product-load: ${calls} payments at ${rate} calls/s, ${workers > 1 ? `${workers} media workers` : 'media on the main thread'}; files in ${dir}`);
+  const serverArgs: ProductServerArgs = {
+    sipPort: SIP_PORT,
+    rtpMin: RTP_MIN,
+    rtpMax: Math.min(65534, RTP_MIN + 2 * Math.ceil(calls * 1.1 + 20) + 1),
+    workers,
+    promptsDir: join(ROOT, 'prompts'),
+    logFile: join(dir, 'server.log'),
+    maxConcurrentCalls: calls + 100,
+  };
+  const child = fork(join(ROOT, 'bench/support/product-server.ts'), [JSON.stringify(serverArgs)], { cwd: ROOT, execArgv: ['--import', 'tsx', '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(child);
+  const server = new RpcClient(child, 'product server');
+  const pushes: RpcPush[] = [];
+  const waiters: { name: string; resolve: (p: RpcPush) => void }[] = [];
+  server.onPush((p) => {
+    const i = waiters.findIndex((w) => w.name === p.push);
+    if (i >= 0) waiters.splice(i, 1)[0]?.resolve(p);
+    else pushes.push(p);
+  });
+  const next = (name: string): Promise<RpcPush> => {
+    const i = pushes.findIndex((p) => p.push === name);
+    if (i >= 0) return Promise.resolve(pushes.splice(i, 1)[0] as RpcPush);
+    return new Promise((r) => waiters.push({ name, resolve: r }));
+  };
+  const exited = new Promise<never>((_, reject) => child.on('exit', (c, s) => reject(new Error(`product server exited (${c ?? s})`))));
+  exited.catch(() => undefined);
+  await Promise.race([next('ready'), exited, sleep(60_000).then(() => Promise.reject(new Error('product server did not start in 60 s')))]);
+  await sleep(1000);
+  const baseline = await server.request<MemorySnapshot>('snapshot', { gc: true });
+
+  // The Genesys scenario with the pcap at an absolute path and one conversation id per call.
+  const template = readFileSync(join(ROOT, 'sipp-scenarios/genesys/payment.xml'), 'utf8');
+  const scenario = join(dir, 'payment.xml');
+  writeFileSync(scenario, template.replace(/play_pcap_audio="[^"]*"/, `play_pcap_audio="${join(ROOT, 'sipp-scenarios/genesys/pcap/approved-visa.pcap')}"`).replace('x-inin-cnv: [cnv]', 'x-inin-cnv: bench-[call_number]'));
+  const referLog = join(dir, 'refer.log');
+  await server.request('arm', { target: calls });
+  const rampS = calls / rate;
+  const loadBefore = loadavg()[0] ?? 0;
+  sipp = new SippProcess({
+    scenario,
+    dir: join(dir, 'sipp'),
+    target: `127.0.0.1:${SIP_PORT}`,
+    localPort: SIPP_PORT,
+    mediaPort: SIPP_MEDIA_PORT,
+    calls,
+    ratePerSecond: rate,
+    service: '+18005550123',
+    extraArgs: ['-key', 'uui', `00${Buffer.from(UUI, 'latin1').toString('hex').toUpperCase()}`, '-key', 'cnv', 'bench', '-trace_logs', '-log_file', referLog],
+    globalTimeoutS: Math.ceil(rampS + 240),
+  });
+  const t0 = performance.now();
+  const progress = setInterval(() => {
+    void server
+      .request<ProductCounters>('counters')
+      .then((c) => console.error(`  ${((performance.now() - t0) / 1000).toFixed(0)} s: ${c.activeCalls} calls up, ${c.offered} offered, ended ${JSON.stringify(c.ended)}`))
+      .catch(() => undefined);
+  }, 5000);
+  const allUp = next('all-up');
+  const firstEnd = next('first-end');
+  const started = await Promise.race([allUp.then(() => 'all-up' as const), sipp.exited.then(() => 'sipp-exit' as const), sleep((rampS + 30) * 1000)]);
+  const c0 = await server.request<ProductCounters>('counters');
+  let window: ProductWindow | undefined;
+  let mid: MemorySnapshot | undefined;
+  let machine: ReturnType<typeof machineCpuDelta> | undefined;
+  let sippCpu: number | undefined;
+  let loadDuring = 0;
+  let note = started === 'all-up' ? 'all calls up' : started === 'timeout' ? `window started with ${c0.activeCalls} of ${calls} calls up` : 'SIPp exited before all calls were up';
+  if (started !== 'sipp-exit') {
+    await server.request('window-start', { profile: values.profile === true });
+    const m0 = machineCpu();
+    const w0 = performance.now();
+    const s0 = sipp.pid !== undefined ? processCpuUs(sipp.pid) : undefined;
+    const midTimer = setTimeout(() => {
+      void server.request<MemorySnapshot>('snapshot', { gc: false }).then((s) => (mid = s), () => undefined);
+      loadDuring = loadavg()[0] ?? 0;
+    }, 8000);
+    const ended = await Promise.race([firstEnd.then((p) => `first call ended (${String(p.reason)})`), sipp.exited.then(() => 'SIPp exited'), sleep(120_000).then(() => 'deadline')]);
+    clearTimeout(midTimer);
+    const s1 = sipp.pid !== undefined ? processCpuUs(sipp.pid) : undefined;
+    machine = machineCpuDelta(m0, machineCpu());
+    sippCpu = s0 !== undefined && s1 !== undefined ? ((s1 - s0) / 1000 / (performance.now() - w0)) * 100 : undefined;
+    window = await server.request<ProductWindow>('window-end', { profileFile: join(dir, 'product.cpuprofile') }, 60_000);
+    note += `; window ended: ${ended}`;
+  }
+  const code = await sipp.exited;
+  clearInterval(progress);
+  const result = sipp.result(code);
+  const counters = await server.request<ProductCounters>('counters');
+  const outcomes = handBacks(referLog);
+  await server.request('stop').catch(() => undefined);
+
+  const perCall = mid !== undefined ? (mid.rss - baseline.rss) / Math.max(1, mid.liveCalls) : Number.NaN;
+  const rows: [string, string, string][] = [];
+  rows.push(['payments placed / completed (whole SIPp scenario)', `${calls} / ${result.successful} (failed ${result.failed})`, `${calls}`]);
+  rows.push(['approved (res= of the hand-back REFER)', `${outcomes['approved'] ?? 0}  ${JSON.stringify(outcomes)}`, `${calls}`]);
+  rows.push(['handed back (REFER received, 202 + NOTIFY 200)', `${result.successful}`, `${calls}`]);
+  rows.push(['INVITE-to-200 p50 / p99 / max, mean (ms)', `${fms(result.inviteTo200Ms.p50)} / ${fms(result.inviteTo200Ms.p99)} / ${fms(result.inviteTo200Ms.max)}, ${f2(result.inviteTo200Ms.mean)} (n=${result.inviteTo200Ms.count})`, `p99 < ${TARGET.inviteP99Ms}: ${result.inviteTo200Ms.p99 < TARGET.inviteP99Ms ? 'PASS' : 'MISS'}`]);
+  if (window !== undefined) {
+    const g = window.senderGapsMs;
+    rows.push(['RTP gap at the sender p50 / p99 / p99.9 / max (ms)', `${f2(g.p50)} / ${f2(g.p99)} / ${f2(g.p999)} / ${f2(g.max)} (${g.count} gaps)`, `p99 20 +/- 5: ${Math.abs(g.p99 - 20) <= 5 ? 'PASS' : 'MISS'}`]);
+    rows.push(['sender gaps > 30 ms / > 40 ms', `${window.senderGapsOver30} / ${window.senderGapsOver40}`, '']);
+    rows.push(['late turns (> 25 ms): gc / wake-up / burst', `${window.lateTurns.total}: ${window.lateTurns.gc} / ${window.lateTurns.wakeUp} / ${window.lateTurns.burst}`, '']);
+    rows.push(['RTP sends / from connected sockets', `${window.rtpSends.total} / ${window.rtpSends.connected}`, '']);
+    rows.push(['server CPU in window (% of one core)', `${f1(window.cpuPercentOfOneCore)} %`, '']);
+    rows.push(['event-loop delay p99 / max: main thread, worst media thread (ms)', `${f2(window.mainEventLoopDelayMs.p99)} / ${f2(window.mainEventLoopDelayMs.max)}, ${f2(window.mediaEventLoopDelayMs.p99)} / ${f2(window.mediaEventLoopDelayMs.max)}`, '']);
+    rows.push(['GC media threads: scavenges / mark-compacts, longest', `${window.gc.minorCount} / ${window.gc.majorCount}, ${f1(window.gc.maxPauseMs)} ms`, '']);
+    if (window.mainGc !== undefined) rows.push(['GC main thread: scavenges / mark-compacts, longest', `${window.mainGc.minorCount} / ${window.mainGc.majorCount}, ${f1(window.mainGc.maxPauseMs)} ms`, '']);
+    rows.push(['window', `${(window.wallMs / 1000).toFixed(1)} s`, '']);
+  }
+  rows.push(['RSS baseline / mid-window', `${mib(baseline.rss)} / ${mid !== undefined ? `${mib(mid.rss)} (${mid.liveCalls} calls)` : 'n/a'}`, '']);
+  rows.push(['RSS per call', `${f1(perCall / 1000)} kB`, `< ${TARGET.bytesPerCall / 1000} kB: ${perCall < TARGET.bytesPerCall ? 'PASS' : 'MISS'}`]);
+  if (machine !== undefined) rows.push(['machine busy in window (of 200 %) / SIPp CPU', `${f1(machine.busy * cpus().length)} % (softirq ${f1(machine.softirq)}) / ${f1(sippCpu)} %`, '']);
+  rows.push(['load average before / mid-window (1 min)', `${loadBefore.toFixed(2)} / ${loadDuring.toFixed(2)}`, '']);
+  console.log('');
+  console.log(`product-load: ${calls} payments, ${rate} calls/s, ${workers > 1 ? `${workers} media workers` : 'media on the main thread'}, ${new Date().toISOString()}`);
+  console.log(`window: ${note}`);
+  console.log('| figure | measured | target |');
+  console.log('|---|---|---|');
+  for (const [a, b, c] of rows) console.log(`| ${a} | ${b} | ${c} |`);
+  if (Object.keys(result.failures).length > 0) console.log(`SIPp failures: ${JSON.stringify(result.failures)}, retransmissions ${result.retransmissions}`);
+  if (result.errorsTail.trim() !== '') console.log(`SIPp errors (tail):\n${result.errorsTail.trim().split('\n').slice(-6).join('\n')}`);
+  console.log(`server: ${JSON.stringify(counters)}`);
+  const out = { calls, rate, workers, dir, baseline, mid, window, sipp: result, outcomes, counters, machine, sippCpu, loadBefore, loadDuring };
+  writeFileSync(join(dir, 'results.json'), JSON.stringify(out, null, 2));
+  if (values.out !== undefined) writeFileSync(values.out, JSON.stringify(out, null, 2));
+  console.log(`files: ${dir}`);
+}
+
+main()
+  .then(() => {
+    killAll();
+    process.exit(0);
+  })
+  .catch((e: unknown) => {
+    console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
+    killAll();
+    process.exit(1);
+  });

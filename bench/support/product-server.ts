@@ -1,0 +1,206 @@
+/**
+ * The whole product for bench/product-load.ts, in its own process: startApp (the embedded SIP
+ * stack, the media engine, the dialogue, the sandbox PSP in-process, the memory store), exactly
+ * what `pay-ivr serve` runs, with the bench's timing probe in the media threads. The parent drives
+ * it over IPC like load-server.ts: memory snapshots, a measurement window, counters, and the
+ * pushes 'all-up' (the target number of calls is up) and 'first-end'.
+ *
+ *   argv: one JSON object, see ProductServerArgs
+ */
+import { Session } from 'node:inspector/promises';
+import { writeFileSync } from 'node:fs';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { startApp } from '../../src/app.js';
+import { parseConfig } from '../../src/config/load.js';
+import { createLogger } from '../../src/log.js';
+import { MediaEngine, type MediaEngineOptions } from '../../src/telephony/embedded/media/engine.js';
+import type { MediaEngineLike } from '../../src/telephony/embedded/media-port.js';
+import type { InboundCall } from '../../src/telephony/types.js';
+import type { HistogramSummary } from './histogram.js';
+import type { MemorySnapshot } from './load-server.js';
+import { collectWorkerProbes, installProbe, mergeProbes, startWorkerProbes, type GcStats, type ProbeDump } from './media-probe.js';
+import { push, serveRpc, type RpcRequest } from './rpc.js';
+
+export interface ProductServerArgs {
+  sipPort: number;
+  rtpMin: number;
+  rtpMax: number;
+  /** Media worker threads (0 = the engine on the main thread). */
+  workers: number;
+  promptsDir: string;
+  logFile: string;
+  maxConcurrentCalls: number;
+}
+
+export interface ProductWindow {
+  wallMs: number;
+  senderGapsMs: HistogramSummary;
+  senderGapsOver30: number;
+  senderGapsOver40: number;
+  rtpSends: { total: number; connected: number };
+  lateTurns: ProbeDump['late'];
+  gc: GcStats;
+  mainGc: GcStats | undefined;
+  cpuPercentOfOneCore: number;
+  mainEventLoopDelayMs: { p50: number; p99: number; max: number };
+  mediaEventLoopDelayMs: { p50: number; p99: number; max: number };
+}
+
+export interface ProductCounters {
+  offered: number;
+  ended: Record<string, number>;
+  activeCalls: number;
+}
+
+const ELD_RESOLUTION_MS = 5;
+
+async function main(): Promise<void> {
+  const args = JSON.parse(process.argv[2] ?? '{}') as ProductServerArgs;
+  const config = parseConfig({
+    sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: args.sipPort }] },
+    rtp: { host: '127.0.0.1', portMin: args.rtpMin, portMax: args.rtpMax, noRtpTimeoutMs: 120_000 },
+    promptsDir: args.promptsDir,
+    security: { allowList: ['127.0.0.1/32'], ratePerSource: 1000, maxConcurrentCalls: args.maxConcurrentCalls },
+    log: { level: 'warn', file: args.logFile },
+    admin: { enabled: false },
+    profiles: {
+      default: {
+        language: 'en-US',
+        currency: 'USD',
+        amountSource: 'context',
+        minAmount: 100,
+        maxAmount: 500_000,
+        allowedBrands: ['visa', 'mastercard', 'amex'],
+        timeouts: { firstDigitMs: 8000, interDigitMs: 3000, referMs: 10_000 },
+        psp: { type: 'sandbox' },
+        handBack: { automated: 'sip:+18005550100@127.0.0.1', returnHost: 'genesys.example' },
+      },
+    },
+  });
+  const mainProbe = installProbe(args.rtpMin, args.rtpMax);
+  const logger = createLogger({ level: 'warn', destination: args.logFile, name: 'pay-ivr-bench' });
+  const engineOpts: MediaEngineOptions = {
+    host: config.rtp.host,
+    portMin: config.rtp.portMin,
+    portMax: config.rtp.portMax,
+    promptsDir: config.promptsDir,
+    noRtpTimeoutMs: config.rtp.noRtpTimeoutMs,
+    logger,
+    srtp: config.rtp.srtp,
+    comfortNoiseDbov: config.rtp.comfortNoiseDbov,
+  };
+  let media: MediaEngineLike;
+  if (args.workers > 1) {
+    const { MediaWorkerPool } = await import('../../src/telephony/embedded/media-workers/pool.js');
+    media = new MediaWorkerPool({ ...engineOpts, workers: args.workers, preload: new URL('./media-probe.ts', import.meta.url).href });
+  } else {
+    media = new MediaEngine(engineOpts);
+  }
+  // The options' media is what rtp.workers would build, with the probe preloaded in the workers.
+  const app = await startApp(config, logger, { media } as Parameters<typeof startApp>[2]);
+
+  const counters: ProductCounters = { offered: 0, ended: {}, activeCalls: 0 };
+  let target = Number.POSITIVE_INFINITY;
+  let allUpSent = false;
+  let firstEndSent = false;
+  app.backend.on('call', (call: InboundCall) => {
+    counters.offered++;
+    call.once('ended', (info) => {
+      const key = `${info.by}:${info.reason}`;
+      counters.ended[key] = (counters.ended[key] ?? 0) + 1;
+      if (allUpSent && !firstEndSent) {
+        firstEndSent = true;
+        push({ push: 'first-end', at: performance.now(), reason: key });
+      }
+    });
+  });
+  setInterval(() => {
+    if (!allUpSent && app.backend.activeCalls >= target) {
+      allUpSent = true;
+      push({ push: 'all-up', live: app.backend.activeCalls, at: performance.now() });
+    }
+  }, 50).unref();
+
+  const eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
+  let window: { wall0: number; cpu0: NodeJS.CpuUsage } | undefined;
+  let profiler: Session | undefined;
+  const snapshot = (): MemorySnapshot => {
+    const m = process.memoryUsage();
+    const c = process.cpuUsage();
+    return { at: performance.now(), rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, liveCalls: app.backend.activeCalls, activeCalls: app.backend.activeCalls, cpuUserUs: c.user, cpuSystemUs: c.system };
+  };
+
+  serveRpc({
+    snapshot: (req: RpcRequest) => {
+      if (req.gc === true) {
+        global.gc?.();
+        global.gc?.();
+      }
+      return snapshot();
+    },
+    arm: (req: RpcRequest) => {
+      target = Number(req.target);
+      allUpSent = false;
+      firstEndSent = false;
+      return { ok: true };
+    },
+    counters: (): ProductCounters => ({ ...counters, activeCalls: app.backend.activeCalls }),
+    'window-start': async (req: RpcRequest) => {
+      if (req.profile === true) {
+        profiler = new Session();
+        profiler.connect();
+        await profiler.post('Profiler.enable');
+        await profiler.post('Profiler.setSamplingInterval', { interval: 1000 });
+        await profiler.post('Profiler.start');
+      }
+      eld.reset();
+      eld.enable();
+      mainProbe.start();
+      if (args.workers > 1) startWorkerProbes();
+      window = { wall0: performance.now(), cpu0: process.cpuUsage() };
+      return { ok: true };
+    },
+    'window-end': async (req: RpcRequest): Promise<ProductWindow> => {
+      const w = window;
+      if (w === undefined) throw new Error('no window started');
+      const cpu = process.cpuUsage(w.cpu0);
+      const wallMs = performance.now() - w.wall0;
+      eld.disable();
+      const mainDump = mainProbe.dump();
+      const m = args.workers > 1 ? mergeProbes(await collectWorkerProbes(args.workers)) : mergeProbes([mainDump]);
+      window = undefined;
+      if (profiler !== undefined) {
+        const { profile } = await profiler.post('Profiler.stop');
+        profiler.disconnect();
+        profiler = undefined;
+        writeFileSync(String(req.profileFile ?? 'product.cpuprofile'), JSON.stringify(profile));
+      }
+      const delay = (ns: number): number => Math.max(0, ns / 1e6 - ELD_RESOLUTION_MS);
+      return {
+        wallMs,
+        senderGapsMs: m.senderGaps.summary(),
+        senderGapsOver30: m.senderGaps.countAbove(30),
+        senderGapsOver40: m.senderGaps.countAbove(40),
+        rtpSends: m.sends,
+        lateTurns: m.late,
+        gc: m.gc,
+        mainGc: args.workers > 1 ? mainDump.gc : undefined,
+        cpuPercentOfOneCore: (100 * (cpu.user + cpu.system)) / 1000 / wallMs,
+        mainEventLoopDelayMs: { p50: delay(eld.percentile(50)), p99: delay(eld.percentile(99)), max: delay(eld.max) },
+        mediaEventLoopDelayMs: m.eventLoopDelayMs,
+      };
+    },
+    stop: async () => {
+      await app.stop();
+      logger.flush();
+      setTimeout(() => process.exit(0), 100);
+      return { ok: true };
+    },
+  });
+  push({ push: 'ready', pid: process.pid });
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
+  process.exit(1);
+});
