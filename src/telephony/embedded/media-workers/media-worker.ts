@@ -23,6 +23,8 @@ async function main(port: MessagePort): Promise<void> {
   const flag = new Int32Array(init.flag);
   const replies = init.replyPort;
   const sessions = new Map<number, MediaSession>();
+  /** Spare sessions announced to the main thread and not handed over by a 'create' since. */
+  const unclaimed: number[] = [];
   let engine: MediaEngine | undefined;
   try {
     if (init.preload !== undefined) await import(init.preload);
@@ -34,15 +36,26 @@ async function main(port: MessagePort): Promise<void> {
   }
   const live = engine;
 
+  const create = (sid: number): number => {
+    const s = live.createSession();
+    sessions.set(sid, s);
+    s.on('digit', (digit, source) => send({ t: 'digit', sid, digit, source }));
+    s.on('rtp-timeout', () => send({ t: 'rtp-timeout', sid }));
+    return s.localPort;
+  };
+
   const syncValue = (m: SyncRequest): unknown => {
     if (m.t === 'has-prompt') return live.hasPrompt(m.language, m.id);
     if (m.t === 'create') {
-      const s = live.createSession();
-      const sid = m.sid;
-      sessions.set(sid, s);
-      s.on('digit', (digit, source) => send({ t: 'digit', sid, digit, source }));
-      s.on('rtp-timeout', () => send({ t: 'rtp-timeout', sid }));
-      return s.localPort;
+      try {
+        return { sid: m.sid, port: create(m.sid) };
+      } catch (e) {
+        // The ports are held by spares the main thread has not heard of yet: hand one of those over.
+        const spare = unclaimed.shift();
+        const s = spare === undefined ? undefined : sessions.get(spare);
+        if (spare === undefined || s === undefined) throw e;
+        return { sid: spare, port: s.localPort };
+      }
     }
     const s = sessions.get(m.sid);
     if (s === undefined) return m.t === 'apply' ? false : m.t === 'offer' ? '' : undefined;
@@ -70,6 +83,21 @@ async function main(port: MessagePort): Promise<void> {
           replySync(flag, replies, { rid: m.rid, ok: true, value: syncValue(m) });
         } catch (e) {
           replySync(flag, replies, { rid: m.rid, ok: false, error: wire(e) });
+        }
+        return;
+      }
+      case 'claim': {
+        const i = unclaimed.indexOf(m.sid);
+        if (i >= 0) unclaimed.splice(i, 1);
+        return;
+      }
+      case 'spare': {
+        try {
+          const port = create(m.sid);
+          unclaimed.push(m.sid);
+          send({ t: 'spare-ready', sid: m.sid, port });
+        } catch (e) {
+          send({ t: 'spare-failed', sid: m.sid, error: wire(e) });
         }
         return;
       }

@@ -20,6 +20,10 @@ export function liveMediaWorkerThreads(): number {
   return threadsAlive;
 }
 const STOP_TIMEOUT_MS = 5_000;
+/** Sessions each worker keeps created ahead of the calls, so that placing a call costs no round trip. */
+const SPARES_PER_WORKER = 4;
+/** After a spare could not be created (ports used up), wait this long before asking again. */
+const SPARE_RETRY_MS = 1000;
 
 export interface MediaWorkerPoolOptions extends MediaEngineOptions {
   /** Worker threads (>= 1); the RTP port range is split evenly between them. */
@@ -69,6 +73,12 @@ class WorkerHandle {
   readonly sessions = new Map<number, RemoteMediaSession>();
   /** False once it exited or is being stopped: no new sessions. */
   alive = true;
+  /** Sessions created ahead (port bound, nothing negotiated) and the ones asked for. */
+  readonly spares: { sid: number; port: number }[] = [];
+  sparesAsked = 0;
+  /** Spares the worker handed over to a synchronous create before their 'spare-ready' arrived here. */
+  readonly claimed = new Set<number>();
+  spareBlockedUntil = 0;
 
   constructor(index: number, worker: Worker, sync: SyncChannel) {
     this.index = index;
@@ -129,6 +139,7 @@ export class MediaWorkerPool implements MediaEngineLike {
     }
     this.#handles = handles;
     this.#running = true;
+    for (const h of handles) this.#refill(h);
     this.#log.info({ workers: handles.length, shares: this.#shares.map((s) => `${s.portMin}-${s.portMax}`) }, 'media workers started');
   }
 
@@ -169,6 +180,16 @@ export class MediaWorkerPool implements MediaEngineLike {
           case 'stopped':
             handle.worker.emit('pay-ivr:stopped');
             return;
+          case 'spare-ready':
+            handle.sparesAsked--;
+            // A spare already handed over by a synchronous create is not a spare any more.
+            if (handle.claimed.delete(m.sid)) return;
+            if (handle.alive) handle.spares.push({ sid: m.sid, port: m.port });
+            return;
+          case 'spare-failed':
+            handle.sparesAsked--;
+            handle.spareBlockedUntil = Date.now() + SPARE_RETRY_MS;
+            return;
           default:
             handle.sessions.get(m.sid)?.deliver(m);
         }
@@ -200,6 +221,7 @@ export class MediaWorkerPool implements MediaEngineLike {
         return;
       }
       this.#handles[k] = h;
+      this.#refill(h);
       this.#log.warn({ mediaWorker: k }, 'media worker replaced');
     } catch (e) {
       this.#log.error({ mediaWorker: k, err: describeError(e) }, 'media worker could not be replaced');
@@ -231,18 +253,44 @@ export class MediaWorkerPool implements MediaEngineLike {
     await Promise.all(handles.map((h) => this.#terminate(h)));
   }
 
-  /** A session on the least-loaded worker; another worker when that one's ports are used up. */
+  /** Asks the worker for spare sessions up to SPARES_PER_WORKER (answers arrive as events). */
+  #refill(h: WorkerHandle): void {
+    if (!h.alive || Date.now() < h.spareBlockedUntil) return;
+    while (h.spares.length + h.sparesAsked < SPARES_PER_WORKER) {
+      h.sparesAsked++;
+      h.post({ t: 'spare', sid: ++this.#nextSid });
+    }
+  }
+
+  /**
+   * A session on the least-loaded worker: one of its spares when it has one (no round trip),
+   * else created synchronously; another worker when that one's ports are used up.
+   */
   createSession(): MediaSessionLike {
     if (!this.#running) throw new PayIvrError('ERR_BACKEND_UNAVAILABLE', 'media engine not started');
     const order = this.#handles.filter((h) => h.alive).sort((a, b) => a.sessions.size - b.sessions.size);
     if (order.length === 0) throw new PayIvrError('ERR_BACKEND_UNAVAILABLE', 'no media worker running');
+    const least = order[0] as WorkerHandle;
+    const spare = least.spares.shift();
+    if (spare !== undefined) {
+      least.post({ t: 'claim', sid: spare.sid });
+      const s = new RemoteMediaSession(least, spare.sid, spare.port);
+      least.sessions.set(spare.sid, s);
+      this.#refill(least);
+      return s;
+    }
     let last: unknown;
     for (const h of order) {
       const sid = ++this.#nextSid;
       try {
-        const port = h.sync.call({ t: 'create', sid }) as number;
-        const s = new RemoteMediaSession(h, sid, port);
-        h.sessions.set(sid, s);
+        const got = h.sync.call({ t: 'create', sid }) as { sid: number; port: number };
+        if (got.sid !== sid) {
+          const i = h.spares.findIndex((x) => x.sid === got.sid);
+          if (i >= 0) h.spares.splice(i, 1);
+          else h.claimed.add(got.sid);
+        }
+        const s = new RemoteMediaSession(h, got.sid, got.port);
+        h.sessions.set(got.sid, s);
         return s;
       } catch (e) {
         last = e;

@@ -34,6 +34,10 @@ export type SyncRequest =
 
 /** Fire-and-forget requests, handled in order with the synchronous ones. */
 export type AsyncRequest =
+  /** A session created ahead of the call (port bound, nothing negotiated), so createSession needs no round trip. */
+  | { t: 'spare'; sid: number }
+  /** The main thread took this spare for a call. */
+  | { t: 'claim'; sid: number }
   | { t: 'play'; sid: number; pid: number; fragments: string[]; options: PlayOptions }
   | { t: 'stop-play'; sid: number }
   | { t: 'inject'; sid: number; digit: DtmfDigit; source: DtmfSource }
@@ -55,6 +59,8 @@ export type FromWorker =
   | { t: 'ready' }
   | { t: 'stopped' }
   | { t: 'start-failed'; error: WireError }
+  | { t: 'spare-ready'; sid: number; port: number }
+  | { t: 'spare-failed'; sid: number; error: WireError }
   | { t: 'played'; sid: number; pid: number; result: PlayResult }
   | { t: 'play-failed'; sid: number; pid: number; error: WireError }
   | { t: 'digit'; sid: number; digit: DtmfDigit; source: DtmfSource }

@@ -1,0 +1,95 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { BroadcastChannel } from 'node:worker_threads';
+import { silentLogger } from '../src/log.js';
+import { isPayIvrError } from '../src/errors.js';
+import { liveMediaWorkerThreads, MediaWorkerPool } from '../src/telephony/embedded/media-workers/pool.js';
+import { RtpPeer } from './support/rtp-peer.js';
+import { offerSdp } from './support/sip-peer.js';
+
+/**
+ * MediaWorkerPool on its own (ADR 0003): placement on the least-loaded worker, every port of the
+ * range usable across workers and a clean error after that, and a worker that dies: its calls are
+ * told (rtp-timeout, pending plays end) and a replacement takes new calls.
+ */
+
+const pools: MediaWorkerPool[] = [];
+afterEach(async () => {
+  for (const p of pools.splice(0)) await p.stop();
+  expect(liveMediaWorkerThreads()).toBe(0);
+});
+
+function pool(portMin: number, portMax: number, preload?: string): MediaWorkerPool {
+  const p = new MediaWorkerPool({ host: '127.0.0.1', portMin, portMax, promptsDir: 'prompts', noRtpTimeoutMs: 30_000, logger: silentLogger, workers: 2, ...(preload !== undefined ? { preload } : {}) });
+  pools.push(p);
+  return p;
+}
+
+const until = async (what: string, f: () => boolean, ms = 10_000): Promise<void> => {
+  const end = Date.now() + ms;
+  while (!f()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+describe('MediaWorkerPool', () => {
+  it('places calls on the least-loaded worker and uses every port of the range before ERR_RTP_PORTS_EXHAUSTED', async () => {
+    // 8 even ports: 4 per worker.
+    const p = pool(36100, 36115);
+    await p.start();
+    const ports = new Set<number>();
+    for (let i = 0; i < 8; i++) ports.add(p.createSession().localPort);
+    expect(ports.size).toBe(8);
+    expect(p.load).toEqual([4, 4]);
+    expect(p.sessions).toBe(8);
+    let err: unknown;
+    try {
+      p.createSession();
+    } catch (e) {
+      err = e;
+    }
+    expect(isPayIvrError(err, 'ERR_RTP_PORTS_EXHAUSTED')).toBe(true);
+  }, 60_000);
+
+  it('a session answers an offer and plays to the far end; close frees its place', async () => {
+    const p = pool(36200, 36219);
+    await p.start();
+    const rtp = await RtpPeer.open({ port: 36300, codec: 'PCMU' });
+    try {
+      const s = p.createSession();
+      const answer = s.answerOffer(offerSdp(rtp.port, '0 101'));
+      expect(answer).toMatch(new RegExp(`m=audio ${s.localPort} RTP/AVP 0`));
+      const played = s.play(['h-4'], { language: 'en-US', bargeIn: false });
+      await expect(played).resolves.toBe('done');
+      expect(rtp.received.length).toBeGreaterThan(5);
+      await expect(s.play(['no-such-prompt'], { language: 'en-US', bargeIn: false })).rejects.toMatchObject({ code: 'ERR_PROMPT_MISSING' });
+      s.close();
+      expect(p.sessions).toBe(0);
+      await expect(s.play(['h-4'], { language: 'en-US', bargeIn: false })).resolves.toBe('ended');
+    } finally {
+      rtp.close();
+    }
+  }, 60_000);
+
+  it('a worker that dies ends its calls (rtp-timeout, plays resolve ended) and is replaced', async () => {
+    const p = pool(36400, 36439, new URL('./fixtures/media-worker-exit.ts', import.meta.url).href);
+    await p.start();
+    const a = p.createSession();
+    const b = p.createSession();
+    expect(p.load).toEqual([1, 1]);
+    let timeouts = 0;
+    a.on('rtp-timeout', () => timeouts++);
+    b.on('rtp-timeout', () => timeouts++);
+    const playing = a.play(['wait-music'], { language: 'en-US', bargeIn: false, loop: true });
+    const ch = new BroadcastChannel('test-media-worker-exit');
+    ch.postMessage({ kill: 'all' });
+    ch.close();
+    await expect(playing).resolves.toBe('ended');
+    await until('both calls told', () => timeouts === 2);
+    expect(p.sessions).toBe(0);
+    await until('two replacement workers', () => p.workers === 2 && liveMediaWorkerThreads() === 2);
+    const c = p.createSession();
+    expect(c.localPort).toBeGreaterThanOrEqual(36400);
+    c.close();
+  }, 60_000);
+});
