@@ -318,7 +318,7 @@ export function parseDigestParams(value: string): Map<string, string> | undefine
 }
 
 /** '::ffff:10.1.2.3' (IPv4 on a dual-stack socket) -> '10.1.2.3', so IPv4 rules and rate keys apply. */
-function unmapIPv4(address: string): string {
+export function unmapIPv4(address: string): string {
   const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   return m !== null && isIPv4(m[1] as string) ? (m[1] as string) : address;
 }

@@ -39,11 +39,12 @@ export class SipPeer {
     this.target = target;
   }
 
-  static async open(transport: 'udp' | 'tcp' | 'tls', targetPort: number, localPort = 0): Promise<SipPeer> {
+  /** `localHost`: another loopback address (127.0.0.3...) makes the peer a second host (UDP). */
+  static async open(transport: 'udp' | 'tcp' | 'tls', targetPort: number, localPort = 0, localHost = '127.0.0.1'): Promise<SipPeer> {
     const p = new SipPeer(transport, { host: '127.0.0.1', port: targetPort });
     if (transport === 'udp') {
       const s = dgram.createSocket('udp4');
-      await new Promise<void>((r) => s.bind(localPort, '127.0.0.1', () => r()));
+      await new Promise<void>((r) => s.bind(localPort, localHost, () => r()));
       s.on('message', (b) => p.#onBytes(b));
       p.#udp = s;
       p.port = s.address().port;
