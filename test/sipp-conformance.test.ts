@@ -132,7 +132,6 @@ describe('SIPp conformance', () => {
     const rec = fast.last();
     await until(() => rec?.ended !== undefined);
     expect(rec?.ended).toEqual({ by: 'error', reason: 'no-ack' });
-    expect(norm(run.logs)).not.toContain('BYE-REASON');
     const received200 = sippMessages(run).filter((m) => m.dir === 'received' && /^SIP\/2\.0 200 /.test(m.text) && /CSeq: 1 INVITE/.test(m.text));
     expect(received200.length).toBeGreaterThanOrEqual(3);
   });
