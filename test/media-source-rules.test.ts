@@ -365,7 +365,8 @@ describe('reflection: an un-ACKed INVITE pointing elsewhere', () => {
   beforeAll(async () => {
     const config = configSchema.parse({
       sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: SIP_PORT }] },
-      rtp: { host: '127.0.0.1', portMin: 33200, portMax: 33299 },
+      // The no-RTP watchdog would fire well before 64*T1: it must not send anything either.
+      rtp: { host: '127.0.0.1', portMin: 33200, portMax: 33299, noRtpTimeoutMs: 200 },
       promptsDir: 'prompts',
     });
     backend = new EmbeddedBackend(config, silentLogger, { timers: { t1: T1, t2: 8 * T1, t4: 10 * T1 } });

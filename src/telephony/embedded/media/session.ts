@@ -198,6 +198,7 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
     if (this.#confirmed || this.#closed) return;
     this.#confirmed = true;
     this.#marker = true;
+    this.#armedAt = performance.now(); // the no-RTP watchdog counts from here
   }
 
   // ---- SDP -----------------------------------------------------------------------------------
@@ -344,7 +345,9 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
     }
     // The latched source went quiet: another may take over now, which a connected socket would not let in.
     if (this.#connected !== undefined && now - this.#lastRxAt >= RELATCH_AFTER_MS) this.#disconnect();
-    if (m !== undefined && !this.#timeoutFired && expectsInbound(m) && now - Math.max(this.#lastRxAt, this.#armedAt) >= this.#ctx.noRtpTimeoutMs) {
+    // Not before the ACK: an un-ACKed INVITE ends by its own timer, and the watchdog's BYE would go
+    // to the very addresses nobody has vouched for.
+    if (m !== undefined && this.#confirmed && !this.#timeoutFired && expectsInbound(m) && now - Math.max(this.#lastRxAt, this.#armedAt) >= this.#ctx.noRtpTimeoutMs) {
       this.#timeoutFired = true;
       this.#log.debug({ timeoutMs: this.#ctx.noRtpTimeoutMs }, 'no inbound rtp');
       this.emit('rtp-timeout');
