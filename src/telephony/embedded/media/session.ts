@@ -475,7 +475,10 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
     const fromLatched = l !== undefined && l.address === rinfo.address && l.port === rinfo.port;
     // Source rules first: they cost nothing, and a refused packet must not cost an HMAC either.
     if (!fromLatched && !this.#mayLatch(rinfo, l, now)) {
-      this.#stats.refusedSource++;
+      // Once per session: enough to diagnose missing media ranges, too little to flood the log.
+      if (this.#stats.refusedSource++ === 0) {
+        this.#log.info({ from: rinfo.address, sdpAddress: m.remoteAddress, latched: l?.address }, 'rtp from a source the SDP does not name ignored (see security.mediaRanges)');
+      }
       return;
     }
     const h = this.#rx;
