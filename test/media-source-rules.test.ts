@@ -9,7 +9,8 @@ import { EmbeddedBackend } from '../src/telephony/embedded/backend.js';
 import { MediaEngine, type MediaEngineOptions, type MediaSession } from '../src/telephony/embedded/media/engine.js';
 import { Rfc4733Receiver, type Rfc4733Verdict } from '../src/telephony/embedded/media/rfc4733.js';
 import { SrtpContext } from '../src/telephony/embedded/media/srtp.js';
-import type { DtmfDigit, DtmfSource, InboundCall } from '../src/telephony/types.js';
+import type { DtmfSource, InboundCall } from '../src/telephony/types.js';
+import type { DtmfDigit } from '../src/domain/dtmf.js';
 import { RtpPeer, type RtpPeerOptions } from './support/rtp-peer.js';
 
 /**

@@ -1,25 +1,13 @@
 import { z } from 'zod';
+import { BRANDS } from '../domain/brand.js';
 import { OUTCOMES } from '../domain/outcome.js';
-import { ALLOW_LIST_ENTRY_PROBLEM, parseCidr } from '../telephony/admission.js';
+import { ALLOW_LIST_ENTRY_PROBLEM, parseCidr } from '../net/cidr.js';
 
 /**
  * The configuration schema. Every parameter of the use case is a profile setting; server-wide
  * settings (listen addresses, backend, store, admin API) sit beside the profiles.
  * Amounts are integers in minor units of the profile currency.
  */
-
-export const BRANDS = [
-  'visa',
-  'mastercard',
-  'amex',
-  'discover',
-  'diners',
-  'jcb',
-  'unionpay',
-  'maestro',
-  'mir',
-] as const;
-export type Brand = (typeof BRANDS)[number];
 
 const port = z.number().int().min(1).max(65535);
 const host = z.string().min(1);
