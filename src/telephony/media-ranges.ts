@@ -1,7 +1,6 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { PayIvrError } from '../errors.js';
-import { ALLOW_LIST_ENTRY_PROBLEM, parseCidr } from '../net/cidr.js';
-import { unmapIPv4 } from './admission.js';
+import { ALLOW_LIST_ENTRY_PROBLEM, parseCidr, unmapIPv4 } from '../net/cidr.js';
 
 /**
  * The address ranges media may come from and go to (security.mediaRanges), for both backends.

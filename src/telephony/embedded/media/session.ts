@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { PayIvrError } from '../../../errors.js';
 import type { Logger } from '../../../log.js';
 import { TypedEmitter } from '../../../util/typed-emitter.js';
+import { unmapIPv4 } from '../../../net/cidr.js';
 import type { MediaRanges } from '../../media-ranges.js';
 import type { DtmfSource, PlayOptions, PlayResult } from '../../types.js';
 import type { DtmfDigit } from '../../../domain/dtmf.js';
@@ -536,7 +537,8 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
     if (l !== undefined) {
       if (src.address !== l.address) return false;
       if (now - this.#lastRxAt < RELATCH_AFTER_MS) return false;
-    } else if (src.address !== this.#media?.remoteAddress && !this.#ctx.mediaRanges.includes(src.address)) {
+    } else if (unmapIPv4(src.address) !== this.#media?.remoteAddress && !this.#ctx.mediaRanges.includes(src.address)) {
+      // (unmapIPv4: a dual-stack socket reports IPv4 sources as ::ffff:a.b.c.d.)
       return false;
     }
     const stale = this.#staleSource;
