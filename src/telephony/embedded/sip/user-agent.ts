@@ -3,9 +3,9 @@ import { describeError } from '../../../errors.js';
 import { TypedEmitter } from '../../../util/typed-emitter.js';
 import type { Transport } from '../../types.js';
 import { dialogId, type Dialog, type LocalEndpoint } from './dialog.js';
-import { contentType, headerValue, optionTags, parseVia, rawHeaders, tagOf, type SipHeader, type SipMessage, type SipRequest } from './message.js';
+import { contentType, headerValue, headerValues, optionTags, parseVia, rawHeaders, splitList, tagOf, type SipHeader, type SipMessage, type SipRequest } from './message.js';
 import type { ParseLimits, SipParseError } from './parser.js';
-import { buildResponse, header, serialize } from './serializer.js';
+import { buildResponse, header, randomToken, serialize } from './serializer.js';
 import { ServerSession, type SessionContext } from './session.js';
 import { negotiateSessionTimer } from './session-timer.js';
 import { DEFAULT_TIMERS, TransactionLayer, type TimerConfig } from './transaction.js';
@@ -13,8 +13,10 @@ import { SipTransport, type Flow, type ListenSpec, type TlsMaterial } from './tr
 
 /**
  * The UAS core (RFC 3261 8.2 and 12): routes every message to its transaction, dialog or a new
- * session, and applies the request rules (481, 405, 501, 420, 415, 483, 400, 422). New INVITEs
- * that pass them are emitted as 'invite' for the backend to accept or reject.
+ * session, and applies the request rules (481, 405, 501, 416, 420, 415, 406, 400, 422). New
+ * INVITEs that pass them are emitted as 'invite' for the backend to accept or reject.
+ * Max-Forwards is not checked: a UAS is the request's destination, it never forwards (RFC 4475
+ * 3.3.11), so Max-Forwards: 0 is served, not answered 483.
  */
 
 export const ALLOWED_METHODS = ['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'INFO', 'REFER', 'NOTIFY', 'UPDATE', 'PRACK'] as const;
@@ -23,6 +25,8 @@ const KNOWN_UNSUPPORTED = new Set(['REGISTER', 'SUBSCRIBE', 'PUBLISH', 'MESSAGE'
 /** Option tags we accept in Require. 100rel: we never send reliable provisionals, so it costs nothing. */
 const SUPPORTED_TAGS = new Set(['timer', '100rel']);
 const ACCEPT = 'application/sdp, application/dtmf-relay, application/dtmf, message/sipfrag';
+/** Request-URI schemes we serve; others get 416 (RFC 3261 8.2.2.1). */
+const URI_SCHEMES = new Set(['sip', 'sips', 'tel']);
 
 export interface UserAgentOptions {
   listen: readonly ListenSpec[];
@@ -142,12 +146,35 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
     return { transport: 'udp', address: flow.address, port: via.port ?? 5060 };
   }
 
+  /**
+   * RFC 3261 18.2.1 and RFC 3581: the top Via of what we answer records where the request really
+   * came from (`received`, and `rport` filled with the source port when the client asked).
+   */
+  #stampVia(req: SipRequest, flow: Flow): void {
+    const i = req.headers.findIndex((h) => h.name === 'via');
+    const h = req.headers[i];
+    if (h === undefined) return;
+    const parts = splitList(h.value);
+    const top = parts[0] as string;
+    const via = parseVia(top);
+    if (via === undefined) return;
+    const wantsRport = via.params.has('rport');
+    if (via.host === flow.address && !wantsRport) return;
+    let stamped = top.replace(/;\s*received\s*=[^;]*/i, '');
+    if (wantsRport) stamped = stamped.replace(/;\s*rport(?:\s*=[^;]*)?/i, `;rport=${flow.port}`);
+    stamped += `;received=${flow.address}`;
+    req.headers[i] = { name: 'via', value: [stamped, ...parts.slice(1)].join(', ') };
+  }
+
   #onParseError(err: SipParseError, flow: Flow): void {
     this.#log.debug({ reason: err.message, transport: flow.transport }, 'sip: unparseable message');
     const req = err.request;
     if (req === undefined) return;
     try {
-      this.#send(buildResponse(req, err.status, { reason: err.status === 400 ? `Bad Request (${err.message})` : undefined }), this.#responseFlow(req, flow));
+      const to = this.#responseFlow(req, flow);
+      this.#stampVia(req, flow);
+      // Stateless: one answer per malformed request, never retransmitted.
+      this.#send(buildResponse(req, err.status, { toTag: randomToken(6), reason: err.status === 400 ? `Bad Request (${err.message})` : undefined }), to);
     } catch (e) {
       this.#log.debug({ err: describeError(e) }, 'sip: cannot answer a malformed request');
     }
@@ -169,6 +196,7 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
 
   #onRequest(req: SipRequest, inFlow: Flow): void {
     const flow = this.#responseFlow(req, inFlow);
+    this.#stampVia(req, inFlow);
     const toTag = tagOf(headerValue(req, 'to'));
     const callId = headerValue(req, 'call-id') ?? '';
     const fromTag = tagOf(headerValue(req, 'from')) ?? '';
@@ -191,7 +219,8 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
     }
     const tx = this.#layer.createServer(req, flow);
     if (tx === undefined) return;
-    const reply = (status: number, headers: SipHeader[] = []): void => tx.respond(buildResponse(req, status, { headers }));
+    // Out of dialog, every final answer gets a To tag (RFC 3261 8.2.6.2).
+    const reply = (status: number, headers: SipHeader[] = []): void => tx.respond(buildResponse(req, status, { headers, toTag: randomToken(6) }));
 
     if (req.method === 'CANCEL') {
       const invite = this.#layer.findInviteForCancel(req);
@@ -206,12 +235,13 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
     }
     if (req.method === 'INVITE') tx.respond(buildResponse(req, 100));
 
-    if (Number(headerValue(req, 'max-forwards') ?? '70') <= 0) {
-      reply(483);
-      return;
-    }
     if (!(ALLOWED_METHODS as readonly string[]).includes(req.method)) {
       reply(KNOWN_UNSUPPORTED.has(req.method) ? 405 : 501, this.capabilityHeaders());
+      return;
+    }
+    const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(req.uri)?.[1]?.toLowerCase() ?? '';
+    if (!URI_SCHEMES.has(scheme)) {
+      reply(416);
       return;
     }
     const unsupported = [...optionTags(req, 'require')].filter((t) => !SUPPORTED_TAGS.has(t));
@@ -246,6 +276,11 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
       reply(415, [header('accept', 'application/sdp')]);
       return;
     }
+    if (!acceptsSdp(req)) {
+      // Our answer would carry SDP, which the caller says it cannot take (RFC 3261 21.4.7).
+      reply(406, [header('accept', 'application/sdp')]);
+      return;
+    }
     if (rawHeaders(req, 'replaces').length > 0) {
       // We never have a dialog a third party could replace.
       reply(481);
@@ -270,4 +305,13 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
       session.reject(500);
     }
   }
+}
+
+/** True when the request has no Accept, or one of its media ranges covers application/sdp. */
+function acceptsSdp(req: SipRequest): boolean {
+  if (rawHeaders(req, 'accept').length === 0) return true;
+  return headerValues(req, 'accept').some((v) => {
+    const range = (v.split(';')[0] as string).trim().toLowerCase();
+    return range === '*/*' || range === 'application/*' || range === 'application/sdp';
+  });
 }
