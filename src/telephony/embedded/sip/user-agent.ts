@@ -1,5 +1,6 @@
 import type { Logger } from '../../../log.js';
 import { describeError } from '../../../errors.js';
+import { OncePerWindow } from '../../../util/once-per-window.js';
 import { TypedEmitter } from '../../../util/typed-emitter.js';
 import type { Transport } from '../../types.js';
 import { dialogId, type Dialog, type LocalEndpoint } from './dialog.js';
@@ -9,7 +10,7 @@ import { buildResponse, header, randomToken, serialize } from './serializer.js';
 import { ServerSession, type SessionContext } from './session.js';
 import { negotiateSessionTimer } from './session-timer.js';
 import { DEFAULT_TIMERS, TransactionLayer, type TimerConfig } from './transaction.js';
-import { SipTransport, type Flow, type ListenSpec, type TlsMaterial } from './transport.js';
+import { SipTransport, type Flow, type ListenSpec, type StreamLimits, type TlsMaterial } from './transport.js';
 
 /**
  * The UAS core (RFC 3261 8.2 and 12): routes every message to its transaction, dialog or a new
@@ -28,6 +29,12 @@ const ACCEPT = 'application/sdp, application/dtmf-relay, application/dtmf, messa
 /** Request-URI schemes we serve; others get 416 (RFC 3261 8.2.2.1). */
 const URI_SCHEMES = new Set(['sip', 'sips', 'tel']);
 
+/**
+ * Why a new INVITE is refused before any transaction exists: one stateless final response
+ * (never retransmitted, whatever the caller does), or nothing at all.
+ */
+export type InviteRefusal = { status: number; reason?: string | undefined; headers: SipHeader[] } | { silent: true };
+
 export interface UserAgentOptions {
   listen: readonly ListenSpec[];
   limits: ParseLimits;
@@ -39,7 +46,18 @@ export interface UserAgentOptions {
   tls?: TlsMaterial | undefined;
   timers?: TimerConfig | undefined;
   sessionTimerUnitMs?: number | undefined;
-  streamIdleTimeoutMs?: number | undefined;
+  /**
+   * Checked for every new INVITE before a 100, a transaction or a session exists, so a refusal
+   * costs one datagram at most: no retransmissions, no dialog, no media.
+   */
+  admit?: ((req: SipRequest, flow: Flow) => InviteRefusal | undefined) | undefined;
+  /**
+   * Addresses besides a dialog's own peer that may send in it (the trunk's other signalling
+   * addresses: the allow-list). Everyone else gets 403 in a dialog.
+   */
+  signallingPeer?: ((address: string) => boolean) | undefined;
+  /** Stream listener limits (connection caps, allow-list at accept, deadlines). */
+  streams?: StreamLimits | undefined;
 }
 
 interface UserAgentEvents extends Record<string, unknown[]> {
@@ -55,6 +73,7 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
   readonly #dialogs = new Map<string, ServerSession>();
   readonly #sessions = new Set<ServerSession>();
   readonly #ctx: SessionContext;
+  readonly #refusedLog = new OncePerWindow(60_000);
 
   constructor(opts: UserAgentOptions) {
     super();
@@ -65,7 +84,7 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
       limits: opts.limits,
       logger: opts.logger,
       tls: opts.tls,
-      ...(opts.streamIdleTimeoutMs !== undefined ? { streamIdleTimeoutMs: opts.streamIdleTimeoutMs } : {}),
+      streams: opts.streams,
     });
     this.#layer = new TransactionLayer((msg, flow) => this.#send(msg, flow), opts.timers ?? DEFAULT_TIMERS, opts.logger);
     this.#ctx = {
@@ -136,6 +155,22 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
     if (msg.kind === 'request') this.#log.debug({ method: msg.method, callId: headerValue(msg, 'call-id') }, 'sip: send request');
     else this.#log.debug({ status: msg.status, callId: headerValue(msg, 'call-id') }, 'sip: send response');
     this.transport.send(serialize(msg), flow);
+  }
+
+  /**
+   * A dialog answers only to its peer: the transport and source address its INVITE came from, or
+   * a listed signalling address on that transport. Knowing the Call-ID and tags (they travel in
+   * clear on UDP/TCP) must not let a third party hang up the call, move its media with a
+   * re-INVITE/UPDATE/ACK, or read it anything.
+   */
+  #fromPeer(session: ServerSession, flow: Flow, req: SipRequest): boolean {
+    const peer = session.flow;
+    if (flow.transport === peer.transport && (flow.address === peer.address || this.#opts.signallingPeer?.(flow.address) === true)) return true;
+    const suppressed = this.#refusedLog.take(flow.address);
+    if (suppressed !== undefined) {
+      this.#log.warn({ callId: session.callId, method: req.method, source: flow.address, transport: flow.transport, suppressedLastMinute: suppressed }, 'sip: in-dialog request from another address refused');
+    }
+    return false;
   }
 
   /** Where responses to `req` go (RFC 3261 18.2.2 with RFC 3581 rport). */
@@ -209,13 +244,25 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
         tx.receive(req);
         return;
       }
-      if (toTag !== undefined) this.#dialogs.get(dialogId(callId, toTag, fromTag))?.handleAck(req);
+      if (toTag === undefined) return;
+      const session = this.#dialogs.get(dialogId(callId, toTag, fromTag));
+      // An ACK can carry the SDP answer: only the dialog's peer may send it.
+      if (session !== undefined && this.#fromPeer(session, inFlow, req)) session.handleAck(req);
       return;
     }
     const existing = this.#layer.findServer(req);
     if (existing !== undefined) {
       existing.receive(req); // retransmission
       return;
+    }
+    if (req.method === 'INVITE' && toTag === undefined && this.#opts.admit !== undefined) {
+      const refusal = this.#opts.admit(req, inFlow);
+      if (refusal !== undefined) {
+        if (!('silent' in refusal)) {
+          this.#send(buildResponse(req, refusal.status, { toTag: randomToken(6), headers: refusal.headers, ...(refusal.reason !== undefined ? { reason: refusal.reason } : {}) }), flow);
+        }
+        return;
+      }
     }
     const tx = this.#layer.createServer(req, flow);
     if (tx === undefined) return;
@@ -228,8 +275,12 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
         reply(481);
         return;
       }
-      reply(200);
       const session = [...this.#sessions].find((s) => s.invite === invite.request);
+      if (session !== undefined && !this.#fromPeer(session, inFlow, req)) {
+        reply(403);
+        return;
+      }
+      reply(200);
       session?.cancelled();
       return;
     }
@@ -254,6 +305,10 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
       const session = this.#dialogs.get(dialogId(callId, toTag, fromTag));
       if (session === undefined) {
         reply(481);
+        return;
+      }
+      if (!this.#fromPeer(session, inFlow, req)) {
+        reply(403);
         return;
       }
       session.handleRequest(req, tx);
