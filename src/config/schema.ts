@@ -118,7 +118,7 @@ const securitySchema = z.strictObject({
   ratePerSource: z.number().int().min(1).default(20),
   maxConcurrentCalls: z.number().int().min(1).default(2000),
   /**
-   * A refused INVITE (allow-list, rate, capacity, secret, digest) gets one stateless final
+   * Embedded backend: a refused INVITE (allow-list, rate, capacity, secret, digest) gets one stateless final
    * response ('respond'), or nothing at all ('silent': the sender learns nothing, but a
    * misconfigured trunk then sees timeouts instead of a 403).
    */

@@ -261,7 +261,7 @@ export class SipTransport extends TypedEmitter<TransportEvents> {
     if (refused !== undefined) {
       raw.on('error', () => undefined);
       raw.destroy();
-      const suppressed = this.#refusedLog.take(`${source}|${refused}`);
+      const suppressed = this.#refusedLog.take(source);
       if (suppressed !== undefined) this.#log.warn({ source, transport, why: refused, suppressedLastMinute: suppressed }, 'sip: connection refused');
       return;
     }
