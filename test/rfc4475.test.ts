@@ -15,7 +15,7 @@ import { loadRfc4475, rfc4475FixtureNames, RFC4475_CASES, type TortureCase } fro
  * under test comes before the OPTIONS' 200, and silence can be asserted without a timer.
  */
 
-const UAS_PORT = 15060;
+const UAS_PORT = 16160;
 const SDP = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n';
 
 interface Got {

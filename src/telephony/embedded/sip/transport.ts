@@ -304,10 +304,8 @@ export class SipTransport extends TypedEmitter<TransportEvents> {
   }
 
   #adopt(socket: net.Socket, transport: 'tcp' | 'tls', address?: string, port?: number): StreamConn | undefined {
-    if (!this.#running && address === undefined) {
-      socket.destroy();
-      return undefined;
-    }
+    // Refused at accept (the listener's own 'connection' handler still runs after ours).
+    if (socket.destroyed) return undefined;
     const conn: StreamConn = {
       id: this.#nextConnId++,
       socket,
