@@ -176,9 +176,10 @@ function salvageRequest(buf: Buffer, limits: ParseLimits): SipRequest | undefine
   }
 }
 
-const RFC1123_DATE = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
-
-/** Mandatory headers and their syntax (RFC 3261 8.1.1, 8.2.2, 20, 25.1). */
+/**
+ * Mandatory headers and their syntax (RFC 3261 8.1.1, 8.2.2, 20, 25.1). Headers we never use
+ * (Date, for one) are not judged: RFC 4475 3.1.2.12 advises against refusing a call for them.
+ */
 function validate(msg: SipMessage): void {
   const bad = (what: string): never => {
     throw new SipParseError(what, 400, answerable(msg));
@@ -200,8 +201,6 @@ function validate(msg: SipMessage): void {
   const cseqs = rawHeaders(msg, 'cseq');
   const cseq = cseqs.length === 1 ? parseCSeq(cseqs[0]) : undefined;
   if (cseq === undefined) bad('missing or bad CSeq');
-  const dates = rawHeaders(msg, 'date');
-  if (dates.length > 1 || (dates.length === 1 && !RFC1123_DATE.test(dates[0] as string))) bad('bad Date (RFC 1123, GMT)');
   if (msg.kind === 'request') {
     if (cseq !== undefined && cseq.method !== msg.method) bad('CSeq method differs from request method');
     // Max-Forwards: 1*DIGIT, 0-255 ("0068" is 68). Absent is taken (RFC 2543 UAs, and an ACK
