@@ -125,6 +125,18 @@ describe('dialogs answer only to their peer', () => {
     await until(() => h.ended.has(c.callId));
   });
 
+  it('a request on another transport from the same address gets 403', async () => {
+    const caller = await SipPeer.open('udp', PORT);
+    const overTcp = await SipPeer.open('tcp', PORT);
+    peers.push(caller, overTcp);
+    const c = await establish(caller);
+    overTcp.send(overTcp.inDialog(c, 'BYE', { cseq: 2 }));
+    await overTcp.response(c.callId, 403, 'BYE');
+    expect(h.ended.has(c.callId)).toBe(false);
+    caller.send(caller.inDialog(c, 'BYE', { cseq: 3 }));
+    await caller.response(c.callId, 200, 'BYE');
+  });
+
   it('an allow-listed signalling address may send in the dialog', async () => {
     const h2 = await start(config({ security: { allowList: ['127.0.0.1/32', `${OTHER}/32`] } }, { listen: [{ transport: 'udp', host: '127.0.0.1', port: PORT + 10 }] }));
     try {
@@ -299,6 +311,22 @@ describe('TCP and TLS under a connection flood from one source', () => {
       await h.backend.stop();
     }
   }, 60_000);
+
+  it('the total cap holds whatever the sources', async () => {
+    const h = await start(config({}, { listen: [{ transport: 'tcp', host: '127.0.0.1', port: PORT + 8 }], streams: { maxConnections: 4, maxConnectionsPerSource: 100 } }));
+    try {
+      const a = await flood(PORT + 8, 5, OTHER);
+      const b = await flood(PORT + 8, 5, '127.0.0.3');
+      const all = [...a.sockets, ...b.sockets];
+      const isOpen = (s: net.Socket): boolean => !a.closed.has(s) && !b.closed.has(s);
+      await until(() => all.filter(isOpen).length <= 4);
+      expect(all.filter(isOpen)).toHaveLength(4);
+      expect(h.logs.some((l) => l.includes('sip.streams.maxConnections reached'))).toBe(true);
+      for (const s of all) s.destroy();
+    } finally {
+      await h.backend.stop();
+    }
+  });
 
   it('the allow-list is checked at accept: a connection from elsewhere is closed before a byte is read', async () => {
     const h = await start(config({ security: { allowList: ['127.0.0.1/32'] } }, { listen: [{ transport: 'tcp', host: '127.0.0.1', port: PORT + 7 }] }));

@@ -44,6 +44,8 @@ const REQUEST_LINE = /^([A-Za-z0-9.!%*_+`'~-]+) (\S+) (SIP\/\d+\.\d+)$/;
 const LENIENT_REQUEST_LINE = /^([A-Za-z0-9.!%*_+`'~-]+)[ \t]+(.*)$/;
 const STATUS_LINE = /^SIP\/2\.0 ([1-6]\d\d)(?: (.*))?$/;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+/** Methods defined by RFC 3261 and its extensions. */
+const SIP_METHODS = new Set(['INVITE', 'ACK', 'OPTIONS', 'BYE', 'CANCEL', 'REGISTER', 'INFO', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'UPDATE', 'MESSAGE', 'REFER', 'PUBLISH']);
 
 /** Where the header section ends (index of the blank line's CRLFCRLF), skipping leading CRLFs. */
 function skipLeadingCrlf(buf: Buffer): number {
@@ -202,7 +204,11 @@ function validate(msg: SipMessage): void {
   const cseq = cseqs.length === 1 ? parseCSeq(cseqs[0]) : undefined;
   if (cseq === undefined) bad('missing or bad CSeq');
   if (msg.kind === 'request') {
-    if (cseq !== undefined && cseq.method !== msg.method) bad('CSeq method differs from request method');
+    if (cseq !== undefined && cseq.method !== msg.method) {
+      // An unknown method is answered 501 first (RFC 4475 3.1.2.18: better than 400).
+      if (!SIP_METHODS.has(msg.method)) throw new SipParseError('unknown method (and CSeq method differs)', 501, answerable(msg));
+      bad('CSeq method differs from request method');
+    }
     // Max-Forwards: 1*DIGIT, 0-255 ("0068" is 68). Absent is taken (RFC 2543 UAs, and an ACK
     // must not end an answered call for a cosmetic fault).
     const mf = rawHeaders(msg, 'max-forwards');

@@ -209,7 +209,8 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
       const to = this.#responseFlow(req, flow);
       this.#stampVia(req, flow);
       // Stateless: one answer per malformed request, never retransmitted.
-      this.#send(buildResponse(req, err.status, { toTag: randomToken(6), reason: err.status === 400 ? `Bad Request (${err.message})` : undefined }), to);
+      const headers = err.status === 501 ? this.capabilityHeaders() : [];
+      this.#send(buildResponse(req, err.status, { toTag: randomToken(6), headers, reason: err.status === 400 ? `Bad Request (${err.message})` : undefined }), to);
     } catch (e) {
       this.#log.debug({ err: describeError(e) }, 'sip: cannot answer a malformed request');
     }
