@@ -38,6 +38,7 @@ interface Harness {
   media: FakeMedia;
   calls: InboundCall[];
   ended: Map<string, CallEndInfo>;
+  digits: string[];
   logs: string[];
 }
 
@@ -46,10 +47,11 @@ async function start(cfg: Config, answer = true): Promise<Harness> {
   const logs: string[] = [];
   const logger = pino({ level: 'info' }, new Writable({ write: (c: Buffer, _e, cb) => (logs.push(c.toString()), cb()) }));
   const backend = new EmbeddedBackend(cfg, logger, { media, timers: TIMERS, ackGraceMs: 2000, offerTimeoutMs: 5000 });
-  const h: Harness = { backend, media, calls: [], ended: new Map(), logs };
+  const h: Harness = { backend, media, calls: [], ended: new Map(), digits: [], logs };
   backend.on('call', (call) => {
     h.calls.push(call);
     call.on('ended', (info) => h.ended.set(call.callId, info));
+    call.on('digit', (d) => h.digits.push(String(d)));
     if (answer) void call.answer().catch(() => undefined);
   });
   await backend.start();
@@ -108,6 +110,23 @@ describe('dialogs answer only to their peer', () => {
     await caller.response(c.callId, 200, 'UPDATE');
     expect(ms?.offers.length).toBe(offersBefore + 1);
     expect(h.logs.some((l) => l.includes('in-dialog request from another address refused') && l.includes(OTHER))).toBe(true);
+  });
+
+  it('an INFO key press from another address gets 403 and reaches no one', async () => {
+    const caller = await SipPeer.open('udp', PORT);
+    const intruder = await SipPeer.open('udp', PORT, 0, OTHER);
+    peers.push(caller, intruder);
+    const c = await establish(caller);
+    await until(() => h.calls.some((x) => x.callId === c.callId && x.state === 'answered'));
+    const before = h.digits.length;
+    intruder.send(intruder.inDialog(c, 'INFO', { cseq: 2, contentType: 'application/dtmf-relay', body: 'Signal=9\r\nDuration=160\r\n' }));
+    await intruder.response(c.callId, 403, 'INFO');
+    caller.send(caller.inDialog(c, 'INFO', { cseq: 3, contentType: 'application/dtmf-relay', body: 'Signal=5\r\nDuration=160\r\n' }));
+    await caller.response(c.callId, 200, 'INFO');
+    await until(() => h.digits.length > before);
+    expect(h.digits.slice(before)).toEqual(['5']);
+    caller.send(caller.inDialog(c, 'BYE', { cseq: 4 }));
+    await caller.response(c.callId, 200, 'BYE');
   });
 
   it('a BYE from another address does not end the call; the caller\'s does', async () => {

@@ -281,7 +281,8 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
         reply(403);
         return;
       }
-      reply(200);
+      // The 200 carries the To tag the 487 will (RFC 3261 9.2).
+      tx.respond(buildResponse(req, 200, { toTag: session?.localTag ?? randomToken(6) }));
       session?.cancelled();
       return;
     }
