@@ -4,12 +4,12 @@ import type { Logger } from '../../log.js';
 import { PayIvrError, describeError, isPayIvrError } from '../../errors.js';
 import { OncePerWindow } from '../../util/once-per-window.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
-import { AdmissionControl } from '../admission.js';
+import { AdmissionControl, type FleetRateCounter } from '../admission.js';
 import type { BackendEvents, TelephonyBackend } from '../types.js';
 import { EmbeddedCall } from './embedded-call.js';
 import { createDefaultMedia } from './media-factory.js';
 import type { MediaEngineLike, MediaSessionLike } from './media-port.js';
-import { contentType, headerValue, type SipRequest } from './sip/message.js';
+import { contentType, headerValue, type SipHeader, type SipRequest } from './sip/message.js';
 import { header } from './sip/serializer.js';
 import type { ServerSession } from './sip/session.js';
 import type { TimerConfig } from './sip/transaction.js';
@@ -33,6 +33,8 @@ export interface EmbeddedBackendOptions {
   ackGraceMs?: number;
   /** 480 for a call the app neither answers nor rejects within this long (default 60 s). */
   offerTimeoutMs?: number;
+  /** The fleet's shared per-source rate (Redis), when several nodes serve one trunk. */
+  fleetRate?: FleetRateCounter;
 }
 
 export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements TelephonyBackend {
@@ -46,6 +48,7 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
   #ua: UserAgent | undefined;
   #media: MediaEngineLike | undefined;
   #ready = false;
+  #drainRetryAfter: number | undefined;
 
   constructor(config: Config, logger: Logger, options: EmbeddedBackendOptions = {}) {
     super();
@@ -53,10 +56,21 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
     this.#log = logger;
     this.#opts = options;
     this.#admission = new AdmissionControl(config.security);
+    if (options.fleetRate !== undefined) this.#admission.shareRateWith(options.fleetRate);
   }
 
   get ready(): boolean {
-    return this.#ready;
+    return this.#ready && this.#drainRetryAfter === undefined;
+  }
+
+  get draining(): boolean {
+    return this.#drainRetryAfter !== undefined;
+  }
+
+  drain(retryAfterSeconds: number): void {
+    if (this.#drainRetryAfter !== undefined) return;
+    this.#drainRetryAfter = retryAfterSeconds;
+    this.#log.info({ activeCalls: this.#calls.size, retryAfter: retryAfterSeconds }, 'draining: OPTIONS and new INVITEs get 503, calls in progress go on');
   }
 
   get activeCalls(): number {
@@ -91,6 +105,7 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
       streams: { ...sip.streams, allowed: (a) => this.#admission.allowed(a) },
       admit: (req, flow) => this.#admit(req, flow),
       signallingPeer: (a) => this.#admission.listed(a),
+      unavailable: () => this.#unavailableHeaders(),
     });
     ua.on('invite', (s) => this.#onInvite(s));
     try {
@@ -120,12 +135,23 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
     if (media !== undefined) await media.stop();
   }
 
+  /** Retry-After while draining (OPTIONS and INVITE answer 503 with it), else undefined. */
+  #unavailableHeaders(): SipHeader[] | undefined {
+    return this.#drainRetryAfter === undefined ? undefined : [header('retry-after', String(this.#drainRetryAfter))];
+  }
+
   /**
    * The access checks, before the SIP stack creates anything for the INVITE: a refusal is one
    * stateless response (or silence, security.refusal), logged once per source and rule a minute.
    */
   #admit(invite: SipRequest, flow: Flow): InviteRefusal | undefined {
     const source = flow.address;
+    const drainHeaders = this.#unavailableHeaders();
+    if (drainHeaders !== undefined) {
+      const suppressed = this.#refusedLog.take(`${source}|draining`);
+      if (suppressed !== undefined) this.#log.info({ callId: headerValue(invite, 'call-id'), source, suppressedLastMinute: suppressed }, 'INVITE refused: draining');
+      return { status: 503, reason: 'Draining', headers: drainHeaders };
+    }
     const verdict = this.#admission.check(
       { sourceAddress: source, method: invite.method, requestUri: invite.uri, header: (name) => headerValue(invite, name) },
       this.#calls.size,
