@@ -6,6 +6,7 @@ import { createGateway } from './psp/index.js';
 import { createStore } from './store/index.js';
 import type { ResultStore } from './store/types.js';
 import { Metrics } from './http/metrics.js';
+import { createReports } from './reports/index.js';
 import { startAdminServer } from './http/server.js';
 import { CallController } from './call/controller.js';
 import { EmbeddedBackend } from './telephony/embedded/backend.js';
@@ -41,6 +42,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     const store = await createStore(config.store, logger);
     closers.push(() => store.close());
     const metrics = new Metrics();
+    const reports = createReports(config, logger, metrics);
+    closers.push(() => reports.store.close());
 
     const gateways = new Map<string, PaymentGateway>();
     for (const [name, profile] of Object.entries(config.profiles)) {
@@ -59,6 +62,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
         logger,
         store,
         metrics,
+        reports,
         gatewayFor: (name) => {
           const g = gateways.get(name);
           if (!g) throw new PayIvrError('ERR_INTERNAL', `no gateway for profile ${name}`);
@@ -84,6 +88,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
         config,
         store,
         metrics,
+        reports,
         backendStatus: () => ({ ready: backend.ready, activeCalls: backend.activeCalls }),
         logger,
       });

@@ -12,6 +12,7 @@ import { encodeResultUui, buildReferTo, selectHandBackTarget } from '../genesys/
 import { DialogueRunner, type ChargeFn } from './dialogue-runner.js';
 import { newIdempotencyKey } from '../psp/idempotency.js';
 import { describeError } from '../errors.js';
+import type { Reports } from '../reports/index.js';
 
 export interface CallControllerDeps {
   config: Config;
@@ -20,6 +21,8 @@ export interface CallControllerDeps {
   metrics: Metrics;
   /** The gateway of a profile (one per profile, created at start). */
   gatewayFor: (profileName: string) => PaymentGateway;
+  /** Segment records and live call events (optional: tests of the call alone go without). */
+  reports?: Reports | undefined;
   /** Clock, injectable for tests. */
   now?: () => Date;
 }
@@ -64,6 +67,7 @@ export class CallController {
     }
 
     this.#deps.metrics.callStarted();
+    const segment = this.#deps.reports?.recorder({ id: this.#call.id, profile: selected.name, mode: ctx.mode, language: ctx.language ?? profile.language, now });
     // Not awaited: the live-call list is informational and must never delay the answer.
     void this.#deps.store
       .liveCallStarted({ id: this.#call.id, callId: this.#call.callId, startedAt: started.toISOString(), profile: selected.name, conversationId: ctx.conversationId, state: 'answering' })
@@ -73,6 +77,7 @@ export class CallController {
     let pspMs = 0;
     try {
       await this.#call.answer();
+      segment?.answered();
       log.info({ mode: ctx.mode, identified: ctx.identified, uui: ctx.uuiStatus }, 'call answered');
       const today = now();
       const gateway = this.#deps.gatewayFor(selected.name);
@@ -102,7 +107,13 @@ export class CallController {
         },
         charge,
         log,
-        { onCharge: (phase) => void this.#setLiveState(phase === 'start' ? 'charging' : 'collecting') },
+        {
+          onCharge: (phase, outcome) => {
+            segment?.charge(phase, outcome);
+            void this.#setLiveState(phase === 'start' ? 'charging' : 'collecting');
+          },
+          ...(segment !== undefined ? { onProgress: (p) => segment.progress(p) } : {}),
+        },
       );
       void this.#setLiveState('collecting');
       dres = await this.#runner.run();
@@ -135,6 +146,7 @@ export class CallController {
 
     if (!dres.callerGone && this.#call.state !== 'ended') {
       void this.#setLiveState('handback');
+      segment?.step('handback');
       result.handBack = await this.#handBack(result, ctx, profile, log);
     } else {
       result.handBack = { target: '', status: 'skipped', detail: 'caller hung up' };
@@ -146,6 +158,7 @@ export class CallController {
     log.info({ outcome: result.outcome, brand: result.brand, last4: result.last4, handBack: result.handBack.status, ms: result.timings.durationMs }, 'call finished');
     await this.#deps.store.saveResult({ ...result, id: this.#call.id }).catch((e: unknown) => log.error({ err: describeError(e) }, 'result not stored'));
     await this.#deps.store.liveCallEnded(this.#call.id).catch(() => undefined);
+    if (segment !== undefined) await this.#deps.reports?.save(segment.finish(result));
     return result;
   }
 

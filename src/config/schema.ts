@@ -123,6 +123,15 @@ const adminSchema = z.strictObject({
   apiToken: z.string().min(16).optional(),
 });
 
+const reportsSchema = z.strictObject({
+  /** Segment records kept this long (Redis keys expire, the memory store drops older ones). */
+  retentionDays: z.number().int().min(1).max(3650).default(90),
+  /** Segment records kept by the memory store; the oldest go first. */
+  maxSegments: z.number().int().min(1).max(5_000_000).default(100_000),
+  /** Session cookie lifetime of the reports page. */
+  sessionHours: z.number().int().min(1).max(168).default(8),
+});
+
 const logSchema = z.strictObject({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Log file (default: stdout). */
@@ -290,6 +299,7 @@ export const configSchema = z
     security: securitySchema.default(securitySchema.parse({})),
     store: storeSchema.default(storeSchema.parse({})),
     admin: adminSchema.default(adminSchema.parse({})),
+    reports: reportsSchema.default(reportsSchema.parse({})),
     log: logSchema.default(logSchema.parse({})),
     genesys: genesysSchema.default(genesysSchema.parse({})),
     promptsDir: z.string().default('prompts'),

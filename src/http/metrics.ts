@@ -1,5 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { DECLINE_CLASSES, OUTCOMES, type DeclineClass, type Outcome } from '../domain/outcome.js';
+import { DIALOGUE_STEPS, type DialogueStep } from '../domain/dialogue/steps.js';
+import type { FunnelMetrics } from '../reports/recorder.js';
 
 /**
  * Prometheus metrics of pay-ivr. Label values are closed vocabularies (outcome, decline class,
@@ -13,13 +15,22 @@ function word(v: string): string {
   return LABEL_WORD.test(v) ? v : 'other';
 }
 
-export class Metrics {
+function stepWord(step: string): string {
+  return (DIALOGUE_STEPS as readonly string[]).includes(step) ? step : 'other';
+}
+
+export class Metrics implements FunnelMetrics {
   readonly registry: Registry;
   readonly #calls: Counter<'outcome'>;
   readonly #active: Gauge;
   readonly #psp: Histogram<'psp' | 'result'>;
   readonly #refer: Counter<'result'>;
   readonly #declines: Counter<'class'>;
+  readonly #stepReached: Counter<'step'>;
+  readonly #stepInvalid: Counter<'step'>;
+  readonly #stepTimeouts: Counter<'step'>;
+  readonly #stepAbandoned: Counter<'step'>;
+  readonly #segment: Histogram<'outcome'>;
   #activeCount = 0;
 
   /**
@@ -55,6 +66,21 @@ export class Metrics {
       labelNames: ['class'],
       registers: [registry],
     });
+    // The funnel (reports): per dialogue step, counted once per call for `reached`.
+    this.#stepReached = new Counter({ name: 'pay_ivr_step_reached_total', help: 'Calls that reached a dialogue step', labelNames: ['step'], registers: [registry] });
+    this.#stepInvalid = new Counter({ name: 'pay_ivr_step_invalid_entries_total', help: 'Invalid entries, by dialogue step', labelNames: ['step'], registers: [registry] });
+    this.#stepTimeouts = new Counter({ name: 'pay_ivr_step_timeouts_total', help: 'No-input timeouts, by dialogue step', labelNames: ['step'], registers: [registry] });
+    this.#stepAbandoned = new Counter({ name: 'pay_ivr_step_abandoned_total', help: 'Calls the caller hung up at a dialogue step', labelNames: ['step'], registers: [registry] });
+    this.#segment = new Histogram({
+      name: 'pay_ivr_segment_duration_seconds',
+      help: 'Payment IVR segment duration (INVITE to end of hand-back), by outcome',
+      labelNames: ['outcome'],
+      buckets: [5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600],
+      registers: [registry],
+    });
+    for (const st of DIALOGUE_STEPS) {
+      for (const c of [this.#stepReached, this.#stepInvalid, this.#stepTimeouts, this.#stepAbandoned]) c.inc({ step: st }, 0);
+    }
     // Every known series exists from the start (rate() over a missing series shows nothing).
     for (const o of OUTCOMES) this.#calls.inc({ outcome: o }, 0);
     for (const c of DECLINE_CLASSES) this.#declines.inc({ class: c }, 0);
@@ -91,6 +117,27 @@ export class Metrics {
 
   decline(cls: DeclineClass): void {
     this.#declines.inc({ class: (DECLINE_CLASSES as readonly string[]).includes(cls) ? cls : 'other' });
+  }
+
+  stepReached(step: DialogueStep): void {
+    this.#stepReached.inc({ step: stepWord(step) });
+  }
+
+  stepInvalidEntries(step: DialogueStep, n: number): void {
+    if (Number.isInteger(n) && n > 0) this.#stepInvalid.inc({ step: stepWord(step) }, n);
+  }
+
+  stepTimeout(step: DialogueStep): void {
+    this.#stepTimeouts.inc({ step: stepWord(step) });
+  }
+
+  stepAbandoned(step: DialogueStep): void {
+    this.#stepAbandoned.inc({ step: stepWord(step) });
+  }
+
+  segmentEnded(outcome: string, seconds: number): void {
+    if (!Number.isFinite(seconds) || seconds < 0) return;
+    this.#segment.observe({ outcome: (OUTCOMES as readonly string[]).includes(outcome) ? outcome : 'other' }, seconds);
   }
 
   /** The exposition text (for GET /metrics). */
