@@ -53,6 +53,12 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     }
 
     const backend = createBackend(config, logger.child({ backend: config.telephony.backend }));
+    metrics.watch({
+      backendReady: () => backend.ready,
+      // A store that does not answer within a scrape's patience counts as down.
+      storeUp: () => Promise.race([store.ping(), new Promise<boolean>((r) => setTimeout(() => r(false), 1_000).unref())]),
+      breakers: () => [...gateways].map(([profile, g]) => ({ profile, open: 'breakerState' in g && g.breakerState === 'open' })),
+    });
     const controllers = new Set<CallController>();
     const running = new Set<Promise<unknown>>();
     let idleWaiters: (() => void)[] = [];

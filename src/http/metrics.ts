@@ -19,6 +19,18 @@ function stepWord(step: string): string {
   return (DIALOGUE_STEPS as readonly string[]).includes(step) ? step : 'other';
 }
 
+/** What the health gauges read at each scrape (wired by app.ts). */
+export interface HealthProbes {
+  /** The telephony backend takes calls (the trunk side is up). */
+  backendReady: () => boolean;
+  /** The result store answers. */
+  storeUp: () => Promise<boolean>;
+  /** Circuit breaker of each profile's PSP. */
+  breakers: () => { profile: string; open: boolean }[];
+}
+
+const PROFILE_WORD = /^[A-Za-z0-9_-]{1,64}$/;
+
 export class Metrics implements FunnelMetrics {
   readonly registry: Registry;
   readonly #calls: Counter<'outcome'>;
@@ -32,6 +44,7 @@ export class Metrics implements FunnelMetrics {
   readonly #stepAbandoned: Counter<'step'>;
   readonly #segment: Histogram<'outcome'>;
   #activeCount = 0;
+  #probes: HealthProbes | undefined;
 
   /**
    * Registers the pay_ivr_* metrics and the default process metrics on `registry` (a new one by
@@ -78,6 +91,35 @@ export class Metrics implements FunnelMetrics {
       buckets: [5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600],
       registers: [registry],
     });
+    // Health gauges for alerting; 0 until app.ts wires the probes.
+    const probes = (): HealthProbes | undefined => this.#probes;
+    new Gauge({
+      name: 'pay_ivr_backend_ready',
+      help: '1 when the telephony backend takes calls',
+      registers: [registry],
+      collect() {
+        this.set(probes()?.backendReady() === true ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'pay_ivr_store_up',
+      help: '1 when the result store answers (0: degraded)',
+      registers: [registry],
+      async collect() {
+        const p = probes();
+        this.set(p === undefined ? 0 : (await p.storeUp().catch(() => false)) ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'pay_ivr_psp_breaker_open',
+      help: '1 while the circuit breaker of a profile\'s PSP is open',
+      labelNames: ['profile'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const b of probes()?.breakers() ?? []) this.set({ profile: PROFILE_WORD.test(b.profile) ? b.profile : 'other' }, b.open ? 1 : 0);
+      },
+    });
     for (const st of DIALOGUE_STEPS) {
       for (const c of [this.#stepReached, this.#stepInvalid, this.#stepTimeouts, this.#stepAbandoned]) c.inc({ step: st }, 0);
     }
@@ -117,6 +159,11 @@ export class Metrics implements FunnelMetrics {
 
   decline(cls: DeclineClass): void {
     this.#declines.inc({ class: (DECLINE_CLASSES as readonly string[]).includes(cls) ? cls : 'other' });
+  }
+
+  /** Wires the health gauges (backend, store, PSP breakers). */
+  watch(probes: HealthProbes): void {
+    this.#probes = probes;
   }
 
   stepReached(step: DialogueStep): void {
