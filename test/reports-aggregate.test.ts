@@ -206,8 +206,8 @@ describe('report figures from a known set of calls', () => {
     const csv = toCsv(SEGMENTS);
     const lines = csv.trimEnd().split('\r\n');
     expect(lines).toHaveLength(22);
-    expect(lines[0]).toBe('id,node,profile,mode,language,startedAt,answeredAt,endedAt,durationMs,outcome,amount,currency,brand,last4,charges,declines,invalidEntries,timeouts,declineClasses,pspMs,handBackTarget,handBackStatus,lastStep,steps');
-    expect(lines.find((l) => l.startsWith('md,'))).toContain(',max-declines,700,EUR,mastercard,,2,2,0,0,do-not-honor;insufficient-funds,200;1000,sip:+18005550199@127.0.0.1,failed,handback,answer@0;amount-offer@1000;');
+    expect(lines[0]).toBe('id,node,profile,mode,language,startedAt,answeredAt,endedAt,durationMs,outcome,amount,amountSource,currency,brand,last4,charges,declines,invalidEntries,timeouts,declineClasses,pspMs,handBackTarget,handBackStatus,lastStep,steps');
+    expect(lines.find((l) => l.startsWith('md,'))).toContain(',max-declines,700,,EUR,mastercard,,2,2,0,0,do-not-honor;insufficient-funds,200;1000,sip:+18005550199@127.0.0.1,failed,handback,answer@0;amount-offer@1000;');
     const nd = toNdjson(SEGMENTS).trimEnd().split('\n').map((l) => JSON.parse(l) as SegmentRecord);
     expect(nd).toEqual(SEGMENTS);
   });

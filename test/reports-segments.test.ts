@@ -8,6 +8,7 @@ import { CallEvents, type CallEvent } from '../src/reports/live.js';
 import { MemorySegmentStore, RedisSegmentStore } from '../src/reports/segment-store.js';
 import { assertValidSegment, type SegmentRecord } from '../src/reports/segment.js';
 import { isPayIvrError } from '../src/errors.js';
+import type { PaymentResult } from '../src/domain/outcome.js';
 import { makeInput } from './dialogue-driver.js';
 import { startRedisServer, type RedisServer } from './support/redis-server.js';
 
@@ -158,8 +159,10 @@ describe('the recorder follows a real dialogue', () => {
     rec.charge('end', { status: 'declined', declineClass: 'incorrect-cvc' });
     rec.charge('start');
     rec.charge('end', { status: 'approved', transactionId: 'tx_1' });
-    const seg = rec.finish({ outcome: 'approved', mode: 'agent', currency: 'EUR', amount: 100, brand: 'visa', last4: '4242', attempts: { charges: 2, declines: 1, invalidEntries: 0 }, handBack: { target: 'sip:+33140000000@genesys.example', status: 'accepted' } });
-    expect(seg).toMatchObject({ pspMs: [250, 250], declineClasses: ['incorrect-cvc'], brand: 'visa', last4: '4242', handBack: { status: 'accepted' } });
+    // amountSource: set on PaymentResult by the UUI work; copied when present.
+    const result = { outcome: 'approved', mode: 'agent', currency: 'EUR', amount: 100, amountSource: 'caller', brand: 'visa', last4: '4242', attempts: { charges: 2, declines: 1, invalidEntries: 0 }, handBack: { target: 'sip:+33140000000@genesys.example', status: 'accepted' } };
+    const seg = rec.finish(result as PaymentResult);
+    expect(seg).toMatchObject({ pspMs: [250, 250], declineClasses: ['incorrect-cvc'], brand: 'visa', last4: '4242', amountSource: 'caller', handBack: { status: 'accepted' } });
     assertValidSegment(seg);
   });
 });

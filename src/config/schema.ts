@@ -130,6 +130,8 @@ const reportsSchema = z.strictObject({
   maxSegments: z.number().int().min(1).max(5_000_000).default(100_000),
   /** Session cookie lifetime of the reports page. */
   sessionHours: z.number().int().min(1).max(168).default(8),
+  /** Mark the session cookie Secure: set it when a TLS reverse proxy serves the page. */
+  secureCookie: z.boolean().default(false),
 });
 
 const logSchema = z.strictObject({

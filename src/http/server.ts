@@ -147,7 +147,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
 
   const sessions = new Sessions((config.reports?.sessionHours ?? 8) * 3_600_000);
   if (opts.reports !== undefined) {
-    await app.register(async (root) => registerPage(root, { token: config.admin.apiToken, sessions, secureCookie: false }));
+    await app.register(async (root) => registerPage(root, { token: config.admin.apiToken, sessions, secureCookie: config.reports?.secureCookie === true }));
   }
 
   await app.register(async (v1) => {

@@ -39,6 +39,8 @@ export interface SegmentRecord {
   outcome: Outcome;
   /** Minor units of `currency`; absent when no amount was known. */
   amount?: number | undefined;
+  /** Where the amount came from, when the call layer says (INVITE context, caller, balance). */
+  amountSource?: 'context' | 'caller' | 'balance' | undefined;
   currency: string;
   brand?: string | undefined;
   last4?: string | undefined;
@@ -68,6 +70,7 @@ const segmentSchema = z.strictObject({
   pspMs: z.array(z.number().min(0).max(3_600_000)).max(100),
   outcome: z.enum(OUTCOMES),
   amount: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  amountSource: z.enum(['context', 'caller', 'balance']).optional(),
   currency: z.string().regex(/^[A-Z]{3}$/),
   brand: z.string().regex(/^[a-z]{1,16}$/).optional(),
   last4: z.string().regex(/^[0-9]{4}$/).optional(),
