@@ -42,8 +42,9 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     const store = await createStore(config.store, logger);
     closers.push(() => store.close());
     const metrics = new Metrics();
-    const reports = createReports(config, logger, metrics);
-    closers.push(() => reports.store.close());
+    // Segments name the node as the live-call list does (the Redis store's node id).
+    const reports = createReports(config, logger, metrics, 'nodeId' in store && typeof store.nodeId === 'string' ? store.nodeId : undefined);
+    closers.push(() => reports.close());
 
     const gateways = new Map<string, PaymentGateway>();
     for (const [name, profile] of Object.entries(config.profiles)) {

@@ -4,6 +4,7 @@ import { startAdminServer, type AdminServer } from '../src/http/server.js';
 import { MemoryStore } from '../src/store/memory.js';
 import { MemorySegmentStore, Reports } from '../src/reports/index.js';
 import { rangeOf } from '../src/http/reports-api.js';
+import { sessionCookie } from '../src/http/session.js';
 import type { SegmentRecord } from '../src/reports/segment.js';
 import { silentLogger } from '../src/log.js';
 
@@ -145,6 +146,11 @@ describe('report API', () => {
     await fetch(`${base}/session/logout`, { method: 'POST', headers: { cookie } });
     expect((await fetch(`${base}/v1/reports/funnel`, { headers: { cookie } })).status).toBe(401);
     expect((await fetch(`${base}/v1/reports/funnel`, { headers: { cookie: 'payivr_session=forged-forged-forged-forged' } })).status).toBe(401);
+  });
+
+  it('marks the cookie Secure when reports.secureCookie says the page is behind TLS', () => {
+    expect(sessionCookie('abc', 60, true)).toBe('payivr_session=abc; Path=/; HttpOnly; SameSite=Strict; Max-Age=60; Secure');
+    expect(sessionCookie('abc', 60, false)).not.toContain('Secure');
   });
 
   it('serves the page and its assets from pay-ivr itself, with a CSP that loads nothing from elsewhere', async () => {

@@ -6,6 +6,8 @@ import type { DialogueCommand, DialogueEvent } from '../src/domain/dialogue/type
 import { SegmentRecorder, type FunnelMetrics } from '../src/reports/recorder.js';
 import { CallEvents, type CallEvent } from '../src/reports/live.js';
 import { MemorySegmentStore, RedisSegmentStore } from '../src/reports/segment-store.js';
+import { Reports } from '../src/reports/index.js';
+import { silentLogger } from '../src/log.js';
 import { assertValidSegment, type SegmentRecord } from '../src/reports/segment.js';
 import { isPayIvrError } from '../src/errors.js';
 import type { PaymentResult } from '../src/domain/outcome.js';
@@ -216,5 +218,45 @@ describe('Redis segment store (real redis-server)', () => {
     c.disconnect();
     await s.close();
     await s.close();
+  });
+});
+
+describe('call events shared between nodes over Redis', () => {
+  let redis: RedisServer | undefined;
+  beforeAll(async () => {
+    redis = await startRedisServer(REDIS_PORT + 1);
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  it("each node shows the other's calls and steps; forged messages and a node's own echo are ignored", async () => {
+    const url = redis?.url ?? '';
+    const a = new Reports(new MemorySegmentStore({ maxSegments: 10, retentionSeconds: 3600 }), { node: 'node-a', logger: silentLogger });
+    const b = new Reports(new MemorySegmentStore({ maxSegments: 10, retentionSeconds: 3600 }), { node: 'node-b', logger: silentLogger });
+    a.relayOver(url, 'rel:');
+    b.relayOver(url, 'rel:');
+    const seenA: CallEvent[] = [];
+    const seenB: CallEvent[] = [];
+    a.events.subscribe((e) => seenA.push(e));
+    b.events.subscribe((e) => seenB.push(e));
+    const c = new Redis(url);
+    // Both subscribed: Redis counts two subscribers on the channel.
+    await expect.poll(async () => ((await c.pubsub('NUMSUB', 'rel:call-events')) as [string, number])[1]).toBe(2);
+    await c.publish('rel:call-events', JSON.stringify({ node: 'x', event: { type: 'step', id: 'emb-x', at: '2026-12-01T10:00:00.000Z', step: 'pan-4242424242424242' } }));
+    await c.publish('rel:call-events', 'not json');
+    a.events.emit({ type: 'started', id: 'emb-a1', at: '2026-12-01T10:00:00.000Z', profile: 'default', mode: 'automated', node: 'node-a' });
+    a.events.emit({ type: 'step', id: 'emb-a1', at: '2026-12-01T10:00:01.000Z', step: 'expiry' });
+    await expect.poll(() => b.events.stepOf('emb-a1')?.step).toBe('expiry');
+    expect(seenB.map((e) => e.type)).toEqual(['started', 'step']);
+    a.events.emit({ type: 'ended', id: 'emb-a1', at: '2026-12-01T10:00:09.000Z', outcome: 'approved', amount: 100, currency: 'EUR', brand: 'visa', durationMs: 9000 });
+    await expect.poll(() => seenB.length).toBe(3);
+    expect(b.events.stepOf('emb-a1')).toBeUndefined();
+    expect(b.events.stepOf('emb-x')).toBeUndefined();
+    // node-a got no echo of its own events.
+    expect(seenA).toHaveLength(3);
+    c.disconnect();
+    await a.close();
+    await b.close();
   });
 });

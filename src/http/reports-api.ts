@@ -13,7 +13,7 @@ import { isTimeZone, parseBound, startOfDay } from '../reports/time.js';
  *   GET /v1/reports/funnel?from&to&tz            per dialogue step: reached, completed, ended, abandoned, invalid entries, timeouts
  *   GET /v1/reports/export.csv?from&to&tz        segment records, one CSV row per call
  *   GET /v1/reports/export.ndjson?from&to&tz     segment records, one JSON per line
- *   GET /v1/calls/stream                         server-sent events of call events (this node)
+ *   GET /v1/calls/stream                         server-sent events of call events (every node with Redis)
  * `from`/`to`: ISO instants, or local dates YYYY-MM-DD (midnight in `tz`); default today in `tz`
  * until now. `tz`: an IANA name (default UTC).
  */

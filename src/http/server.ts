@@ -191,7 +191,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
 
     v1.get('/calls', async () => {
       const calls = await store.liveCalls();
-      // The dialogue step is known for this node's calls (reports' live events).
+      // The dialogue step comes from the call events (every node's with the Redis relay).
       return { calls: calls.map((c) => ({ ...c, step: opts.reports?.events.stepOf(c.id)?.step })) };
     });
     if (opts.reports !== undefined) registerReportRoutes(v1, opts.reports);
