@@ -25,7 +25,14 @@ const ADMIN_PORT = 18401;
 const REDIS_PORT = 16401;
 const TOKEN = 'reports-token-0123456789abcdef';
 const BASE = `http://127.0.0.1:${ADMIN_PORT}`;
-const TZ = 'Europe/Paris';
+/**
+ * The page's time zone: Paris, unless its midnight is less than 20 minutes away (the calls and
+ * the checks of "today" must fall on one local day); then Tokyo, 8 hours away.
+ */
+const TZ = ((): string => {
+  const h = Number(new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Paris', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(new Date()).replace(':', '.'));
+  return h >= 23.4 ? 'Asia/Tokyo' : 'Europe/Paris';
+})();
 const SHOTS = join(process.cwd(), 'docs', 'img');
 
 const VISA = '4242424242424242';
