@@ -161,9 +161,8 @@ describe('the recorder follows a real dialogue', () => {
     rec.charge('end', { status: 'declined', declineClass: 'incorrect-cvc' });
     rec.charge('start');
     rec.charge('end', { status: 'approved', transactionId: 'tx_1' });
-    // amountSource: set on PaymentResult by the UUI work; copied when present.
-    const result = { outcome: 'approved', mode: 'agent', currency: 'EUR', amount: 100, amountSource: 'caller', brand: 'visa', last4: '4242', attempts: { charges: 2, declines: 1, invalidEntries: 0 }, handBack: { target: 'sip:+33140000000@genesys.example', status: 'accepted' } };
-    const seg = rec.finish(result as PaymentResult);
+    const result: PaymentResult = { outcome: 'approved', mode: 'agent', currency: 'EUR', amount: 100, amountSource: 'caller', brand: 'visa', last4: '4242', attempts: { charges: 2, declines: 1, invalidEntries: 0 }, handBack: { target: 'sip:+33140000000@genesys.example', status: 'accepted' } };
+    const seg = rec.finish(result);
     expect(seg).toMatchObject({ pspMs: [250, 250], declineClasses: ['incorrect-cvc'], brand: 'visa', last4: '4242', amountSource: 'caller', handBack: { status: 'accepted' } });
     assertValidSegment(seg);
   });

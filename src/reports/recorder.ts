@@ -1,14 +1,8 @@
 import type { CallMode, DeclineClass, PaymentResult } from '../domain/outcome.js';
 import type { DialogueProgress, DialogueStep } from '../domain/dialogue/steps.js';
-import type { ChargeOutcome } from '../psp/types.js';
+import type { ChargeOutcome } from '../domain/charge.js';
 import type { CallEvents } from './live.js';
 import type { SegmentRecord, SegmentStepVisit } from './segment.js';
-
-/** The result's amount source (added to PaymentResult by the UUI work), when it has one. */
-function amountSourceOf(result: PaymentResult): { amountSource?: SegmentRecord['amountSource'] } {
-  const src = (result as { amountSource?: unknown }).amountSource;
-  return src === 'context' || src === 'caller' || src === 'balance' ? { amountSource: src } : {};
-}
 
 /** The /metrics side of the funnel (implemented by http/metrics.ts). Step and outcome words only. */
 export interface FunnelMetrics {
@@ -125,7 +119,7 @@ export class SegmentRecorder {
       pspMs: [...this.#pspMs],
       outcome: result.outcome,
       ...(result.amount !== undefined ? { amount: result.amount } : {}),
-      ...amountSourceOf(result),
+      ...(result.amountSource !== undefined ? { amountSource: result.amountSource } : {}),
       currency: result.currency,
       ...(result.brand !== undefined ? { brand: result.brand } : {}),
       ...(result.last4 !== undefined ? { last4: result.last4 } : {}),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DECLINE_CLASSES, OUTCOMES, type CallMode, type DeclineClass, type Outcome } from '../domain/outcome.js';
+import { AMOUNT_SOURCES, DECLINE_CLASSES, OUTCOMES, type AmountSource, type CallMode, type DeclineClass, type Outcome } from '../domain/outcome.js';
 import { DIALOGUE_STEPS, type DialogueStep } from '../domain/dialogue/steps.js';
 import { findCardData } from '../store/validate.js';
 import { PayIvrError } from '../errors.js';
@@ -39,8 +39,8 @@ export interface SegmentRecord {
   outcome: Outcome;
   /** Minor units of `currency`; absent when no amount was known. */
   amount?: number | undefined;
-  /** Where the amount came from, when the call layer says (INVITE context, caller, balance). */
-  amountSource?: 'context' | 'caller' | 'balance' | undefined;
+  /** Where the amount came from (INVITE context, typed by the caller, balance offered). */
+  amountSource?: AmountSource | undefined;
   currency: string;
   brand?: string | undefined;
   last4?: string | undefined;
@@ -70,7 +70,7 @@ const segmentSchema = z.strictObject({
   pspMs: z.array(z.number().min(0).max(3_600_000)).max(100),
   outcome: z.enum(OUTCOMES),
   amount: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-  amountSource: z.enum(['context', 'caller', 'balance']).optional(),
+  amountSource: z.enum(AMOUNT_SOURCES).optional(),
   currency: z.string().regex(/^[A-Z]{3}$/),
   brand: z.string().regex(/^[a-z]{1,16}$/).optional(),
   last4: z.string().regex(/^[0-9]{4}$/).optional(),
