@@ -51,7 +51,7 @@ describe('MediaWorkerPool', () => {
     expect(isPayIvrError(err, 'ERR_RTP_PORTS_EXHAUSTED')).toBe(true);
   }, 60_000);
 
-  it('a session answers an offer and plays to the far end; close frees its place', async () => {
+  it('a session answers an offer and, once confirmed, plays to the far end; close frees its place', async () => {
     const p = pool(36200, 36219);
     await p.start();
     const rtp = await RtpPeer.open({ port: 36300, codec: 'PCMU' });
@@ -59,6 +59,7 @@ describe('MediaWorkerPool', () => {
       const s = p.createSession();
       const answer = s.answerOffer(offerSdp(rtp.port, '0 101'));
       expect(answer).toMatch(new RegExp(`m=audio ${s.localPort} RTP/AVP 0`));
+      s.confirm(); // the ACK: RTP may leave from now on
       const played = s.play(['h-4'], { language: 'en-US', bargeIn: false });
       await expect(played).resolves.toBe('done');
       expect(rtp.received.length).toBeGreaterThan(5);

@@ -115,7 +115,7 @@ async function main(): Promise<void> {
   const mainProbe = installProbe(args.rtpMin, args.rtpMax);
   const logger = createLogger({ level: config.log.level, destination: args.logFile, name: 'pay-ivr-bench' });
   // The engine createDefaultMedia would build, with the pacer's slot count set by the bench.
-  const engineOpts: MediaEngineOptions = {
+  const engineOpts: Omit<MediaEngineOptions, 'mediaRanges'> = {
     host: config.rtp.host,
     portMin: config.rtp.portMin,
     portMax: config.rtp.portMax,

@@ -79,7 +79,7 @@ async function main(): Promise<void> {
   });
   const mainProbe = installProbe(args.rtpMin, args.rtpMax);
   const logger = createLogger({ level: 'warn', destination: args.logFile, name: 'pay-ivr-bench' });
-  const engineOpts: MediaEngineOptions = {
+  const engineOpts: Omit<MediaEngineOptions, 'mediaRanges'> = {
     host: config.rtp.host,
     portMin: config.rtp.portMin,
     portMax: config.rtp.portMax,

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
+import { MediaRanges } from '../media-ranges.js';
 import { MediaEngine, type MediaEngineOptions } from './media/engine.js';
 import { MediaWorkerPool } from './media-workers/pool.js';
 import type { MediaEngineLike } from './media-port.js';
@@ -23,6 +24,7 @@ export function mediaEngineOptions(config: Config, logger: Logger): MediaEngineO
     noRtpTimeoutMs: rtp.noRtpTimeoutMs,
     logger,
     srtp: rtp.srtp,
+    mediaRanges: new MediaRanges(config.security.mediaRanges),
     comfortNoiseDbov: rtp.comfortNoiseDbov,
   };
 }
@@ -34,5 +36,6 @@ export function mediaEngineOptions(config: Config, logger: Logger): MediaEngineO
 export function createDefaultMedia(config: Config, logger: Logger): MediaEngineLike {
   const opts = mediaEngineOptions(config, logger);
   const workers = mediaWorkerCount(config.rtp);
-  return workers > 0 ? new MediaWorkerPool({ ...opts, workers }) : new MediaEngine(opts);
+  // Workers rebuild the ranges from their entries (a class instance does not cross threads).
+  return workers > 0 ? new MediaWorkerPool({ ...opts, mediaRanges: config.security.mediaRanges, workers }) : new MediaEngine(opts);
 }

@@ -6,6 +6,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { isPayIvrError } from '../../../errors.js';
 import { createLogger } from '../../../log.js';
+import { MediaRanges } from '../../media-ranges.js';
 import { MediaEngine, type MediaSession } from '../media/engine.js';
 import type { FromWorker, SyncRequest, ToWorker, WireError, WorkerInit } from './protocol.js';
 import { replySync } from './sync-call.js';
@@ -28,7 +29,7 @@ async function main(port: MessagePort): Promise<void> {
   let engine: MediaEngine | undefined;
   try {
     if (init.preload !== undefined) await import(init.preload);
-    engine = new MediaEngine({ ...init.engine, logger });
+    engine = new MediaEngine({ ...init.engine, mediaRanges: new MediaRanges(init.mediaRanges), logger });
     await engine.start();
   } catch (e) {
     send({ t: 'start-failed', error: wire(e) });
@@ -113,6 +114,9 @@ async function main(port: MessagePort): Promise<void> {
         );
         return;
       }
+      case 'confirm':
+        sessions.get(m.sid)?.confirm();
+        return;
       case 'stop-play':
         sessions.get(m.sid)?.stopPlay();
         return;

@@ -25,7 +25,9 @@ const SPARES_PER_WORKER = 4;
 /** After a spare could not be created (ports used up), wait this long before asking again. */
 const SPARE_RETRY_MS = 1000;
 
-export interface MediaWorkerPoolOptions extends MediaEngineOptions {
+export interface MediaWorkerPoolOptions extends Omit<MediaEngineOptions, 'mediaRanges'> {
+  /** security.mediaRanges entries (each worker builds its own MediaRanges from them). */
+  mediaRanges?: readonly string[];
   /** Worker threads (>= 1); the RTP port range is split evenly between them. */
   workers: number;
   /** Module each worker imports before its engine starts (bench instrumentation only). */
@@ -145,10 +147,10 @@ export class MediaWorkerPool implements MediaEngineLike {
 
   #spawn(k: number): Promise<WorkerHandle> {
     const share = this.#shares[k] as { portMin: number; portMax: number };
-    const { logger: _logger, workers: _workers, preload, ...engine } = this.#opts;
+    const { logger: _logger, workers: _workers, preload, mediaRanges, ...engine } = this.#opts;
     const flag = new SharedArrayBuffer(4);
     const { port1, port2 } = new MessageChannel();
-    const init: WorkerInit = { engine: { ...engine, ...share }, logLevel: this.#log.level, flag, replyPort: port1, ...(preload !== undefined ? { preload } : {}) };
+    const init: WorkerInit = { engine: { ...engine, ...share }, mediaRanges: [...(mediaRanges ?? [])], logLevel: this.#log.level, flag, replyPort: port1, ...(preload !== undefined ? { preload } : {}) };
     const entry = workerEntry();
     const worker = new Worker(entry.script, { eval: entry.eval, workerData: init, transferList: [port1], name: `pay-ivr media ${k}` });
     // The main thread's SIP sockets keep the process alive; a worker alone must not.
@@ -352,6 +354,10 @@ class RemoteMediaSession extends TypedEmitter<MediaSessionEvents> implements Med
   applyAnswer(answerSdp: string): boolean {
     if (this.#closed) return false;
     return this.#h.sync.call({ t: 'apply', sid: this.#sid, sdp: answerSdp }) as boolean;
+  }
+
+  confirm(): void {
+    if (!this.#closed) this.#h.post({ t: 'confirm', sid: this.#sid });
   }
 
   updateOffer(offerSdp: string): string | undefined {

@@ -13,7 +13,9 @@ import type { MediaEngineOptions } from '../media/engine.js';
 
 /** What a worker is started with (workerData). */
 export interface WorkerInit {
-  engine: Omit<MediaEngineOptions, 'logger'>;
+  engine: Omit<MediaEngineOptions, 'logger' | 'mediaRanges'>;
+  /** security.mediaRanges entries. */
+  mediaRanges: string[];
   logLevel: string;
   /** Int32 flag the worker sets and notifies after each synchronous reply. */
   flag: SharedArrayBuffer;
@@ -39,6 +41,7 @@ export type AsyncRequest =
   /** The main thread took this spare for a call. */
   | { t: 'claim'; sid: number }
   | { t: 'play'; sid: number; pid: number; fragments: string[]; options: PlayOptions }
+  | { t: 'confirm'; sid: number }
   | { t: 'stop-play'; sid: number }
   | { t: 'inject'; sid: number; digit: DtmfDigit; source: DtmfSource }
   | { t: 'close'; sid: number }
