@@ -91,7 +91,7 @@ function handBacks(logFile: string): Record<string, number> {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'payivr-product-load-'));
-  console.error(`product-load: ${calls} payments at ${rate} calls/s, ${workers > 1 ? `${workers} media workers` : 'media on the main thread'}; files in ${dir}`);
+  console.error(`product-load: ${calls} payments at ${rate} calls/s, ${workers >= 1 ? `${workers} media worker(s)` : 'media on the main thread'}; files in ${dir}`);
   const serverArgs: ProductServerArgs = {
     sipPort: SIP_PORT,
     rtpMin: RTP_MIN,
@@ -206,7 +206,7 @@ async function main(): Promise<void> {
   if (machine !== undefined) rows.push(['machine busy in window (of 200 %) / SIPp CPU', `${f1(machine.busy * cpus().length)} % (softirq ${f1(machine.softirq)}) / ${f1(sippCpu)} %`, '']);
   rows.push(['load average before / mid-window (1 min)', `${loadBefore.toFixed(2)} / ${loadDuring.toFixed(2)}`, '']);
   console.log('');
-  console.log(`product-load: ${calls} payments, ${rate} calls/s, ${workers > 1 ? `${workers} media workers` : 'media on the main thread'}, ${new Date().toISOString()}`);
+  console.log(`product-load: ${calls} payments, ${rate} calls/s, ${workers >= 1 ? `${workers} media worker(s)` : 'media on the main thread'}, ${new Date().toISOString()}`);
   console.log(`window: ${note}`);
   console.log('| figure | measured | target |');
   console.log('|---|---|---|');

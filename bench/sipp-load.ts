@@ -71,7 +71,7 @@ interface Options {
   returnMs: number;
   unconnected: boolean;
   settleS: number;
-  /** Media worker threads of the server (0 = in-process engine). */
+  /** Media worker threads of the server (0 = in-process engine; 1 = one worker thread, which rtp.workers does not offer). */
   workers: number;
   /** Call counts of knee mode (empty: one run of --calls). */
   knee: number[];
@@ -101,7 +101,7 @@ function options(): Options {
     console.log('  --settle S: after the last call, wait S s (SIP transactions linger 32 s) and read memory again (leak check)');
     console.log('  --return-rtp MS: the sink sends one RTP packet back to every stream each MS ms (0 = off), so the server latches and connects its sockets');
     console.log('  --unconnected: the server never connect()s its RTP sockets (to compare with the default)');
-    console.log('  --workers W: media worker threads of the server (default auto = one per core, like rtp.workers; 0 = engine on the main thread)');
+    console.log('  --workers W: media worker threads of the server (default auto = one per core, like rtp.workers; 0 = engine on the main thread; 1 = one worker thread)');
     console.log('  --knee N1,N2,...: one load phase per call count (same server), then the largest N that meets the gap targets');
     console.log(`  --pacer-slots S: phase slots of the engine's pacer, 1..20 (default ${DEFAULT_PACER_SLOTS}; 1 = one burst of every stream per 20 ms frame)`);
     process.exit(0);
@@ -387,7 +387,7 @@ async function runKnee(
   }
   const knee = steps.filter((x) => x.pass).reduce((m, x) => Math.max(m, x.calls), 0);
   console.log('');
-  console.log(`sipp-load knee: ${o.workers > 1 ? `${o.workers} media workers` : 'engine on the main thread'}, ${o.rate} calls/s, ${new Date().toISOString()}`);
+  console.log(`sipp-load knee: ${o.workers >= 1 ? `${o.workers} media worker(s)` : 'engine on the main thread'}, ${o.rate} calls/s, ${new Date().toISOString()}`);
   console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, Node ${process.version}`);
   console.log('| calls | completed | gap p50 / p99 / p99.9 / max (ms) at the sink | gaps > 40 ms | streams > 30 ms | loss | sender gap p99 / max | late turns gc / wake-up / burst | INVITE p99 | server CPU | machine busy (of 200 %) | load avg | RSS/call | |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
@@ -518,7 +518,7 @@ async function main(): Promise<void> {
     rows.push({ figure: 'GC of the media threads: scavenges / mark-compacts', value: `${w.gc.minorCount} (${f1(w.gc.minorMs)} ms) / ${w.gc.majorCount} (${f1(w.gc.majorMs)} ms), longest ${f1(w.gc.maxPauseMs)} ms`, target: '', verdict: '' });
     if (w.mainGc !== undefined) rows.push({ figure: 'GC of the main thread (SIP)', value: `${w.mainGc.minorCount} (${f1(w.mainGc.minorMs)} ms) / ${w.mainGc.majorCount} (${f1(w.mainGc.majorMs)} ms), longest ${f1(w.mainGc.maxPauseMs)} ms`, target: '', verdict: '' });
     rows.push({ figure: 'late turns (> 25 ms) at the sender: gc / wake-up / burst', value: `${w.lateTurns.total}: ${w.lateTurns.gc} / ${w.lateTurns.wakeUp} / ${w.lateTurns.burst}`, target: '', verdict: '' });
-    rows.push({ figure: 'media threads / worst event-loop delay p99, max', value: `${w.workers > 1 ? `${w.workers} workers` : 'main thread'} / ${f2(w.mediaEventLoopDelayMs.p99)}, ${f2(w.mediaEventLoopDelayMs.max)} ms`, target: '', verdict: '' });
+    rows.push({ figure: 'media threads / worst event-loop delay p99, max', value: `${w.workers >= 1 ? `${w.workers} worker(s)` : 'main thread'} / ${f2(w.mediaEventLoopDelayMs.p99)}, ${f2(w.mediaEventLoopDelayMs.max)} ms`, target: '', verdict: '' });
     rows.push({ figure: 'window', value: `${(w.wallMs / 1000).toFixed(1)} s`, target: '', verdict: '' });
   }
   if (sk !== undefined) rows.push({ figure: 'sink CPU / event-loop delay p99', value: `${f1(sk.sinkCpuPercentOfOneCore)} % / ${f2(sk.sinkEventLoopDelayMs.p99)} ms`, target: '', verdict: '' });
@@ -539,7 +539,7 @@ async function main(): Promise<void> {
   console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, ${release()}`);
   console.log(`pacer: ${o.pacerSlots > 0 ? o.pacerSlots : DEFAULT_PACER_SLOTS} phase slots per 20 ms frame${o.pacerSlots > 0 ? '' : ' (engine default)'}; wake-up and burst figures are per slot`);
   console.log(`RTP sockets: ${o.unconnected ? 'never connected' : 'connected once latched'}; return RTP from the sink: ${o.returnMs > 0 ? `one packet per stream every ${o.returnMs} ms` : 'none (no latching)'}`);
-  console.log(`media: ${o.workers > 1 ? `${o.workers} worker threads (rtp.workers)` : 'engine on the main thread'}`);
+  console.log(`media: ${o.workers >= 1 ? `${o.workers} worker thread(s)` : 'engine on the main thread'}`);
   console.log(`window: ${load.windowNote}`);
   console.log(table(rows));
   if (Object.keys(s.failures).length > 0 || s.exitCode !== 0) console.log(`SIPp exit ${s.exitCode}, failures: ${JSON.stringify(s.failures)}, retransmissions ${s.retransmissions}`);

@@ -35,7 +35,7 @@ export interface ServerArgs {
   pacerSlots: number;
   /** Let the engine connect() its RTP sockets to the latched source (its default). */
   connectSockets: boolean;
-  /** Media worker threads (0 = the engine on the main thread, as before rtp.workers existed). */
+  /** Media worker threads (0 = the engine on the main thread, as before rtp.workers existed; 1 = one worker thread). */
   workers: number;
 }
 
@@ -128,7 +128,7 @@ async function main(): Promise<void> {
     connectSockets: args.connectSockets,
   };
   let engine: MediaEngineLike;
-  if (args.workers > 1) {
+  if (args.workers >= 1) {
     // Loaded only here, so this server also runs against a tree from before media workers existed.
     const { MediaWorkerPool } = await import('../../src/telephony/embedded/media-workers/pool.js');
     engine = new MediaWorkerPool({ ...engineOpts, workers: args.workers, preload: new URL('./media-probe.ts', import.meta.url).href });
@@ -230,7 +230,7 @@ async function main(): Promise<void> {
       eld.reset();
       eld.enable();
       mainProbe.start();
-      if (args.workers > 1) startWorkerProbes();
+      if (args.workers >= 1) startWorkerProbes();
       window = { wall0: performance.now(), cpu0: process.cpuUsage() };
       return { ok: true };
     },
@@ -241,7 +241,7 @@ async function main(): Promise<void> {
       const wallMs = performance.now() - w.wall0;
       eld.disable();
       const mainDump = mainProbe.dump();
-      const media = args.workers > 1 ? mergeProbes(await collectWorkerProbes(args.workers)) : mergeProbes([mainDump]);
+      const media = args.workers >= 1 ? mergeProbes(await collectWorkerProbes(args.workers)) : mergeProbes([mainDump]);
       window = undefined;
       // The histogram counts the timer's own period in every sample: take it out.
       const delay = (ns: number): number => Math.max(0, ns / 1e6 - ELD_RESOLUTION_MS);
@@ -253,7 +253,7 @@ async function main(): Promise<void> {
         tickSpanMs: media.burstSpans.summary(),
         gapByPositionMs: media.byPosition.map((h) => h.summary()),
         gc: media.gc,
-        mainGc: args.workers > 1 ? mainDump.gc : undefined,
+        mainGc: args.workers >= 1 ? mainDump.gc : undefined,
         lateTurns: media.late,
         mediaEventLoopDelayMs: media.eventLoopDelayMs,
         workers: args.workers,

@@ -90,7 +90,7 @@ async function main(): Promise<void> {
     comfortNoiseDbov: config.rtp.comfortNoiseDbov,
   };
   let media: MediaEngineLike;
-  if (args.workers > 1) {
+  if (args.workers >= 1) {
     const { MediaWorkerPool } = await import('../../src/telephony/embedded/media-workers/pool.js');
     media = new MediaWorkerPool({ ...engineOpts, workers: args.workers, preload: new URL('./media-probe.ts', import.meta.url).href });
   } else {
@@ -156,7 +156,7 @@ async function main(): Promise<void> {
       eld.reset();
       eld.enable();
       mainProbe.start();
-      if (args.workers > 1) startWorkerProbes();
+      if (args.workers >= 1) startWorkerProbes();
       window = { wall0: performance.now(), cpu0: process.cpuUsage() };
       return { ok: true };
     },
@@ -167,7 +167,7 @@ async function main(): Promise<void> {
       const wallMs = performance.now() - w.wall0;
       eld.disable();
       const mainDump = mainProbe.dump();
-      const m = args.workers > 1 ? mergeProbes(await collectWorkerProbes(args.workers)) : mergeProbes([mainDump]);
+      const m = args.workers >= 1 ? mergeProbes(await collectWorkerProbes(args.workers)) : mergeProbes([mainDump]);
       window = undefined;
       if (profiler !== undefined) {
         const { profile } = await profiler.post('Profiler.stop');
@@ -184,7 +184,7 @@ async function main(): Promise<void> {
         rtpSends: m.sends,
         lateTurns: m.late,
         gc: m.gc,
-        mainGc: args.workers > 1 ? mainDump.gc : undefined,
+        mainGc: args.workers >= 1 ? mainDump.gc : undefined,
         cpuPercentOfOneCore: (100 * (cpu.user + cpu.system)) / 1000 / wallMs,
         mainEventLoopDelayMs: { p50: delay(eld.percentile(50)), p99: delay(eld.percentile(99)), max: delay(eld.max) },
         mediaEventLoopDelayMs: m.eventLoopDelayMs,
