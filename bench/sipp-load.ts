@@ -75,6 +75,7 @@ interface Options {
   workers: number;
   /** Call counts of knee mode (empty: one run of --calls). */
   knee: number[];
+  imprecise: boolean;
 }
 
 function options(): Options {
@@ -91,6 +92,7 @@ function options(): Options {
       unconnected: { type: 'boolean', default: false },
       settle: { type: 'string', default: '0' },
       workers: { type: 'string', default: 'auto' },
+      imprecise: { type: 'boolean', default: false },
       knee: { type: 'string', default: '' },
       help: { type: 'boolean', default: false },
     },
@@ -102,6 +104,7 @@ function options(): Options {
     console.log('  --return-rtp MS: the sink sends one RTP packet back to every stream each MS ms (0 = off), so the server latches and connects its sockets');
     console.log('  --unconnected: the server never connect()s its RTP sockets (to compare with the default)');
     console.log('  --workers W: media worker threads of the server (default auto = one per core, like rtp.workers; 0 = engine on the main thread; 1 = one worker thread)');
+    console.log('  --imprecise: media workers wake on the timer only (no precise sleep of the last millisecond), for comparison');
     console.log('  --knee N1,N2,...: one load phase per call count (same server), then the largest N that meets the gap targets');
     console.log(`  --pacer-slots S: phase slots of the engine's pacer, 1..20 (default ${DEFAULT_PACER_SLOTS}; 1 = one burst of every stream per 20 ms frame)`);
     process.exit(0);
@@ -119,6 +122,7 @@ function options(): Options {
     settleS: Number(values.settle),
     workers: values.workers === 'auto' ? Math.min(8, availableParallelism()) : Number(values.workers),
     knee: values.knee === '' || values.knee === undefined ? [] : values.knee.split(',').map((x) => Number(x.trim())),
+    imprecise: values.imprecise === true,
   };
   if (!(Number.isInteger(o.workers) && o.workers >= 0 && o.workers <= 64)) throw new Error('--workers must be auto or 0..64');
   for (const n of o.knee) if (!(Number.isInteger(n) && n >= 1 && n <= MAX_CALLS)) throw new Error(`--knee: call counts must be 1..${MAX_CALLS}`);
@@ -430,6 +434,7 @@ async function main(): Promise<void> {
     pacerSlots: o.pacerSlots,
     connectSockets: !o.unconnected,
     workers: o.workers,
+    imprecise: o.imprecise,
   };
   const serverChild = forkChild('bench/support/load-server.ts', [JSON.stringify(serverArgs)], ['--expose-gc']);
   const server = new RpcClient(serverChild, 'server');
@@ -539,7 +544,7 @@ async function main(): Promise<void> {
   console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, ${release()}`);
   console.log(`pacer: ${o.pacerSlots > 0 ? o.pacerSlots : DEFAULT_PACER_SLOTS} phase slots per 20 ms frame${o.pacerSlots > 0 ? '' : ' (engine default)'}; wake-up and burst figures are per slot`);
   console.log(`RTP sockets: ${o.unconnected ? 'never connected' : 'connected once latched'}; return RTP from the sink: ${o.returnMs > 0 ? `one packet per stream every ${o.returnMs} ms` : 'none (no latching)'}`);
-  console.log(`media: ${o.workers >= 1 ? `${o.workers} worker thread(s)` : 'engine on the main thread'}`);
+  console.log(`media: ${o.workers >= 1 ? `${o.workers} worker thread(s)${o.imprecise ? ', timer-only wake-ups' : ', precise wake-ups'}` : 'engine on the main thread'}`);
   console.log(`window: ${load.windowNote}`);
   console.log(table(rows));
   if (Object.keys(s.failures).length > 0 || s.exitCode !== 0) console.log(`SIPp exit ${s.exitCode}, failures: ${JSON.stringify(s.failures)}, retransmissions ${s.retransmissions}`);

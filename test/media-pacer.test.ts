@@ -251,3 +251,47 @@ describe('Pacer phase slots', () => {
     expect(() => new Pacer(silentLogger, () => 0, 21)).toThrow(RangeError);
   });
 });
+
+describe('Pacer with a precise sleep (media worker threads)', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it('arms its timer a millisecond early, sleeps the rest, and serves each slot exactly on its boundary', () => {
+    let t = T0;
+    const slept: number[] = [];
+    // The sleep moves our clock: the thread is blocked that long.
+    const pacer = new Pacer(silentLogger, () => t, 1, (ms) => {
+      slept.push(ms);
+      t += ms;
+    });
+    const a = new Recorder();
+    pacer.add(a);
+    pacer.start();
+    // Half-millisecond steps: the timer fires on a whole-ms boundary before the frame's.
+    for (let i = 0; i < 200; i++) {
+      t += 0.5;
+      vi.advanceTimersByTime(0.5);
+    }
+    pacer.stop();
+    expect(a.calls.length).toBeGreaterThanOrEqual(4);
+    expect(a.calls.every((c) => c.frames === 1 && c.skipped === 0)).toBe(true);
+    // Every burst ran on its 20 ms boundary, none late by the timer's resolution.
+    a.at.forEach((at, i) => expect(at).toBeCloseTo(T0 + (i + 1) * FRAME_MS, 6));
+    expect(slept.length).toBe(a.calls.length);
+    expect(slept.every((ms) => ms > 0 && ms <= 2)).toBe(true);
+  });
+
+  it('never sleeps when the timer fires late (a stall): it catches up at once', () => {
+    let t = T0;
+    const slept: number[] = [];
+    const pacer = new Pacer(silentLogger, () => t, 1, (ms) => slept.push(ms));
+    const a = new Recorder();
+    pacer.add(a);
+    pacer.start();
+    t += 45; // the loop was blocked past two boundaries
+    vi.advanceTimersByTime(45);
+    pacer.stop();
+    expect(a.calls).toEqual([{ frames: 2, skipped: 0 }]);
+    expect(slept).toEqual([]);
+  });
+});

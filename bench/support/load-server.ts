@@ -37,6 +37,8 @@ export interface ServerArgs {
   connectSockets: boolean;
   /** Media worker threads (0 = the engine on the main thread, as before rtp.workers existed; 1 = one worker thread). */
   workers: number;
+  /** Workers wake on the timer only, without the precise last-millisecond sleep (comparison). */
+  imprecise?: boolean;
 }
 
 /** What every call hears, looped: a realistic mix of short and long fragments (about 30 s). */
@@ -126,6 +128,7 @@ async function main(): Promise<void> {
     comfortNoiseDbov: config.rtp.comfortNoiseDbov,
     pacerSlots,
     connectSockets: args.connectSockets,
+    ...(args.imprecise === true ? { preciseWake: false } : {}),
   };
   let engine: MediaEngineLike;
   if (args.workers >= 1) {

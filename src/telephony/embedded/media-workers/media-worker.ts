@@ -29,7 +29,8 @@ async function main(port: MessagePort): Promise<void> {
   let engine: MediaEngine | undefined;
   try {
     if (init.preload !== undefined) await import(init.preload);
-    engine = new MediaEngine({ ...init.engine, mediaRanges: new MediaRanges(init.mediaRanges), logger });
+    // A worker has nothing else to do just before a burst: it sleeps the last millisecond precisely.
+    engine = new MediaEngine({ ...init.engine, preciseWake: init.engine.preciseWake ?? true, mediaRanges: new MediaRanges(init.mediaRanges), logger });
     await engine.start();
   } catch (e) {
     send({ t: 'start-failed', error: wire(e) });

@@ -2,7 +2,7 @@ import { PayIvrError } from '../../../errors.js';
 import type { Logger } from '../../../log.js';
 import { MediaRanges } from '../../media-ranges.js';
 import { encode, type G711Codec } from './g711.js';
-import { Pacer } from './pacer.js';
+import { atomicsSleep, Pacer } from './pacer.js';
 import { RtpPortPool } from './port-pool.js';
 import { PromptLibrary } from './prompt-library.js';
 import type { SrtpPolicy } from './sdp.js';
@@ -32,6 +32,8 @@ export interface MediaEngineOptions {
   pacerSlots?: number;
   /** connect() each RTP socket to its latched source while it is alive (internal tuning, default true). */
   connectSockets?: boolean;
+  /** Sleep the last millisecond before each pacer burst precisely (media worker threads only; pacer.ts PreciseSleep). */
+  preciseWake?: boolean;
 }
 
 /** One second of low-level white noise, pre-encoded, sent instead of silence when configured. */
@@ -70,7 +72,7 @@ export class MediaEngine {
       throw new PayIvrError('ERR_CONFIG_INVALID', `invalid RTP port range ${opts.portMin}-${opts.portMax}`);
     }
     this.#opts = opts;
-    this.#pacer = new Pacer(opts.logger, undefined, opts.pacerSlots);
+    this.#pacer = new Pacer(opts.logger, undefined, opts.pacerSlots, opts.preciseWake === true ? atomicsSleep() : undefined);
     this.#ports = new RtpPortPool(opts.host, opts.portMin, opts.portMax);
   }
 

@@ -12,6 +12,26 @@ export const MAX_BURST_FRAMES = 5;
 export const DEFAULT_PACER_SLOTS = 4;
 export const MAX_PACER_SLOTS = 20;
 
+/**
+ * Blocks the thread for `ms` (sub-millisecond precision). Node's timers have a resolution of a
+ * millisecond, and each wake-up lands anywhere in that millisecond, which shows as up to a
+ * millisecond of jitter in every stream's gaps. A media worker thread has nothing else to do in
+ * the last millisecond before a burst, so it sleeps it precisely (Atomics.wait on a private
+ * word) instead; the main thread never does (SIP would wait).
+ */
+export type PreciseSleep = (ms: number) => void;
+
+/** The longest the pacer sleeps with a PreciseSleep (more means the timer fired far too early). */
+const MAX_PRECISE_SLEEP_MS = 2;
+
+/** A PreciseSleep for worker threads: Atomics.wait on a word nobody notifies. */
+export function atomicsSleep(): PreciseSleep {
+  const word = new Int32Array(new SharedArrayBuffer(4));
+  return (ms) => {
+    Atomics.wait(word, 0, 0, ms);
+  };
+}
+
 /** A stream driven by the pacer. */
 export interface PacedStream {
   /**
@@ -52,11 +72,18 @@ export class Pacer {
   /** Slot bursts served (one per occupied slot per frame). */
   ticks = 0;
 
+  /**
+   * With `sleep` set, the pacer wakes its timer up to a millisecond early and sleeps the rest
+   * with it; see PreciseSleep.
+   */
+  readonly #sleep: PreciseSleep | undefined;
+
   /** `now` is a monotonic clock in ms (injectable for tests); `slots` phase slots per frame. */
-  constructor(logger: Logger, now: () => number = () => performance.now(), slots: number = DEFAULT_PACER_SLOTS) {
+  constructor(logger: Logger, now: () => number = () => performance.now(), slots: number = DEFAULT_PACER_SLOTS, sleep?: PreciseSleep) {
     if (!(Number.isInteger(slots) && slots >= 1 && slots <= MAX_PACER_SLOTS)) throw new RangeError(`pacer slots must be 1..${MAX_PACER_SLOTS}`);
     this.#logger = logger;
     this.#now = now;
+    this.#sleep = sleep;
     this.#slots = Array.from({ length: slots }, (_, i) => ({ streams: new Set<PacedStream>(), offset: (i * FRAME_MS) / slots, framesDone: 0 }));
   }
 
@@ -132,17 +159,23 @@ export class Pacer {
     this.#clearTimer();
     if (next === Number.POSITIVE_INFINITY) return;
     // Rounded up: waking a fraction of a millisecond early would only cost an empty wake-up.
-    const delay = Math.max(1, Math.ceil(next - this.#now()));
+    // With a precise sleep: rounded down, up to a millisecond early, and the rest slept in #tick.
+    const delay = this.#sleep === undefined ? Math.max(1, Math.ceil(next - this.#now())) : Math.max(0, Math.floor(next - this.#now()) - 1);
     this.#wakeAt = next;
     this.#timer = setTimeout(this.#tick, delay);
     this.#timer.unref();
   }
 
   readonly #tick = (): void => {
+    const wakeAt = this.#wakeAt;
     this.#timer = undefined;
     this.#wakeAt = Number.POSITIVE_INFINITY;
     if (!this.#running) return;
-    const now = this.#now();
+    let now = this.#now();
+    if (this.#sleep !== undefined && wakeAt - now > 0 && wakeAt - now <= MAX_PRECISE_SLEEP_MS) {
+      this.#sleep(wakeAt - now);
+      now = this.#now();
+    }
     // A wake-up serves every slot that is due: normally one, several when the wake-up was late.
     for (const slot of this.#slots) {
       if (slot.streams.size === 0) continue;
