@@ -15,6 +15,7 @@ export function createDefaultMedia(config: Config, logger: Logger): MediaEngineL
     noRtpTimeoutMs: rtp.noRtpTimeoutMs,
     logger,
     srtp: rtp.srtp,
+    srtpSuites: rtp.srtpSuites,
     comfortNoiseDbov: rtp.comfortNoiseDbov,
   });
 }

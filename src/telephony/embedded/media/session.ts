@@ -12,7 +12,8 @@ import type { Prompt, PromptLibrary } from './prompt-library.js';
 import { Rfc4733Receiver } from './rfc4733.js';
 import { newRtpHeader, parseRtpHeader, RTP_HEADER_SIZE, writeRtpHeader } from './rtp-packet.js';
 import * as sdp from './sdp.js';
-import { SrtpContext } from './srtp.js';
+import { SrtpContext, type SrtpSuite } from './srtp.js';
+import { srtpRefusal } from '../../srtp-policy.js';
 
 export const SAMPLES_PER_FRAME = 160;
 const PACKET_SIZE = RTP_HEADER_SIZE + SAMPLES_PER_FRAME;
@@ -37,6 +38,8 @@ export interface MediaContext {
   readonly logger: Logger;
   readonly advertisedAddress: string;
   readonly srtp: sdp.SrtpPolicy;
+  /** SDES suites accepted (config rtp.srtpSuites). */
+  readonly srtpSuites?: readonly SrtpSuite[] | undefined;
   readonly noRtpTimeoutMs: number;
   /** connect() the socket to the latched source while it is alive (cheaper sends); see #connectTo. */
   readonly connectSockets: boolean;
@@ -165,6 +168,7 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
       sessionId: this.#sessionId,
       sessionVersion: this.#sdpVersion + 1,
       srtp: this.#ctx.srtp,
+      srtpSuites: this.#ctx.srtpSuites,
       localKey: this.#localKey,
     };
   }
@@ -174,7 +178,7 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
     if (this.#closed) return undefined;
     const r = sdp.answerOffer(offerSdp, this.#localParams());
     if (r === undefined) {
-      this.#log.debug('sdp offer rejected: no acceptable audio stream');
+      this.#log.debug({ why: srtpRefusal(offerSdp, this.#ctx.srtp) ?? 'no usable audio stream, codec or crypto line' }, 'sdp offer rejected');
       return undefined;
     }
     this.#sdpVersion++;

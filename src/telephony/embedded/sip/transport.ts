@@ -32,6 +32,8 @@ export interface TlsMaterial {
   key: string | Buffer;
   ca?: string | Buffer | undefined;
   minVersion: 'TLSv1.2' | 'TLSv1.3';
+  /** TLS 1.2 unless configured (Genesys BYOC speaks 1.2; config sip.tls.maxVersion). */
+  maxVersion?: 'TLSv1.2' | 'TLSv1.3' | undefined;
 }
 
 export interface SipTransportOptions {
@@ -190,7 +192,7 @@ export class SipTransport extends TypedEmitter<TransportEvents> {
     if (spec.transport === 'tls') {
       const m = this.#opts.tls;
       if (m === undefined) throw new PayIvrError('ERR_SIP_TRANSPORT', 'a TLS listener needs sip.tls certFile/keyFile');
-      server = tls.createServer({ cert: m.cert, key: m.key, ca: m.ca, minVersion: m.minVersion }, (s) => this.#adopt(s, 'tls'));
+      server = tls.createServer({ cert: m.cert, key: m.key, ca: m.ca, minVersion: m.minVersion, maxVersion: m.maxVersion ?? 'TLSv1.2' }, (s) => this.#adopt(s, 'tls'));
     } else {
       server = net.createServer((s) => this.#adopt(s, 'tcp'));
     }
@@ -216,6 +218,7 @@ export class SipTransport extends TypedEmitter<TransportEvents> {
         port: flow.port,
         ca: m?.ca,
         minVersion: m?.minVersion ?? 'TLSv1.2',
+        maxVersion: m?.maxVersion ?? 'TLSv1.2',
         servername: net.isIP(flow.address) === 0 ? flow.address : undefined,
       });
     } else {
