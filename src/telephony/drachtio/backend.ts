@@ -4,6 +4,7 @@ import type { Logger } from '../../log.js';
 import { describeError } from '../../errors.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
 import { AdmissionControl } from '../admission.js';
+import { srtpRefusal } from '../srtp-policy.js';
 import type { BackendEvents, TelephonyBackend } from '../types.js';
 import { ALLOW, DrachtioCall } from './call.js';
 import { DrachtioLink } from './drachtio-link.js';
@@ -166,11 +167,20 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
       res.send(verdict.status, verdict.reason, { headers: Object.fromEntries(verdict.headers.map((h) => [h.name, h.value])) });
       return;
     }
+    // The SRTP policy (rtp.srtp) before FreeSWITCH sees the offer: FreeSWITCH's own
+    // rtp_secure_media setting (docker/freeswitch) says the same, this makes the 488 explicit.
+    const why = srtpRefusal(req.body ?? '', this.#config.rtp.srtp);
+    if (why !== undefined) {
+      this.#log.info({ remote: `${req.source_address}:${req.source_port}`, why }, 'INVITE refused: SDP offer not acceptable');
+      res.send(488, { headers: { Warning: `302 pay-ivr "${why}"` } });
+      return;
+    }
     const call = new DrachtioCall(req, res, {
       srf: this.#drachtio.srf,
       mediaServer: () => this.#freeswitch.mediaServer,
       promptsDir: this.#config.telephony.freeswitch.promptsDir,
       userAgent: this.#config.sip.userAgent,
+      srtp: this.#config.rtp.srtp,
       logger: this.#log,
       onEnded: (c) => this.#calls.delete(c),
     });

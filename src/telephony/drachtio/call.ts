@@ -16,6 +16,7 @@ import type {
   ReferResult,
   RemoteEndpoint,
 } from '../types.js';
+import { srtpRefusal, type SrtpPolicy } from '../srtp-policy.js';
 import { playbackCommand, promptFile } from './playback.js';
 import {
   bracketUri,
@@ -48,6 +49,8 @@ export interface DrachtioCallDeps {
   mediaServer: () => MediaServer | undefined;
   promptsDir: string;
   userAgent: string;
+  /** rtp.srtp: a re-INVITE that would leave SRTP (or enter it when off) is refused. Default optional. */
+  srtp?: SrtpPolicy;
   logger: Logger;
   /** Called once when the call ended (every path). */
   onEnded: (call: DrachtioCall) => void;
@@ -514,6 +517,12 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
       return;
     }
     const offer = req.body;
+    const why = offer ? srtpRefusal(offer, this.#deps.srtp ?? 'optional') : undefined;
+    if (why !== undefined) {
+      this.#log.info({ why }, 're-INVITE refused: SDP offer not acceptable');
+      res.send(488, { headers: { Warning: `302 pay-ivr "${why}"` } });
+      return;
+    }
     const origin = sdpOrigin(offer);
     if (!offer || origin === undefined || origin === this.#remoteOrigin) {
       res.send(200, { body: dialog.local.sdp, headers: ct });
