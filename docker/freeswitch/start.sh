@@ -15,6 +15,13 @@ RTP_PORT_MAX="${RTP_PORT_MAX:-30000}"
 # The address written in FreeSWITCH's SDP, i.e. where callers send RTP (public IP behind NAT).
 EXTERNAL_RTP_IP="${PUBLIC_IP:-}"
 [ -n "$EXTERNAL_RTP_IP" ] || EXTERNAL_RTP_IP='$${local_ip_v4}'
+# SRTP uses pay-ivr's words (rtp.srtp): required | optional | off -> FreeSWITCH's rtp_secure_media.
+case "${SRTP:-required}" in
+  required) SRTP_MODE=mandatory ;;
+  optional) SRTP_MODE=optional ;;
+  off) SRTP_MODE=forbidden ;;
+  *) echo "SRTP must be required, optional or off" >&2; exit 64 ;;
+esac
 
 for f in switch.conf.xml event_socket.conf.xml acl.conf.xml console.conf.xml logfile.conf.xml modules.conf.xml; do
   cp "$SRC/autoload_configs/$f" "$CONF/autoload_configs/$f"
@@ -28,8 +35,10 @@ sed -i \
   -e "s|@RTP_PORT_MIN@|$RTP_PORT_MIN|g" \
   -e "s|@RTP_PORT_MAX@|$RTP_PORT_MAX|g" \
   -e "s|@EXTERNAL_RTP_IP@|$EXTERNAL_RTP_IP|g" \
+  -e "s|@SRTP_MODE@|$SRTP_MODE|g" \
   "$CONF/autoload_configs/event_socket.conf.xml" \
   "$CONF/autoload_configs/switch.conf.xml" \
-  "$CONF"/sip_profiles/*.xml
+  "$CONF"/sip_profiles/*.xml \
+  "$CONF"/dialplan/*.xml
 
 exec freeswitch -nonat -nf
