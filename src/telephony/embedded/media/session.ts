@@ -1,4 +1,4 @@
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import type { RemoteInfo, Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { PayIvrError } from '../../../errors.js';
@@ -12,7 +12,7 @@ import type { Prompt, PromptLibrary } from './prompt-library.js';
 import { Rfc4733Receiver } from './rfc4733.js';
 import { newRtpHeader, parseRtpHeader, RTP_HEADER_SIZE, writeRtpHeader } from './rtp-packet.js';
 import * as sdp from './sdp.js';
-import { SrtpContext, type SrtpSuite } from './srtp.js';
+import { SdesKey, SrtpContext, type SrtpSuite } from './srtp.js';
 import { srtpRefusal } from '../../srtp-policy.js';
 
 export const SAMPLES_PER_FRAME = 160;
@@ -87,7 +87,8 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
 
   readonly #sessionId = String(randomInt(1_000_000_000, 9_999_999_999));
   #sdpVersion = 0;
-  readonly #localKey = randomBytes(30);
+  /** Our SDES key: serialises as "[SDES key]", so no log line can carry it. */
+  readonly #localKey = SdesKey.random();
   #pendingOffer: sdp.OfferState | undefined;
   #media: sdp.NegotiatedMedia | undefined;
   #txSrtp: SrtpContext | undefined;
