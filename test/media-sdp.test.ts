@@ -209,6 +209,31 @@ describe('SDP: SRTP (SDES)', () => {
     expect(audioOf(r!.sdp).crypto?.[0]?.config).toBe(`inline:${KEY.toString('base64')}`);
   });
 
+  it('best-effort SRTP (the same audio as RTP/AVP and RTP/SAVP): the SRTP line is accepted, the plain one gets port 0', () => {
+    const both = [
+      'v=0',
+      'o=genesys 1 1 IN IP4 198.51.100.7',
+      's=-',
+      'c=IN IP4 198.51.100.7',
+      't=0 0',
+      'm=audio 16000 RTP/AVP 0 101',
+      'a=rtpmap:101 telephone-event/8000',
+      'm=audio 16002 RTP/SAVP 0 101',
+      'a=rtpmap:101 telephone-event/8000',
+      `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${REMOTE_KEY_B64}`,
+      '',
+    ].join('\r\n');
+    const r = answerOffer(both, local());
+    expect(r?.media).toMatchObject({ remotePort: 16002, srtp: { tag: 1 } });
+    const lines = sdpTransform.parse(r!.sdp).media;
+    expect(lines.map((x) => [x.port, x.protocol])).toEqual([
+      [0, 'RTP/AVP'],
+      [40000, 'RTP/SAVP'],
+    ]);
+    // srtp off: the plain line.
+    expect(answerOffer(both, local({ srtp: 'off' }))?.media).toMatchObject({ remotePort: 16000, srtp: undefined });
+  });
+
   it('negotiated media never serialises the far end key', () => {
     const r = answerOffer(savp([`1 AES_CM_128_HMAC_SHA1_80 inline:${REMOTE_KEY_B64}`]), local());
     const text = JSON.stringify(r?.media) + String(r?.media.srtp?.remoteKey);

@@ -190,40 +190,41 @@ function rejectedMedia(m: MediaDescription): MediaDescription {
 
 /**
  * Answers an offer. Returns undefined when no audio stream is acceptable (the caller sends 488).
- * Every m-line of the offer gets a line in the answer (RFC 3264 §6); only the first acceptable
- * audio line is accepted, the others get port 0.
+ * Every m-line of the offer gets a line in the answer (RFC 3264 §6); one audio line is accepted,
+ * the others get port 0: the first SRTP one we can key, else the first plain one (an offer of the
+ * same audio as RTP/SAVP and RTP/AVP, "best effort SRTP", is answered encrypted).
  */
 export function answerOffer(offerSdp: string, local: LocalSdpParams): { sdp: string; media: NegotiatedMedia } | undefined {
   const offer = parseSdp(offerSdp);
   if (offer === undefined) return undefined;
-  const answer = sessionSkeleton(local);
   const cryptos = cryptoValuesBySection(offerSdp);
-  let media: NegotiatedMedia | undefined;
-  for (const [i, m] of offer.media.entries()) {
-    if (media === undefined && m.type === 'audio' && m.port !== 0 && profileAllowed(m.protocol, local.srtp)) {
-      const choice = chooseAudio(m);
-      const picked = isSecure(m.protocol) ? pickCrypto(cryptos[i] ?? [], local.srtpSuites) : undefined;
-      const srtp = picked === undefined ? undefined : { suite: picked.suite, tag: picked.tag, remoteKey: picked.remoteKey };
-      if (choice !== undefined && (srtp !== undefined || !isSecure(m.protocol))) {
-        const remoteDirection = directionOf(m, offer);
-        const localDirection = mirrorDirection(remoteDirection);
-        media = {
-          codec: choice.codec,
-          payloadType: choice.payloadType,
-          telephoneEvent: choice.telephoneEvent,
-          remoteAddress: remoteAddressOf(m, offer),
-          remotePort: m.port,
-          remoteDirection,
-          localDirection,
-          srtp,
-        };
-        answer.media.push(audioMedia(local, m.protocol, [choice], choice.telephoneEvent, localDirection, picked));
-        continue;
-      }
-    }
-    answer.media.push(rejectedMedia(m));
+  const usable = offer.media.map((m, i) => {
+    if (m.type !== 'audio' || m.port === 0 || !profileAllowed(m.protocol, local.srtp)) return undefined;
+    const choice = chooseAudio(m);
+    const picked = isSecure(m.protocol) ? pickCrypto(cryptos[i] ?? [], local.srtpSuites) : undefined;
+    if (choice === undefined || (isSecure(m.protocol) && picked === undefined)) return undefined;
+    return { m, choice, picked };
+  });
+  const secureIndex = usable.findIndex((u) => u?.picked !== undefined);
+  const chosen = usable[secureIndex >= 0 ? secureIndex : usable.findIndex((u) => u !== undefined)];
+  if (chosen === undefined) return undefined;
+  const { m, choice, picked } = chosen;
+  const remoteDirection = directionOf(m, offer);
+  const localDirection = mirrorDirection(remoteDirection);
+  const media: NegotiatedMedia = {
+    codec: choice.codec,
+    payloadType: choice.payloadType,
+    telephoneEvent: choice.telephoneEvent,
+    remoteAddress: remoteAddressOf(m, offer),
+    remotePort: m.port,
+    remoteDirection,
+    localDirection,
+    srtp: picked === undefined ? undefined : { suite: picked.suite, tag: picked.tag, remoteKey: picked.remoteKey },
+  };
+  const answer = sessionSkeleton(local);
+  for (const x of offer.media) {
+    answer.media.push(x === m ? audioMedia(local, m.protocol, [choice], choice.telephoneEvent, localDirection, picked) : rejectedMedia(x));
   }
-  if (media === undefined) return undefined;
   return { sdp: sdpTransform.write(answer), media };
 }
 
