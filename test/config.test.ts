@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, loadConfig, SHIPPED_PROMPTS_DIR } from '../src/config/load.js';
 import { selectProfile, dialogueSettings } from '../src/config/profiles.js';
+import { profileSchema } from '../src/config/schema.js';
 
 function cli(args: string[], env: Record<string, string> = {}): { code: number; out: string } {
   try {
@@ -83,5 +84,36 @@ describe('configuration', () => {
     } finally {
       process.chdir(cwd);
     }
+  });
+
+  it('config/example.yaml names every setting of the schema (set, or commented with an example)', () => {
+    const text = readFileSync('config/example.yaml', 'utf8');
+    const defaults = parseConfig({}) as unknown as Record<string, unknown>;
+    const missing: string[] = [];
+    const need = (path: string, key: string): void => {
+      if (!new RegExp(`(^|[\\s{,#])${key}:`, 'm').test(text)) missing.push(`${path}${key}`);
+    };
+    for (const [section, value] of Object.entries(defaults)) {
+      need('', section);
+      if (section === 'profiles' || typeof value !== 'object' || value === null || Array.isArray(value)) continue;
+      for (const key of Object.keys(value)) need(`${section}.`, key);
+    }
+    for (const key of Object.keys(profileSchema.parse({}))) need('profiles.<name>.', key);
+    // Optional settings with no default: the example shows each one (commented).
+    for (const key of ['tls', 'publicAddress', 'sharedSecretHeader', 'digest', 'apiToken', 'file', 'agent', 'transport: tls']) {
+      if (!text.includes(`${key}`)) missing.push(key);
+    }
+    expect(missing).toEqual([]);
+  });
+
+  it("the README's example call and the example config agree (the UUI currency is the default profile's)", () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const uui = /res=approved\|[^`\s]*/.exec(readme)?.[0];
+    expect(uui, 'README shows an example result UUI').toBeDefined();
+    const cur = /\|cur=([A-Z]{3})\|/.exec(uui ?? '')?.[1];
+    const c = loadConfig('config/example.yaml', {});
+    expect(c.profiles[c.defaultProfile]?.currency).toBe(cur);
+    // The example call itself (scripts/sipp-call.ts) sends that currency too.
+    expect(readFileSync('scripts/sipp-call.ts', 'utf8')).toContain(`cur=${cur}`);
   });
 });

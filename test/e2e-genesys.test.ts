@@ -142,6 +142,9 @@ const CASES: Case[] = [
     uui: 'acct=C-1012|amt=10.00|cur=EUR|ref=INV-88',
     steps: [{ pauseMs: 3_000 }, { keys: '12*5#' }, { pauseMs: 1_500 }, { keys: '1' }, { pauseMs: 800 }, ...card(VISA, CVC3)],
   },
+  // The caller who knows the menu: 1 while the amount is read (the welcome ends ~2.3 s, the amount
+  // ~5.5 s after the answer, "press 1 to confirm" follows), then the card straight away.
+  { name: 'early-confirm', uui: 'acct=C-1013|amt=12.00|cur=USD|ref=INV-89', steps: [{ pauseMs: 4_000 }, { keys: '1' }, { pauseMs: 800 }, ...card(VISA, CVC3)] },
   { name: 'not-identified', uui: 'acct=C-1006|amt=10.00|ref=INV-82|ident=0', steps: [] },
   { name: 'agent-mode', uui: 'acct=C-1007|amt=30.00|ref=INV-83|mode=agent|agent=ag-42|ret=+33140000000', steps: [...confirmAmount, ...card(VISA, CVC3)] },
   { name: 'caller-hangup', scenario: 'caller-hangup', hangupMs: 20_000, uui: 'acct=C-1008|amt=10.00|ref=INV-84', steps: [...confirmAmount, { keys: '42424242' }] },
@@ -226,6 +229,15 @@ describe('Genesys round trip (SIPp as Genesys)', () => {
     expect(uuiOf('uui-currency-differs')).toMatchObject({ res: 'approved', amt: '1250', cur: 'USD' });
   });
 
+  it('1 pressed while the amount is announced answers the menu; the card typed after it is charged', async () => {
+    const r = results.get('early-confirm');
+    expect(r?.exitCode, r?.output).toBe(0);
+    expect(uuiOf('early-confirm')).toMatchObject({ res: 'approved', amt: '1200', last4: '4242', att: '1' });
+    if (external) return;
+    const [stored] = await app!.store.getByConversationId('cnv-early-confirm');
+    expect(stored?.attempts).toEqual({ charges: 1, declines: 0, invalidEntries: 0 });
+  });
+
   it('not identified: handed back at once without asking for a card', () => {
     expect(results.get('not-identified')?.exitCode, results.get('not-identified')?.output).toBe(0);
     expect(uuiOf('not-identified')).toMatchObject({ res: 'not-identified', ref: 'INV-82' });
@@ -282,7 +294,7 @@ describe('Genesys round trip (SIPp as Genesys)', () => {
     if (external) return;
     const lines = readFileSync(join(dir, 'pay-ivr.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { level: number; msg: string });
     expect(lines.filter((l) => l.level >= 50).map((l) => l.msg)).toEqual([]);
-    expect(lines.filter((l) => l.msg === 'hand-back REFER done')).toHaveLength(10);
+    expect(lines.filter((l) => l.msg === 'hand-back REFER done')).toHaveLength(11);
   });
 
   it('no card digits in anything the run wrote: logs, SIPp traces, Redis, results', async () => {

@@ -1,10 +1,11 @@
 import type { Logger } from '../log.js';
-import type { InboundCall, DtmfDigit, PlayResult } from '../telephony/types.js';
+import type { InboundCall, PlayResult } from '../telephony/types.js';
+import type { DtmfDigit } from '../domain/dtmf.js';
 import type { DialogueCommand, DialogueEvent, DialogueInput, DialogueResult, Transition } from '../domain/dialogue/types.js';
 import { startDialogue, step, type DialogueState } from '../domain/dialogue/machine.js';
 import type { CardData } from '../domain/sensitive.js';
-import type { Brand } from '../config/schema.js';
-import type { ChargeOutcome } from '../psp/types.js';
+import type { Brand } from '../domain/brand.js';
+import type { ChargeOutcome } from '../domain/charge.js';
 import { describeError } from '../errors.js';
 
 /** Carries out one charge command; the runner only knows it as a function. */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
+import { BRANDS } from '../domain/brand.js';
 import { OUTCOMES } from '../domain/outcome.js';
-import { ALLOW_LIST_ENTRY_PROBLEM, parseCidr } from '../telephony/admission.js';
+import { ALLOW_LIST_ENTRY_PROBLEM, parseCidr } from '../net/cidr.js';
 import { SRTP_SUITES } from '../telephony/embedded/media/srtp.js';
 
 /**
@@ -8,19 +9,6 @@ import { SRTP_SUITES } from '../telephony/embedded/media/srtp.js';
  * settings (listen addresses, backend, store, admin API) sit beside the profiles.
  * Amounts are integers in minor units of the profile currency.
  */
-
-export const BRANDS = [
-  'visa',
-  'mastercard',
-  'amex',
-  'discover',
-  'diners',
-  'jcb',
-  'unionpay',
-  'maestro',
-  'mir',
-] as const;
-export type Brand = (typeof BRANDS)[number];
 
 const port = z.number().int().min(1).max(65535);
 const host = z.string().min(1);

@@ -1,3 +1,4 @@
+import type { DtmfDigit } from '../domain/dtmf.js';
 import type { TypedEmitter } from '../util/typed-emitter.js';
 
 /**
@@ -5,7 +6,6 @@ import type { TypedEmitter } from '../util/typed-emitter.js';
  * or drachtio-server + FreeSWITCH). Nothing above this file knows SIP transactions, SDP or RTP.
  */
 
-export type DtmfDigit = '0' | '1' | '2' | '3' | '4' | '5' | '6' | '7' | '8' | '9' | '*' | '#' | 'A' | 'B' | 'C' | 'D';
 export type DtmfSource = 'rfc4733' | 'sip-info' | 'inband';
 
 export type Transport = 'udp' | 'tcp' | 'tls';

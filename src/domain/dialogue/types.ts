@@ -1,8 +1,8 @@
-import type { Brand } from '../../config/schema.js';
+import type { Brand } from '../brand.js';
 import type { CallMode, DeclineClass, Outcome } from '../outcome.js';
 import type { CardData } from '../sensitive.js';
-import type { ChargeOutcome } from '../../psp/types.js';
-import type { DtmfDigit } from '../../telephony/types.js';
+import type { ChargeOutcome } from '../charge.js';
+import type { DtmfDigit } from '../dtmf.js';
 
 /**
  * Contract of the payment dialogue: a pure state machine `(state, event) -> (state, commands)`.
