@@ -10,7 +10,7 @@ import { startApp, type App } from '../src/app.js';
 import { headerValue, type SipRequest } from '../src/telephony/embedded/sip/message.js';
 import { Baresip } from './support/baresip.js';
 import { SipPeer } from './support/sip-peer.js';
-import { Capture, eventKeys, isKnownG711, promptAudioIndex, rtpPackets, sipReadable, tlsAppDataRecords, tlsVersions, udpPortsIn, type RtpPacket } from './support/capture.js';
+import { Capture, eventKeys, isKnownG711, promptAudioIndex, rtpPackets, sipReadable, tlsAppDataRecords, tlsVersions, tsharkEventCodes, udpPortsIn, type RtpPacket } from './support/capture.js';
 
 /**
  * A real softphone pays over SIP/TLS with mandatory SDES-SRTP through the whole product
@@ -208,6 +208,17 @@ describe('baresip pays over TLS with mandatory SRTP', () => {
       expect(read).not.toContain('42424');
       expect(read.length).toBeLessThan(tlsEvents.length / 8);
       expect(eventKeys(plainRtp, EVENT_PT)).toBe('5860');
+    });
+
+    it("tshark's rtpevent dissector: on the plain call every event is a key (5, 8, 6, 0); on the SRTP call the codes are noise", () => {
+      const plain = tsharkEventCodes(capture.file, udpPortsIn(capture.file, RTP_PLAIN.min, RTP_PLAIN.max));
+      expect(plain.length).toBeGreaterThan(4 * 3);
+      expect(new Set(plain)).toEqual(new Set([5, 8, 6, 0]));
+      const srtp = tsharkEventCodes(capture.file, udpPortsIn(capture.file, RTP_TLS.min, RTP_TLS.max));
+      expect(srtp.length).toBeGreaterThan(3 * 30);
+      // Uniform bytes fall in 0-15 one time in 16; real key events always would.
+      expect(srtp.filter((c) => c <= 15).length).toBeLessThan(srtp.length / 4);
+      expect(new Set(srtp).size).toBeGreaterThan(32);
     });
 
     it('G.711: no SRTP payload decodes to silence or prompt audio; most plain payloads do', () => {

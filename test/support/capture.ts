@@ -104,6 +104,17 @@ export function rtpPackets(file: string, ports: readonly number[]): RtpPacket[] 
   });
 }
 
+/**
+ * tshark's own RFC 2833 dissector (rtpevent, on the payload type its preference names, 101 by
+ * default): the event codes it reports for packets to or from `ports`. With SRTP the header still
+ * says 101, so tshark decodes ciphertext as events too: codes 0-255 at random instead of keys.
+ */
+export function tsharkEventCodes(file: string, ports: readonly number[]): number[] {
+  if (ports.length === 0) return [];
+  const decodeAs = ports.flatMap((p) => ['-d', `udp.port==${p},rtp`]);
+  return tshark(['-r', file, ...decodeAs, '-Y', `rtpevent && udp.port in {${ports.join(', ')}}`, '-T', 'fields', '-e', 'rtpevent.event_id']).map((l) => Number(l.split(',')[0]));
+}
+
 /** UDP ports seen in the capture within [min, max]. */
 export function udpPortsIn(file: string, min: number, max: number): number[] {
   const lines = tshark(['-r', file, '-Y', `udp.port>=${min} && udp.port<=${max}`, '-T', 'fields', '-e', 'udp.srcport', '-e', 'udp.dstport']);
