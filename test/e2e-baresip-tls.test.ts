@@ -20,8 +20,10 @@ import { Capture, eventKeys, isKnownG711, promptAudioIndex, rtpPackets, sipReada
  * and no G.711 audio in the RTP. A plain call (UDP, RTP/AVP) to a second pay-ivr is captured too
  * and the same checks must find its SIP, its keys and its audio: they can fail.
  *
- * Certificate: self-signed, made here with openssl, with subjectAltName IP:127.0.0.1; baresip
- * 1.0 cannot switch verification off, so the certificate is given to it as its CA (sip_cafile).
+ * Certificate: self-signed, made here with openssl, with subjectAltName IP:127.0.0.1, and given to
+ * baresip as its CA (sip_cafile). baresip 1.0 (libre 1.1) does not verify a SIP/TLS server's
+ * certificate at all (tried: the call is established without sip_cafile too), so this test proves
+ * encryption, not authentication; pay-ivr's own TLS client side is tested in sip-tls.test.ts.
  */
 
 const TLS_PORT = 25090;

@@ -38,8 +38,8 @@ export interface BaresipOptions {
    */
   accountParams?: string;
   /**
-   * CA file baresip trusts for SIP over TLS (`sip_cafile`). baresip 1.0 has no switch to skip
-   * verification: a test's self-signed certificate is given here as its own CA.
+   * CA file baresip trusts for SIP over TLS (`sip_cafile`). baresip 1.0 does not check the
+   * server's certificate either way (it connects without this too); given for correctness.
    */
   tlsCaFile?: string;
   /** Length of the silent audio source; baresip ends its calls when it runs out (default 30 s). */
