@@ -23,7 +23,8 @@ import { Capture, eventKeys, isKnownG711, promptAudioIndex, rtpPackets, sipReada
  * Certificate: self-signed, made here with openssl, with subjectAltName IP:127.0.0.1, and given to
  * baresip as its CA (sip_cafile). baresip 1.0 (libre 1.1) does not verify a SIP/TLS server's
  * certificate at all (tried: the call is established without sip_cafile too), so this test proves
- * encryption, not authentication; pay-ivr's own TLS client side is tested in sip-tls.test.ts.
+ * encryption, not authentication; pay-ivr's TLS versions and its own certificate checks as a
+ * client are in sip-tls.test.ts.
  */
 
 const TLS_PORT = 25090;

@@ -70,4 +70,38 @@ describe('SIP over TLS: versions', () => {
     expect(parseConfig({ rtp: {} }).rtp.srtpSuites).toEqual(['AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32']);
     expect(() => parseConfig({ rtp: { srtpSuites: ['AEAD_AES_256_GCM'] } })).toThrow(/rtp\.srtpSuites/);
   });
+
+  it('as a client (a new connection to a peer), pay-ivr verifies the peer certificate: unknown CA refused, known CA served', async () => {
+    const cert = readFileSync(join(dir, 'cert.pem'));
+    // Each attempt ends on an event: data served, or the connection closed without any (the
+    // client gave up on the handshake).
+    let settle: ((r: 'served' | 'refused') => void) | undefined;
+    const server = tls.createServer({ cert, key: readFileSync(join(dir, 'key.pem')) }, (s) => s.on('data', () => settle?.('served')));
+    server.on('connection', (raw: import('node:net').Socket) => raw.on('close', () => settle?.('refused')));
+    server.on('tlsClientError', () => undefined);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as { port: number }).port;
+    const attempt = async (ca: Buffer | undefined): Promise<string> => {
+      const t = new SipTransport({
+        listen: [{ transport: 'tls', host: '127.0.0.1', port: 0 }],
+        limits: { maxMessageBytes: 16384, maxHeaders: 100, maxLineLength: 8192 },
+        logger: silentLogger,
+        tls: { cert, key: readFileSync(join(dir, 'key.pem')), minVersion: 'TLSv1.2', ca },
+      });
+      await t.start();
+      try {
+        const outcome = new Promise<string>((r) => (settle = r));
+        t.send(Buffer.from('OPTIONS sip:x@127.0.0.1 SIP/2.0\r\n\r\n'), { transport: 'tls', address: '127.0.0.1', port });
+        return await outcome;
+      } finally {
+        await t.stop();
+      }
+    };
+    try {
+      expect(await attempt(undefined)).toBe('refused'); // self-signed, not in the system CAs
+      expect(await attempt(cert)).toBe('served'); // sip.tls.caFile
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
 });
