@@ -46,6 +46,31 @@ describe('configuration', () => {
     expect(() => parseConfig({ profiles: { default: { psp: { type: 'adyen' } } } })).toThrow(/profiles\.default\.psp\.merchantAccount/);
   });
 
+  it('context safety settings fail at start with the path of the bad field', () => {
+    const bad: [unknown, RegExp][] = [
+      [{ profiles: { default: { currency: 'JPX' } } }, /profiles\.default\.currency: not an ISO 4217 currency code/],
+      [{ profiles: { default: { acceptedCurrencies: { JPX: { minAmount: 1, maxAmount: 2 } } } } }, /profiles\.default\.acceptedCurrencies\.JPX: not an ISO 4217/],
+      [{ profiles: { default: { acceptedCurrencies: { eur: { minAmount: 1, maxAmount: 2 } } } } }, /profiles\.default\.acceptedCurrencies\.eur: not an ISO 4217/],
+      [{ profiles: { default: { acceptedCurrencies: { EUR: { minAmount: 1, maxAmount: 2 } } } } }, /profiles\.default\.acceptedCurrencies\.EUR: is the profile currency/],
+      [{ profiles: { default: { acceptedCurrencies: { GBP: { minAmount: 10, maxAmount: 2 } } } } }, /profiles\.default\.acceptedCurrencies\.GBP\.maxAmount: must be >= minAmount/],
+      [{ profiles: { default: { acceptedCurrencies: { GBP: { minAmount: 10 } } } } }, /profiles\.default\.acceptedCurrencies\.GBP\.maxAmount/],
+      [{ profiles: { default: { onBadContext: 'maybe' } } }, /profiles\.default\.onBadContext/],
+      [{ profiles: { default: { handBack: { returnTargets: { numbers: '(' } } } } }, /profiles\.default\.handBack\.returnTargets\.numbers: not a valid regular expression/],
+      [{ profiles: { default: { handBack: { returnTargets: { hosts: ['evil host'] } } } } }, /profiles\.default\.handBack\.returnTargets\.hosts\.0: must be a host name/],
+      [{ profiles: { default: { handBack: { returnTargets: { uris: ['sip:a b@c'] } } } } }, /profiles\.default\.handBack\.returnTargets\.uris\.0: must be a sip/],
+      [{ profiles: { default: { handBack: { automated: 'not a uri' } } } }, /profiles\.default\.handBack\.automated: must be a sip/],
+      [{ profiles: { default: { handBack: { byOutcome: { error: 'sip:<x>' } } } } }, /profiles\.default\.handBack\.byOutcome\.error: must be a sip/],
+      [{ genesys: { keys: { reference: 'ACCT' } } }, /genesys\.keys\.reference: same key as genesys\.keys\.account/],
+      [{ genesys: { resultKeys: { src: 'a|b' } } }, /genesys\.resultKeys\.src: must be 1-32 printable characters/],
+      [{ genesys: { resultKeys: { src: 'res' } } }, /genesys\.resultKeys\.src: same key as genesys\.resultKeys\.res/],
+      [{ genesys: { fieldSeparator: '=' } }, /genesys\.keyValueSeparator: must differ from fieldSeparator/],
+    ];
+    for (const [input, message] of bad) expect(() => parseConfig(input), JSON.stringify(input)).toThrow(message);
+    const ok = parseConfig({ profiles: { default: { acceptedCurrencies: { GBP: { minAmount: 100, maxAmount: 200 } }, handBack: { returnTargets: { numbers: '\\+33[0-9]{9}', hosts: ['agents.example:5061'] } } } } });
+    expect(ok.profiles.default?.onBadContext).toBe('hand-back');
+    expect(ok.profiles.default?.handBack.returnTargets).toEqual({ numbers: '\\+33[0-9]{9}', hosts: ['agents.example:5061'], uris: [] });
+  });
+
   it('a missing file is a clear error', () => {
     const r = cli(['check-config', 'no/such/file.yaml']);
     expect(r.code).not.toBe(0);

@@ -122,6 +122,7 @@ describe('dialogue: approved payments', () => {
     expect(r).toEqual({
       outcome: 'approved',
       amount: 4990,
+      amountSource: 'context',
       currency: 'EUR',
       brand: 'visa',
       last4: '4242',
@@ -205,7 +206,7 @@ describe('dialogue: amount', () => {
     expect(d.lastPlay().fragments).toEqual(['enter-card-number']);
     enterCard(d, `${VISA}#`);
     expect(d.charges[0]?.amount).toBe(1250);
-    expect(d.playOut()).toMatchObject({ outcome: 'approved', amount: 1250, attempts: { invalidEntries: 1 } });
+    expect(d.playOut()).toMatchObject({ outcome: 'approved', amount: 1250, amountSource: 'caller', attempts: { invalidEntries: 1 } });
   });
 
   it('above the maximum says the maximum; bad formats say the amount is invalid', () => {
@@ -233,7 +234,7 @@ describe('dialogue: amount', () => {
     d.keys('1');
     enterCard(d, `${VISA}#`);
     expect(d.charges[0]?.amount).toBe(4990);
-    expect(d.playOut().outcome).toBe('approved');
+    expect(d.playOut()).toMatchObject({ outcome: 'approved', amountSource: 'balance' });
 
     const e = driver({ amountSource: 'choice' });
     e.keys('2');
@@ -242,6 +243,7 @@ describe('dialogue: amount', () => {
     e.keys('1');
     enterCard(e, `${VISA}#`);
     expect(e.charges[0]?.amount).toBe(2000);
+    expect(e.playOut()).toMatchObject({ outcome: 'approved', amount: 2000, amountSource: 'caller' });
   });
 
   it('amount refused: 3 at the amount announcement or at the choice menu', () => {

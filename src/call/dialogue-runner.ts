@@ -57,6 +57,15 @@ export class DialogueRunner {
     });
   }
 
+  /**
+   * Ends the dialogue early for the service (drain deadline): the machine sees the caller as gone,
+   * so it wipes what it holds, waits for a charge already with the PSP and finishes with its
+   * real outcome. The call layer then still hands the call back. Idempotent.
+   */
+  endEarly(): void {
+    this.#dispatch({ type: 'hangup' });
+  }
+
   /** Stops everything this runner started. Safe to call any number of times. */
   kill(): void {
     if (this.#killed) return;

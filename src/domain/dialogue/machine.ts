@@ -171,6 +171,7 @@ function result(s: DialogueState, outcome: Outcome): DialogueResult {
   return {
     outcome,
     amount: s.amount,
+    amountSource: s.amount === undefined ? undefined : s.amountSource,
     currency: s.input.settings.currency,
     brand: s.charged?.brand,
     last4: s.charged?.last4,
@@ -225,6 +226,7 @@ function begin(s: DialogueState, out: Out): void {
   const due = usableContextAmount(s);
   if (due !== undefined && settings.amountSource === 'context') {
     s.amount = due;
+    s.amountSource = 'context';
     if (settings.readback.amount) enterMenu(s, out, 'amount-context', []);
     else continueCard(s, out, []);
   } else if (due !== undefined && settings.amountSource === 'choice') {
@@ -371,6 +373,7 @@ function evaluateAmount(s: DialogueState, out: Out, keys: string): void {
     return;
   }
   s.amount = parsed.minor;
+  s.amountSource = 'caller';
   if (settings.readback.amount) enterMenu(s, out, 'confirm-amount', []);
   else continueCard(s, out, []);
 }
@@ -493,6 +496,7 @@ function onMenuYes(s: DialogueState, out: Out, menu: MenuKind): void {
     const due = usableContextAmount(s);
     if (due === undefined) throw new Error('dialogue invariant: context amount missing');
     s.amount = due;
+    s.amountSource = 'balance';
   }
   // amount-context / confirm-amount / confirm-<card field>: go on with what is missing.
   continueCard(s, out, []);

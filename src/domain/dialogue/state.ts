@@ -1,6 +1,6 @@
 import type { ChargeOutcome } from '../charge.js';
 import type { Brand } from '../brand.js';
-import type { DeclineClass } from '../outcome.js';
+import type { AmountSource, DeclineClass } from '../outcome.js';
 import type { CardData, SensitiveDigits } from '../sensitive.js';
 import type { DialogueInput, DialogueResult } from './types.js';
 
@@ -67,6 +67,8 @@ export interface DialogueState {
   phase: Phase;
   /** Amount to charge (minor units) once known. */
   amount: number | undefined;
+  /** Where `amount` came from; set and cleared with it. */
+  amountSource: AmountSource | undefined;
   card: CardFields;
   /** Decline-driven re-entries already used for the current card (each is allowed once). */
   reentry: { securityCode: boolean; expiry: boolean; processing: boolean };
@@ -97,6 +99,7 @@ export function createDialogue(input: DialogueInput): DialogueState {
     input,
     phase: { kind: 'idle' },
     amount: undefined,
+    amountSource: undefined,
     card: { pan: undefined, brand: undefined, expiry: undefined, securityCode: undefined },
     reentry: { securityCode: false, expiry: false, processing: false },
     failures: { amount: 0, pan: 0, expiry: 0, securityCode: 0 },

@@ -1,5 +1,5 @@
 import type { Brand } from '../brand.js';
-import type { CallMode, DeclineClass, Outcome } from '../outcome.js';
+import type { AmountSource, CallMode, DeclineClass, Outcome } from '../outcome.js';
 import type { CardData } from '../sensitive.js';
 import type { ChargeOutcome } from '../charge.js';
 import type { DtmfDigit } from '../dtmf.js';
@@ -76,6 +76,8 @@ export type DialogueCommand =
 export interface DialogueResult {
   outcome: Outcome;
   amount?: number | undefined;
+  /** Where `amount` came from (set together with it). */
+  amountSource?: AmountSource | undefined;
   currency: string;
   brand?: Brand | undefined;
   last4?: string | undefined;
