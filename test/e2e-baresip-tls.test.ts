@@ -27,11 +27,11 @@ import { Capture, eventKeys, isKnownG711, promptAudioIndex, rtpPackets, sipReada
  * client are in sip-tls.test.ts.
  */
 
-const TLS_PORT = 25090;
-const PLAIN_PORT = 25092;
-const AGENT_PORT = 25800;
-const RTP_TLS = { min: 35400, max: 35499 };
-const RTP_PLAIN = { min: 35500, max: 35599 };
+const TLS_PORT = 27090;
+const PLAIN_PORT = 27092;
+const AGENT_PORT = 27800;
+const RTP_TLS = { min: 37400, max: 37499 };
+const RTP_PLAIN = { min: 37500, max: 37599 };
 const PAN = '4242424242424242';
 const EVENT_PT = 101; // baresip's telephone-event payload type
 
@@ -70,6 +70,10 @@ beforeAll(async () => {
     appConfig({
       sip: { listen: [{ transport: 'tls', host: '127.0.0.1', port: TLS_PORT }], tls: { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem') } },
       rtp: { host: '127.0.0.1', portMin: RTP_TLS.min, portMax: RTP_TLS.max, srtp: 'required' },
+      // baresip 1.0 formats a transfer target into a 256-byte event buffer: a longer Refer-To
+      // (a full result UUI is ~100 characters, 200 in hex) makes it transfer to '' and answer the
+      // REFER's NOTIFY with 500. Genesys has no such limit; the UUI budget keeps it short here.
+      genesys: { uuiBudget: 80 },
     }),
     createLogger({ level: 'debug', destination: logTls() }),
   );
@@ -77,10 +81,10 @@ beforeAll(async () => {
     appConfig({ sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: PLAIN_PORT }] }, rtp: { host: '127.0.0.1', portMin: RTP_PLAIN.min, portMax: RTP_PLAIN.max, srtp: 'optional' } }),
     createLogger({ level: 'debug', destination: logPlain() }),
   );
-  phoneTls = await Baresip.start({ sipPort: 25600, ctrlPort: 25605, rtpMin: 25610, rtpMax: 25649, accountParams: ';regint=0;audio_codecs=PCMU,PCMA;mediaenc=srtp-mand', tlsCaFile: join(dir, 'cert.pem'), audioSeconds: 120 });
-  phonePlain = await Baresip.start({ sipPort: 25700, ctrlPort: 25705, rtpMin: 25710, rtpMax: 25749 });
+  phoneTls = await Baresip.start({ sipPort: 27600, ctrlPort: 27605, rtpMin: 27610, rtpMax: 27649, accountParams: ';regint=0;audio_codecs=PCMU,PCMA;mediaenc=srtp-mand', tlsCaFile: join(dir, 'cert.pem'), audioSeconds: 120 });
+  phonePlain = await Baresip.start({ sipPort: 27700, ctrlPort: 27705, rtpMin: 27710, rtpMax: 27749 });
   // The hand-back target: answers baresip's transfer INVITE with an SDES answer of its own.
-  agent = await SipPeer.open('udp', 25600, AGENT_PORT);
+  agent = await SipPeer.open('udp', 27600, AGENT_PORT);
 }, 30_000);
 
 afterAll(async () => {
@@ -111,7 +115,7 @@ function answerTransfer(invite: SipRequest): void {
     's=-',
     'c=IN IP4 127.0.0.1',
     't=0 0',
-    'm=audio 25850 RTP/SAVP 0 101',
+    'm=audio 27850 RTP/SAVP 0 101',
     'a=rtpmap:0 PCMU/8000',
     'a=rtpmap:101 telephone-event/8000',
     `a=crypto:${crypto?.[1] ?? '1'} ${crypto?.[2] ?? 'AES_CM_128_HMAC_SHA1_80'} inline:${randomBytes(30).toString('base64')}`,
