@@ -34,6 +34,18 @@ const tlsSchema = z
   })
   .refine((t) => !(t.minVersion === 'TLSv1.3' && t.maxVersion === 'TLSv1.2'), { message: 'minVersion TLSv1.3 needs maxVersion TLSv1.3', path: ['maxVersion'] });
 
+/** TCP/TLS listener limits: what one source can hold against everyone else. */
+const streamsSchema = z.strictObject({
+  /** Connections open at once, in all. */
+  maxConnections: z.number().int().min(1).max(100_000).default(1024),
+  /** Inbound connections open at once from one source address (a Genesys edge needs a few). */
+  maxConnectionsPerSource: z.number().int().min(1).max(100_000).default(32),
+  /** A whole SIP message (or TLS handshake) must arrive within this long of its first byte. */
+  messageTimeoutMs: ms.default(5_000),
+  /** A connection silent this long is closed (the trunk reconnects when it next sends). */
+  idleTimeoutMs: ms.default(60_000),
+});
+
 const sipSchema = z.strictObject({
   listen: z.array(listenSchema).min(1).default([
     { transport: 'udp', host: '127.0.0.1', port: 5060 },
@@ -48,6 +60,7 @@ const sipSchema = z.strictObject({
   userAgent: z.string().default('pay-ivr'),
   /** Session-Expires we ask for when the caller supports timers (RFC 4028), seconds. */
   sessionExpires: z.number().int().min(90).max(86400).default(1800),
+  streams: streamsSchema.default(streamsSchema.parse({})),
 });
 
 const rtpSchema = z.strictObject({
@@ -102,6 +115,12 @@ const telephonySchema = z.strictObject({
 const securitySchema = z.strictObject({
   /** CIDRs allowed to send INVITEs; empty = everyone (a warning is logged at start). */
   allowList: z.array(z.string().min(1).refine((s) => parseCidr(s) !== undefined, { message: ALLOW_LIST_ENTRY_PROBLEM })).default([]),
+  /**
+   * CIDRs of the carrier's media servers (Genesys: docs/genesys.md). Empty = RTP only from the
+   * exact address the SDP names. Set: SDP media addresses outside them get 488, and RTP may also
+   * come from another address inside them. Both backends.
+   */
+  mediaRanges: z.array(z.string().min(1).refine((s) => parseCidr(s) !== undefined, { message: ALLOW_LIST_ENTRY_PROBLEM })).default([]),
   /** Static shared-secret trunk header, compared in constant time. */
   sharedSecretHeader: z
     .strictObject({ name: z.string().min(1), value: z.string().min(8) })
@@ -111,6 +130,12 @@ const securitySchema = z.strictObject({
   /** New INVITEs per source address per second. */
   ratePerSource: z.number().int().min(1).default(20),
   maxConcurrentCalls: z.number().int().min(1).default(2000),
+  /**
+   * Embedded backend: a refused INVITE (allow-list, rate, capacity, secret, digest) gets one stateless final
+   * response ('respond'), or nothing at all ('silent': the sender learns nothing, but a
+   * misconfigured trunk then sees timeouts instead of a 403).
+   */
+  refusal: z.enum(['respond', 'silent']).default('respond'),
 });
 
 const storeSchema = z.strictObject({
@@ -128,6 +153,17 @@ const adminSchema = z.strictObject({
   port: port.default(8080),
   /** Bearer token for the result lookup API; unset = lookups refused. */
   apiToken: z.string().min(16).optional(),
+});
+
+const reportsSchema = z.strictObject({
+  /** Segment records kept this long (Redis keys expire, the memory store drops older ones). */
+  retentionDays: z.number().int().min(1).max(3650).default(90),
+  /** Segment records kept by the memory store; the oldest go first. */
+  maxSegments: z.number().int().min(1).max(5_000_000).default(100_000),
+  /** Session cookie lifetime of the reports page. */
+  sessionHours: z.number().int().min(1).max(168).default(8),
+  /** Mark the session cookie Secure: set it when a TLS reverse proxy serves the page. */
+  secureCookie: z.boolean().default(false),
 });
 
 /** Graceful drain (SIGTERM, `pay-ivr drain`, POST /v1/admin/drain). */
@@ -371,6 +407,7 @@ export const configSchema = z
     security: securitySchema.default(securitySchema.parse({})),
     store: storeSchema.default(storeSchema.parse({})),
     admin: adminSchema.default(adminSchema.parse({})),
+    reports: reportsSchema.default(reportsSchema.parse({})),
     log: logSchema.default(logSchema.parse({})),
     drain: drainSchema.default(drainSchema.parse({})),
     genesys: genesysSchema.default(genesysSchema.parse({})),
