@@ -132,7 +132,9 @@ export function buildReferTo(target: string, uuiAscii: string, host?: string): s
  * Where the call goes back to, as a SIP URI (without the UUI; pass it to buildReferTo):
  *  1. agent mode and not identified: back to the agent (rule 3 below) - the agent handles it,
  *     whatever the overrides say;
- *  2. handBack.byOutcome[outcome] when configured;
+ *  2. handBack.byOutcome[outcome] when configured (`unconfirmed` without its own entry uses the
+ *     `psp-error` one: a flow that routes PSP failures somewhere gets the unknown ones there too,
+ *     and tells them apart by `res=`);
  *  3. agent mode: the UUI return number (a bare number or tel: URI is combined with
  *     handBack.returnHost), else (absent or unusable) handBack.agent, else handBack.automated;
  *  4. automated mode: handBack.automated.
@@ -152,7 +154,7 @@ export function selectHandBackTarget(outcome: Outcome, ctx: Pick<CallContext, 'm
     return toSipTarget(handBack.agent ?? handBack.automated, host);
   };
   if (ctx.mode === 'agent' && outcome === 'not-identified') return agentTarget();
-  const override = handBack.byOutcome[outcome];
+  const override = handBack.byOutcome[outcome] ?? (outcome === 'unconfirmed' ? handBack.byOutcome['psp-error'] : undefined);
   if (override !== undefined) return toSipTarget(override, host);
   if (ctx.mode === 'agent') return agentTarget();
   return toSipTarget(handBack.automated, host);
