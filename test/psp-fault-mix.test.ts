@@ -8,7 +8,7 @@ import { StripeGateway } from '../src/psp/stripe.js';
 import { AdyenGateway } from '../src/psp/adyen.js';
 import { ADYEN_API_VERSION } from '../src/psp/adyen.js';
 import { newIdempotencyKey } from '../src/psp/idempotency.js';
-import type { ChargeOutcome } from '../src/psp/types.js';
+import type { ChargeOutcome } from '../src/domain/charge.js';
 import type { Outcome } from '../src/domain/outcome.js';
 import { DialogueDriver, makeInput } from './dialogue-driver.js';
 import { randomLuhnPan } from './support/proc-mem.js';

@@ -25,6 +25,8 @@ import type { Metrics } from './metrics.js';
 export interface BackendStatus {
   ready: boolean;
   activeCalls: number;
+  /** True while the node drains (takes no new calls). */
+  draining?: boolean | undefined;
 }
 
 export interface AdminServerOptions {
@@ -32,6 +34,8 @@ export interface AdminServerOptions {
   store: ResultStore;
   metrics: Metrics;
   backendStatus: () => BackendStatus;
+  /** Starts a graceful drain (POST /v1/admin/drain); absent: the route answers 501. */
+  drain?: (() => void) | undefined;
   logger: Logger;
 }
 
@@ -138,7 +142,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     } catch {
       status = { ready: false, activeCalls: 0 };
     }
-    return reply.code(status.ready ? 200 : 503).send({ ready: status.ready, activeCalls: status.activeCalls });
+    return reply.code(status.ready ? 200 : 503).send({ ready: status.ready, activeCalls: status.activeCalls, draining: status.draining === true });
   });
 
   app.get('/metrics', async (_request, reply) => {
@@ -186,6 +190,14 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     });
 
     v1.get('/calls', async () => ({ calls: await store.liveCalls() }));
+
+    // Graceful drain: answered at once; the node exits by itself when its calls are done.
+    v1.post('/admin/drain', async (_request, reply) => {
+      if (opts.drain === undefined) return reply.code(501).send({ error: 'drain not available' });
+      opts.drain();
+      const status = backendStatus();
+      return reply.code(202).send({ draining: true, activeCalls: status.activeCalls });
+    });
   }, { prefix: '/v1' });
 
   await app.listen({ host: config.admin.host, port: config.admin.port });
