@@ -12,6 +12,15 @@ interface CardSlice {
 const DIGIT_0 = 0x30;
 
 /**
+ * A zero-filled Buffer on its own ArrayBuffer: not allocUnsafe (a shared pool we could not zero
+ * alone), and never inside the V8 heap (where the garbage collector may move it and leave the old
+ * bytes behind), whatever its size.
+ */
+export function ownBuffer(size: number): Buffer {
+  return Buffer.from(new ArrayBuffer(size));
+}
+
+/**
  * Builds a JSON request body in which card digits never become JavaScript strings (which cannot
  * be wiped): the body object carries placeholders, and `toBuffer()` copies the digits straight
  * from the SensitiveDigits buffers into the body bytes. The adapter zeroes that Buffer once the
@@ -42,8 +51,7 @@ export class CardJsonBody {
     parts.push(text.slice(last));
     let size = 0;
     for (const p of parts) size += typeof p === 'string' ? Buffer.byteLength(p) : p.prefix.length + Math.max(0, p.end - p.start);
-    // Buffer.alloc, not allocUnsafe: a pooled buffer shares memory we could not zero alone.
-    const buf = Buffer.alloc(size);
+    const buf = ownBuffer(size);
     let off = 0;
     for (const p of parts) {
       if (typeof p === 'string') {
@@ -95,8 +103,7 @@ export function cardFormBody(fields: readonly FormField[]): Buffer {
       size += formEscape(p.prefix ?? '', false).length + Math.max(0, b - a);
     }
   }
-  // Buffer.alloc, not allocUnsafe: a pooled buffer shares memory we could not zero alone.
-  const buf = Buffer.alloc(size);
+  const buf = ownBuffer(size);
   let off = 0;
   for (const p of parts) {
     if (typeof p === 'string') {

@@ -1,4 +1,5 @@
 import { SensitiveDigits } from '../../domain/sensitive.js';
+import { ownBuffer } from '../card-body.js';
 
 /**
  * The sandbox often runs inside the pay-ivr process (`psp: { type: sandbox }` without a URL), so
@@ -81,7 +82,7 @@ export function takeFormCardFields(body: Buffer, keys: ReadonlySet<string>): Tak
  */
 export function takeJsonCardFields(body: Buffer, keys: ReadonlySet<string>): TakenBody {
   const fields = new Map<string, TakenField>();
-  const copy = Buffer.alloc(body.length);
+  const copy = ownBuffer(body.length);
   body.copy(copy);
   try {
     for (const key of keys) {
