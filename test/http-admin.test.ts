@@ -101,11 +101,11 @@ describe('admin HTTP API', () => {
     ready = false;
     let res = await get('/ready', null);
     expect(res.status).toBe(503);
-    expect(await res.json()).toEqual({ ready: false, activeCalls: 3 });
+    expect(await res.json()).toEqual({ ready: false, activeCalls: 3, draining: false });
     ready = true;
     res = await get('/ready', null);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ ready: true, activeCalls: 3 });
+    expect(await res.json()).toEqual({ ready: true, activeCalls: 3, draining: false });
   });
 
   it('GET /metrics is Prometheus text with the counters', async () => {

@@ -14,6 +14,7 @@ import type { ContextProblem } from '../domain/outcome.js';
 import { DialogueRunner, type ChargeFn } from './dialogue-runner.js';
 import { newIdempotencyKey } from '../psp/idempotency.js';
 import { describeError } from '../errors.js';
+import type { Reports } from '../reports/index.js';
 
 export interface CallControllerDeps {
   config: Config;
@@ -22,6 +23,8 @@ export interface CallControllerDeps {
   metrics: Metrics;
   /** The gateway of a profile (one per profile, created at start). */
   gatewayFor: (profileName: string) => PaymentGateway;
+  /** Segment records and live call events (optional: tests of the call alone go without). */
+  reports?: Reports | undefined;
   /** Clock, injectable for tests. */
   now?: () => Date;
 }
@@ -73,6 +76,7 @@ export class CallController {
     const badContext = profile.onBadContext === 'hand-back' ? resolved.badContext : undefined;
 
     this.#deps.metrics.callStarted();
+    const segment = this.#deps.reports?.recorder({ id: this.#call.id, profile: selected.name, mode: ctx.mode, language: ctx.language ?? profile.language, now });
     // Not awaited: the live-call list is informational and must never delay the answer.
     void this.#deps.store
       .liveCallStarted({ id: this.#call.id, callId: this.#call.callId, startedAt: started.toISOString(), profile: selected.name, conversationId: ctx.conversationId, state: 'answering' })
@@ -82,6 +86,7 @@ export class CallController {
     let pspMs = 0;
     try {
       await this.#call.answer();
+      segment?.answered();
       log.info({ mode: ctx.mode, identified: ctx.identified, uui: ctx.uuiStatus }, 'call answered');
       if (badContext !== undefined) {
         log.warn({ why: badContext }, 'bad call context: handing back at once with outcome error');
@@ -115,7 +120,13 @@ export class CallController {
         },
         charge,
         log,
-        { onCharge: (phase) => void this.#setLiveState(phase === 'start' ? 'charging' : 'collecting') },
+        {
+          onCharge: (phase, outcome) => {
+            segment?.charge(phase, outcome);
+            void this.#setLiveState(phase === 'start' ? 'charging' : 'collecting');
+          },
+          ...(segment !== undefined ? { onProgress: (p) => segment.progress(p) } : {}),
+        },
       );
       void this.#setLiveState('collecting');
       const running = this.#runner.run();
@@ -161,6 +172,7 @@ export class CallController {
     if ((cutByNode || !dres.callerGone) && this.#call.state !== 'ended') {
       if (cutByNode) log.warn({ outcome: result.outcome }, 'drain deadline: dialogue ended by the node, handing the call back');
       void this.#setLiveState('handback');
+      segment?.step('handback');
       result.handBack = await this.#handBack(result, ctx, resolved, profile, log);
     } else {
       result.handBack = { target: '', status: 'skipped', detail: 'caller hung up' };
@@ -172,6 +184,7 @@ export class CallController {
     log.info({ outcome: result.outcome, brand: result.brand, last4: result.last4, handBack: result.handBack.status, ms: result.timings.durationMs }, 'call finished');
     await this.#deps.store.saveResult({ ...result, id: this.#call.id }).catch((e: unknown) => log.error({ err: describeError(e) }, 'result not stored'));
     await this.#deps.store.liveCallEnded(this.#call.id).catch(() => undefined);
+    if (segment !== undefined) await this.#deps.reports?.save(segment.finish(result));
     return result;
   }
 

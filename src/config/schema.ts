@@ -105,6 +105,12 @@ const telephonySchema = z.strictObject({
 const securitySchema = z.strictObject({
   /** CIDRs allowed to send INVITEs; empty = everyone (a warning is logged at start). */
   allowList: z.array(z.string().min(1).refine((s) => parseCidr(s) !== undefined, { message: ALLOW_LIST_ENTRY_PROBLEM })).default([]),
+  /**
+   * CIDRs of the carrier's media servers (Genesys: docs/genesys.md). Empty = RTP only from the
+   * exact address the SDP names. Set: SDP media addresses outside them get 488, and RTP may also
+   * come from another address inside them. Both backends.
+   */
+  mediaRanges: z.array(z.string().min(1).refine((s) => parseCidr(s) !== undefined, { message: ALLOW_LIST_ENTRY_PROBLEM })).default([]),
   /** Static shared-secret trunk header, compared in constant time. */
   sharedSecretHeader: z
     .strictObject({ name: z.string().min(1), value: z.string().min(8) })
@@ -137,6 +143,17 @@ const adminSchema = z.strictObject({
   port: port.default(8080),
   /** Bearer token for the result lookup API; unset = lookups refused. */
   apiToken: z.string().min(16).optional(),
+});
+
+const reportsSchema = z.strictObject({
+  /** Segment records kept this long (Redis keys expire, the memory store drops older ones). */
+  retentionDays: z.number().int().min(1).max(3650).default(90),
+  /** Segment records kept by the memory store; the oldest go first. */
+  maxSegments: z.number().int().min(1).max(5_000_000).default(100_000),
+  /** Session cookie lifetime of the reports page. */
+  sessionHours: z.number().int().min(1).max(168).default(8),
+  /** Mark the session cookie Secure: set it when a TLS reverse proxy serves the page. */
+  secureCookie: z.boolean().default(false),
 });
 
 /** Graceful drain (SIGTERM, `pay-ivr drain`, POST /v1/admin/drain). */
@@ -380,6 +397,7 @@ export const configSchema = z
     security: securitySchema.default(securitySchema.parse({})),
     store: storeSchema.default(storeSchema.parse({})),
     admin: adminSchema.default(adminSchema.parse({})),
+    reports: reportsSchema.default(reportsSchema.parse({})),
     log: logSchema.default(logSchema.parse({})),
     drain: drainSchema.default(drainSchema.parse({})),
     genesys: genesysSchema.default(genesysSchema.parse({})),
