@@ -484,4 +484,57 @@ describe('docker compose deployment', () => {
       expect(tag, ref).toMatch(/^v?\d+\.\d+\.\d+/);
     }
   });
+
+  it('the fleet overlay: two FreeSWITCH and two app nodes on one host, every node lists both media servers, no port used twice', () => {
+    type Overlay = { services: Record<string, Service & { extends?: { file: string; service: string }; stop_grace_period?: string }> };
+    const overlay = parseYaml(read('docker-compose.fleet.yml')) as Overlay;
+    const fs2 = overlay.services['freeswitch-2'];
+    const app2 = overlay.services['pay-ivr-2'];
+    expect(fs2?.extends).toEqual({ file: 'docker-compose.yml', service: 'freeswitch' });
+    expect(app2?.extends).toEqual({ file: 'docker-compose.yml', service: 'pay-ivr' });
+    // What compose runs: the base service with the overlay's environment and mounts on top.
+    const fs2Env = { ...resolvedEnv(services.freeswitch as Service, dotenv), ...resolvedEnv(fs2 as Service, dotenv) };
+    const fs1Env = resolvedEnv(services.freeswitch as Service, dotenv);
+    const nodes = [
+      { env: { ...payEnv, ...resolvedEnv(overlay.services['pay-ivr'] as Service, dotenv) }, file: mountSource(overlay.services['pay-ivr'] as Service, '/etc/pay-ivr/pay-ivr.yaml') },
+      { env: { ...payEnv, ...resolvedEnv(app2 as Service, dotenv) }, file: mountSource(app2 as Service, '/etc/pay-ivr/pay-ivr.yaml') },
+    ].map((n) => loadConfig(join(DOCKER, n.file ?? 'missing'), n.env));
+
+    // Each FreeSWITCH as its start script writes it: event socket and drachtio_mrf SIP ports.
+    const started = [fs1Env, fs2Env].map((env) => {
+      const conf = mkdtempSync(join(tmpdir(), 'payivr-fs-fleet-'));
+      try {
+        for (const d of ['autoload_configs', 'sip_profiles', 'dialplan']) mkdirSync(join(conf, d), { recursive: true });
+        const r = runStartScript('freeswitch/start.sh', { ...env, FREESWITCH_SECRET: 'S3cret' }, conf);
+        expect(r.status, r.stderr).toBe(0);
+        return {
+          esl: Number(param(readFileSync(join(conf, 'autoload_configs', 'event_socket.conf.xml'), 'utf8'), 'listen-port')),
+          sip: Number(param(readFileSync(join(conf, 'sip_profiles', 'drachtio_mrf.xml'), 'utf8'), 'sip-port')),
+          rtp: [Number(env.RTP_PORT_MIN), Number(env.RTP_PORT_MAX)] as const,
+        };
+      } finally {
+        rmSync(conf, { recursive: true, force: true });
+      }
+    });
+    expect(started.map((f) => [f.esl, f.sip])).toEqual([[8021, 5080], [8022, 5082]]);
+    const ranges = started.map((f) => f.rtp);
+    expect((ranges[0]?.[1] ?? 0) < (ranges[1]?.[0] ?? 0)).toBe(true);
+
+    const hostPorts: number[] = [5060, 5061, 9022, 6379, ...started.flatMap((f) => [f.esl, f.sip])];
+    for (const c of nodes) {
+      expect(c.telephony.backend).toBe('drachtio');
+      const servers = [c.telephony.freeswitch, ...c.telephony.freeswitchPool];
+      // Both media servers, by their event sockets.
+      expect(servers.map((x) => x.port).sort()).toEqual(started.map((f) => f.esl).sort());
+      hostPorts.push(c.admin.port, ...servers.map((x) => x.listenPort));
+      expect(c.store.type).toBe('redis');
+    }
+    expect(nodes.map((c) => c.admin.port)).toEqual([8080, 8081]);
+    expect(new Set(hostPorts).size).toBe(hostPorts.length);
+    for (const p of hostPorts) for (const [lo, hi] of ranges) expect(p < lo || p > hi).toBe(true);
+    // SIGTERM drains: compose must wait at least drain.maxMs before it kills.
+    for (const [i, svc] of [overlay.services['pay-ivr'], app2].entries()) {
+      expect(Number(/^(\d+)s$/.exec(svc?.stop_grace_period ?? '')?.[1]) * 1000).toBeGreaterThan(nodes[i]?.drain.maxMs ?? Infinity);
+    }
+  });
 });
