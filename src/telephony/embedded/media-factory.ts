@@ -24,6 +24,7 @@ export function mediaEngineOptions(config: Config, logger: Logger): MediaEngineO
     noRtpTimeoutMs: rtp.noRtpTimeoutMs,
     logger,
     srtp: rtp.srtp,
+    srtpSuites: rtp.srtpSuites,
     mediaRanges: new MediaRanges(config.security.mediaRanges),
     comfortNoiseDbov: rtp.comfortNoiseDbov,
   };
