@@ -11,11 +11,16 @@ import { CallController } from './call/controller.js';
 import { EmbeddedBackend } from './telephony/embedded/backend.js';
 import { DrachtioBackend } from './telephony/drachtio/backend.js';
 import { PayIvrError, describeError } from './errors.js';
+import { openJournal, Reconciler, type JournalRuntime } from './journal/index.js';
+import { endOrphanedCalls } from './journal/orphans.js';
 
 export interface App {
   readonly backend: TelephonyBackend;
   readonly store: ResultStore;
   readonly metrics: Metrics;
+  /** The payment journal and its spool. */
+  readonly journal: JournalRuntime;
+  readonly reconciler: Reconciler;
   /** Admin HTTP port actually bound (0 when disabled). */
   readonly adminPort: number;
   /** Resolves when every call in progress has finished (tests, graceful stop). */
@@ -38,9 +43,14 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     for (const c of closers.reverse()) await c().catch((e: unknown) => logger.warn({ err: describeError(e) }, 'close failed'));
   };
   try {
-    const store = await createStore(config.store, logger);
-    closers.push(() => store.close());
+    const innerStore = await createStore(config.store, logger);
+    closers.push(() => innerStore.close());
     const metrics = new Metrics();
+    // The journal before anything that charges; with Redis, results go through its spool.
+    const journal = openJournal(config, innerStore, logger);
+    closers.push(() => journal.close());
+    const store = journal.store;
+    journal.start((st) => metrics.journal({ degraded: st.degraded, spoolBytes: st.spoolBytes, spoolPending: st.pending }));
 
     const gateways = new Map<string, PaymentGateway>();
     for (const [name, profile] of Object.entries(config.profiles)) {
@@ -59,6 +69,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
         logger,
         store,
         metrics,
+        journal: journal.journal,
         gatewayFor: (name) => {
           const g = gateways.get(name);
           if (!g) throw new PayIvrError('ERR_INTERNAL', `no gateway for profile ${name}`);
@@ -78,13 +89,23 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       running.add(p);
     });
 
+    const reconciler = new Reconciler({
+      journal: journal.journal,
+      results: store,
+      gatewayFor: (profile) => gateways.get(profile),
+      noRecordAfterMs: config.reconcile.noRecordAfterSeconds * 1000,
+      logger: logger.child({ component: 'reconcile' }),
+      onSettled: (o) => metrics.reconciled(o),
+    });
+    closers.push(() => reconciler.stop());
+
     let adminPort = 0;
     if (config.admin.enabled) {
       const admin = await startAdminServer({
         config,
         store,
         metrics,
-        backendStatus: () => ({ ready: backend.ready, activeCalls: backend.activeCalls }),
+        backendStatus: () => ({ ready: backend.ready, activeCalls: backend.activeCalls, journal: journal.status() }),
         logger,
       });
       adminPort = admin.port;
@@ -98,10 +119,21 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       await backend.stop();
     });
 
+    // Calls a previous run left behind: BYE, result; then every open attempt is settled.
+    const recovery = (async () => {
+      await endOrphanedCalls({ journal: journal.journal, results: store, backend, logger: logger.child({ component: 'recovery' }) });
+      const settled = await reconciler.runOnce();
+      metrics.openAttempts(settled.filter((e) => e.outcome === 'open').length);
+    })().catch((e: unknown) => logger.error({ err: describeError(e) }, 'start-up recovery failed'));
+    reconciler.start(config.reconcile.intervalSeconds * 1000);
+    closers.push(() => recovery);
+
     return {
       backend,
       store,
       metrics,
+      journal,
+      reconciler,
       adminPort,
       idle: () => (running.size === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r))),
       stop: closeAll,

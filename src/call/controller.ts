@@ -12,12 +12,17 @@ import { encodeResultUui, buildReferTo, selectHandBackTarget } from '../genesys/
 import { DialogueRunner, type ChargeFn } from './dialogue-runner.js';
 import { newIdempotencyKey } from '../psp/idempotency.js';
 import { describeError } from '../errors.js';
+import { randomUUID } from 'node:crypto';
+import type { PaymentJournal, JournalAttempt } from '../journal/index.js';
+import type { ChargeOutcome } from '../psp/types.js';
 
 export interface CallControllerDeps {
   config: Config;
   logger: Logger;
   store: ResultStore;
   metrics: Metrics;
+  /** The payment journal: attempts recorded before the first send (absent in unit tests only). */
+  journal?: PaymentJournal | undefined;
   /** The gateway of a profile (one per profile, created at start). */
   gatewayFor: (profileName: string) => PaymentGateway;
   /** Clock, injectable for tests. */
@@ -76,14 +81,42 @@ export class CallController {
       log.info({ mode: ctx.mode, identified: ctx.identified, uui: ctx.uuiStatus }, 'call answered');
       const today = now();
       const gateway = this.#deps.gatewayFor(selected.name);
+      let charges = 0;
+      let declines = 0;
       const charge: ChargeFn = async (req) => {
         const t0 = Date.now();
+        const idempotencyKey = newIdempotencyKey();
+        const reference = ctx.reference ?? this.#call.id;
+        const journal = this.#deps.journal;
+        let attempt: JournalAttempt | undefined;
+        if (journal !== undefined) {
+          try {
+            attempt = await journal.begin({
+              id: randomUUID(),
+              idempotencyKey,
+              callRef: this.#call.id,
+              callId: this.#call.callId,
+              psp: gateway.name,
+              profile: selected.name,
+              amount: req.amount,
+              currency: req.currency,
+              reference,
+              brand: req.brand,
+              last4: req.card.pan.lastDigits(4),
+              attempt: req.attempt,
+            });
+          } catch (e) {
+            // No record, no send: the card is not charged and the caller is told the PSP failed.
+            log.error({ err: describeError(e), attempt: req.attempt }, 'charge not sent: the attempt could not be journaled');
+            return { status: 'unknown', reason: 'journal-unavailable' };
+          }
+        }
         const outcome = await gateway.charge({
           amount: req.amount,
           currency: req.currency,
           card: req.card,
-          reference: ctx.reference ?? this.#call.id,
-          idempotencyKey: newIdempotencyKey(),
+          reference,
+          idempotencyKey,
           metadata: this.#metadata(ctx),
         });
         const secs = (Date.now() - t0) / 1000;
@@ -91,6 +124,23 @@ export class CallController {
         this.#deps.metrics.pspRequest(gateway.name, outcome.status, secs);
         if (outcome.status === 'declined') this.#deps.metrics.decline(outcome.declineClass);
         log.info({ attempt: req.attempt, brand: req.brand, status: outcome.status, ms: Math.round(secs * 1000) }, 'charge finished');
+        if (journal !== undefined && attempt !== undefined) await this.#journalOutcome(journal, attempt, outcome, log);
+        charges = req.attempt;
+        if (outcome.status === 'declined') declines += 1;
+        // The result exists as soon as the outcome is known, before the caller hears it.
+        await this.#saveResult({
+          ...this.#baseResult(ctx, selected.name, req.currency),
+          outcome: outcome.status === 'approved' ? 'approved' : outcome.status === 'declined' ? 'declined' : 'psp-error',
+          amount: req.amount,
+          brand: req.brand,
+          last4: attempt?.last4 ?? req.card.pan.lastDigits(4),
+          transactionId: outcome.status === 'unknown' ? undefined : outcome.transactionId,
+          authCode: outcome.status === 'approved' ? outcome.authCode : undefined,
+          declineClass: outcome.status === 'declined' ? outcome.declineClass : undefined,
+          attempts: { charges, declines, invalidEntries: 0 },
+          stage: 'charged',
+          timings: { startedAt: started.toISOString(), pspMs: Math.round(pspMs) },
+        }, log);
         return outcome;
       };
       this.#runner = new DialogueRunner(
@@ -102,9 +152,10 @@ export class CallController {
         },
         charge,
         log,
-        { onCharge: (phase) => void this.#setLiveState(phase === 'start' ? 'charging' : 'collecting') },
+        { onCharge: (phase, outcome) => void this.#setLiveState(phase === 'start' ? 'charging' : 'charged', outcome === undefined ? undefined : { charge: outcome.status }) },
       );
       void this.#setLiveState('collecting');
+      this.#keepDialog(ctx, selected.name, currency, started, log);
       dres = await this.#runner.run();
     } catch (e) {
       // A caller who hangs up (or CANCELs) before the answer is ordinary; anything else is an error.
@@ -116,25 +167,19 @@ export class CallController {
     }
 
     const result: PaymentResult = {
+      ...this.#baseResult(ctx, selected.name, dres.currency),
       outcome: dres.outcome,
-      mode: ctx.mode,
-      currency: dres.currency,
       amount: dres.amount,
-      reference: ctx.reference,
-      accountId: ctx.accountId,
-      conversationId: ctx.conversationId,
       brand: dres.brand,
       last4: dres.last4,
       transactionId: dres.transactionId,
       authCode: dres.authCode,
       declineClass: dres.declineClass,
       attempts: dres.attempts,
-      callId: this.#call.callId,
-      profile: selected.name,
     };
 
     if (!dres.callerGone && this.#call.state !== 'ended') {
-      void this.#setLiveState('handback');
+      void this.#setLiveState('handing-back');
       result.handBack = await this.#handBack(result, ctx, profile, log);
     } else {
       result.handBack = { target: '', status: 'skipped', detail: 'caller hung up' };
@@ -142,9 +187,12 @@ export class CallController {
 
     const ended = now();
     result.timings = { startedAt: started.toISOString(), endedAt: ended.toISOString(), durationMs: ended.getTime() - started.getTime(), pspMs: Math.round(pspMs) };
+    result.stage = 'ended';
     this.#deps.metrics.callEnded(result.outcome);
     log.info({ outcome: result.outcome, brand: result.brand, last4: result.last4, handBack: result.handBack.status, ms: result.timings.durationMs }, 'call finished');
-    await this.#deps.store.saveResult({ ...result, id: this.#call.id }).catch((e: unknown) => log.error({ err: describeError(e) }, 'result not stored'));
+    await this.#saveResult(result, log);
+    // Only once the final result is stored: a crash before leaves the dialog for the BYE at restart.
+    this.#deps.journal?.dropDialog(this.#call.id);
     await this.#deps.store.liveCallEnded(this.#call.id).catch(() => undefined);
     return result;
   }
@@ -170,9 +218,52 @@ export class CallController {
     return m;
   }
 
-  async #setLiveState(state: string): Promise<void> {
+  async #setLiveState(state: string, extra?: { charge: ChargeOutcome['status'] }): Promise<void> {
     // Live-call state is informational; losing an update must never affect the call.
-    await this.#deps.store.liveCallState?.(this.#call.id, state).catch(() => undefined);
+    await this.#deps.store.liveCallState?.(this.#call.id, state, extra).catch(() => undefined);
+  }
+
+  /** Fields of the result that come from the context, the same in every version of the record. */
+  #baseResult(ctx: CallContext, profile: string, currency: string): Pick<PaymentResult, 'mode' | 'currency' | 'reference' | 'accountId' | 'conversationId' | 'callId' | 'profile' | 'origin'> {
+    return { mode: ctx.mode, currency, reference: ctx.reference, accountId: ctx.accountId, conversationId: ctx.conversationId, callId: this.#call.callId, profile, origin: 'call' };
+  }
+
+  async #saveResult(result: PaymentResult, log: Logger): Promise<void> {
+    await this.#deps.store.saveResult({ ...result, id: this.#call.id }).catch((e: unknown) => log.error({ err: describeError(e) }, 'result not stored'));
+  }
+
+  /** Settles the attempt (approved/declined) or notes why its outcome is unknown; never throws. */
+  async #journalOutcome(journal: PaymentJournal, attempt: JournalAttempt, outcome: ChargeOutcome, log: Logger): Promise<void> {
+    try {
+      if (outcome.status === 'approved') await journal.settle(attempt, { outcome: 'approved', origin: 'call', transactionId: outcome.transactionId, authCode: outcome.authCode });
+      else if (outcome.status === 'declined') await journal.settle(attempt, { outcome: 'declined', origin: 'call', transactionId: outcome.transactionId, declineClass: outcome.declineClass });
+      else await journal.note(attempt, { unknownReason: outcome.reason });
+    } catch (e) {
+      // The attempt stays open in the journal: reconciliation will settle it by a lookup.
+      log.error({ err: describeError(e), attempt: attempt.id }, 'journal not updated with the charge outcome');
+    } finally {
+      journal.release(attempt.id);
+    }
+  }
+
+  /** Keeps the answered dialog beside the journal, so a restarted node can end the call. */
+  #keepDialog(ctx: CallContext, profile: string, currency: string, started: Date, log: Logger): void {
+    const journal = this.#deps.journal;
+    const dialog = this.#call.dialogState?.();
+    if (journal === undefined || dialog === undefined) return;
+    journal.saveDialog({
+      callRef: this.#call.id,
+      backend: 'embedded',
+      dialog,
+      profile,
+      mode: ctx.mode,
+      currency,
+      reference: ctx.reference,
+      conversationId: ctx.conversationId,
+      accountId: ctx.accountId,
+      startedAt: started.toISOString(),
+    });
+    log.debug('dialog state kept');
   }
 
   async #handBack(result: PaymentResult, ctx: CallContext, profile: Profile, log: Logger): Promise<NonNullable<PaymentResult['handBack']>> {

@@ -20,6 +20,11 @@ export class Metrics {
   readonly #psp: Histogram<'psp' | 'result'>;
   readonly #refer: Counter<'result'>;
   readonly #declines: Counter<'class'>;
+  readonly #degraded: Gauge;
+  readonly #spoolBytes: Gauge;
+  readonly #spoolPending: Gauge;
+  readonly #openAttempts: Gauge;
+  readonly #reconciled: Counter<'outcome'>;
   #activeCount = 0;
 
   /**
@@ -55,6 +60,13 @@ export class Metrics {
       labelNames: ['class'],
       registers: [registry],
     });
+    this.#degraded = new Gauge({ name: 'pay_ivr_store_degraded', help: '1 while the store is unreachable and journal entries and results are spooled locally', registers: [registry] });
+    this.#spoolBytes = new Gauge({ name: 'pay_ivr_spool_bytes', help: 'Size of the local spool file', registers: [registry] });
+    this.#spoolPending = new Gauge({ name: 'pay_ivr_spool_pending', help: 'Journal entries and results waiting in the spool for the store', registers: [registry] });
+    this.#openAttempts = new Gauge({ name: 'pay_ivr_journal_open_attempts', help: 'Charge attempts without a final outcome (seen by the latest reconciliation round)', registers: [registry] });
+    this.#reconciled = new Counter({ name: 'pay_ivr_reconciled_total', help: 'Attempts settled by reconciliation, by outcome', labelNames: ['outcome'], registers: [registry] });
+    for (const o of ['approved', 'declined', 'not-charged']) this.#reconciled.inc({ outcome: o }, 0);
+    this.#degraded.set(0);
     // Every known series exists from the start (rate() over a missing series shows nothing).
     for (const o of OUTCOMES) this.#calls.inc({ outcome: o }, 0);
     for (const c of DECLINE_CLASSES) this.#declines.inc({ class: c }, 0);
@@ -91,6 +103,21 @@ export class Metrics {
 
   decline(cls: DeclineClass): void {
     this.#declines.inc({ class: (DECLINE_CLASSES as readonly string[]).includes(cls) ? cls : 'other' });
+  }
+
+  /** Journal/spool state: degraded while the store is unreachable. */
+  journal(state: { degraded: boolean; spoolBytes: number; spoolPending: number }): void {
+    this.#degraded.set(state.degraded ? 1 : 0);
+    this.#spoolBytes.set(state.spoolBytes);
+    this.#spoolPending.set(state.spoolPending);
+  }
+
+  openAttempts(n: number): void {
+    this.#openAttempts.set(n);
+  }
+
+  reconciled(outcome: 'approved' | 'declined' | 'not-charged'): void {
+    this.#reconciled.inc({ outcome });
   }
 
   /** The exposition text (for GET /metrics). */

@@ -25,7 +25,12 @@ import type { Metrics } from './metrics.js';
 export interface BackendStatus {
   ready: boolean;
   activeCalls: number;
+  /** Payment journal: degraded while the store is unreachable (spooling locally). */
+  journal?: { degraded: boolean; spoolBytes: number; spoolMaxBytes: number; pending: number } | undefined;
 }
+
+/** Above this share of journal.maxSpoolBytes the node is not ready: attempts could soon not be recorded. */
+const SPOOL_NOT_READY = 0.9;
 
 export interface AdminServerOptions {
   config: Pick<Config, 'admin'>;
@@ -138,7 +143,12 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     } catch {
       status = { ready: false, activeCalls: 0 };
     }
-    return reply.code(status.ready ? 200 : 503).send({ ready: status.ready, activeCalls: status.activeCalls });
+    const j = status.journal;
+    const spoolFull = j !== undefined && j.spoolBytes >= SPOOL_NOT_READY * j.spoolMaxBytes;
+    const ready = status.ready && !spoolFull;
+    // Degraded but ready while spooling: payments are still recorded durably (locally).
+    const body = j === undefined ? { ready, activeCalls: status.activeCalls } : { ready, activeCalls: status.activeCalls, store: j.degraded ? 'degraded' : 'ok', spool: { bytes: j.spoolBytes, maxBytes: j.spoolMaxBytes, pending: j.pending, full: spoolFull } };
+    return reply.code(ready ? 200 : 503).send(body);
   });
 
   app.get('/metrics', async (_request, reply) => {
