@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
+import { pino } from 'pino';
 import { loadConfig } from './config/load.js';
 import { createLogger } from './log.js';
 import { describeError, isPayIvrError } from './errors.js';
@@ -56,7 +57,7 @@ async function checkPrompts(configPath: string | undefined): Promise<void> {
 async function reconcile(configPath: string | undefined): Promise<void> {
   const config = loadConfig(configPath);
   // Logs to stderr: stdout carries the report.
-  const logger = createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level, destination: config.log.file ?? '/dev/stderr' });
+  const logger = createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level, destination: config.log.file ?? pino.destination({ dest: 2, sync: true }) });
   const { reconcileOnce } = await import('./reconcile-cli.js');
   const entries = await reconcileOnce(config, logger, (l) => process.stdout.write(`${l}\n`));
   // Exit 3 when attempts stay open, so scripts can retry later.

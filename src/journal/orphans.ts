@@ -43,7 +43,15 @@ export async function endOrphanedCalls(opts: { journal: PaymentJournal; results:
 }
 
 async function recordOrphan(o: OrphanDialog, results: ResultStore, at: Date): Promise<void> {
-  if ((await results.getById(o.callRef)) !== undefined) return;
+  const existing = await results.getById(o.callRef);
+  const handBack = { target: '', status: 'skipped', detail: 'pay-ivr restarted during the call; ended with BYE' } as const;
+  if (existing !== undefined) {
+    // Written when the charge outcome was known; the call then never reached its end.
+    if (existing.stage === 'ended') return;
+    const { savedAt: _savedAt, ...r } = existing;
+    await results.saveResult({ ...r, stage: 'ended', handBack, timings: { ...(r.timings ?? { startedAt: o.startedAt }), endedAt: at.toISOString() } });
+    return;
+  }
   await results.saveResult({
     id: o.callRef,
     outcome: 'error',
@@ -55,7 +63,7 @@ async function recordOrphan(o: OrphanDialog, results: ResultStore, at: Date): Pr
     attempts: { charges: 0, declines: 0, invalidEntries: 0 },
     callId: o.dialog.callId,
     profile: o.profile,
-    handBack: { target: '', status: 'skipped', detail: 'pay-ivr restarted during the call; ended with BYE' },
+    handBack,
     timings: { startedAt: o.startedAt, endedAt: at.toISOString() },
     stage: 'ended',
     origin: 'reconciled',
