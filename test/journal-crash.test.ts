@@ -24,6 +24,7 @@ const PSP_PORT = 18302;
 const REDIS_PORT = 16397;
 const PREFIX = 'jc:';
 const N = 4;
+const TOKEN = 'journal-crash-token-0123456789';
 
 const VISA = '4242424242424242';
 const VISA_DECLINED = '4000000000000002';
@@ -75,7 +76,7 @@ function serverConfig(): string {
     sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: SIP_PORT }] },
     rtp: { host: '127.0.0.1', portMin: 36000, portMax: 36999, noRtpTimeoutMs: 120_000 },
     store: { type: 'redis', redisUrl: `redis://127.0.0.1:${REDIS_PORT}`, keyPrefix: PREFIX },
-    admin: { host: '127.0.0.1', port: ADMIN_PORT },
+    admin: { host: '127.0.0.1', port: ADMIN_PORT, apiToken: TOKEN },
     log: { level: 'debug', file: join(dir, `server-${runs}.log`) },
     journal: { dataDir: join(dir, 'data'), nodeId: 'node-a', replayIntervalMs: 500 },
     reconcile: { intervalSeconds: 1, noRecordAfterSeconds: 8 },
@@ -149,6 +150,16 @@ function placeCalls(point: string, cards: string[]): { refs: string[]; done: Pro
   return { refs, done };
 }
 
+/** Waits until the live-call list shows these calls (by conversation id prefix) in the given states. */
+async function liveStates(point: string, want: string[]): Promise<void> {
+  await until(`live calls ${want.join(',')}`, async () => {
+    const r = await fetch(`http://127.0.0.1:${ADMIN_PORT}/v1/calls`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const { calls } = (await r.json()) as { calls: { conversationId?: string; state: string; charge?: string }[] };
+    const got = calls.filter((c) => c.conversationId?.startsWith(`cnv-${point}-`)).map((c) => (c.charge !== undefined ? `${c.state}:${c.charge}` : c.state));
+    return got.sort().join(',') === [...want].sort().join(',');
+  }, 10_000);
+}
+
 async function resultsOf(ref: string): Promise<StoredResult[]> {
   return reader.getByReference(ref);
 }
@@ -206,6 +217,7 @@ const POINTS: KillPoint[] = [
     faults: [{ fault: { kind: 'latency', ms: 4_000 }, count: -1, method: 'POST' }],
     trigger: async () => {
       await until('attempts journaled', async () => (await openAttempts()) >= N, 90_000);
+      await liveStates('during-psp', ['charging', 'charging', 'charging', 'charging']);
       await sleep(1_000);
     },
   },
@@ -215,6 +227,7 @@ const POINTS: KillPoint[] = [
     cards: [VISA, VISA, VISA, VISA_DECLINED],
     trigger: async (refs) => {
       await until('outcomes recorded', async () => (await chargedResults(refs)) >= N, 90_000);
+      await liveStates('after-approval', ['charged:approved', 'charged:approved', 'charged:approved', 'charged:declined']);
     },
   },
   {
@@ -222,6 +235,7 @@ const POINTS: KillPoint[] = [
     cards: [VISA, VISA, VISA, VISA],
     trigger: async (refs) => {
       await until('outcomes recorded', async () => (await chargedResults(refs)) >= N, 90_000);
+      await liveStates('during-announcement', ['charged:approved', 'charged:approved', 'charged:approved', 'charged:approved']);
       await sleep(1_500);
     },
   },
