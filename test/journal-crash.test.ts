@@ -70,15 +70,15 @@ function spawnTs(args: string[], logFile: string): ChildProcess {
   return p;
 }
 
-function serverConfig(): string {
+function serverConfig(storeType: 'redis' | 'memory'): string {
   runs += 1;
   const cfg = {
     sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: SIP_PORT }] },
     rtp: { host: '127.0.0.1', portMin: 36000, portMax: 36999, noRtpTimeoutMs: 120_000 },
-    store: { type: 'redis', redisUrl: `redis://127.0.0.1:${REDIS_PORT}`, keyPrefix: PREFIX },
+    store: { type: storeType, redisUrl: `redis://127.0.0.1:${REDIS_PORT}`, keyPrefix: PREFIX },
     admin: { host: '127.0.0.1', port: ADMIN_PORT, apiToken: TOKEN },
     log: { level: 'debug', file: join(dir, `server-${runs}.log`) },
-    journal: { dataDir: join(dir, 'data'), nodeId: 'node-a', replayIntervalMs: 500 },
+    journal: { dataDir: join(dir, storeType === 'redis' ? 'data' : 'data-memory'), nodeId: 'node-a', replayIntervalMs: 500 },
     reconcile: { intervalSeconds: 1, noRecordAfterSeconds: 8 },
     promptsDir: 'prompts',
     profiles: {
@@ -104,8 +104,8 @@ async function ready(): Promise<{ ready: boolean; store?: string; spool?: { pend
   return (await r.json()) as { ready: boolean; store?: string; spool?: { pending: number; bytes: number } };
 }
 
-async function startServer(): Promise<void> {
-  const cfg = serverConfig();
+async function startServer(storeType: 'redis' | 'memory' = 'redis'): Promise<void> {
+  const cfg = serverConfig(storeType);
   server = spawnTs(['src/cli.ts', 'serve', '--config', cfg], `server-${runs}.out`);
   await until('server ready', async () => (await ready()).ready, 60_000);
 }
@@ -313,6 +313,32 @@ describe('kill -9 of the server during concurrent payments', () => {
     const log = readFileSync(join(dir, `server-${runs}.log`), 'utf8');
     expect(log.split('\n').filter((l) => l.includes('store unreachable: journal entries and results are spooled')).length).toBe(1);
     figures['redis-outage'] = { books: N, approvedRecorded: N, byes: 0, refers: calls.filter((c) => c.referTo !== undefined).length, calls: calls.length };
+  }, 240_000);
+
+  it('memory store (no Redis): the spool file is the journal; kill -9 during the PSP call, restart: charges == approved results, BYE to every caller', async () => {
+    await kill9();
+    await startServer('memory');
+    await sandbox('DELETE', '/_sandbox/faults');
+    await sandbox('POST', '/_sandbox/faults', { fault: { kind: 'latency', ms: 4_000 }, count: -1, method: 'POST' });
+    const { refs, done } = placeCalls('memory', [VISA, VISA]);
+    await liveStates('memory', ['charging', 'charging']);
+    await sleep(1_000);
+    await kill9();
+    await sandbox('DELETE', '/_sandbox/faults');
+    await startServer('memory');
+    const calls = await done;
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const byRef = async (ref: string): Promise<StoredResult[]> => ((await (await fetch(`http://127.0.0.1:${ADMIN_PORT}/v1/results?reference=${ref}`, { headers: auth })).json()) as { results: StoredResult[] }).results;
+    await until('reconciled', async () => (await Promise.all(refs.map(byRef))).every((l) => l[0]?.outcome === 'approved'), 60_000);
+    const ledger = await books();
+    for (const [i, ref] of refs.entries()) {
+      expect(calls[i]?.byeReceived, `${ref}: no BYE`).toMatch(/cause=503/);
+      expect(ledger.filter((c) => c.reference === ref && c.status === 'succeeded')).toHaveLength(1);
+      expect(await byRef(ref)).toMatchObject([{ outcome: 'approved', origin: 'reconciled', stage: 'ended' }]);
+    }
+    const spool = readFileSync(join(dir, 'data-memory', 'journal-spool.jsonl'), 'utf8');
+    expect(spool).toContain('"outcome":"approved","origin":"reconciled"');
+    figures.memory = { books: 2, approvedRecorded: 2, byes: calls.filter((c) => c.byeReceived !== undefined).length, refers: 0, calls: calls.length };
   }, 240_000);
 
   it('no card digits in the spool, the logs, the SIPp traces or Redis', async () => {
