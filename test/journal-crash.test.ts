@@ -89,7 +89,7 @@ function serverConfig(storeType: 'redis' | 'memory'): string {
         maxDeclines: 2,
         timeouts: { firstDigitMs: 8000, interDigitMs: 3000, referMs: 10_000 },
         psp: { type: 'sandbox', url: `http://127.0.0.1:${PSP_PORT}`, timeoutMs: 6_000 },
-        retry: { budgetMs: 8_000, maxSends: 2, backoffMs: 200, maxBackoffMs: 1_000 },
+        retry: { budgetMs: 7_000, maxSends: 2, backoffMs: 200, maxBackoffMs: 1_000 },
         handBack: { automated: 'sip:+18005550100@127.0.0.1', returnHost: '127.0.0.1' },
       },
     },

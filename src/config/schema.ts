@@ -336,6 +336,10 @@ export const configSchema = z
       if (p.maxAmount < p.minAmount) {
         ctx.addIssue({ code: 'custom', path: ['profiles', name, 'maxAmount'], message: 'must be >= minAmount' });
       }
+      // Below the time one charge may take, "no record at the PSP" could be a request still on its way.
+      if (cfg.reconcile.noRecordAfterSeconds * 1000 <= p.retry.budgetMs) {
+        ctx.addIssue({ code: 'custom', path: ['reconcile', 'noRecordAfterSeconds'], message: `must be above profiles.${name}.retry.budgetMs (${p.retry.budgetMs} ms)` });
+      }
     }
   });
 
