@@ -151,13 +151,13 @@ function placeCalls(point: string, cards: string[]): { refs: string[]; done: Pro
 }
 
 /** Waits until the live-call list shows these calls (by conversation id prefix) in the given states. */
-async function liveStates(point: string, want: string[]): Promise<void> {
+async function liveStates(point: string, want: string[], timeoutMs = 10_000): Promise<void> {
   await until(`live calls ${want.join(',')}`, async () => {
     const r = await fetch(`http://127.0.0.1:${ADMIN_PORT}/v1/calls`, { headers: { authorization: `Bearer ${TOKEN}` } });
     const { calls } = (await r.json()) as { calls: { conversationId?: string; state: string; charge?: string }[] };
     const got = calls.filter((c) => c.conversationId?.startsWith(`cnv-${point}-`)).map((c) => (c.charge !== undefined ? `${c.state}:${c.charge}` : c.state));
     return got.sort().join(',') === [...want].sort().join(',');
-  }, 10_000);
+  }, timeoutMs);
 }
 
 async function resultsOf(ref: string): Promise<StoredResult[]> {
@@ -321,7 +321,7 @@ describe('kill -9 of the server during concurrent payments', () => {
     await sandbox('DELETE', '/_sandbox/faults');
     await sandbox('POST', '/_sandbox/faults', { fault: { kind: 'latency', ms: 4_000 }, count: -1, method: 'POST' });
     const { refs, done } = placeCalls('memory', [VISA, VISA]);
-    await liveStates('memory', ['charging', 'charging']);
+    await liveStates('memory', ['charging', 'charging'], 90_000);
     await sleep(1_000);
     await kill9();
     await sandbox('DELETE', '/_sandbox/faults');
