@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Spool } from '../src/journal/spool.js';
@@ -46,6 +46,20 @@ describe('spool file', () => {
     expect(s.size).toBe(50);
     expect(s.get('k49')).toEqual({ i: 49 });
     s.close();
+  });
+
+  it('one process per spool: a live owner is refused with a clear error, a dead owner\'s lock is taken over', () => {
+    const path = join(tmp(), 'spool.jsonl');
+    const s = Spool.open({ path, maxBytes: 1 << 20 });
+    expect(() => Spool.open({ path, maxBytes: 1 << 20 })).toThrow(new RegExp(`spool ${path} is in use by process ${process.pid}`));
+    s.close();
+    // A lock left by a process that no longer exists (kill -9).
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    writeFileSync(`${path}.lock`, dead);
+    const r = Spool.open({ path, maxBytes: 1 << 20 });
+    expect(readFileSync(`${path}.lock`, 'utf8')).toBe(String(process.pid));
+    r.close();
+    expect(existsSync(`${path}.lock`)).toBe(false);
   });
 
   it('a torn last line (crash in the middle of a write) is skipped and the file rewritten clean', () => {

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
@@ -14,7 +14,9 @@ import { findCardData } from '../store/validate.js';
  * the live map is written, plus what `retain` keeps) and, if still too big, the append fails
  * with ERR_JOURNAL_FULL. Values are checked for card-like data before anything is written.
  *
- * One process owns a spool file at a time (the server, or `pay-ivr reconcile` while it is stopped).
+ * One process owns a spool file at a time (the server, or `pay-ivr reconcile` while it is
+ * stopped): `<path>.lock` holds the owner's pid; a second process is refused with ERR_JOURNAL,
+ * and the lock of a dead process (kill -9) is taken over.
  */
 
 export interface SpoolOptions {
@@ -55,6 +57,16 @@ export class Spool {
     } catch (e) {
       throw new PayIvrError('ERR_JOURNAL', `cannot create the spool directory of ${opts.path}: ${describeError(e)}`, { cause: e });
     }
+    lock(opts.path);
+    try {
+      return Spool.#load(opts);
+    } catch (e) {
+      unlock(opts.path);
+      throw e;
+    }
+  }
+
+  static #load(opts: SpoolOptions): Spool {
     const lines: string[] = [];
     let tornTail = false;
     if (existsSync(opts.path)) {
@@ -131,7 +143,13 @@ export class Spool {
     this.#rewrite(true);
   }
 
+  /** Closes the file and releases the lock. Idempotent. */
   close(): void {
+    this.#closeFd();
+    unlock(this.path);
+  }
+
+  #closeFd(): void {
     if (this.#fd === undefined) return;
     try {
       closeSync(this.#fd);
@@ -199,7 +217,7 @@ export class Spool {
         closeSync(fd);
       }
       const reopen = this.#fd !== undefined;
-      this.close();
+      this.#closeFd();
       renameSync(tmp, this.path);
       fsyncDir(dirname(this.path));
       if (reopen) this.#openForAppend();
@@ -217,6 +235,50 @@ export class Spool {
     } catch (e) {
       throw new PayIvrError('ERR_JOURNAL', `cannot open the spool ${this.path}: ${describeError(e)}`, { cause: e });
     }
+  }
+}
+
+/** Takes `<path>.lock` for this process, or throws when a live process holds it. */
+function lock(path: string): void {
+  const lockPath = `${path}.lock`;
+  for (let i = 0; i < 2; i++) {
+    try {
+      const fd = openSync(lockPath, 'wx', 0o600);
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new PayIvrError('ERR_JOURNAL', `cannot lock the spool ${path}: ${describeError(e)}`, { cause: e });
+    }
+    const owner = Number(readFileSync(lockPath, 'utf8').trim());
+    if (Number.isInteger(owner) && owner > 0 && alive(owner)) {
+      throw new PayIvrError('ERR_JOURNAL', `spool ${path} is in use by process ${owner} (one process per spool: give each node its own journal.dataDir)`);
+    }
+    // The owner died (kill -9, crash): its lock goes.
+    try {
+      unlinkSync(lockPath);
+    } catch {
+      // another process took it over first; the next round says so
+    }
+  }
+  throw new PayIvrError('ERR_JOURNAL', `cannot lock the spool ${path}`);
+}
+
+function unlock(path: string): void {
+  const lockPath = `${path}.lock`;
+  try {
+    if (readFileSync(lockPath, 'utf8').trim() === String(process.pid)) unlinkSync(lockPath);
+  } catch {
+    // not ours, or gone
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
