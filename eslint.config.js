@@ -1,6 +1,25 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+// src/domain is pure and owns its words: it may import only from src/domain (no package, no node:
+// built-in, no edge such as telephony, psp or config). A relative path that climbs above
+// src/domain depends on how deep the file sits, so there is one block per folder depth.
+const DOMAIN_ONLY = 'src/domain is pure: import only from src/domain (define the word in src/domain and let the edges import it)';
+const domainImportRules = [0, 1, 2, 3, 4, 5].map((depth) => ({
+  files: [`src/domain/${'*/'.repeat(depth)}*.ts`],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      {
+        patterns: [
+          { regex: '^[^.]', message: DOMAIN_ONLY },
+          { regex: `^(\\.\\./){${depth + 1}}`, message: DOMAIN_ONLY },
+        ],
+      },
+    ],
+  },
+}));
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'coverage/', 'prompts/', '**/*.js', '!eslint.config.js'] },
   js.configs.recommended,
@@ -16,4 +35,5 @@ export default tseslint.config(
     files: ['test/**', 'bench/**', 'scripts/**'],
     rules: { 'no-console': 'off' },
   },
+  ...domainImportRules,
 );

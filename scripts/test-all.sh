@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of pay-ivr on a fresh machine: installs the real peers the tests use (SIPp,
-# baresip, Redis, tshark, sox), the npm dependencies, then type check, lint, build and vitest.
+# baresip, Redis, tshark, sox, Kamailio), the npm dependencies, then type check, lint, build and vitest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,7 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v tshark >/dev/null || need+=(tshark)
 command -v sox >/dev/null || need+=(sox)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
+command -v kamailio >/dev/null || need+=(kamailio)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive

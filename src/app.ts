@@ -13,6 +13,8 @@ import { DrachtioBackend } from './telephony/drachtio/backend.js';
 import { PayIvrError, describeError } from './errors.js';
 import { openJournal, Reconciler, type JournalRuntime } from './journal/index.js';
 import { endOrphanedCalls } from './journal/orphans.js';
+import { RedisRateCounter } from './store/redis-rate.js';
+import type { FleetRateCounter } from './telephony/admission.js';
 
 export interface App {
   readonly backend: TelephonyBackend;
@@ -25,11 +27,17 @@ export interface App {
   readonly adminPort: number;
   /** Resolves when every call in progress has finished (tests, graceful stop). */
   idle(): Promise<void>;
+  /**
+   * Graceful drain: no new calls (OPTIONS and INVITE answer 503), calls in progress finish; at
+   * drain.maxMs the rest are ended with a hand-back. Resolves when no call is left. Idempotent.
+   */
+  drain(): Promise<void>;
   stop(): Promise<void>;
 }
 
-function createBackend(config: Config, logger: Logger): TelephonyBackend {
-  return config.telephony.backend === 'drachtio' ? new DrachtioBackend(config, logger) : new EmbeddedBackend(config, logger);
+function createBackend(config: Config, logger: Logger, fleetRate: FleetRateCounter | undefined): TelephonyBackend {
+  const opts = fleetRate !== undefined ? { fleetRate } : {};
+  return config.telephony.backend === 'drachtio' ? new DrachtioBackend(config, logger, opts) : new EmbeddedBackend(config, logger, opts);
 }
 
 /**
@@ -37,7 +45,15 @@ function createBackend(config: Config, logger: Logger): TelephonyBackend {
  * API, and a CallController per inbound call. Start order: what calls depend on first, the
  * backend (which starts taking calls) last.
  */
-export async function startApp(config: Config, logger: Logger): Promise<App> {
+export interface AppOptions {
+  /** Called once a drain asked over the admin API is over (the CLI then stops and exits). */
+  onDrained?: () => void;
+}
+
+/** How long calls cut short at the drain deadline get to hand back before the node stops anyway. */
+const DRAIN_HANDBACK_MS = 30_000;
+
+export async function startApp(config: Config, logger: Logger, options: AppOptions = {}): Promise<App> {
   const closers: (() => Promise<void>)[] = [];
   const closeAll = async (): Promise<void> => {
     for (const c of closers.reverse()) await c().catch((e: unknown) => logger.warn({ err: describeError(e) }, 'close failed'));
@@ -59,7 +75,14 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       gateways.set(name, g.gateway);
     }
 
-    const backend = createBackend(config, logger.child({ backend: config.telephony.backend }));
+    // Nodes sharing Redis share the per-source INVITE rate too.
+    let fleetRate: RedisRateCounter | undefined;
+    if (config.store.type === 'redis') {
+      const counter = new RedisRateCounter({ url: config.store.redisUrl, keyPrefix: config.store.keyPrefix, logger });
+      closers.push(() => counter.close());
+      fleetRate = counter;
+    }
+    const backend = createBackend(config, logger.child({ backend: config.telephony.backend }), fleetRate);
     const controllers = new Set<CallController>();
     const running = new Set<Promise<unknown>>();
     let idleWaiters: (() => void)[] = [];
@@ -98,6 +121,25 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       onSettled: (o) => metrics.reconciled(o),
     });
     closers.push(() => reconciler.stop());
+    const idle = (): Promise<void> => (running.size === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r)));
+    let draining: Promise<void> | undefined;
+    const drain = (): Promise<void> => {
+      draining ??= (async () => {
+        backend.drain(config.drain.retryAfterSeconds);
+        logger.info({ activeCalls: running.size, maxMs: config.drain.maxMs }, 'drain started');
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), config.drain.maxMs)));
+        const how = await Promise.race([idle().then(() => 'idle' as const), late]);
+        clearTimeout(timer);
+        if (how === 'late') {
+          logger.warn({ activeCalls: running.size }, 'drain deadline reached: handing the remaining calls back');
+          for (const c of controllers) c.endForDrain();
+          await Promise.race([idle(), new Promise((r) => setTimeout(r, DRAIN_HANDBACK_MS).unref())]);
+        }
+        logger.info({ activeCalls: running.size }, 'drain finished');
+      })();
+      return draining;
+    };
 
     let adminPort = 0;
     if (config.admin.enabled) {
@@ -105,7 +147,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
         config,
         store,
         metrics,
-        backendStatus: () => ({ ready: backend.ready, activeCalls: backend.activeCalls, journal: journal.status() }),
+        backendStatus: () => ({ ready: backend.ready, activeCalls: backend.activeCalls, draining: backend.draining, journal: journal.status() }),
+        drain: () => void drain().then(() => options.onDrained?.()),
         logger,
       });
       adminPort = admin.port;
@@ -135,7 +178,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       journal,
       reconciler,
       adminPort,
-      idle: () => (running.size === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r))),
+      idle,
+      drain,
       stop: closeAll,
     };
   } catch (e) {

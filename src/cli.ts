@@ -12,6 +12,8 @@ commands:
   check-config [FILE]          validate a config file (or PAYIVR_CONFIG / built-in defaults)
   prompts check [--config F]   check that every prompt fragment exists in every pack
   reconcile [--config F]       settle every open payment attempt by a PSP lookup, print what was settled
+  drain [--config F]           ask the running node (admin API of the config) to drain: no new
+                               calls, calls in progress finish, then it exits
 
 FILE defaults to $PAYIVR_CONFIG; with neither, the built-in defaults apply.`;
 
@@ -24,16 +26,11 @@ async function serve(configPath: string | undefined): Promise<void> {
   const config = loadConfig(configPath);
   const logger = createLogger({ level: config.log.level, ...(config.log.file ? { destination: config.log.file } : {}) });
   const { startApp } = await import('./app.js');
-  const app = await startApp(config, logger);
-  const { drachtio } = config.telephony;
-  const sip = config.telephony.backend === 'drachtio' ? `drachtio-server ${drachtio.host}:${drachtio.port}` : config.sip.listen.map((l) => `${l.transport}:${l.host}:${l.port}`).join(', ');
-  // The drachtio backend may still be connecting: say so rather than claim readiness.
-  logger.info({ backend: config.telephony.backend, sip, ready: app.backend.ready, admin: app.adminPort || 'off', profiles: Object.keys(config.profiles) }, 'pay-ivr started');
   let stopping = false;
-  const shutdown = (sig: string): void => {
+  const stop = (why: string): void => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal: sig }, 'stopping');
+    logger.info({ why }, 'stopping');
     app.stop().then(
       () => process.exit(0),
       (e: unknown) => {
@@ -42,8 +39,37 @@ async function serve(configPath: string | undefined): Promise<void> {
       },
     );
   };
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  const app = await startApp(config, logger, { onDrained: () => stop('drained') });
+  const { drachtio } = config.telephony;
+  const sip = config.telephony.backend === 'drachtio' ? `drachtio-server ${drachtio.host}:${drachtio.port}` : config.sip.listen.map((l) => `${l.transport}:${l.host}:${l.port}`).join(', ');
+  // The drachtio backend may still be connecting: say so rather than claim readiness.
+  logger.info({ backend: config.telephony.backend, sip, ready: app.backend.ready, admin: app.adminPort || 'off', profiles: Object.keys(config.profiles) }, 'pay-ivr started');
+  // SIGTERM (orchestrators, rolling restarts) drains first; a second SIGTERM or SIGINT stops now.
+  let drainSignalled = false;
+  process.on('SIGTERM', () => {
+    if (drainSignalled) return stop('SIGTERM again');
+    drainSignalled = true;
+    logger.info({ signal: 'SIGTERM' }, 'draining before exit');
+    void app.drain().then(() => stop('drained'));
+  });
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+async function requestDrain(configPath: string | undefined): Promise<void> {
+  const config = loadConfig(configPath);
+  const token = config.admin.apiToken;
+  if (!config.admin.enabled || token === undefined) fail('drain needs the admin API with admin.apiToken (PAYIVR_API_TOKEN)');
+  const host = config.admin.host.includes(':') ? `[${config.admin.host}]` : config.admin.host;
+  const url = `http://${host}:${config.admin.port}/v1/admin/drain`;
+  let res: Response;
+  try {
+    res = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5_000) });
+  } catch (e) {
+    fail(`no pay-ivr node answers at ${url}: ${describeError(e)}`);
+  }
+  const body = (await res.json().catch(() => ({}))) as { activeCalls?: unknown; error?: unknown };
+  if (res.status !== 202) fail(`drain refused by ${url}: HTTP ${res.status} ${String(body.error ?? '')}`);
+  process.stdout.write(`draining: ${String(body.activeCalls)} call(s) in progress; the node exits when they are done\n`);
 }
 
 async function checkPrompts(configPath: string | undefined): Promise<void> {
@@ -82,6 +108,8 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'reconcile':
       return reconcile(values.config);
+    case 'drain':
+      return requestDrain(values.config);
     case 'prompts':
       if (positionals[0] !== 'check') fail(USAGE, 2);
       return checkPrompts(values.config);

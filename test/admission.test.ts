@@ -8,12 +8,12 @@ import type { Config } from '../src/config/schema.js';
 import { isPayIvrError } from '../src/errors.js';
 import {
   AdmissionControl,
-  parseCidr,
   parseDigestParams,
   safeEqual,
   type AdmissionRequest,
   type AdmissionVerdict,
 } from '../src/telephony/admission.js';
+import { parseCidr } from '../src/net/cidr.js';
 
 // Spy on the constant-time compare the module imports (the real function still runs).
 vi.mock('node:crypto', async (importOriginal) => {

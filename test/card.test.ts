@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { inspect } from 'node:util';
 import fc from 'fast-check';
-import { BRANDS, type Brand } from '../src/config/schema.js';
+import { BRANDS, type Brand } from '../src/domain/brand.js';
 import {
   IIN_TABLE,
   brandInfo,
@@ -283,5 +284,15 @@ describe('PCI: nothing the card rules return carries card digits', () => {
       const out = JSON.stringify([validatePan(v, ALL), validatePan(v, []), detectBrand(v), maxPanLength(v), luhnValid(v), validateExpiry(v, now), String(v), `${v.toString()}`]);
       for (let i = 0; i + 6 <= pan.length; i++) expect(out).not.toContain(pan.slice(i, i + 6));
     }
+  });
+});
+
+describe('SensitiveDigits as text', () => {
+  it('util.inspect, console-style formatting, template strings and JSON all give [redacted]', () => {
+    const v = d('4242424242424242');
+    expect(inspect(v)).toBe('[redacted]');
+    expect(inspect({ card: v }, { depth: 5 })).not.toContain('4242');
+    expect(`${v.toString()}`).toBe('[redacted]');
+    expect(JSON.stringify({ pan: v })).toBe('{"pan":"[redacted]"}');
   });
 });

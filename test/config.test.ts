@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, loadConfig, SHIPPED_PROMPTS_DIR } from '../src/config/load.js';
 import { selectProfile, dialogueSettings } from '../src/config/profiles.js';
+import { profileSchema } from '../src/config/schema.js';
 
 function cli(args: string[], env: Record<string, string> = {}): { code: number; out: string } {
   try {
@@ -45,6 +46,31 @@ describe('configuration', () => {
     expect(() => parseConfig({ profiles: { default: { psp: { type: 'adyen' } } } })).toThrow(/profiles\.default\.psp\.merchantAccount/);
   });
 
+  it('context safety settings fail at start with the path of the bad field', () => {
+    const bad: [unknown, RegExp][] = [
+      [{ profiles: { default: { currency: 'JPX' } } }, /profiles\.default\.currency: not an ISO 4217 currency code/],
+      [{ profiles: { default: { acceptedCurrencies: { JPX: { minAmount: 1, maxAmount: 2 } } } } }, /profiles\.default\.acceptedCurrencies\.JPX: not an ISO 4217/],
+      [{ profiles: { default: { acceptedCurrencies: { eur: { minAmount: 1, maxAmount: 2 } } } } }, /profiles\.default\.acceptedCurrencies\.eur: not an ISO 4217/],
+      [{ profiles: { default: { acceptedCurrencies: { EUR: { minAmount: 1, maxAmount: 2 } } } } }, /profiles\.default\.acceptedCurrencies\.EUR: is the profile currency/],
+      [{ profiles: { default: { acceptedCurrencies: { GBP: { minAmount: 10, maxAmount: 2 } } } } }, /profiles\.default\.acceptedCurrencies\.GBP\.maxAmount: must be >= minAmount/],
+      [{ profiles: { default: { acceptedCurrencies: { GBP: { minAmount: 10 } } } } }, /profiles\.default\.acceptedCurrencies\.GBP\.maxAmount/],
+      [{ profiles: { default: { onBadContext: 'maybe' } } }, /profiles\.default\.onBadContext/],
+      [{ profiles: { default: { handBack: { returnTargets: { numbers: '(' } } } } }, /profiles\.default\.handBack\.returnTargets\.numbers: not a valid regular expression/],
+      [{ profiles: { default: { handBack: { returnTargets: { hosts: ['evil host'] } } } } }, /profiles\.default\.handBack\.returnTargets\.hosts\.0: must be a host name/],
+      [{ profiles: { default: { handBack: { returnTargets: { uris: ['sip:a b@c'] } } } } }, /profiles\.default\.handBack\.returnTargets\.uris\.0: must be a sip/],
+      [{ profiles: { default: { handBack: { automated: 'not a uri' } } } }, /profiles\.default\.handBack\.automated: must be a sip/],
+      [{ profiles: { default: { handBack: { byOutcome: { error: 'sip:<x>' } } } } }, /profiles\.default\.handBack\.byOutcome\.error: must be a sip/],
+      [{ genesys: { keys: { reference: 'ACCT' } } }, /genesys\.keys\.reference: same key as genesys\.keys\.account/],
+      [{ genesys: { resultKeys: { src: 'a|b' } } }, /genesys\.resultKeys\.src: must be 1-32 printable characters/],
+      [{ genesys: { resultKeys: { src: 'res' } } }, /genesys\.resultKeys\.src: same key as genesys\.resultKeys\.res/],
+      [{ genesys: { fieldSeparator: '=' } }, /genesys\.keyValueSeparator: must differ from fieldSeparator/],
+    ];
+    for (const [input, message] of bad) expect(() => parseConfig(input), JSON.stringify(input)).toThrow(message);
+    const ok = parseConfig({ profiles: { default: { acceptedCurrencies: { GBP: { minAmount: 100, maxAmount: 200 } }, handBack: { returnTargets: { numbers: '\\+33[0-9]{9}', hosts: ['agents.example:5061'] } } } } });
+    expect(ok.profiles.default?.onBadContext).toBe('hand-back');
+    expect(ok.profiles.default?.handBack.returnTargets).toEqual({ numbers: '\\+33[0-9]{9}', hosts: ['agents.example:5061'], uris: [] });
+  });
+
   it('a missing file is a clear error', () => {
     const r = cli(['check-config', 'no/such/file.yaml']);
     expect(r.code).not.toBe(0);
@@ -83,5 +109,36 @@ describe('configuration', () => {
     } finally {
       process.chdir(cwd);
     }
+  });
+
+  it('config/example.yaml names every setting of the schema (set, or commented with an example)', () => {
+    const text = readFileSync('config/example.yaml', 'utf8');
+    const defaults = parseConfig({}) as unknown as Record<string, unknown>;
+    const missing: string[] = [];
+    const need = (path: string, key: string): void => {
+      if (!new RegExp(`(^|[\\s{,#])${key}:`, 'm').test(text)) missing.push(`${path}${key}`);
+    };
+    for (const [section, value] of Object.entries(defaults)) {
+      need('', section);
+      if (section === 'profiles' || typeof value !== 'object' || value === null || Array.isArray(value)) continue;
+      for (const key of Object.keys(value)) need(`${section}.`, key);
+    }
+    for (const key of Object.keys(profileSchema.parse({}))) need('profiles.<name>.', key);
+    // Optional settings with no default: the example shows each one (commented).
+    for (const key of ['tls', 'publicAddress', 'sharedSecretHeader', 'digest', 'apiToken', 'file', 'agent', 'transport: tls']) {
+      if (!text.includes(`${key}`)) missing.push(key);
+    }
+    expect(missing).toEqual([]);
+  });
+
+  it("the README's example call and the example config agree (the UUI currency is the default profile's)", () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const uui = /res=approved\|[^`\s]*/.exec(readme)?.[0];
+    expect(uui, 'README shows an example result UUI').toBeDefined();
+    const cur = /\|cur=([A-Z]{3})\|/.exec(uui ?? '')?.[1];
+    const c = loadConfig('config/example.yaml', {});
+    expect(c.profiles[c.defaultProfile]?.currency).toBe(cur);
+    // The example call itself (scripts/sipp-call.ts) sends that currency too.
+    expect(readFileSync('scripts/sipp-call.ts', 'utf8')).toContain(`cur=${cur}`);
   });
 });

@@ -4,8 +4,8 @@ import { heldBuffers } from '../src/domain/dialogue/state.js';
 import type { DialogueCommand, DialogueContext, DialogueEvent, DialogueInput, DialogueResult, DialogueSettings } from '../src/domain/dialogue/types.js';
 import { allPromptIds } from '../src/domain/prompts/catalog.js';
 import type { SensitiveDigits } from '../src/domain/sensitive.js';
-import type { ChargeOutcome } from '../src/psp/types.js';
-import type { DtmfDigit } from '../src/telephony/types.js';
+import type { ChargeOutcome } from '../src/domain/charge.js';
+import type { DtmfDigit } from '../src/domain/dtmf.js';
 
 /**
  * A test driver for the pure dialogue: feeds events, plays the call layer's part (tracks the

@@ -3,9 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { startDialogue, step } from '../src/domain/dialogue/machine.js';
 import type { DialogueEvent, DialogueSettings } from '../src/domain/dialogue/types.js';
 import { DECLINE_CLASSES, OUTCOMES } from '../src/domain/outcome.js';
-import { BRANDS } from '../src/config/schema.js';
-import type { ChargeOutcome } from '../src/psp/types.js';
-import type { DtmfDigit } from '../src/telephony/types.js';
+import { BRANDS } from '../src/domain/brand.js';
+import type { ChargeOutcome } from '../src/domain/charge.js';
+import type { DtmfDigit } from '../src/domain/dtmf.js';
 import { BASE_SETTINGS, DialogueDriver, makeInput } from './dialogue-driver.js';
 
 const CARDS = ['4242424242424242', '378282246310005', '5555555555554444', '4222222222222', '6011111111111117'];

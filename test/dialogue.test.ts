@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { step } from '../src/domain/dialogue/machine.js';
 import type { DialogueSettings } from '../src/domain/dialogue/types.js';
-import type { ChargeOutcome } from '../src/psp/types.js';
+import type { ChargeOutcome } from '../src/domain/charge.js';
 import { readAmount, readReference } from '../src/domain/readback.js';
 import { DialogueDriver, makeInput, type Psp } from './dialogue-driver.js';
 
@@ -78,7 +78,7 @@ describe('dialogue: approved payments', () => {
     const d = driver();
     const first = d.lastPlay();
     expect(first.fragments).toEqual(['welcome', 'you-are-about-to-pay', ...readAmount('en-US', 4990, 'EUR'), 'amount-context-menu']);
-    expect(first.bargeIn).toBe(false);
+    expect(first.bargeIn).toBe(true);
     d.keys('1');
     expect(d.lastPlay()).toMatchObject({ fragments: ['enter-card-number'], bargeIn: true, sensitive: false });
     d.keys(`${VISA}#`);
@@ -122,6 +122,7 @@ describe('dialogue: approved payments', () => {
     expect(r).toEqual({
       outcome: 'approved',
       amount: 4990,
+      amountSource: 'context',
       currency: 'EUR',
       brand: 'visa',
       last4: '4242',
@@ -205,7 +206,7 @@ describe('dialogue: amount', () => {
     expect(d.lastPlay().fragments).toEqual(['enter-card-number']);
     enterCard(d, `${VISA}#`);
     expect(d.charges[0]?.amount).toBe(1250);
-    expect(d.playOut()).toMatchObject({ outcome: 'approved', amount: 1250, attempts: { invalidEntries: 1 } });
+    expect(d.playOut()).toMatchObject({ outcome: 'approved', amount: 1250, amountSource: 'caller', attempts: { invalidEntries: 1 } });
   });
 
   it('above the maximum says the maximum; bad formats say the amount is invalid', () => {
@@ -233,7 +234,7 @@ describe('dialogue: amount', () => {
     d.keys('1');
     enterCard(d, `${VISA}#`);
     expect(d.charges[0]?.amount).toBe(4990);
-    expect(d.playOut().outcome).toBe('approved');
+    expect(d.playOut()).toMatchObject({ outcome: 'approved', amountSource: 'balance' });
 
     const e = driver({ amountSource: 'choice' });
     e.keys('2');
@@ -242,6 +243,7 @@ describe('dialogue: amount', () => {
     e.keys('1');
     enterCard(e, `${VISA}#`);
     expect(e.charges[0]?.amount).toBe(2000);
+    expect(e.playOut()).toMatchObject({ outcome: 'approved', amount: 2000, amountSource: 'caller' });
   });
 
   it('amount refused: 3 at the amount announcement or at the choice menu', () => {
@@ -254,12 +256,47 @@ describe('dialogue: amount', () => {
     }
   });
 
-  it('keys typed during the amount announcement (no barge-in) wait for its end', () => {
+  it('1 pressed while the amount is still being announced answers the menu at once (barge-in)', () => {
     const d = driver();
-    d.typeAhead('1');
-    expect(d.lastPlay().fragments[0]).toBe('welcome');
-    d.endPlay();
-    expect(d.lastPlay().fragments).toEqual(['enter-card-number']);
+    const announcement = d.lastPlay();
+    expect(announcement.bargeIn).toBe(true);
+    const cmds = d.send({ type: 'digit', digit: '1' });
+    expect(cmds[0]).toEqual({ type: 'stop-play' });
+    expect(d.lastPlay()).toMatchObject({ fragments: ['enter-card-number'], bargeIn: true });
+    // The interrupted announcement's play-done comes late: stale, changes nothing.
+    const phase = d.state.phase;
+    expect(d.send({ type: 'play-done', playId: announcement.playId, interrupted: true })).toEqual([]);
+    expect(d.state.phase).toEqual(phase);
+    expect(d.state.counts.invalidEntries).toBe(0);
+  });
+
+  it('1 and the card number typed over the amount announcement: the number is kept for the card field', () => {
+    // The caller who knows the menu: 1, then the whole card number, all before "press 1 to confirm".
+    const d = driver();
+    d.typeAhead(`1${VISA}#`);
+    expect(d.lastPlay().fragments).toEqual(['card-ending-in', 'n-4', 'n-2', 'n-4', 'n-2', 'confirm-menu']);
+    // ...and the same habit at the readback: 1 and the expiry typed over it.
+    d.typeAhead(`1${EXPIRY}`);
+    expect(d.lastPlay().fragments[0]).toBe('you-entered');
+    d.typeAhead(`1${CVC}`);
+    expect(d.revealed).toEqual([{ pan: VISA, expiry: EXPIRY, securityCode: CVC }]);
+    expect(d.playOut()).toMatchObject({ outcome: 'approved', attempts: { charges: 1, declines: 0, invalidEntries: 0 } });
+  });
+
+  it('3 or 9 during the amount announcement ends at once; another key is one invalid choice, not one per digit', () => {
+    const refused = driver();
+    refused.typeAhead('3');
+    expect(refused.lastPlay().fragments).toEqual(['payment-cancelled']);
+    expect(refused.playOut()).toMatchObject({ outcome: 'amount-refused', attempts: { invalidEntries: 0 } });
+    const cancelled = driver();
+    cancelled.typeAhead('9');
+    expect(cancelled.playOut()).toMatchObject({ outcome: 'cancelled' });
+    const wrong = driver();
+    wrong.typeAhead('5');
+    expect(wrong.lastPlay().fragments[0]).toBe('invalid-choice');
+    expect(wrong.state.counts.invalidEntries).toBe(1);
+    wrong.typeAhead('1');
+    expect(wrong.lastPlay().fragments).toEqual(['enter-card-number']);
   });
 
   it('"*" first or a second "*" restarts the amount; "*" after digits is the decimal point', () => {

@@ -4,7 +4,8 @@ import { createLogger } from '../src/log.js';
 import { parseConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
 import { DrachtioBackend } from '../src/telephony/drachtio/backend.js';
-import type { CallEndInfo, DtmfDigit, DtmfSource, InboundCall } from '../src/telephony/types.js';
+import type { CallEndInfo, DtmfSource, InboundCall } from '../src/telephony/types.js';
+import type { DtmfDigit } from '../src/domain/dtmf.js';
 import { isPayIvrError } from '../src/errors.js';
 import { FakeDrachtio, type CallerLeg, type SipMsg } from './support/fake-drachtio.js';
 import { FakeFreeswitch, type FakeChannel, type FakeFreeswitchOptions } from './support/fake-freeswitch.js';
@@ -730,5 +731,102 @@ describe('drachtio backend contract: PCI', () => {
       expect(haystack).not.toMatch(/"digit"|DTMF-Digit/);
     }
     expect(hh.logs.lines.length).toBeGreaterThan(5);
+  });
+});
+
+describe('drachtio backend contract: several FreeSWITCH media servers', () => {
+  const SECOND = { esl: 19131, sip: 19190, listen: 19195 };
+  let h: Harness | undefined;
+  let fs2: FakeFreeswitch | undefined;
+  afterEach(async () => {
+    await h?.close();
+    await fs2?.crash();
+    h = undefined;
+    fs2 = undefined;
+  });
+
+  /** A call answered on whichever media server the backend picked. */
+  async function placed(hh: Harness, servers: FakeFreeswitch[]): Promise<{ call: InboundCall; fs: FakeFreeswitch; ends: CallEndInfo[] }> {
+    const leg = hh.drachtio.invite();
+    const call = await hh.nextCall();
+    const ends: CallEndInfo[] = [];
+    call.on('ended', (i) => ends.push(i));
+    const before = servers.map((s) => s.channels.size);
+    await call.answer();
+    expect((await leg.final()).status).toBe(200);
+    leg.ack();
+    const fs = servers.find((s, i) => s.channels.size > (before[i] ?? 0));
+    if (fs === undefined) throw new Error('no media server got the channel');
+    return { call, fs, ends };
+  }
+
+  it('spreads calls over the least-loaded server; a lost server ends only its own calls and is out until it is back', async () => {
+    const hh = (h = await startHarness(PORTS, {
+      config: {
+        telephony: {
+          backend: 'drachtio',
+          drachtio: { host: '127.0.0.1', port: PORTS.drachtio, secret: DRACHTIO_SECRET, maxReconnectDelayMs: 200 },
+          freeswitch: { host: '127.0.0.1', port: PORTS.esl, secret: ESL_PASSWORD, listenAddress: '127.0.0.1', listenPort: PORTS.listen, connectTimeoutMs: 1500, promptsDir: '/srv/prompts' },
+          freeswitchPool: [{ host: '127.0.0.1', port: SECOND.esl, secret: ESL_PASSWORD, listenAddress: '127.0.0.1', listenPort: SECOND.listen, connectTimeoutMs: 1500, promptsDir: '/srv/prompts' }],
+        },
+      },
+    }));
+    const second = (fs2 = new FakeFreeswitch({ eslPort: SECOND.esl, password: ESL_PASSWORD, sipPort: SECOND.sip }));
+    second.attach(hh.drachtio);
+    await second.start();
+    await hh.backend.start();
+    await hh.drachtio.waitForRoute('invite');
+    await hh.logs.waitFor(`"freeswitch":"127.0.0.1:${SECOND.esl}"`);
+    await until(() => second.inboundConnections === 1 && hh.fs.inboundConnections === 1);
+    await hh.logs.waitFor('connected to FreeSWITCH');
+
+    const servers = [hh.fs, second];
+    const calls: Awaited<ReturnType<typeof placed>>[] = [];
+    for (let i = 0; i < 4; i++) calls.push(await placed(hh, servers));
+    expect(calls.filter((c) => c.fs === hh.fs).length).toBe(2);
+    expect(calls.filter((c) => c.fs === second).length).toBe(2);
+
+    await second.crash();
+    await until(() => calls.filter((c) => c.fs === second).every((c) => c.ends.length === 1));
+    for (const c of calls.filter((x) => x.fs === second)) expect(c.ends).toEqual([{ by: 'error', reason: 'media-lost' }]);
+    // The calls on the surviving server are untouched, and the node still takes calls.
+    for (const c of calls.filter((x) => x.fs === hh.fs)) expect(c.call.state).toBe('answered');
+    expect(hh.backend.ready).toBe(true);
+    const during = await placed(hh, servers);
+    expect(during.fs).toBe(hh.fs);
+
+    // Back in the pool: the emptier server gets the next calls.
+    await second.start();
+    const connectedSecond = (): number => hh.logs.lines.filter((l) => l.includes('connected to FreeSWITCH') && l.includes(`"freeswitch":"127.0.0.1:${SECOND.esl}"`)).length;
+    await until(() => connectedSecond() === 2);
+    const after = await placed(hh, servers);
+    expect(after.fs).toBe(second);
+    for (const c of calls.filter((x) => x.fs === hh.fs)) expect(c.call.state).toBe('answered');
+  });
+});
+
+describe('drachtio backend contract: drain', () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  it('drain(): the INVITE route goes (drachtio-server gives calls to other nodes), OPTIONS 503 with Retry-After, the call in progress goes on', async () => {
+    const hh = (h = await startHarness(PORTS));
+    await hh.backend.start();
+    await hh.drachtio.waitForRoute('invite');
+    const { call, leg, ends } = await answeredCall(hh);
+    hh.backend.drain(11);
+    expect(hh.backend.draining).toBe(true);
+    expect(hh.backend.ready).toBe(false);
+    await hh.drachtio.waitForRoute('invite', false);
+    const probe = await hh.drachtio.options();
+    expect(probe.status).toBe(503);
+    expect(probe.get('Retry-After')).toBe('11');
+    expect(call.state).toBe('answered');
+    await leg.bye();
+    await until(() => ends.length === 1);
+    expect(ends[0]?.by).toBe('remote');
   });
 });

@@ -9,7 +9,7 @@ import { readAmount, readDigits, readExpiry } from '../src/domain/readback.js';
 import { headerValue, type SipRequest } from '../src/telephony/embedded/sip/message.js';
 import { SipPeer, offerSdp } from './support/sip-peer.js';
 import { RtpPeer, expectPromptSequence, type PromptRef } from './support/rtp-peer.js';
-import type { DtmfDigit } from '../src/telephony/types.js';
+import type { DtmfDigit } from '../src/domain/dtmf.js';
 
 /**
  * What the caller hears, proven on the wire: a scripted SIP caller with an RTP client of our own
@@ -81,7 +81,7 @@ describe('the caller hears the prompts, in order', () => {
     rtp.setTarget('127.0.0.1', Number(m?.[1]));
     rtp.start();
 
-    // 1. Welcome, the amount from the UUI read back, and the menu: one uninterruptible prompt.
+    // 1. Welcome, the amount from the UUI read back, and the menu: one prompt (a key would barge in).
     await heard(en(['welcome', 'you-are-about-to-pay', ...readAmount(LANG, 4990, 'USD'), 'amount-context-menu']), 0);
     let mark = rtp.received.length;
     await keys('1');

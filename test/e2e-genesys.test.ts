@@ -79,7 +79,12 @@ beforeAll(async () => {
         maxDeclines: 2,
         timeouts: { firstDigitMs: 8000, interDigitMs: 3000, referMs: 10_000 },
         psp: { type: 'sandbox' },
-        handBack: { automated: 'sip:+18005550100@127.0.0.1', returnHost: 'genesys.example', byOutcome: { 'max-declines': 'sip:+18005550199@127.0.0.1' } },
+        handBack: {
+          automated: 'sip:+18005550100@127.0.0.1',
+          returnHost: 'genesys.example',
+          byOutcome: { 'max-declines': 'sip:+18005550199@127.0.0.1' },
+          returnTargets: { numbers: '\\+33[0-9]{9}' },
+        },
       },
       slow: {
         calledNumbers: ['+18005550125'],
@@ -139,11 +144,10 @@ const CASES: Case[] = [
     uui: 'acct=C-1005|ref=INV-81',
     steps: [{ pauseMs: 3_000 }, { keys: '0*5#' }, { pauseMs: 9_000 }, { keys: '25*5#' }, { pauseMs: 800 }, { keys: '1' }, { pauseMs: 800 }, ...card(VISA, CVC3)],
   },
-  {
-    name: 'uui-currency-differs',
-    uui: 'acct=C-1012|amt=10.00|cur=EUR|ref=INV-88',
-    steps: [{ pauseMs: 3_000 }, { keys: '12*5#' }, { pauseMs: 1_500 }, { keys: '1' }, { pauseMs: 800 }, ...card(VISA, CVC3)],
-  },
+  { name: 'uui-currency-differs', uui: 'acct=C-1012|amt=10.00|cur=EUR|ref=INV-88', steps: [] },
+  // The caller who knows the menu: 1 while the amount is read (the welcome ends ~2.3 s, the amount
+  // ~5.5 s after the answer, "press 1 to confirm" follows), then the card straight away.
+  { name: 'early-confirm', uui: 'acct=C-1013|amt=12.00|cur=USD|ref=INV-89', steps: [{ pauseMs: 4_000 }, { keys: '1' }, { pauseMs: 800 }, ...card(VISA, CVC3)] },
   { name: 'not-identified', uui: 'acct=C-1006|amt=10.00|ref=INV-82|ident=0', steps: [] },
   { name: 'agent-mode', uui: 'acct=C-1007|amt=30.00|ref=INV-83|mode=agent|agent=ag-42|ret=+33140000000', steps: [...confirmAmount, ...card(VISA, CVC3)] },
   { name: 'caller-hangup', scenario: 'caller-hangup', hangupMs: 20_000, uui: 'acct=C-1008|amt=10.00|ref=INV-84', steps: [...confirmAmount, { keys: '42424242' }] },
@@ -189,7 +193,7 @@ describe('Genesys round trip (SIPp as Genesys)', () => {
     expect(r?.exitCode, r?.output).toBe(0);
     expect(r?.referTo).toMatch(/^<sip:\+18005550100@127\.0\.0\.1\?User-to-User=00[0-9A-F]+%3Bencoding%3Dhex>$/);
     const u = uuiOf('approved-visa');
-    expect(u).toMatchObject({ res: 'approved', ref: 'INV-77', amt: '4990', cur: 'USD', brand: 'visa', last4: '4242', att: '1' });
+    expect(u).toMatchObject({ res: 'approved', ref: 'INV-77', amt: '4990', cur: 'USD', src: 'context', brand: 'visa', last4: '4242', att: '1' });
     expect(u.txn).toBeTruthy();
   });
 
@@ -219,13 +223,23 @@ describe('Genesys round trip (SIPp as Genesys)', () => {
   it('amount below the minimum is refused, then a corrected amount is charged', () => {
     const r = results.get('amount-below-minimum-then-corrected');
     expect(r?.exitCode, r?.output).toBe(0);
-    expect(uuiOf('amount-below-minimum-then-corrected')).toMatchObject({ res: 'approved', amt: '2550' });
+    expect(uuiOf('amount-below-minimum-then-corrected')).toMatchObject({ res: 'approved', amt: '2550', src: 'caller' });
   });
 
-  it('a UUI amount in another currency is not charged: the caller enters the amount in the profile currency', () => {
+  it('a UUI amount in a currency the profile does not accept is refused: handed back at once with res=error', () => {
     const r = results.get('uui-currency-differs');
     expect(r?.exitCode, r?.output).toBe(0);
-    expect(uuiOf('uui-currency-differs')).toMatchObject({ res: 'approved', amt: '1250', cur: 'USD' });
+    expect(r?.referTo).toMatch(/^<sip:\+18005550100@127\.0\.0\.1\?User-to-User=00/);
+    expect(uuiOf('uui-currency-differs')).toEqual({ res: 'error', why: 'currency-not-accepted', ref: 'INV-88', cur: 'USD', att: '0' });
+  });
+
+  it('1 pressed while the amount is announced answers the menu; the card typed after it is charged', async () => {
+    const r = results.get('early-confirm');
+    expect(r?.exitCode, r?.output).toBe(0);
+    expect(uuiOf('early-confirm')).toMatchObject({ res: 'approved', amt: '1200', last4: '4242', att: '1' });
+    if (external) return;
+    const [stored] = await app!.store.getByConversationId('cnv-early-confirm');
+    expect(stored?.attempts).toEqual({ charges: 1, declines: 0, invalidEntries: 0 });
   });
 
   it('not identified: handed back at once without asking for a card', () => {
@@ -284,7 +298,7 @@ describe('Genesys round trip (SIPp as Genesys)', () => {
     if (external) return;
     const lines = readFileSync(join(dir, 'pay-ivr.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { level: number; msg: string });
     expect(lines.filter((l) => l.level >= 50).map((l) => l.msg)).toEqual([]);
-    expect(lines.filter((l) => l.msg === 'hand-back REFER done')).toHaveLength(10);
+    expect(lines.filter((l) => l.msg === 'hand-back REFER done')).toHaveLength(11);
   });
 
   it('no card digits in anything the run wrote: logs, SIPp traces, Redis, results', async () => {

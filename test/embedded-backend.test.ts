@@ -10,7 +10,8 @@ import { calledUserOf } from '../src/telephony/embedded/embedded-call.js';
 import { configSchema, type Config } from '../src/config/schema.js';
 import { silentLogger } from '../src/log.js';
 import { EmbeddedBackend } from '../src/telephony/embedded/backend.js';
-import type { CallEndInfo, DtmfDigit, InboundCall } from '../src/telephony/types.js';
+import type { CallEndInfo, InboundCall } from '../src/telephony/types.js';
+import type { DtmfDigit } from '../src/domain/dtmf.js';
 import { headerValue, headerValues, tagOf, type SipRequest } from '../src/telephony/embedded/sip/message.js';
 import { FakeMedia } from './support/fake-media.js';
 import { SipPeer, offerSdp, type PeerCall } from './support/sip-peer.js';
@@ -695,6 +696,47 @@ describe('embedded backend access control', () => {
       await peer.response(good.callId, 200, 'INVITE');
       expect(h.calls.map((x) => x.callId)).toEqual([good.callId]);
     } finally {
+      await h.backend.stop();
+    }
+  });
+});
+
+describe('embedded backend drain', () => {
+  it('draining: OPTIONS and new INVITEs get 503 with Retry-After, the call in progress goes on', async () => {
+    const port = PORT + 7;
+    const h = await startBackend(config({}, port));
+    const peer = await SipPeer.open('udp', port);
+    const options = (): string => {
+      const o = peer.newCall();
+      return [`OPTIONS sip:127.0.0.1:${port} SIP/2.0`, peer.via(o.branch), 'Max-Forwards: 70', `From: <sip:ping@127.0.0.1>;tag=${o.fromTag}`, 'To: <sip:127.0.0.1>', `Call-ID: ${o.callId}`, 'CSeq: 1 OPTIONS', 'Content-Length: 0', '', ''].join('\r\n');
+    };
+    try {
+      const inProgress = await establish(peer);
+      expect(h.backend.ready).toBe(true);
+      h.backend.drain(17);
+      expect(h.backend.draining).toBe(true);
+      expect(h.backend.ready).toBe(false);
+
+      const probe = options();
+      peer.send(probe);
+      const unavailable = await peer.response(/Call-ID: (.*)/.exec(probe)?.[1]?.trim() ?? '', 503);
+      expect(headerValue(unavailable, 'retry-after')).toBe('17');
+
+      const fresh = peer.newCall();
+      peer.send(peer.invite(fresh));
+      const refused = await peer.response(fresh.callId, 503, 'INVITE');
+      expect(headerValue(refused, 'retry-after')).toBe('17');
+      expect(h.calls.map((c) => c.callId)).not.toContain(fresh.callId);
+
+      // The call taken before the drain is still served: an in-dialog OPTIONS gets 200, BYE ends it.
+      peer.send(peer.inDialog(inProgress, 'OPTIONS', { cseq: 2 }));
+      await peer.response(inProgress.callId, 200, 'OPTIONS');
+      expect(h.calls.find((c) => c.callId === inProgress.callId)?.state).toBe('answered');
+      peer.send(peer.inDialog(inProgress, 'BYE', { cseq: 3 }));
+      await peer.response(inProgress.callId, 200, 'BYE');
+      await until(() => h.backend.activeCalls === 0);
+    } finally {
+      await peer.close();
       await h.backend.stop();
     }
   });

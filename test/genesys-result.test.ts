@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { configSchema, profileSchema, type GenesysConfig, type Profile } from '../src/config/schema.js';
 import { DECLINE_CLASSES, OUTCOMES, type Outcome, type PaymentResult } from '../src/domain/outcome.js';
 import { isPayIvrError } from '../src/errors.js';
-import type { CallContext } from '../src/genesys/context.js';
+import { resolveReturnTarget, type AllowedReturnTarget } from '../src/genesys/return-target.js';
 import { RESULT_KEYS, RESULT_KEY_PRIORITY, buildReferTo, encodeResultUui, parseResultUui, selectHandBackTarget, toSipTarget } from '../src/genesys/result.js';
 import { decodeUuiHeader } from '../src/genesys/uui.js';
 
@@ -48,24 +48,39 @@ describe('encodeResultUui', () => {
     expect(encodeResultUui(r, 'INV-77', cfg)).toBe('res=approved|ref=INV-77');
   });
 
-  it('shrinking budgets drop keys exactly in the order code, att, brand, last4, cur, amt, txn, ref', () => {
-    const r: PaymentResult = { ...approved, outcome: 'declined', transactionId: 'pi_1', declineClass: 'fraud' };
+  it('shrinking budgets drop keys exactly in the order code, att, brand, last4, src, cur, amt, txn, ref, why', () => {
+    // Every key at once: `why` is written with outcome error only.
+    const r: PaymentResult = { ...approved, outcome: 'error', errorReason: 'bad-amount', amountSource: 'context', transactionId: 'pi_1', declineClass: 'fraud' };
     const full = encodeResultUui(r, 'INV-77', { ...cfg, uuiBudget: 1024 });
     const present = (s: string): string[] => [...parseResultUui(s, cfg).keys()];
     expect(present(full)).toEqual([...RESULT_KEYS]);
     const dropOrder: string[] = [];
     let previous = present(full);
-    for (let budget = full.length; budget >= 12; budget--) {
+    for (let budget = full.length; budget >= 9; budget--) {
       const out = encodeResultUui(r, 'INV-77', { ...cfg, uuiBudget: budget });
-      if (budget >= 'res=declined'.length) expect(out.length).toBeLessThanOrEqual(budget);
+      expect(out.length).toBeLessThanOrEqual(budget);
       const keys = present(out);
       for (const k of keys) expect(previous).toContain(k);
       for (const k of previous) if (!keys.includes(k)) dropOrder.push(k);
       previous = keys;
     }
-    expect(dropOrder).toEqual(['code', 'att', 'brand', 'last4', 'cur', 'amt', 'txn', 'ref']);
+    expect(dropOrder).toEqual(['code', 'att', 'brand', 'last4', 'src', 'cur', 'amt', 'txn', 'ref', 'why']);
     expect(previous).toEqual(['res']);
-    expect(RESULT_KEY_PRIORITY).toEqual(['ref', 'txn', 'amt', 'cur', 'last4', 'brand', 'att', 'code']);
+    expect(RESULT_KEY_PRIORITY).toEqual(['why', 'ref', 'txn', 'amt', 'cur', 'src', 'last4', 'brand', 'att', 'code']);
+  });
+
+  it('why only with outcome error; src only with an amount', () => {
+    const r: PaymentResult = { ...approved, amountSource: 'balance', errorReason: 'bad-amount' };
+    expect(encodeResultUui(r, 'INV-77', cfg)).toBe('res=approved|ref=INV-77|txn=pi_3PqR5tLkdIwHu7ix0abc1234|amt=4990|cur=EUR|src=balance|brand=visa|last4=4242|att=1');
+    const err: PaymentResult = { outcome: 'error', mode: 'automated', currency: 'USD', amountSource: 'context', errorReason: 'currency-not-accepted', attempts: { charges: 0, declines: 0, invalidEntries: 0 } };
+    expect(encodeResultUui(err, 'INV-1', cfg)).toBe('res=error|why=currency-not-accepted|ref=INV-1|cur=USD|att=0');
+  });
+
+  it('result key names come from genesys.resultKeys', () => {
+    const custom = configSchema.parse({ genesys: { resultKeys: { res: 'Result', src: 'AmountFrom', why: 'Reason' } } }).genesys;
+    const r: PaymentResult = { ...approved, amountSource: 'caller' };
+    expect(encodeResultUui(r, undefined, custom)).toBe('Result=approved|ref=INV-77|txn=pi_3PqR5tLkdIwHu7ix0abc1234|amt=4990|cur=EUR|AmountFrom=caller|brand=visa|last4=4242|att=1');
+    expect(encodeResultUui({ ...r, outcome: 'error', errorReason: 'duplicate-key' }, 'R', custom).startsWith('Result=error|Reason=duplicate-key|ref=R|')).toBe(true);
   });
 
   it('keeps res only when even res + ref does not fit', () => {
@@ -195,11 +210,18 @@ describe('selectHandBackTarget', () => {
     },
   }).handBack;
   const noAgent: Profile['handBack'] = { ...handBack, agent: undefined, byOutcome: {} };
-  const automated: Pick<CallContext, 'mode' | 'returnNumber'> = { mode: 'automated' };
-  const agentRet: Pick<CallContext, 'mode' | 'returnNumber'> = { mode: 'agent', returnNumber: '+33140000000' };
-  const agentNoRet: Pick<CallContext, 'mode' | 'returnNumber'> = { mode: 'agent' };
+  type Ctx = { mode: 'automated' | 'agent'; returnTarget?: AllowedReturnTarget };
+  /** A ret= value as resolveReturnTarget turns it into a target (the only way to get one). */
+  const allowed = (ret: string): AllowedReturnTarget => {
+    const d = resolveReturnTarget(ret, { numbers: '\\+33[0-9]{9}|\\+331', hosts: ['edge.example'], uris: [] }, 'byoc.example');
+    if (!d.ok) throw new Error(`${ret} not allowed`);
+    return d.target;
+  };
+  const automated: Ctx = { mode: 'automated' };
+  const agentRet: Ctx = { mode: 'agent', returnTarget: allowed('+33140000000') };
+  const agentNoRet: Ctx = { mode: 'agent' };
 
-  const table: [string, Outcome, Pick<CallContext, 'mode' | 'returnNumber'>, Profile['handBack'], string][] = [
+  const table: [string, Outcome, Ctx, Profile['handBack'], string][] = [
     ['automated approved -> automated', 'approved', automated, handBack, 'sip:+33100000001@byoc.example'],
     ['automated declined -> automated', 'declined', automated, handBack, 'sip:+33100000001@byoc.example'],
     ['automated max-declines -> override', 'max-declines', automated, handBack, 'sip:+33100000003@byoc.example'],
@@ -211,8 +233,8 @@ describe('selectHandBackTarget', () => {
     ['agent without ret -> handBack.agent', 'approved', agentNoRet, handBack, 'sip:+33100000002@byoc.example'],
     ['agent not-identified without ret -> handBack.agent', 'not-identified', agentNoRet, handBack, 'sip:+33100000002@byoc.example'],
     ['agent without ret and no agent target -> automated', 'approved', agentNoRet, noAgent, 'sip:+33100000001@byoc.example'],
-    ['agent with a sip ret URI -> as is', 'approved', { mode: 'agent', returnNumber: 'sip:+331@edge.example' }, handBack, 'sip:+331@edge.example'],
-    ['agent with a tel ret -> sip on returnHost', 'cancelled', { mode: 'agent', returnNumber: 'tel:+331' }, noAgent, 'sip:+331@byoc.example'],
+    ['agent with an allowed sip ret URI -> rebuilt', 'approved', { mode: 'agent', returnTarget: allowed('sip:+331@edge.example') }, handBack, 'sip:+331@edge.example'],
+    ['agent with a tel ret -> sip on returnHost', 'cancelled', { mode: 'agent', returnTarget: allowed('tel:+331') }, noAgent, 'sip:+331@byoc.example'],
   ];
   it.each(table)('%s', (_name, outcome, ctx, hb, expected) => {
     expect(selectHandBackTarget(outcome, ctx, hb)).toBe(expected);

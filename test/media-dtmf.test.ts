@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DtmfDigit } from '../src/telephony/types.js';
+import type { DtmfDigit } from '../src/domain/dtmf.js';
 import { decode, encode, type G711Codec } from '../src/telephony/embedded/media/g711.js';
 import { InbandDtmfDetector } from '../src/telephony/embedded/media/goertzel-dtmf.js';
 import { Rfc4733Receiver } from '../src/telephony/embedded/media/rfc4733.js';

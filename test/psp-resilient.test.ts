@@ -3,7 +3,8 @@ import type { PspAdapter, PspCapabilities } from '../src/psp/adapter.js';
 import { ResilientGateway } from '../src/psp/resilient.js';
 import { CircuitBreaker } from '../src/psp/breaker.js';
 import { PspError } from '../src/psp/errors.js';
-import type { ChargeOutcome, ChargeRequest, LookupKey } from '../src/psp/types.js';
+import type { ChargeRequest, LookupKey } from '../src/psp/types.js';
+import type { ChargeOutcome } from '../src/domain/charge.js';
 import { FAST_RETRY, chargeRequest } from './support/psp-fixtures.js';
 
 type Step = ChargeOutcome | PspError | Error | 'hang';

@@ -9,12 +9,14 @@ import type { DialogueResult } from '../domain/dialogue/types.js';
 import { selectProfile, dialogueSettings } from '../config/profiles.js';
 import { extractContext, type CallContext } from '../genesys/context.js';
 import { encodeResultUui, buildReferTo, selectHandBackTarget } from '../genesys/result.js';
+import { resolveContext, type ResolvedContext } from '../genesys/resolve-context.js';
+import type { ContextProblem } from '../domain/outcome.js';
 import { DialogueRunner, type ChargeFn } from './dialogue-runner.js';
 import { newIdempotencyKey } from '../psp/idempotency.js';
 import { describeError } from '../errors.js';
 import { randomUUID } from 'node:crypto';
 import type { PaymentJournal, JournalAttempt } from '../journal/index.js';
-import type { ChargeOutcome } from '../psp/types.js';
+import type { ChargeOutcome } from '../domain/charge.js';
 
 export interface CallControllerDeps {
   config: Config;
@@ -27,6 +29,13 @@ export interface CallControllerDeps {
   gatewayFor: (profileName: string) => PaymentGateway;
   /** Clock, injectable for tests. */
   now?: () => Date;
+}
+
+/** Thrown after the answer when onBadContext is hand-back: skips the dialogue. */
+class BadContext extends Error {
+  constructor(readonly why: ContextProblem) {
+    super(`bad call context: ${why}`);
+  }
 }
 
 /** Phrase played when the hand-back REFER fails, before the BYE. */
@@ -44,6 +53,8 @@ export class CallController {
   readonly #log: Logger;
   #runner: DialogueRunner | undefined;
   #killed = false;
+  /** Set by endForDrain(): the dialogue was cut short by the node, not by the caller. */
+  #endedByNode = false;
 
   constructor(call: InboundCall, deps: CallControllerDeps) {
     this.#call = call;
@@ -59,14 +70,12 @@ export class CallController {
     const ctx = this.#context();
     const selected = selectProfile(config, this.#call.calledUser, ctx.profile);
     const profile = selected.profile;
-    const currency = profile.currency;
-    // An amount in another currency than the profile's cannot be charged as is: the caller enters one.
-    const contextAmount = ctx.currency === undefined || ctx.currency === currency ? ctx.amount : undefined;
+    const resolved = resolveContext(ctx, selected, config.genesys.keys);
+    const currency = resolved.currency;
     const log = this.#log.child({ profile: selected.name, conversationId: ctx.conversationId });
-    if (ctx.uuiStatus === 'unreadable') log.warn('User-to-User header present but unreadable; profile defaults apply');
-    if (ctx.currency !== undefined && ctx.currency !== currency) {
-      log.warn({ uuiCurrency: ctx.currency, profileCurrency: profile.currency }, 'UUI currency differs from the profile; amount ignored');
-    }
+    this.#logRejected(resolved, log);
+    // A bad context under onBadContext: hand-back ends the call before any card is asked for.
+    const badContext = profile.onBadContext === 'hand-back' ? resolved.badContext : undefined;
 
     this.#deps.metrics.callStarted();
     // Not awaited: the live-call list is informational and must never delay the answer.
@@ -79,6 +88,10 @@ export class CallController {
     try {
       await this.#call.answer();
       log.info({ mode: ctx.mode, identified: ctx.identified, uui: ctx.uuiStatus }, 'call answered');
+      if (badContext !== undefined) {
+        log.warn({ why: badContext }, 'bad call context: handing back at once with outcome error');
+        throw new BadContext(badContext);
+      }
       const today = now();
       const gateway = this.#deps.gatewayFor(selected.name);
       let charges = 0;
@@ -146,8 +159,8 @@ export class CallController {
       this.#runner = new DialogueRunner(
         this.#call,
         {
-          settings: dialogueSettings(profile, ctx.language),
-          context: { identified: ctx.identified, mode: ctx.mode, amount: contextAmount, reference: ctx.reference },
+          settings: dialogueSettings(profile, ctx.language, resolved),
+          context: { identified: ctx.identified, mode: ctx.mode, amount: resolved.amount, reference: ctx.reference },
           now: { year: today.getUTCFullYear(), month: today.getUTCMonth() + 1 },
         },
         charge,
@@ -156,20 +169,29 @@ export class CallController {
       );
       void this.#setLiveState('collecting');
       this.#keepDialog(ctx, selected.name, currency, started, log);
-      dres = await this.#runner.run();
+      const running = this.#runner.run();
+      if (this.#endedByNode) this.#runner.endEarly();
+      dres = await running;
     } catch (e) {
       // A caller who hangs up (or CANCELs) before the answer is ordinary; anything else is an error.
-      if (this.#call.state === 'ended') log.info({ err: describeError(e) }, 'call ended before it could be answered');
-      else log.error({ err: describeError(e) }, 'call failed');
-      dres = { outcome: this.#call.state === 'ended' ? 'hangup' : 'error', currency, attempts: { charges: 0, declines: 0, invalidEntries: 0 }, callerGone: this.#call.state === 'ended' };
+      if (e instanceof BadContext && this.#call.state !== 'ended') {
+        dres = { outcome: 'error', currency, attempts: { charges: 0, declines: 0, invalidEntries: 0 }, callerGone: false };
+      } else {
+        if (this.#call.state === 'ended') log.info({ err: describeError(e) }, 'call ended before it could be answered');
+        else log.error({ err: describeError(e) }, 'call failed');
+        dres = { outcome: this.#call.state === 'ended' ? 'hangup' : 'error', currency, attempts: { charges: 0, declines: 0, invalidEntries: 0 }, callerGone: this.#call.state === 'ended' };
+      }
     } finally {
       this.#runner?.kill();
     }
 
+    // A dialogue the node cut short (drain deadline) saw a "hangup" that the caller never made.
+    const cutByNode = this.#endedByNode && this.#call.state !== 'ended';
     const result: PaymentResult = {
       ...this.#baseResult(ctx, selected.name, dres.currency),
-      outcome: dres.outcome,
+      outcome: cutByNode && dres.outcome === 'hangup' ? 'error' : dres.outcome,
       amount: dres.amount,
+      amountSource: dres.amountSource,
       brand: dres.brand,
       last4: dres.last4,
       transactionId: dres.transactionId,
@@ -177,10 +199,14 @@ export class CallController {
       declineClass: dres.declineClass,
       attempts: dres.attempts,
     };
+    if (dres.outcome === 'error' && badContext !== undefined) result.errorReason = badContext;
+    else if (cutByNode && result.outcome === 'error') result.errorReason = 'node-drained';
+    if (resolved.rejected.length > 0) result.contextProblems = resolved.rejected.map((r) => ({ key: r.key, problem: r.problem }));
 
-    if (!dres.callerGone && this.#call.state !== 'ended') {
+    if ((cutByNode || !dres.callerGone) && this.#call.state !== 'ended') {
+      if (cutByNode) log.warn({ outcome: result.outcome }, 'drain deadline: dialogue ended by the node, handing the call back');
       void this.#setLiveState('handing-back');
-      result.handBack = await this.#handBack(result, ctx, profile, log);
+      result.handBack = await this.#handBack(result, ctx, resolved, profile, log);
     } else {
       result.handBack = { target: '', status: 'skipped', detail: 'caller hung up' };
     }
@@ -197,6 +223,16 @@ export class CallController {
     return result;
   }
 
+  /**
+   * Drain deadline: ends the dialogue now (a charge with the PSP is still waited for) and hands
+   * the call back with its outcome (`error` when nothing was charged). Idempotent.
+   */
+  endForDrain(): void {
+    if (this.#endedByNode || this.#killed) return;
+    this.#endedByNode = true;
+    this.#runner?.endEarly();
+  }
+
   /** Ends the call from outside (shutdown). Idempotent. */
   kill(reason: HangupReason = { protocol: 'SIP', cause: 503, text: 'Service shutting down' }): void {
     if (this.#killed) return;
@@ -206,8 +242,17 @@ export class CallController {
   }
 
   #context(): CallContext {
-    const { config } = this.#deps;
-    return extractContext((name) => this.#call.header(name), config.genesys, (c) => c ?? config.profiles[config.defaultProfile]?.currency ?? 'EUR');
+    return extractContext((name) => this.#call.header(name), this.#deps.config.genesys);
+  }
+
+  /** One warning per rejected context field: the key and why, the value only when it cannot be card data. */
+  #logRejected(resolved: ResolvedContext, log: Logger): void {
+    for (const r of resolved.rejected) {
+      const fields = { key: r.key, problem: r.problem, value: r.shown, length: r.length };
+      if (r.problem === 'unreadable') log.warn(fields, 'User-to-User header present but unreadable');
+      else if (r.problem === 'return-refused') log.warn(fields, 'UUI return target refused: not an allowed target; the configured one is used');
+      else log.warn(fields, 'UUI field rejected');
+    }
   }
 
   #metadata(ctx: CallContext): Record<string, string> {
@@ -266,13 +311,13 @@ export class CallController {
     log.debug('dialog state kept');
   }
 
-  async #handBack(result: PaymentResult, ctx: CallContext, profile: Profile, log: Logger): Promise<NonNullable<PaymentResult['handBack']>> {
+  async #handBack(result: PaymentResult, ctx: CallContext, resolved: ResolvedContext, profile: Profile, log: Logger): Promise<NonNullable<PaymentResult['handBack']>> {
     const { config, metrics } = this.#deps;
     const language = ctx.language ?? profile.language;
     let target: string;
     let referTo: string;
     try {
-      target = selectHandBackTarget(result.outcome, ctx, profile.handBack);
+      target = selectHandBackTarget(result.outcome, { mode: ctx.mode, returnTarget: resolved.returnTarget }, profile.handBack);
       referTo = buildReferTo(target, encodeResultUui(result, ctx.reference, config.genesys));
     } catch (e) {
       log.error({ err: describeError(e) }, 'no hand-back target');

@@ -1,10 +1,11 @@
 import type { Logger } from '../log.js';
-import type { InboundCall, DtmfDigit, PlayResult } from '../telephony/types.js';
+import type { InboundCall, PlayResult } from '../telephony/types.js';
+import type { DtmfDigit } from '../domain/dtmf.js';
 import type { DialogueCommand, DialogueEvent, DialogueInput, DialogueResult, Transition } from '../domain/dialogue/types.js';
 import { startDialogue, step, type DialogueState } from '../domain/dialogue/machine.js';
 import type { CardData } from '../domain/sensitive.js';
-import type { Brand } from '../config/schema.js';
-import type { ChargeOutcome } from '../psp/types.js';
+import type { Brand } from '../domain/brand.js';
+import type { ChargeOutcome } from '../domain/charge.js';
 import { describeError } from '../errors.js';
 
 /** Carries out one charge command; the runner only knows it as a function. */
@@ -54,6 +55,15 @@ export class DialogueRunner {
       this.#apply(startDialogue(this.#input));
       if (this.#call.state === 'ended') this.#dispatch({ type: 'hangup' });
     });
+  }
+
+  /**
+   * Ends the dialogue early for the service (drain deadline): the machine sees the caller as gone,
+   * so it wipes what it holds, waits for a charge already with the PSP and finishes with its
+   * real outcome. The call layer then still hands the call back. Idempotent.
+   */
+  endEarly(): void {
+    this.#dispatch({ type: 'hangup' });
   }
 
   /** Stops everything this runner started. Safe to call any number of times. */

@@ -24,14 +24,24 @@ export function selectProfile(config: Config, calledUser: string, uuiProfile: st
   return { name, profile: config.profiles[name] as Profile };
 }
 
-/** The dialogue's view of a profile (the language may come from the call context). */
-export function dialogueSettings(profile: Profile, language?: 'fr-FR' | 'en-US'): DialogueSettings {
+/** Currency of the charge and its bounds (minor units) when the context picked an accepted one. */
+export interface ChargeCurrency {
+  currency: string;
+  minAmount: number;
+  maxAmount: number;
+}
+
+/**
+ * The dialogue's view of a profile (the language may come from the call context, and the
+ * currency too when the profile accepts it: see resolveContext).
+ */
+export function dialogueSettings(profile: Profile, language?: 'fr-FR' | 'en-US', charge?: ChargeCurrency): DialogueSettings {
   return {
     language: language ?? profile.language,
-    currency: profile.currency,
+    currency: charge?.currency ?? profile.currency,
     amountSource: profile.amountSource,
-    minAmount: profile.minAmount,
-    maxAmount: profile.maxAmount,
+    minAmount: charge?.minAmount ?? profile.minAmount,
+    maxAmount: charge?.maxAmount ?? profile.maxAmount,
     allowedBrands: profile.allowedBrands,
     securityCode: profile.securityCode,
     maxDeclines: profile.maxDeclines,

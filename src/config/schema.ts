@@ -1,25 +1,16 @@
 import { z } from 'zod';
+import { BRANDS } from '../domain/brand.js';
 import { OUTCOMES } from '../domain/outcome.js';
-import { ALLOW_LIST_ENTRY_PROBLEM, parseCidr } from '../telephony/admission.js';
+import { currencyExponent } from '../domain/money.js';
+import { ALLOW_LIST_ENTRY_PROBLEM, parseCidr } from '../net/cidr.js';
+import { HOST_PORT, isValidNumberPattern } from '../genesys/return-target.js';
+import { toSipTarget } from '../genesys/sip-target.js';
 
 /**
  * The configuration schema. Every parameter of the use case is a profile setting; server-wide
  * settings (listen addresses, backend, store, admin API) sit beside the profiles.
  * Amounts are integers in minor units of the profile currency.
  */
-
-export const BRANDS = [
-  'visa',
-  'mastercard',
-  'amex',
-  'discover',
-  'diners',
-  'jcb',
-  'unionpay',
-  'maestro',
-  'mir',
-] as const;
-export type Brand = (typeof BRANDS)[number];
 
 const port = z.number().int().min(1).max(65535);
 const host = z.string().min(1);
@@ -90,6 +81,12 @@ const telephonySchema = z.strictObject({
   backend: z.enum(['embedded', 'drachtio']).default('embedded'),
   drachtio: drachtioSchema.default(drachtioSchema.parse({})),
   freeswitch: freeswitchSchema.default(freeswitchSchema.parse({})),
+  /**
+   * More FreeSWITCH media servers behind the same drachtio-server: each new call goes to the
+   * usable server (this list or `freeswitch`) carrying the fewest of this node's calls. Each
+   * needs its own listenPort.
+   */
+  freeswitchPool: z.array(freeswitchSchema).default([]),
 });
 
 const securitySchema = z.strictObject({
@@ -149,6 +146,14 @@ const adminSchema = z.strictObject({
   apiToken: z.string().min(16).optional(),
 });
 
+/** Graceful drain (SIGTERM, `pay-ivr drain`, POST /v1/admin/drain). */
+const drainSchema = z.strictObject({
+  /** Longest wait for calls in progress; then the rest are handed back with outcome `error`. */
+  maxMs: z.number().int().min(1_000).max(3_600_000).default(300_000),
+  /** Retry-After (s) of the 503 that OPTIONS and new INVITEs get while draining. */
+  retryAfterSeconds: z.number().int().min(0).max(86_400).default(30),
+});
+
 const logSchema = z.strictObject({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Log file (default: stdout). */
@@ -168,16 +173,53 @@ const uuiKeysSchema = z.strictObject({
   profile: z.string().default('profile'),
 });
 
-const genesysSchema = z.strictObject({
-  /** Max characters of the result UUI (before hex encoding). */
-  uuiBudget: z.number().int().min(16).max(1024).default(128),
-  /** Field separator and key/value separator of the UUI strings. */
-  fieldSeparator: z.string().length(1).default('|'),
-  keyValueSeparator: z.string().length(1).default('='),
-  keys: uuiKeysSchema.default(uuiKeysSchema.parse({})),
-  /** Header carrying the conversation id. */
-  conversationHeader: z.string().default('x-inin-cnv'),
+/** Key names of the result UUI (pay-ivr -> Genesys); see docs/genesys.md for each. */
+const resultKeysSchema = z.strictObject({
+  res: z.string().default('res'),
+  why: z.string().default('why'),
+  ref: z.string().default('ref'),
+  txn: z.string().default('txn'),
+  amt: z.string().default('amt'),
+  cur: z.string().default('cur'),
+  src: z.string().default('src'),
+  brand: z.string().default('brand'),
+  last4: z.string().default('last4'),
+  att: z.string().default('att'),
+  code: z.string().default('code'),
 });
+
+/** A UUI key name: printable ASCII without spaces, at most 32 characters. */
+const UUI_KEY = /^[\x21-\x7E]{1,32}$/;
+
+const genesysSchema = z
+  .strictObject({
+    /** Max characters of the result UUI (before hex encoding). */
+    uuiBudget: z.number().int().min(16).max(1024).default(128),
+    /** Field separator and key/value separator of the UUI strings. */
+    fieldSeparator: z.string().length(1).default('|'),
+    keyValueSeparator: z.string().length(1).default('='),
+    keys: uuiKeysSchema.default(uuiKeysSchema.parse({})),
+    resultKeys: resultKeysSchema.default(resultKeysSchema.parse({})),
+    /** Header carrying the conversation id. */
+    conversationHeader: z.string().default('x-inin-cnv'),
+  })
+  .superRefine((g, ctx) => {
+    if (g.fieldSeparator === g.keyValueSeparator) ctx.addIssue({ code: 'custom', path: ['keyValueSeparator'], message: 'must differ from fieldSeparator' });
+    // Incoming keys are matched case-insensitively, outgoing ones are written as configured.
+    for (const [group, keys, fold] of [['keys', g.keys, true], ['resultKeys', g.resultKeys, false]] as const) {
+      const seen = new Map<string, string>();
+      for (const [name, key] of Object.entries(keys)) {
+        if (!UUI_KEY.test(key) || key.includes(g.fieldSeparator) || key.includes(g.keyValueSeparator)) {
+          ctx.addIssue({ code: 'custom', path: [group, name], message: 'must be 1-32 printable characters without spaces or the UUI separators' });
+          continue;
+        }
+        const norm = fold ? key.toLowerCase() : key;
+        const other = seen.get(norm);
+        if (other !== undefined) ctx.addIssue({ code: 'custom', path: [group, name], message: `same key as genesys.${group}.${other}` });
+        else seen.set(norm, name);
+      }
+    }
+  });
 
 const pspSchema = z.discriminatedUnion('type', [
   z.strictObject({
@@ -253,11 +295,29 @@ const retrySchema = z.strictObject({
 
 const outcomeEnum = z.enum(OUTCOMES);
 
+const currencyCode = z
+  .string()
+  .regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as EUR')
+  .refine((c) => currencyExponent(c) !== undefined, { message: 'not an ISO 4217 currency code' });
+
 const profileSchema = z.strictObject({
   /** Called numbers (user part of the Request-URI, e.g. "+33140000001") that select this profile. */
   calledNumbers: z.array(z.string()).default([]),
   language: z.enum(['fr-FR', 'en-US']).default('en-US'),
-  currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as EUR').default('EUR'),
+  currency: currencyCode.default('EUR'),
+  /**
+   * Other currencies a context (`cur=`) may ask for, with the bounds in that currency's minor
+   * units; the charge is then made in that currency. Any other currency is refused.
+   */
+  acceptedCurrencies: z
+    .record(z.string(), z.strictObject({ minAmount: z.number().int().min(0, 'must be >= 0'), maxAmount: z.number().int().min(1) }))
+    .default({}),
+  /**
+   * A context with a rejected field (sent twice, or a value that does not parse): 'hand-back'
+   * sends the call back at once with outcome error and a reason code; 'enter-amount' goes on
+   * without the rejected fields (the caller enters the amount when it was the one rejected).
+   */
+  onBadContext: z.enum(['hand-back', 'enter-amount']).default('hand-back'),
   /** Where the amount comes from: the UUI amount, a "pay full balance or another amount" choice, or always entered. */
   amountSource: z.enum(['context', 'choice', 'entered']).default('context'),
   minAmount: z.number().int().min(0, 'must be >= 0').default(100),
@@ -304,8 +364,19 @@ const profileSchema = z.strictObject({
       returnHost: z.string().min(1).default('127.0.0.1'),
       /** Per-outcome overrides, e.g. max-declines -> an agent queue. */
       byOutcome: z.partialRecord(outcomeEnum, z.string().min(1)).default({}),
+      /** What the context's `ret=` may pick; anything else is refused and the targets above are used. */
+      returnTargets: z
+        .strictObject({
+          /** Regular expression a return number must match entirely, e.g. '\+33[0-9]{9}' (YAML single quotes). */
+          numbers: z.string().min(1).refine(isValidNumberPattern, { message: 'not a valid regular expression' }).optional(),
+          /** Hosts (optionally host:port) on which sip:user@host is accepted. */
+          hosts: z.array(z.string().regex(HOST_PORT, 'must be a host name or IPv4 address, optionally with :port')).default([]),
+          /** SIP URIs accepted exactly as written. */
+          uris: z.array(z.string().min(1)).default([]),
+        })
+        .default({ hosts: [], uris: [] }),
     })
-    .default({ automated: 'sip:+10000000000@127.0.0.1', returnHost: '127.0.0.1', byOutcome: {} }),
+    .default({ automated: 'sip:+10000000000@127.0.0.1', returnHost: '127.0.0.1', byOutcome: {}, returnTargets: { hosts: [], uris: [] } }),
 });
 
 export const configSchema = z
@@ -319,6 +390,7 @@ export const configSchema = z
     journal: journalSchema.default(journalSchema.parse({})),
     reconcile: reconcileSchema.default(reconcileSchema.parse({})),
     log: logSchema.default(logSchema.parse({})),
+    drain: drainSchema.default(drainSchema.parse({})),
     genesys: genesysSchema.default(genesysSchema.parse({})),
     promptsDir: z.string().default('prompts'),
     /** Profile used when no called number or UUI profile field matches. */
@@ -329,12 +401,46 @@ export const configSchema = z
     if (!(cfg.defaultProfile in cfg.profiles)) {
       ctx.addIssue({ code: 'custom', path: ['defaultProfile'], message: `no profile named "${cfg.defaultProfile}"` });
     }
+    const fsListen = new Set<string>();
+    for (const [i, fs] of [cfg.telephony.freeswitch, ...cfg.telephony.freeswitchPool].entries()) {
+      const where = `${fs.listenAddress}:${fs.listenPort}`;
+      if (fsListen.has(where)) {
+        const path = i === 0 ? ['telephony', 'freeswitch', 'listenPort'] : ['telephony', 'freeswitchPool', i - 1, 'listenPort'];
+        ctx.addIssue({ code: 'custom', path, message: `${where} is already used by another media server: each needs its own` });
+      }
+      fsListen.add(where);
+    }
     if (cfg.rtp.portMin >= cfg.rtp.portMax) {
       ctx.addIssue({ code: 'custom', path: ['rtp', 'portMax'], message: 'must be greater than rtp.portMin' });
     }
     for (const [name, p] of Object.entries(cfg.profiles)) {
       if (p.maxAmount < p.minAmount) {
         ctx.addIssue({ code: 'custom', path: ['profiles', name, 'maxAmount'], message: 'must be >= minAmount' });
+      }
+      for (const [code, bounds] of Object.entries(p.acceptedCurrencies)) {
+        if (!/^[A-Z]{3}$/.test(code) || currencyExponent(code) === undefined) {
+          ctx.addIssue({ code: 'custom', path: ['profiles', name, 'acceptedCurrencies', code], message: 'not an ISO 4217 currency code (upper case, such as GBP)' });
+        }
+        if (code === p.currency) ctx.addIssue({ code: 'custom', path: ['profiles', name, 'acceptedCurrencies', code], message: 'is the profile currency (always accepted)' });
+        if (bounds.maxAmount < bounds.minAmount) {
+          ctx.addIssue({ code: 'custom', path: ['profiles', name, 'acceptedCurrencies', code, 'maxAmount'], message: 'must be >= minAmount' });
+        }
+      }
+      // Every configured hand-back target must make a Refer-To, checked now rather than at hand-back.
+      const hb = p.handBack;
+      const targets: [(string | number)[], string | undefined][] = [
+        [['automated'], hb.automated],
+        [['agent'], hb.agent],
+        ...Object.entries(hb.byOutcome).map(([o, t]): [(string | number)[], string | undefined] => [['byOutcome', o], t]),
+        ...hb.returnTargets.uris.map((t, i): [(string | number)[], string | undefined] => [['returnTargets', 'uris', i], t]),
+      ];
+      for (const [path, target] of targets) {
+        if (target === undefined) continue;
+        try {
+          toSipTarget(target, hb.returnHost);
+        } catch {
+          ctx.addIssue({ code: 'custom', path: ['profiles', name, 'handBack', ...path], message: 'must be a sip:/sips: URI, a tel: URI or a number (sent to returnHost)' });
+        }
       }
       // Below the time one charge may take, "no record at the PSP" could be a request still on its way.
       if (cfg.reconcile.noRecordAfterSeconds * 1000 <= p.retry.budgetMs) {

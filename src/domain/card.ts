@@ -1,4 +1,4 @@
-import type { Brand } from '../config/schema.js';
+import type { Brand } from './brand.js';
 import type { SensitiveDigits } from './sensitive.js';
 
 /**

@@ -28,6 +28,36 @@ export type DeclineClass = (typeof DECLINE_CLASSES)[number];
 export type CallMode = 'automated' | 'agent';
 
 /**
+ * Where the charged amount came from: the context's `amt` (confirmed or not), the balance the
+ * caller chose to pay in the "balance or another amount" menu, or keys the caller typed.
+ */
+export const AMOUNT_SOURCES = ['context', 'caller', 'balance'] as const;
+export type AmountSource = (typeof AMOUNT_SOURCES)[number];
+
+/**
+ * Why the call context (UUI) was refused, field by field; with outcome `error` the first of these,
+ * in this order, is the UUI `why` code. `return-refused` never ends a call by itself: the
+ * configured hand-back target is used instead.
+ */
+export const CONTEXT_PROBLEMS = [
+  'unreadable', // a User-to-User header was present but could not be decoded
+  'duplicate-key', // a key appeared more than once (every copy is rejected)
+  'bad-currency', // not a known ISO 4217 code
+  'currency-not-accepted', // a known code, but neither the profile's nor one it accepts
+  'bad-amount', // not a plain decimal, too many decimals for the currency, zero, or too large
+  'amount-out-of-range', // outside the profile's minimum/maximum for that currency
+  'bad-field', // mode, ident, lang, profile, acct, ref or agent that does not parse
+  'return-refused', // ret= is not one of the allowed hand-back targets
+] as const;
+export type ContextProblem = (typeof CONTEXT_PROBLEMS)[number];
+
+/**
+ * Why a call ended with outcome `error` (UUI `why`): a bad context, or `node-drained` when the
+ * node's drain deadline ended the dialogue before a payment was made (docs/fleet.md).
+ */
+export type ErrorReason = ContextProblem | 'node-drained';
+
+/**
  * What one payment call ended with. Never PAN, security code or expiry: last 4 only.
  * Amounts are integers in minor units of `currency`.
  */
@@ -44,6 +74,12 @@ export interface PaymentResult {
   transactionId?: string | undefined;
   authCode?: string | undefined;
   declineClass?: DeclineClass | undefined;
+  /** Where `amount` came from; absent when no amount was settled. */
+  amountSource?: AmountSource | undefined;
+  /** With outcome `error`: the reason code (UUI `why`), when one is known. */
+  errorReason?: ErrorReason | undefined;
+  /** Context fields rejected on this call: key name and reason, never the value. */
+  contextProblems?: { key: string; problem: ContextProblem }[] | undefined;
   /** Counters: card attempts sent to the PSP, declines, invalid entries. */
   attempts: { charges: number; declines: number; invalidEntries: number };
   /** Filled by the call layer (the domain has no clock). ISO timestamps and durations in ms. */

@@ -1,4 +1,3 @@
-import { inspect } from 'node:util';
 
 const REDACTED = '[redacted]';
 const DIGIT_0 = 0x30;
@@ -98,7 +97,8 @@ export class SensitiveDigits {
     return REDACTED;
   }
 
-  [inspect.custom](): string {
+  // Symbol.for keeps the domain free of node:util; it is the symbol util.inspect looks for.
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
     return REDACTED;
   }
 }

@@ -1,5 +1,7 @@
 export { decodeUuiHeader, encodeUuiHex, MAX_UUI_HEADER_LENGTH, type DecodedUui } from './uui.js';
-export { extractContext, parseUuiFields, UUI_HEADERS, type CallContext } from './context.js';
+export { extractContext, parseUuiFields, showableValue, UUI_HEADERS, type CallContext, type RejectedField } from './context.js';
+export { resolveContext, type ResolvedContext } from './resolve-context.js';
+export { resolveReturnTarget, escapeSipUser, type AllowedReturnTarget, type ReturnTargetRules } from './return-target.js';
 export {
   buildReferTo,
   encodeResultUui,

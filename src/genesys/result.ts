@@ -1,25 +1,32 @@
 import type { GenesysConfig, Profile } from '../config/schema.js';
 import type { Outcome, PaymentResult } from '../domain/outcome.js';
-import { PayIvrError } from '../errors.js';
 import type { CallContext } from './context.js';
+import type { AllowedReturnTarget } from './return-target.js';
 import { encodeUuiHex } from './uui.js';
+import { toSipTarget } from './sip-target.js';
+
+export { toSipTarget } from './sip-target.js';
 
 /**
  * The result going back to Genesys: an ASCII UUI string carried, hex-encoded, inside the
  * Refer-To URI of the hand-back REFER (the only place Architect reads it, as Call.UUIData).
  */
 
-/** Output keys in the order they are written (fixed names; DESIGN.md section 6). */
-export const RESULT_KEYS = ['res', 'ref', 'txn', 'amt', 'cur', 'brand', 'last4', 'att', 'code'] as const;
+/**
+ * Output keys in the order they are written (DESIGN.md section 6). These are the logical names;
+ * the names written are genesys.resultKeys (by default the same).
+ */
+export const RESULT_KEYS = ['res', 'why', 'ref', 'txn', 'amt', 'cur', 'src', 'brand', 'last4', 'att', 'code'] as const;
 export type ResultKey = (typeof RESULT_KEYS)[number];
 
 /**
  * Which optional keys survive a tight budget, most important first. `res` is always written; the
  * kept keys are the longest prefix of this list that fits, so keys are dropped from the end
  * (`code` first, `ref` last) and a present key means every higher-priority key that has a value
- * is present too (an Architect flow can rely on that).
+ * is present too (an Architect flow can rely on that). `why` (only with res=error) comes first
+ * and `src` stays with the amount it describes.
  */
-export const RESULT_KEY_PRIORITY: readonly Exclude<ResultKey, 'res'>[] = ['ref', 'txn', 'amt', 'cur', 'last4', 'brand', 'att', 'code'];
+export const RESULT_KEY_PRIORITY: readonly Exclude<ResultKey, 'res'>[] = ['why', 'ref', 'txn', 'amt', 'cur', 'src', 'last4', 'brand', 'att', 'code'];
 
 /** Printable ASCII without spaces, without the two separators. */
 function sanitize(value: string, cfg: Pick<GenesysConfig, 'fieldSeparator' | 'keyValueSeparator'>): string {
@@ -36,10 +43,12 @@ function sanitize(value: string, cfg: Pick<GenesysConfig, 'fieldSeparator' | 'ke
 function resultValues(result: PaymentResult, reference: string | undefined, cfg: GenesysConfig): Map<ResultKey, string> {
   const raw: [ResultKey, string | undefined][] = [
     ['res', result.outcome],
+    ['why', result.outcome === 'error' ? result.errorReason : undefined],
     ['ref', reference ?? result.reference],
     ['txn', result.transactionId],
     ['amt', result.amount !== undefined && Number.isSafeInteger(result.amount) && result.amount >= 0 ? String(result.amount) : undefined],
     ['cur', result.currency],
+    ['src', result.amount !== undefined ? result.amountSource : undefined],
     ['brand', result.brand],
     // Last 4 only: anything else in that field is not written.
     ['last4', result.last4 !== undefined && /^[0-9]{4}$/.test(result.last4) ? result.last4 : undefined],
@@ -56,15 +65,15 @@ function resultValues(result: PaymentResult, reference: string | undefined, cfg:
 }
 
 /**
- * `res=approved|ref=INV-77|txn=pi_1|amt=4990|cur=EUR|brand=visa|last4=4242|att=1|code=...` within
- * `cfg.uuiBudget` characters. Optional keys are dropped in reverse RESULT_KEY_PRIORITY order
- * (code, att, brand, last4, cur, amt, txn, ref) until the rest fits; the kept ones are written in
- * RESULT_KEYS order; a value is never cut. `res` is always there, so the string
- * exceeds the budget only when `res=<outcome>` alone does (budget < 18).
+ * `res=approved|ref=INV-77|txn=pi_1|amt=4990|cur=EUR|src=context|brand=visa|last4=4242|att=1|code=...`
+ * within `cfg.uuiBudget` characters, key names from cfg.resultKeys. Optional keys are dropped in
+ * reverse RESULT_KEY_PRIORITY order (code, att, brand, last4, src, cur, amt, txn, ref, why) until
+ * the rest fits; the kept ones are written in RESULT_KEYS order; a value is never cut. `res` is
+ * always there, so the string exceeds the budget only when `res=<outcome>` alone does.
  */
 export function encodeResultUui(result: PaymentResult, reference: string | undefined, cfg: GenesysConfig): string {
   const values = resultValues(result, reference, cfg);
-  const field = (k: ResultKey): string => `${k}${cfg.keyValueSeparator}${values.get(k) ?? ''}`;
+  const field = (k: ResultKey): string => `${cfg.resultKeys[k]}${cfg.keyValueSeparator}${values.get(k) ?? ''}`;
   const kept = new Set<ResultKey>(['res']);
   let length = field('res').length;
   for (const k of RESULT_KEY_PRIORITY) {
@@ -87,33 +96,6 @@ export function parseResultUui(ascii: string, cfg: Pick<GenesysConfig, 'fieldSep
   return out;
 }
 
-const SIP_URI = /^sips?:[^\s<>"]+$/i;
-const TEL_URI = /^tel:(\+?[0-9][0-9().-]*)((?:;[^\s<>"?;]+)*)$/i;
-const BARE_NUMBER = /^\+?[0-9]{2,32}$/;
-const HOST = /^[A-Za-z0-9.:[\]-]+$/;
-
-function invalidTarget(target: string): PayIvrError {
-  // The target comes from configuration or a validated UUI field; it holds no card data.
-  return new PayIvrError('ERR_REFER_FAILED', `invalid hand-back target "${target.slice(0, 80)}"`);
-}
-
-/**
- * Normalises a hand-back target to a SIP URI (no angle brackets): sip:/sips: URIs are kept,
- * "tel:+331..." and bare "+331..." become "sip:+331...@host" (a tel URI cannot carry the UUI
- * header). Throws ERR_REFER_FAILED when the target is unusable.
- */
-export function toSipTarget(target: string, host?: string): string {
-  let t = target.trim();
-  if (t.startsWith('<') && t.endsWith('>')) t = t.slice(1, -1).trim();
-  if (SIP_URI.test(t)) return t;
-  let user: string | undefined;
-  const tel = TEL_URI.exec(t);
-  if (tel !== null) user = (tel[1] ?? '').replace(/[().-]/g, '');
-  else if (BARE_NUMBER.test(t)) user = t;
-  if (user === undefined || user === '' || host === undefined || !HOST.test(host)) throw invalidTarget(target);
-  return `sip:${user}@${host}`;
-}
-
 /**
  * The complete Refer-To header value carrying the result UUI (DESIGN.md section 1 step 8):
  *   <sip:+33140000000@host?User-to-User=00<HEX>%3Bencoding%3Dhex>
@@ -133,24 +115,19 @@ export function buildReferTo(target: string, uuiAscii: string, host?: string): s
  *  1. agent mode and not identified: back to the agent (rule 3 below) - the agent handles it,
  *     whatever the overrides say;
  *  2. handBack.byOutcome[outcome] when configured;
- *  3. agent mode: the UUI return number (a bare number or tel: URI is combined with
- *     handBack.returnHost), else (absent or unusable) handBack.agent, else handBack.automated;
+ *  3. agent mode: the target the UUI `ret=` picked among the allowed ones (resolveReturnTarget;
+ *     never the context's string itself), else handBack.agent, else handBack.automated;
  *  4. automated mode: handBack.automated.
  * For `hangup` there is nobody to hand back; the function still answers (the caller skips the
  * REFER). Throws ERR_REFER_FAILED when the chosen target cannot be made a SIP URI.
  */
-export function selectHandBackTarget(outcome: Outcome, ctx: Pick<CallContext, 'mode' | 'returnNumber'>, handBack: Profile['handBack']): string {
+export function selectHandBackTarget(
+  outcome: Outcome,
+  ctx: Pick<CallContext, 'mode'> & { returnTarget?: AllowedReturnTarget | undefined },
+  handBack: Profile['handBack'],
+): string {
   const host = handBack.returnHost;
-  const agentTarget = (): string => {
-    if (ctx.returnNumber !== undefined) {
-      try {
-        return toSipTarget(ctx.returnNumber, host);
-      } catch {
-        // An unusable return number falls through to the configured agent target.
-      }
-    }
-    return toSipTarget(handBack.agent ?? handBack.automated, host);
-  };
+  const agentTarget = (): string => ctx.returnTarget ?? toSipTarget(handBack.agent ?? handBack.automated, host);
   if (ctx.mode === 'agent' && outcome === 'not-identified') return agentTarget();
   const override = handBack.byOutcome[outcome];
   if (override !== undefined) return toSipTarget(override, host);

@@ -27,6 +27,8 @@ export interface BackendStatus {
   activeCalls: number;
   /** Payment journal: degraded while the store is unreachable (spooling locally). */
   journal?: { degraded: boolean; spoolBytes: number; spoolMaxBytes: number; pending: number } | undefined;
+  /** True while the node drains (takes no new calls). */
+  draining?: boolean | undefined;
 }
 
 /** Above this share of journal.maxSpoolBytes the node is not ready: attempts could soon not be recorded. */
@@ -37,6 +39,8 @@ export interface AdminServerOptions {
   store: ResultStore;
   metrics: Metrics;
   backendStatus: () => BackendStatus;
+  /** Starts a graceful drain (POST /v1/admin/drain); absent: the route answers 501. */
+  drain?: (() => void) | undefined;
   logger: Logger;
 }
 
@@ -147,7 +151,8 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     const spoolFull = j !== undefined && j.spoolBytes >= SPOOL_NOT_READY * j.spoolMaxBytes;
     const ready = status.ready && !spoolFull;
     // Degraded but ready while spooling: payments are still recorded durably (locally).
-    const body = j === undefined ? { ready, activeCalls: status.activeCalls } : { ready, activeCalls: status.activeCalls, store: j.degraded ? 'degraded' : 'ok', spool: { bytes: j.spoolBytes, maxBytes: j.spoolMaxBytes, pending: j.pending, full: spoolFull } };
+    const base = { ready, activeCalls: status.activeCalls, draining: status.draining === true };
+    const body = j === undefined ? base : { ...base, store: j.degraded ? 'degraded' : 'ok', spool: { bytes: j.spoolBytes, maxBytes: j.spoolMaxBytes, pending: j.pending, full: spoolFull } };
     return reply.code(ready ? 200 : 503).send(body);
   });
 
@@ -196,6 +201,14 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     });
 
     v1.get('/calls', async () => ({ calls: await store.liveCalls() }));
+
+    // Graceful drain: answered at once; the node exits by itself when its calls are done.
+    v1.post('/admin/drain', async (_request, reply) => {
+      if (opts.drain === undefined) return reply.code(501).send({ error: 'drain not available' });
+      opts.drain();
+      const status = backendStatus();
+      return reply.code(202).send({ draining: true, activeCalls: status.activeCalls });
+    });
   }, { prefix: '/v1' });
 
   await app.listen({ host: config.admin.host, port: config.admin.port });

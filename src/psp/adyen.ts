@@ -2,7 +2,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { z } from 'zod';
 import type { Logger } from '../log.js';
 import type { DeclineClass } from '../domain/outcome.js';
-import type { ChargeOutcome, ChargeRequest, LookupKey } from './types.js';
+import type { ChargeRequest, LookupKey } from './types.js';
+import type { ChargeOutcome } from '../domain/charge.js';
 import type { PspAdapter, PspCapabilities } from './adapter.js';
 import { PspError, httpStatusError, parseRetryAfter } from './errors.js';
 import { PspHttpClient, header } from './http.js';
@@ -35,7 +36,7 @@ export function adyenBaseUrl(cfg: { baseUrl?: string | undefined; environment: '
   return `https://checkout-test.adyen.com/${ADYEN_API_VERSION}`;
 }
 
-/** The part of a /payments answer we read. */
+/** The part of a /payments answer we read (its fields are checked against the library's PaymentResponse). */
 const paymentResponse = z.object({
   pspReference: z.string().optional(),
   resultCode: z.string(),
@@ -43,6 +44,23 @@ const paymentResponse = z.object({
   refusalReasonCode: z.string().optional(),
   additionalData: z.record(z.string(), z.unknown()).optional(),
 });
+
+export type AdyenPaymentResponse = z.infer<typeof paymentResponse>;
+
+/**
+ * How each Adyen resultCode is read. Any other code (Received, Pending, ...) means the final result
+ * comes later (webhook): the outcome is unknown now. Checked against the library's ResultCodeEnum.
+ */
+export const ADYEN_RESULT_CODES = {
+  Authorised: 'approved',
+  Refused: 'refused',
+  Cancelled: 'refused',
+  Error: 'error',
+  // 3-D Secure asked for a MOTO payment: nothing was charged.
+  RedirectShopper: 'authentication',
+  IdentifyShopper: 'authentication',
+  ChallengeShopper: 'authentication',
+} as const;
 
 const errorResponse = z.object({
   status: z.number().optional(),
@@ -65,6 +83,41 @@ function safeMetadata(req: ChargeRequest): Record<string, string> {
     if (!hasPanLikeDigits(v)) out[k.slice(0, 20)] = v.slice(0, 80);
   }
   return out;
+}
+
+/**
+ * The Checkout `/payments` request this adapter sends. The tests check it against
+ * @adyen/api-library's PaymentRequest, so the adapter and the sandbox cannot drift from Adyen's
+ * API together. Card fields hold CardJsonBody placeholders, never digits.
+ */
+export interface AdyenPaymentRequest {
+  amount: { value: number; currency: string };
+  reference: string;
+  merchantAccount: string;
+  paymentMethod: { type: 'scheme'; number: string; expiryMonth: string; expiryYear: string; cvc?: string; holderName?: string };
+  shopperInteraction: 'Moto';
+  metadata?: Record<string, string>;
+}
+
+export function adyenPaymentRequest(req: ChargeRequest, merchantAccount: string, b: CardJsonBody, holderName?: string): AdyenPaymentRequest {
+  const { card } = req;
+  const paymentMethod: AdyenPaymentRequest['paymentMethod'] = {
+    type: 'scheme',
+    number: b.digits(card.pan),
+    expiryMonth: b.digits(card.expiry, 0, 2),
+    expiryYear: b.digits(card.expiry, 2, 4, '20'),
+  };
+  if (card.securityCode && card.securityCode.length > 0) paymentMethod.cvc = b.digits(card.securityCode);
+  if (holderName) paymentMethod.holderName = holderName;
+  const metadata = safeMetadata(req);
+  return {
+    amount: { value: req.amount, currency: req.currency.toUpperCase() },
+    reference: req.reference,
+    merchantAccount,
+    paymentMethod,
+    shopperInteraction: 'Moto',
+    ...(Object.keys(metadata).length > 0 ? { metadata } : {}),
+  };
 }
 
 /**
@@ -92,26 +145,8 @@ export class AdyenGateway implements PspAdapter {
   }
 
   async charge(req: ChargeRequest, signal?: AbortSignal): Promise<ChargeOutcome> {
-    const { card } = req;
     const b = new CardJsonBody();
-    const holderName = this.#opts.holderName?.(req);
-    const paymentMethod: Record<string, string> = {
-      type: 'scheme',
-      number: b.digits(card.pan),
-      expiryMonth: b.digits(card.expiry, 0, 2),
-      expiryYear: b.digits(card.expiry, 2, 4, '20'),
-    };
-    if (card.securityCode && card.securityCode.length > 0) paymentMethod.cvc = b.digits(card.securityCode);
-    if (holderName) paymentMethod.holderName = holderName;
-    const metadata = safeMetadata(req);
-    const body = b.toBuffer({
-      amount: { value: req.amount, currency: req.currency.toUpperCase() },
-      reference: req.reference,
-      merchantAccount: this.#opts.merchantAccount,
-      paymentMethod,
-      shopperInteraction: 'Moto',
-      ...(Object.keys(metadata).length > 0 ? { metadata } : {}),
-    });
+    const body = b.toBuffer(adyenPaymentRequest(req, this.#opts.merchantAccount, b, this.#opts.holderName?.(req)));
     let res;
     try {
       res = await this.#http.send({
@@ -143,7 +178,7 @@ export class AdyenGateway implements PspAdapter {
     if (status === 200) {
       const p = paymentResponse.safeParse(json);
       if (!p.success) throw new PspError('protocol', 'Adyen answer could not be read', { status, maybeExecuted: true });
-      return paymentOutcome(p.data);
+      return adyenPaymentOutcome(p.data);
     }
     const e = errorResponse.safeParse(json);
     const code = e.success ? e.data.errorCode : undefined;
@@ -159,29 +194,25 @@ export class AdyenGateway implements PspAdapter {
   }
 }
 
-function paymentOutcome(p: z.infer<typeof paymentResponse>): ChargeOutcome {
+export function adyenPaymentOutcome(p: AdyenPaymentResponse): ChargeOutcome {
   const authCode = p.additionalData?.authCode;
-  switch (p.resultCode) {
-    case 'Authorised':
+  const kind = Object.hasOwn(ADYEN_RESULT_CODES, p.resultCode) ? ADYEN_RESULT_CODES[p.resultCode as keyof typeof ADYEN_RESULT_CODES] : undefined;
+  switch (kind) {
+    case 'approved':
       if (!p.pspReference) throw new PspError('protocol', 'Adyen authorised without a pspReference', { maybeExecuted: true });
       return { status: 'approved', transactionId: p.pspReference, authCode: typeof authCode === 'string' ? authCode : undefined };
-    case 'Refused':
-    case 'Cancelled':
+    case 'refused':
       return { status: 'declined', declineClass: adyenDeclineClass(p.refusalReasonCode), pspCode: p.refusalReasonCode, transactionId: p.pspReference };
-    case 'Error':
+    case 'error':
       return {
         status: 'declined',
         declineClass: p.refusalReasonCode === '4' || p.refusalReasonCode === '0' || p.refusalReasonCode === undefined ? 'processing-error' : adyenDeclineClass(p.refusalReasonCode),
         pspCode: p.refusalReasonCode,
         transactionId: p.pspReference,
       };
-    case 'RedirectShopper':
-    case 'IdentifyShopper':
-    case 'ChallengeShopper':
-      // 3-D Secure asked for a MOTO payment: nothing was charged.
+    case 'authentication':
       return { status: 'declined', declineClass: 'do-not-honor', pspCode: p.resultCode, transactionId: p.pspReference };
     default:
-      // Received / Pending: the final result comes later (webhook); we cannot tell the caller now.
       return { status: 'unknown', reason: `adyen-${p.resultCode.toLowerCase()}` };
   }
 }

@@ -5,7 +5,8 @@ import { DECLINE_CLASSES, type DeclineClass } from '../domain/outcome.js';
  * hears and may do next. Unknown codes fall back to the generic decline: "try another card".
  */
 
-const STRIPE: Readonly<Record<string, DeclineClass>> = {
+/** Stripe decline_code / card error code -> class (docs.stripe.com "Decline codes", "Error codes"). */
+export const STRIPE_DECLINE_CODES: Readonly<Record<string, DeclineClass>> = {
   insufficient_funds: 'insufficient-funds',
   card_velocity_exceeded: 'insufficient-funds',
   withdrawal_count_limit_exceeded: 'insufficient-funds',
@@ -56,45 +57,49 @@ const STRIPE: Readonly<Record<string, DeclineClass>> = {
 
 /** Stripe card_error: the decline_code when the issuer gave one, else the error code. */
 export function stripeDeclineClass(code: string | undefined, declineCode: string | undefined): DeclineClass {
-  return (declineCode !== undefined ? STRIPE[declineCode] : undefined) ?? (code !== undefined ? STRIPE[code] : undefined) ?? 'do-not-honor';
+  const known = (c: string | undefined): DeclineClass | undefined => (c !== undefined && Object.hasOwn(STRIPE_DECLINE_CODES, c) ? STRIPE_DECLINE_CODES[c] : undefined);
+  return known(declineCode) ?? known(code) ?? 'do-not-honor';
 }
 
-/** Adyen refusalReasonCode (docs.adyen.com "Refusal reasons") -> class. */
-const ADYEN: Readonly<Record<string, DeclineClass>> = {
-  '2': 'do-not-honor', // Refused
-  '3': 'do-not-honor', // Referral
-  '4': 'processing-error', // Acquirer Error
-  '5': 'fraud', // Blocked Card (lost/stolen/blocked)
-  '6': 'expired-card', // Expired Card
-  '7': 'do-not-honor', // Invalid Amount
-  '8': 'incorrect-number', // Invalid Card Number
-  '9': 'processing-error', // Issuer Unavailable
-  '10': 'do-not-honor', // Not supported
-  '11': 'do-not-honor', // 3D Not Authenticated
-  '12': 'insufficient-funds', // Not enough balance
-  '14': 'fraud', // Acquirer Fraud
-  '15': 'do-not-honor', // Cancelled
-  '16': 'do-not-honor', // Shopper Cancelled
-  '17': 'do-not-honor', // Invalid Pin
-  '18': 'do-not-honor', // Pin tries exceeded
-  '19': 'do-not-honor', // Pin validation not possible
-  '20': 'fraud', // FRAUD
-  '21': 'processing-error', // Not Submitted
-  '22': 'fraud', // FRAUD-CANCELLED
-  '23': 'do-not-honor', // Transaction Not Permitted
-  '24': 'incorrect-cvc', // CVC Declined
-  '25': 'do-not-honor', // Restricted Card
-  '26': 'do-not-honor', // Revocation Of Auth
-  '27': 'do-not-honor', // Declined Non Generic
-  '28': 'insufficient-funds', // Withdrawal amount exceeded
-  '29': 'insufficient-funds', // Withdrawal count exceeded
-  '31': 'fraud', // Issuer Suspected Fraud
-  '32': 'do-not-honor', // AVS Declined
-  '42': 'processing-error', // Transaction Timeout
+/**
+ * Adyen refusalReasonCode -> [refusalReason as Adyen spells it, class] (docs.adyen.com "Refusal
+ * reasons"). The reason texts are checked against @adyen/api-library and the sandbox in the tests.
+ */
+export const ADYEN_REFUSALS: Readonly<Record<string, readonly [reason: string, declineClass: DeclineClass]>> = {
+  '2': ['Refused', 'do-not-honor'],
+  '3': ['Referral', 'do-not-honor'],
+  '4': ['Acquirer Error', 'processing-error'],
+  '5': ['Blocked Card', 'fraud'], // lost, stolen or blocked
+  '6': ['Expired Card', 'expired-card'],
+  '7': ['Invalid Amount', 'do-not-honor'],
+  '8': ['Invalid Card Number', 'incorrect-number'],
+  '9': ['Issuer Unavailable', 'processing-error'],
+  '10': ['Not supported', 'do-not-honor'],
+  '11': ['3D Not Authenticated', 'do-not-honor'],
+  '12': ['Not enough balance', 'insufficient-funds'],
+  '14': ['Acquirer Fraud', 'fraud'],
+  '15': ['Cancelled', 'do-not-honor'],
+  '16': ['Shopper Cancelled', 'do-not-honor'],
+  '17': ['Invalid Pin', 'do-not-honor'],
+  '18': ['Pin tries exceeded', 'do-not-honor'],
+  '19': ['Pin validation not possible', 'do-not-honor'],
+  '20': ['FRAUD', 'fraud'],
+  '21': ['Not Submitted', 'processing-error'],
+  '22': ['FRAUD-CANCELLED', 'fraud'],
+  '23': ['Transaction Not Permitted', 'do-not-honor'],
+  '24': ['CVC Declined', 'incorrect-cvc'],
+  '25': ['Restricted Card', 'do-not-honor'],
+  '26': ['Revocation Of Auth', 'do-not-honor'],
+  '27': ['Declined Non Generic', 'do-not-honor'],
+  '28': ['Withdrawal amount exceeded', 'insufficient-funds'],
+  '29': ['Withdrawal count exceeded', 'insufficient-funds'],
+  '31': ['Issuer Suspected Fraud', 'fraud'],
+  '32': ['AVS Declined', 'do-not-honor'],
+  '42': ['Transaction Timeout', 'processing-error'],
 };
 
 export function adyenDeclineClass(refusalReasonCode: string | undefined): DeclineClass {
-  return (refusalReasonCode !== undefined ? ADYEN[refusalReasonCode] : undefined) ?? 'do-not-honor';
+  return (refusalReasonCode !== undefined && Object.hasOwn(ADYEN_REFUSALS, refusalReasonCode) ? ADYEN_REFUSALS[refusalReasonCode]?.[1] : undefined) ?? 'do-not-honor';
 }
 
 export function isDeclineClass(s: string): s is DeclineClass {

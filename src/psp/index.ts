@@ -9,7 +9,7 @@ import { RestGateway } from './rest.js';
 import { loadSecret } from './secrets.js';
 import { startSandbox, type Sandbox } from './sandbox/index.js';
 
-export type { ChargeOutcome, ChargeRequest, LookupKey, PaymentGateway } from './types.js';
+export type { ChargeRequest, LookupKey, PaymentGateway } from './types.js';
 export type { PspAdapter, PspCapabilities } from './adapter.js';
 export { ResilientGateway, type ResilientOptions, type ResilientStats, type ChargeReport, type ResilientEvents } from './resilient.js';
 export type { BreakerState } from './breaker.js';

@@ -1,7 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import Stripe from 'stripe';
 import type { Logger } from '../log.js';
-import type { ChargeOutcome, ChargeRequest, LookupKey } from './types.js';
+import type { ChargeRequest, LookupKey } from './types.js';
+import type { ChargeOutcome } from '../domain/charge.js';
 import type { PspAdapter, PspCapabilities } from './adapter.js';
 import { PspError, httpStatusError, isPspError, parseRetryAfter } from './errors.js';
 import { PspHttpClient } from './http.js';

@@ -1,5 +1,5 @@
 import type { CardData } from '../domain/sensitive.js';
-import type { DeclineClass } from '../domain/outcome.js';
+import type { ChargeOutcome } from '../domain/charge.js';
 
 /** One charge attempt. The idempotency key is made once per attempt, before the first send. */
 export interface ChargeRequest {
@@ -14,12 +14,6 @@ export interface ChargeRequest {
   /** Non-card context (conversation id, account id). Never card data. */
   metadata: Readonly<Record<string, string>>;
 }
-
-export type ChargeOutcome =
-  | { status: 'approved'; transactionId: string; authCode?: string | undefined }
-  | { status: 'declined'; declineClass: DeclineClass; pspCode?: string | undefined; transactionId?: string | undefined }
-  /** Outcome not known (timeout, 5xx, lost reply, breaker open): reported as `psp-error`, never retried as a new charge. */
-  | { status: 'unknown'; reason: string };
 
 export interface LookupKey {
   idempotencyKey?: string;

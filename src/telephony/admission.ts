@@ -1,8 +1,9 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import type { Config } from '../config/schema.js';
 import { PayIvrError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { ALLOW_LIST_ENTRY_PROBLEM, parseCidr } from '../net/cidr.js';
 
 /**
  * Who may call (DESIGN section 5), the one place for the rule whatever the SIP stack: every new
@@ -60,10 +61,20 @@ const NONCE_TTL_MS = 5 * 60_000;
 const MAX_AUTHORIZATION_CHARS = 4096;
 const RATE_KEYS_MAX = 10_000;
 
+/**
+ * INVITEs admitted per source by the whole fleet in the current second, shared through Redis
+ * (store/redis-rate.ts). Synchronous on purpose: admission never waits for the network.
+ */
+export interface FleetRateCounter {
+  count(source: string): number;
+  add(source: string): void;
+}
+
 export class AdmissionControl {
   readonly #security: Config['security'];
   readonly #allow: BlockList | undefined;
   readonly #rate: SourceRate;
+  #fleet: FleetRateCounter | undefined;
   readonly #secret: { name: string; hash: Buffer } | undefined;
   readonly #digest: Digest | undefined;
 
@@ -75,6 +86,14 @@ export class AdmissionControl {
     const s = security.sharedSecretHeader;
     this.#secret = s !== undefined ? { name: s.name, hash: sha256(s.value) } : undefined;
     this.#digest = security.digest !== undefined ? new Digest(security.digest, now) : undefined;
+  }
+
+  /**
+   * Shares security.ratePerSource over every node (a source that spreads its INVITEs over the
+   * fleet's nodes still gets ratePerSource in all); each node's own bucket keeps applying.
+   */
+  shareRateWith(counter: FleetRateCounter): void {
+    this.#fleet = counter;
   }
 
   /** Logs the policy once at start (no secret values); warns when anyone may call. */
@@ -108,9 +127,11 @@ export class AdmissionControl {
 
   check(req: AdmissionRequest, activeCalls: number): AdmissionVerdict {
     if (!this.allowed(req.sourceAddress)) return refuse(403, 'Forbidden', 'source not in security.allowList');
-    if (!this.#rate.take(unmapIPv4(req.sourceAddress))) {
+    const source = unmapIPv4(req.sourceAddress);
+    if ((this.#fleet !== undefined && this.#fleet.count(source) >= this.#security.ratePerSource) || !this.#rate.take(source)) {
       return refuse(503, 'Service Unavailable', 'security.ratePerSource exceeded', [{ name: 'Retry-After', value: '1' }]);
     }
+    this.#fleet?.add(source);
     if (activeCalls >= this.#security.maxConcurrentCalls) {
       return refuse(503, 'Service Unavailable', 'security.maxConcurrentCalls reached', [{ name: 'Retry-After', value: '5' }]);
     }
@@ -176,7 +197,7 @@ class SourceRate {
 }
 
 /**
- * Digest authentication, stateless: nonce = hex time + "." + HMAC(process key, time), valid for
+ * Digest authentication, stateless: nonce = hex time + "." + HMAC(nonce key, time), valid for
  * NONCE_TTL_MS. qop=auth is required (RFC 2069 responses without cnonce are refused). An expired
  * nonce gets stale=true only when the response was right for it, so the client retries without
  * new credentials (RFC 2617 3.2.1); anything else gets a fresh challenge.
@@ -184,12 +205,16 @@ class SourceRate {
 class Digest {
   readonly #cfg: NonNullable<Config['security']['digest']>;
   readonly #ha1: string;
-  readonly #key = randomBytes(32);
+  readonly #key: Buffer;
   readonly #now: () => number;
 
   constructor(cfg: NonNullable<Config['security']['digest']>, now: () => number) {
     this.#cfg = cfg;
     this.#ha1 = md5(`${cfg.username}:${cfg.realm}:${cfg.password}`);
+    // Derived from the shared credentials, not random per process: a nonce one node issues is
+    // valid on every node of the fleet (a balancer may send the retried INVITE elsewhere), and
+    // still unforgeable without the password.
+    this.#key = createHmac('sha256', 'pay-ivr digest nonce key').update(`${cfg.realm}\0${cfg.username}\0${cfg.password}`).digest();
     this.#now = now;
   }
 
@@ -322,28 +347,6 @@ function unmapIPv4(address: string): string {
   const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   return m !== null && isIPv4(m[1] as string) ? (m[1] as string) : address;
 }
-
-export interface Cidr {
-  address: string;
-  prefix: number;
-  family: 'ipv4' | 'ipv6';
-}
-
-/** "10.0.0.0/8", "2001:db8::/32" or a bare address (full-length prefix); undefined when not one. */
-export function parseCidr(text: string): Cidr | undefined {
-  const slash = text.indexOf('/');
-  const address = (slash < 0 ? text : text.slice(0, slash)).trim();
-  const family = isIPv4(address) ? 'ipv4' : isIPv6(address) && !address.includes('%') ? 'ipv6' : undefined;
-  if (family === undefined) return undefined;
-  const max = family === 'ipv4' ? 32 : 128;
-  const bits = slash < 0 ? String(max) : text.slice(slash + 1).trim();
-  // Digits only: Number('') is 0, and "10.0.0.0/" must not become "everyone".
-  if (!/^\d{1,3}$/.test(bits) || Number(bits) > max) return undefined;
-  return { address, prefix: Number(bits), family };
-}
-
-/** Message for a bad allow-list entry (config validation and the constructor say the same). */
-export const ALLOW_LIST_ENTRY_PROBLEM = 'not an IPv4/IPv6 address or CIDR (e.g. 10.0.0.0/8, 2001:db8::/32)';
 
 function buildAllowList(entries: readonly string[]): BlockList {
   const list = new BlockList();

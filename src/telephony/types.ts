@@ -1,3 +1,4 @@
+import type { DtmfDigit } from '../domain/dtmf.js';
 import type { TypedEmitter } from '../util/typed-emitter.js';
 
 /**
@@ -5,7 +6,6 @@ import type { TypedEmitter } from '../util/typed-emitter.js';
  * or drachtio-server + FreeSWITCH). Nothing above this file knows SIP transactions, SDP or RTP.
  */
 
-export type DtmfDigit = '0' | '1' | '2' | '3' | '4' | '5' | '6' | '7' | '8' | '9' | '*' | '#' | 'A' | 'B' | 'C' | 'D';
 export type DtmfSource = 'rfc4733' | 'sip-info' | 'inband';
 
 export type Transport = 'udp' | 'tcp' | 'tls';
@@ -124,11 +124,19 @@ export interface TelephonyBackend extends TypedEmitter<BackendEvents> {
   stop(): Promise<void>;
   /** Calls in progress. */
   readonly activeCalls: number;
-  /** True when the backend can take calls (readiness probe). */
+  /** True when the backend can take calls (readiness probe); false while draining. */
   readonly ready: boolean;
   /**
    * Ends a dialog a previous run of this node left behind (crash): sends a BYE in it. Resolves
    * with the final status, or 408 when nothing answered.
    */
   endStoredDialog?(dialog: StoredDialog, reason: HangupReason): Promise<number>;
+  /** True once drain() was called: no new calls, calls in progress go on. */
+  readonly draining: boolean;
+  /**
+   * Stops taking calls without touching those in progress: OPTIONS is answered 503 (so a SIP
+   * load balancer takes the node out) and new INVITEs get 503 with Retry-After (so it fails the
+   * call over to another node). Idempotent.
+   */
+  drain(retryAfterSeconds: number): void;
 }

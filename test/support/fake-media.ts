@@ -1,5 +1,6 @@
 import { TypedEmitter } from '../../src/util/typed-emitter.js';
-import type { DtmfDigit, DtmfSource, PlayOptions, PlayResult } from '../../src/telephony/types.js';
+import type { DtmfSource, PlayOptions, PlayResult } from '../../src/telephony/types.js';
+import type { DtmfDigit } from '../../src/domain/dtmf.js';
 import type { MediaEngineLike, MediaSessionEvents, MediaSessionLike } from '../../src/telephony/embedded/media-port.js';
 
 /**

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { PspAdapter } from '../../src/psp/adapter.js';
 import { ResilientGateway, type ResilientOptions } from '../../src/psp/resilient.js';
 import type { FaultRule } from '../../src/psp/sandbox/faults.js';
-import type { ChargeOutcome } from '../../src/psp/types.js';
+import type { ChargeOutcome } from '../../src/domain/charge.js';
 import type { Logger } from '../../src/log.js';
 import { ADAPTER_TIMEOUT_MS, FAST_RETRY, chargeRequest } from './psp-fixtures.js';
 

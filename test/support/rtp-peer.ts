@@ -10,7 +10,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { DtmfDigit } from '../../src/telephony/types.js';
+import type { DtmfDigit } from '../../src/domain/dtmf.js';
 import { encode, type G711Codec } from '../../src/telephony/embedded/media/g711.js';
 import { promptFromWav } from '../../src/telephony/embedded/media/prompt-library.js';
 import { SrtpContext, type SrtpSuite } from '../../src/telephony/embedded/media/srtp.js';

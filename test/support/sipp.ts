@@ -5,7 +5,8 @@ import { join, resolve } from 'node:path';
 import { configSchema, type Config } from '../../src/config/schema.js';
 import { silentLogger, type Logger } from '../../src/log.js';
 import { EmbeddedBackend } from '../../src/telephony/embedded/backend.js';
-import type { CallEndInfo, DtmfDigit, DtmfSource, InboundCall, PlayResult, ReferResult } from '../../src/telephony/types.js';
+import type { CallEndInfo, DtmfSource, InboundCall, PlayResult, ReferResult } from '../../src/telephony/types.js';
+import type { DtmfDigit } from '../../src/domain/dtmf.js';
 
 /**
  * SIPp as a child process, and a conformance harness: an EmbeddedBackend (real SIP stack and

@@ -3,8 +3,8 @@ import { parseDtmfAmount, splitMinor } from '../money.js';
 import type { DeclineClass, Outcome } from '../outcome.js';
 import { readAmount } from '../readback.js';
 import { SensitiveDigits, wipeCard, type CardData } from '../sensitive.js';
-import type { ChargeOutcome } from '../../psp/types.js';
-import type { DtmfDigit } from '../../telephony/types.js';
+import type { ChargeOutcome } from '../charge.js';
+import type { DtmfDigit } from '../dtmf.js';
 import {
   approvedAnnouncement,
   brandNotAcceptedId,
@@ -33,9 +33,11 @@ export { createDialogue, type DialogueState, type Phase, type MenuKind, type Car
  *   the amount and replays the prompt (like '*' in the other fields). The entry ends by itself at
  *   an integer digit more than the maximum amount has, or a decimal more than the currency has
  *   (see MAX_AMOUNT_INTEGER_KEYS).
- * - Menus act on the first key: confirm menus 1 = correct, 2 = enter again, 9 = cancel; the amount
- *   menus also take 3 = refuse the amount (`amount-refused`); '*' replays the menu; '#' is ignored;
- *   any other key is an invalid choice. After a decline: 1 = another card, 2 (or 9) = end (`declined`).
+ * - Menus act on the first key, also one pressed while the menu's announcement (amount, readback)
+ *   is still being said (barge-in); keys after it go to what the choice leads to (type-ahead).
+ *   Confirm menus 1 = correct, 2 = enter again, 9 = cancel; the amount menus also take 3 = refuse
+ *   the amount (`amount-refused`); '*' replays the menu; '#' is ignored; any other key is an
+ *   invalid choice. After a decline: 1 = another card, 2 (or 9) = end (`declined`).
  * - Timeouts: the first-digit timer starts when the prompt ends (or the inter-digit timer at the
  *   first type-ahead digit); with nothing typed a timeout re-prompts and uses an attempt; with
  *   digits typed it ends the entry like '#'.
@@ -150,7 +152,6 @@ function play(s: DialogueState, out: Out, fragments: string[], bargeIn: boolean,
   s.welcomed = true;
   s.playId = ++s.nextPlayId;
   s.playing = true;
-  s.playBargeIn = bargeIn;
   s.waitMusic = false;
   out.push({ type: 'play', playId: s.playId, fragments: [...lead, ...fragments], bargeIn, sensitive });
 }
@@ -170,6 +171,7 @@ function result(s: DialogueState, outcome: Outcome): DialogueResult {
   return {
     outcome,
     amount: s.amount,
+    amountSource: s.amount === undefined ? undefined : s.amountSource,
     currency: s.input.settings.currency,
     brand: s.charged?.brand,
     last4: s.charged?.last4,
@@ -224,6 +226,7 @@ function begin(s: DialogueState, out: Out): void {
   const due = usableContextAmount(s);
   if (due !== undefined && settings.amountSource === 'context') {
     s.amount = due;
+    s.amountSource = 'context';
     if (settings.readback.amount) enterMenu(s, out, 'amount-context', []);
     else continueCard(s, out, []);
   } else if (due !== undefined && settings.amountSource === 'choice') {
@@ -276,7 +279,7 @@ function continueCard(s: DialogueState, out: Out, lead: string[]): void {
 
 function enterMenu(s: DialogueState, out: Out, menu: MenuKind, lead: string[]): void {
   clearTimer(s, out);
-  setPhase(s, { kind: 'menu', menu, failures: 0, pending: undefined });
+  setPhase(s, { kind: 'menu', menu, failures: 0 });
   playMenu(s, out, menu, lead);
 }
 
@@ -319,11 +322,8 @@ function onDigit(s: DialogueState, out: Out, d: DtmfDigit): void {
       onCardKey(s, out, p, d);
       return;
     case 'menu':
-      // A prompt without barge-in is heard to the end: keep the first key for when it ends.
-      if (s.playing && !s.playBargeIn) {
-        if (p.pending === undefined && d !== '#') p.pending = d;
-        return;
-      }
+      // Every menu prompt takes barge-in (a key during the announcement answers the menu);
+      // the keys that follow belong to whatever the answer leads to (type-ahead).
       onMenuKey(s, out, p, d);
       return;
     default:
@@ -373,6 +373,7 @@ function evaluateAmount(s: DialogueState, out: Out, keys: string): void {
     return;
   }
   s.amount = parsed.minor;
+  s.amountSource = 'caller';
   if (settings.readback.amount) enterMenu(s, out, 'confirm-amount', []);
   else continueCard(s, out, []);
 }
@@ -495,6 +496,7 @@ function onMenuYes(s: DialogueState, out: Out, menu: MenuKind): void {
     const due = usableContextAmount(s);
     if (due === undefined) throw new Error('dialogue invariant: context amount missing');
     s.amount = due;
+    s.amountSource = 'balance';
   }
   // amount-context / confirm-amount / confirm-<card field>: go on with what is missing.
   continueCard(s, out, []);
@@ -533,7 +535,6 @@ function onMenuReenter(s: DialogueState, out: Out, menu: MenuKind): void {
 
 function menuFail(s: DialogueState, out: Out, p: Extract<Phase, { kind: 'menu' }>, lead: string[]): void {
   p.failures++;
-  p.pending = undefined;
   s.counts.invalidEntries++;
   if (p.failures >= s.input.settings.attempts.confirm) {
     // After a decline, not choosing another card means the payment stays declined.
@@ -574,13 +575,7 @@ function onPlayDone(s: DialogueState, out: Out): void {
       if (s.timerId === undefined) startTimer(s, out, p.digits.length === 0 ? firstDigitMs : interDigitMs);
       return;
     case 'menu':
-      if (p.pending !== undefined) {
-        const d = p.pending;
-        p.pending = undefined;
-        onMenuKey(s, out, p, d);
-      } else if (s.timerId === undefined) {
-        startTimer(s, out, firstDigitMs);
-      }
+      if (s.timerId === undefined) startTimer(s, out, firstDigitMs);
       return;
     case 'charging':
       if (p.deferred !== undefined) {

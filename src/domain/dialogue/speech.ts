@@ -1,4 +1,4 @@
-import type { Brand } from '../../config/schema.js';
+import type { Brand } from '../brand.js';
 import { validateExpiry } from '../card.js';
 import type { DeclineClass } from '../outcome.js';
 import { readAmount, readDigits, readExpiry, readReference, readSensitiveDigits } from '../readback.js';
@@ -57,10 +57,11 @@ export function menuPrompt(s: DialogueState, menu: MenuKind): Prompt {
   const { language: lang, currency } = s.input.settings;
   switch (menu) {
     case 'amount-context':
-      // The amount is a consent announcement: heard in full (no barge-in); keys typed meanwhile wait.
+      // Barge-in over the whole announcement: callers who know the menu answer before it is said,
+      // and a key that only waited for the end made their card digits that followed menu choices.
       return {
         fragments: ['you-are-about-to-pay', ...readAmount(lang, need(s.amount, 'amount'), currency), 'amount-context-menu'],
-        bargeIn: false,
+        bargeIn: true,
         sensitive: false,
       };
     case 'amount-choice':

@@ -1,8 +1,7 @@
-import type { ChargeOutcome } from '../../psp/types.js';
-import type { Brand } from '../../config/schema.js';
-import type { DeclineClass } from '../outcome.js';
+import type { ChargeOutcome } from '../charge.js';
+import type { Brand } from '../brand.js';
+import type { AmountSource, DeclineClass } from '../outcome.js';
 import type { CardData, SensitiveDigits } from '../sensitive.js';
-import type { DtmfDigit } from '../../telephony/types.js';
 import type { DialogueInput, DialogueResult } from './types.js';
 
 /** The card fields collected by DTMF. */
@@ -33,8 +32,8 @@ export type Phase =
   | { kind: 'amount-entry'; keys: string }
   /** A card field being typed: digits only ever live in a zeroable buffer. */
   | { kind: 'card-entry'; field: CardField; digits: SensitiveDigits }
-  /** `pending`: a key typed during a prompt that may not be interrupted, acted on when it ends. */
-  | { kind: 'menu'; menu: MenuKind; failures: number; pending: DtmfDigit | undefined }
+  /** A single-key menu; its prompts all take barge-in, so a key acts as soon as it is pressed. */
+  | { kind: 'menu'; menu: MenuKind; failures: number }
   /**
    * A charge is with the PSP. `card` is the copy handed to the call layer in the `charge` command;
    * the dialogue wipes it when the result arrives. `faulted`: an internal error happened meanwhile;
@@ -68,6 +67,8 @@ export interface DialogueState {
   phase: Phase;
   /** Amount to charge (minor units) once known. */
   amount: number | undefined;
+  /** Where `amount` came from; set and cleared with it. */
+  amountSource: AmountSource | undefined;
   card: CardFields;
   /** Decline-driven re-entries already used for the current card (each is allowed once). */
   reentry: { securityCode: boolean; expiry: boolean; processing: boolean };
@@ -86,7 +87,6 @@ export interface DialogueState {
   /** Id of the last `play`; `playing` until its play-done (or a stop). */
   playId: number | undefined;
   playing: boolean;
-  playBargeIn: boolean;
   /** Id of the running timer; undefined when none runs (any timeout is then stale). */
   timerId: number | undefined;
   waitMusic: boolean;
@@ -99,6 +99,7 @@ export function createDialogue(input: DialogueInput): DialogueState {
     input,
     phase: { kind: 'idle' },
     amount: undefined,
+    amountSource: undefined,
     card: { pan: undefined, brand: undefined, expiry: undefined, securityCode: undefined },
     reentry: { securityCode: false, expiry: false, processing: false },
     failures: { amount: 0, pan: 0, expiry: 0, securityCode: 0 },
@@ -112,7 +113,6 @@ export function createDialogue(input: DialogueInput): DialogueState {
     nextTimerId: 0,
     playId: undefined,
     playing: false,
-    playBargeIn: false,
     timerId: undefined,
     waitMusic: false,
     callerGone: false,

@@ -1,8 +1,8 @@
-import type { Brand } from '../../config/schema.js';
-import type { CallMode, DeclineClass, Outcome } from '../outcome.js';
+import type { Brand } from '../brand.js';
+import type { AmountSource, CallMode, DeclineClass, Outcome } from '../outcome.js';
 import type { CardData } from '../sensitive.js';
-import type { ChargeOutcome } from '../../psp/types.js';
-import type { DtmfDigit } from '../../telephony/types.js';
+import type { ChargeOutcome } from '../charge.js';
+import type { DtmfDigit } from '../dtmf.js';
 
 /**
  * Contract of the payment dialogue: a pure state machine `(state, event) -> (state, commands)`.
@@ -76,6 +76,8 @@ export type DialogueCommand =
 export interface DialogueResult {
   outcome: Outcome;
   amount?: number | undefined;
+  /** Where `amount` came from (set together with it). */
+  amountSource?: AmountSource | undefined;
   currency: string;
   brand?: Brand | undefined;
   last4?: string | undefined;

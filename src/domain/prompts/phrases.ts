@@ -1,4 +1,4 @@
-import type { Brand } from '../../config/schema.js';
+import type { Brand } from '../brand.js';
 
 /**
  * Dialogue phrases: every fixed sentence the payment dialogue (src/domain/dialogue) plays, per

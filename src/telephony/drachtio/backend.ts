@@ -3,11 +3,12 @@ import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { describeError } from '../../errors.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
-import { AdmissionControl } from '../admission.js';
+import { AdmissionControl, type FleetRateCounter } from '../admission.js';
 import type { BackendEvents, TelephonyBackend } from '../types.js';
 import { ALLOW, DrachtioCall } from './call.js';
 import { DrachtioLink } from './drachtio-link.js';
-import { FreeswitchLink } from './freeswitch-link.js';
+import type { MediaServer } from './freeswitch-link.js';
+import { MediaServerPool } from './media-pool.js';
 
 const STOP_CALLS_MS = 5000;
 
@@ -28,28 +29,47 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
   readonly #config: Config;
   readonly #log: Logger;
   readonly #drachtio: DrachtioLink;
-  readonly #freeswitch: FreeswitchLink;
+  readonly #freeswitch: MediaServerPool;
   readonly #admission: AdmissionControl;
   readonly #calls = new Set<DrachtioCall>();
+  /** The media server each call was placed on (a lost server ends only its own calls). */
+  readonly #placement = new Map<DrachtioCall, MediaServer>();
   #started = false;
   #stopping: Promise<void> | undefined;
+  #drainRetryAfter: number | undefined;
   #inviteRegistered = false;
   /** Whether the current drachtio client has the INVITE route (re-sent by every new client). */
   #inviteRouted = false;
   #wasReady = false;
 
-  constructor(config: Config, logger: Logger) {
+  constructor(config: Config, logger: Logger, options: { fleetRate?: FleetRateCounter } = {}) {
     super();
     this.#config = config;
     this.#log = logger;
     const t = config.telephony;
     this.#drachtio = new DrachtioLink(t.drachtio, logger);
-    this.#freeswitch = new FreeswitchLink(this.#drachtio.srf, t.freeswitch, t.drachtio.maxReconnectDelayMs, logger);
+    this.#freeswitch = new MediaServerPool(this.#drachtio.srf, [t.freeswitch, ...t.freeswitchPool], t.drachtio.maxReconnectDelayMs, logger);
     this.#admission = new AdmissionControl(config.security);
+    if (options.fleetRate !== undefined) this.#admission.shareRateWith(options.fleetRate);
   }
 
   get ready(): boolean {
-    return this.#stopping === undefined && this.#drachtio.connected && this.#freeswitch.mediaServer !== undefined;
+    return this.#stopping === undefined && this.#drainRetryAfter === undefined && this.#drachtio.connected && this.#freeswitch.available;
+  }
+
+  get draining(): boolean {
+    return this.#drainRetryAfter !== undefined;
+  }
+
+  /**
+   * Unregisters the INVITE route (drachtio-server then gives new calls to another app node, or
+   * 503s them) and answers OPTIONS 503, while the calls in progress go on.
+   */
+  drain(retryAfterSeconds: number): void {
+    if (this.#drainRetryAfter !== undefined) return;
+    this.#drainRetryAfter = retryAfterSeconds;
+    this.#log.info({ activeCalls: this.#calls.size, retryAfter: retryAfterSeconds }, 'draining: OPTIONS and new INVITEs get 503, calls in progress go on');
+    this.#syncInviteRoute();
   }
 
   get activeCalls(): number {
@@ -75,8 +95,8 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
       this.#reportReadiness();
     });
     this.#freeswitch.on('up', () => this.#syncInviteRoute());
-    this.#freeswitch.on('down', () => {
-      this.#endAll('media-lost');
+    this.#freeswitch.on('server-down', (ms) => {
+      for (const [call, placed] of this.#placement) if (placed === ms) void call.abort('media-lost');
       this.#syncInviteRoute();
     });
 
@@ -149,12 +169,16 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
   }
 
   readonly #onOptions = (_req: Srf.SrfRequest, res: Srf.SrfResponse): void => {
+    if (this.#drainRetryAfter !== undefined) {
+      res.send(503, { headers: { 'Retry-After': String(this.#drainRetryAfter) } });
+      return;
+    }
     res.send(200, { headers: { Allow: ALLOW, Accept: 'application/sdp', 'User-Agent': this.#config.sip.userAgent } });
   };
 
   readonly #onInvite = (req: Srf.SrfRequest, res: Srf.SrfResponse): void => {
     if (!this.ready) {
-      res.send(503, { headers: { 'Retry-After': '5' } });
+      res.send(503, { headers: { 'Retry-After': String(this.#drainRetryAfter ?? 5) } });
       return;
     }
     const verdict = this.#admission.check(
@@ -168,11 +192,24 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
     }
     const call = new DrachtioCall(req, res, {
       srf: this.#drachtio.srf,
-      mediaServer: () => this.#freeswitch.mediaServer,
+      mediaServer: () => {
+        // Placed once, on the least-loaded usable media server.
+        let ms = this.#placement.get(call);
+        if (ms === undefined) {
+          ms = this.#freeswitch.acquire();
+          if (ms !== undefined) this.#placement.set(call, ms);
+        }
+        return ms;
+      },
       promptsDir: this.#config.telephony.freeswitch.promptsDir,
       userAgent: this.#config.sip.userAgent,
       logger: this.#log,
-      onEnded: (c) => this.#calls.delete(c),
+      onEnded: (c) => {
+        this.#calls.delete(c);
+        const ms = this.#placement.get(c);
+        this.#placement.delete(c);
+        if (ms !== undefined) this.#freeswitch.release(ms);
+      },
     });
     this.#calls.add(call);
     this.#log.info({ call: call.id, callId: call.callId, remote: `${call.remote.address}:${call.remote.port}`, transport: call.remote.transport }, 'incoming call');

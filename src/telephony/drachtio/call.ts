@@ -7,7 +7,6 @@ import { TypedEmitter } from '../../util/typed-emitter.js';
 import type {
   CallEndInfo,
   CallEvents,
-  DtmfDigit,
   DtmfSource,
   HangupReason,
   InboundCall,
@@ -16,6 +15,7 @@ import type {
   ReferResult,
   RemoteEndpoint,
 } from '../types.js';
+import type { DtmfDigit } from '../../domain/dtmf.js';
 import { playbackCommand, promptFile } from './playback.js';
 import {
   bracketUri,

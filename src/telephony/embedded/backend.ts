@@ -3,12 +3,12 @@ import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { PayIvrError, describeError, isPayIvrError } from '../../errors.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
-import { AdmissionControl } from '../admission.js';
+import { AdmissionControl, type FleetRateCounter } from '../admission.js';
 import type { BackendEvents, HangupReason, StoredDialog, TelephonyBackend } from '../types.js';
 import { EmbeddedCall, reasonHeader } from './embedded-call.js';
 import { createDefaultMedia } from './media-factory.js';
 import type { MediaEngineLike, MediaSessionLike } from './media-port.js';
-import { contentType, headerValue } from './sip/message.js';
+import { contentType, headerValue, type SipHeader } from './sip/message.js';
 import { header } from './sip/serializer.js';
 import type { ServerSession } from './sip/session.js';
 import type { TimerConfig } from './sip/transaction.js';
@@ -33,6 +33,8 @@ export interface EmbeddedBackendOptions {
   /** 480 for a call the app neither answers nor rejects within this long (default 60 s). */
   offerTimeoutMs?: number;
   streamIdleTimeoutMs?: number;
+  /** The fleet's shared per-source rate (Redis), when several nodes serve one trunk. */
+  fleetRate?: FleetRateCounter;
 }
 
 export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements TelephonyBackend {
@@ -45,6 +47,7 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
   #ua: UserAgent | undefined;
   #media: MediaEngineLike | undefined;
   #ready = false;
+  #drainRetryAfter: number | undefined;
 
   constructor(config: Config, logger: Logger, options: EmbeddedBackendOptions = {}) {
     super();
@@ -52,10 +55,21 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
     this.#log = logger;
     this.#opts = options;
     this.#admission = new AdmissionControl(config.security);
+    if (options.fleetRate !== undefined) this.#admission.shareRateWith(options.fleetRate);
   }
 
   get ready(): boolean {
-    return this.#ready;
+    return this.#ready && this.#drainRetryAfter === undefined;
+  }
+
+  get draining(): boolean {
+    return this.#drainRetryAfter !== undefined;
+  }
+
+  drain(retryAfterSeconds: number): void {
+    if (this.#drainRetryAfter !== undefined) return;
+    this.#drainRetryAfter = retryAfterSeconds;
+    this.#log.info({ activeCalls: this.#calls.size, retryAfter: retryAfterSeconds }, 'draining: OPTIONS and new INVITEs get 503, calls in progress go on');
   }
 
   get activeCalls(): number {
@@ -88,6 +102,7 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
       timers: this.#opts.timers,
       sessionTimerUnitMs: this.#opts.sessionTimerUnitMs,
       streamIdleTimeoutMs: this.#opts.streamIdleTimeoutMs,
+      unavailable: () => this.#unavailableHeaders(),
     });
     ua.on('invite', (s) => this.#onInvite(s));
     try {
@@ -124,8 +139,19 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
     if (media !== undefined) await media.stop();
   }
 
+  /** Retry-After while draining (OPTIONS and INVITE answer 503 with it), else undefined. */
+  #unavailableHeaders(): SipHeader[] | undefined {
+    return this.#drainRetryAfter === undefined ? undefined : [header('retry-after', String(this.#drainRetryAfter))];
+  }
+
   #onInvite(session: ServerSession): void {
     const invite = session.invite;
+    const drainHeaders = this.#unavailableHeaders();
+    if (drainHeaders !== undefined) {
+      this.#log.info({ callId: session.callId }, 'INVITE refused: draining');
+      session.reject(503, { reason: 'Draining', headers: drainHeaders });
+      return;
+    }
     const source = session.flow.address;
     const verdict = this.#admission.check(
       { sourceAddress: source, method: invite.method, requestUri: invite.uri, header: (name) => headerValue(invite, name) },

@@ -1,5 +1,6 @@
 import type { TypedEmitter } from '../../util/typed-emitter.js';
-import type { DtmfDigit, DtmfSource, PlayOptions, PlayResult } from '../types.js';
+import type { DtmfSource, PlayOptions, PlayResult } from '../types.js';
+import type { DtmfDigit } from '../../domain/dtmf.js';
 
 /**
  * What the backend needs from the embedded media engine (media/). Kept as an interface so the

@@ -1,4 +1,4 @@
-import type { DtmfDigit } from '../../types.js';
+import type { DtmfDigit } from '../../../domain/dtmf.js';
 
 const ROWS = [697, 770, 852, 941] as const;
 const COLS = [1209, 1336, 1477, 1633] as const;

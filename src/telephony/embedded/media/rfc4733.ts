@@ -1,4 +1,4 @@
-import type { DtmfDigit } from '../../types.js';
+import type { DtmfDigit } from '../../../domain/dtmf.js';
 import { tsAfter } from './rtp-packet.js';
 
 /** RFC 4733 §3.2 DTMF event codes 0-15. */

@@ -1,4 +1,4 @@
-import type { DtmfDigit } from '../../types.js';
+import type { DtmfDigit } from '../../../domain/dtmf.js';
 
 /**
  * DTMF carried in SIP INFO bodies: `application/dtmf-relay` (`Signal=5\r\nDuration=160`) and

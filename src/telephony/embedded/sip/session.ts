@@ -1,7 +1,8 @@
 import type { Logger } from '../../../log.js';
 import { PayIvrError, describeError } from '../../../errors.js';
 import { TypedEmitter } from '../../../util/typed-emitter.js';
-import type { DtmfDigit, ReferResult, Transport } from '../../types.js';
+import type { ReferResult, Transport } from '../../types.js';
+import type { DtmfDigit } from '../../../domain/dtmf.js';
 import { Dialog, type LocalEndpoint } from './dialog.js';
 import { DTMF_INFO_TYPES, parseDtmfInfo } from './dtmf-info.js';
 import { contentType, headerValue, optionTags, parseCSeq, parseNameAddr, type SipHeader, type SipRequest, type SipResponse } from './message.js';

@@ -36,6 +36,8 @@ export interface UserAgentOptions {
   timers?: TimerConfig | undefined;
   sessionTimerUnitMs?: number | undefined;
   streamIdleTimeoutMs?: number | undefined;
+  /** Headers of the 503 that out-of-dialog OPTIONS get while the node takes no calls (drain); undefined: available. */
+  unavailable?: (() => SipHeader[] | undefined) | undefined;
 }
 
 interface UserAgentEvents extends Record<string, unknown[]> {
@@ -243,9 +245,13 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
     }
 
     switch (req.method) {
-      case 'OPTIONS':
-        reply(200, this.capabilityHeaders());
+      case 'OPTIONS': {
+        // A draining node says so to the balancer's keep-alive probe, which then takes it out.
+        const unavailable = this.#opts.unavailable?.();
+        if (unavailable !== undefined) reply(503, unavailable);
+        else reply(200, this.capabilityHeaders());
         return;
+      }
       case 'INVITE':
         break;
       default:
