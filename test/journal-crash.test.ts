@@ -18,9 +18,10 @@ import { startRedisServer, type RedisServer } from './support/redis-server.js';
  * killed and restarted during payments: every result is in Redis afterwards.
  */
 
-const SIP_PORT = 25070;
-const ADMIN_PORT = 18301;
-const PSP_PORT = 18302;
+// Ports no other test file uses (the full suite runs files side by side).
+const SIP_PORT = 27070;
+const ADMIN_PORT = 18411;
+const PSP_PORT = 18412;
 const REDIS_PORT = 16397;
 const PREFIX = 'jc:';
 const N = 4;
@@ -74,7 +75,7 @@ function serverConfig(storeType: 'redis' | 'memory'): string {
   runs += 1;
   const cfg = {
     sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: SIP_PORT }] },
-    rtp: { host: '127.0.0.1', portMin: 36000, portMax: 36999, noRtpTimeoutMs: 120_000 },
+    rtp: { host: '127.0.0.1', portMin: 38500, portMax: 38999, noRtpTimeoutMs: 120_000 },
     store: { type: storeType, redisUrl: `redis://127.0.0.1:${REDIS_PORT}`, keyPrefix: PREFIX },
     admin: { host: '127.0.0.1', port: ADMIN_PORT, apiToken: TOKEN },
     log: { level: 'debug', file: join(dir, `server-${runs}.log`) },
@@ -141,8 +142,8 @@ function placeCalls(point: string, cards: string[]): { refs: string[]; done: Pro
         uui: `acct=C-${i}|amt=12.34|cur=USD|ref=${refs[i]}`,
         conversationId: `cnv-${point}-${i}`,
         steps: payment(pan),
-        localPort: 26100 + port,
-        mediaPort: 37000 + port,
+        localPort: 27100 + port,
+        mediaPort: 38000 + port,
         timeoutS: 150,
       });
     }),
