@@ -101,11 +101,11 @@ describe('admin HTTP API', () => {
     ready = false;
     let res = await get('/ready', null);
     expect(res.status).toBe(503);
-    expect(await res.json()).toEqual({ ready: false, activeCalls: 3 });
+    expect(await res.json()).toEqual({ ready: false, activeCalls: 3, draining: false });
     ready = true;
     res = await get('/ready', null);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ ready: true, activeCalls: 3 });
+    expect(await res.json()).toEqual({ ready: true, activeCalls: 3, draining: false });
   });
 
   it('GET /ready shows the journal: degraded (spooling) is still ready, a spool above 90 % full is not', async () => {
@@ -113,7 +113,7 @@ describe('admin HTTP API', () => {
     journal = { degraded: true, spoolBytes: 800, spoolMaxBytes: 1000, pending: 5 };
     let res = await get('/ready', null);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ ready: true, activeCalls: 3, store: 'degraded', spool: { bytes: 800, maxBytes: 1000, pending: 5, full: false } });
+    expect(await res.json()).toEqual({ ready: true, activeCalls: 3, draining: false, store: 'degraded', spool: { bytes: 800, maxBytes: 1000, pending: 5, full: false } });
     journal = { degraded: true, spoolBytes: 950, spoolMaxBytes: 1000, pending: 9 };
     res = await get('/ready', null);
     expect(res.status).toBe(503);
