@@ -334,7 +334,7 @@ describe('embedded backend over UDP', () => {
     h.onCall = (y) => void y.answer().catch(() => undefined);
   });
 
-  it('applies the request rules: 481, 501, 405, 420, 483, 415, 488, 400, and drops garbage', async () => {
+  it('applies the request rules: 481, 501, 405, 420, 415, 488, 400, serves Max-Forwards 0, and drops garbage', async () => {
     peer = await SipPeer.open('udp', PORT);
     const base = (method: string, c: PeerCall, extra: string[] = [], to = '<sip:x@127.0.0.1>'): string =>
       [`${method} sip:x@127.0.0.1:${PORT} SIP/2.0`, peer.via(c.branch), 'Max-Forwards: 70', `From: <sip:a@127.0.0.1>;tag=${c.fromTag}`, `To: ${to}`, `Call-ID: ${c.callId}`, `CSeq: 1 ${method}`, ...extra, 'Content-Length: 0', '', ''].join('\r\n');
@@ -355,7 +355,8 @@ describe('embedded backend over UDP', () => {
     await expectStatus(base('OPTIONS', c, ['Require: foo, timer']), c, 420);
     expect(headerValue(await peer.response(c.callId, 420), 'unsupported')).toBe('foo');
     c = peer.newCall();
-    await expectStatus(base('OPTIONS', c).replace('Max-Forwards: 70', 'Max-Forwards: 0'), c, 483);
+    // A UAS is the destination: Max-Forwards 0 is served (RFC 4475 3.3.11), not answered 483.
+    await expectStatus(base('OPTIONS', c).replace('Max-Forwards: 70', 'Max-Forwards: 0'), c, 200);
     c = peer.newCall();
     peer.send(peer.invite(c, { sdp: 'hello' }).replace('Content-Type: application/sdp', 'Content-Type: text/plain'));
     await peer.response(c.callId, 415);

@@ -29,6 +29,18 @@ const tlsSchema = z.strictObject({
   minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
 });
 
+/** TCP/TLS listener limits: what one source can hold against everyone else. */
+const streamsSchema = z.strictObject({
+  /** Connections open at once, in all. */
+  maxConnections: z.number().int().min(1).max(100_000).default(1024),
+  /** Inbound connections open at once from one source address (a Genesys edge needs a few). */
+  maxConnectionsPerSource: z.number().int().min(1).max(100_000).default(32),
+  /** A whole SIP message (or TLS handshake) must arrive within this long of its first byte. */
+  messageTimeoutMs: ms.default(5_000),
+  /** A connection silent this long is closed (the trunk reconnects when it next sends). */
+  idleTimeoutMs: ms.default(60_000),
+});
+
 const sipSchema = z.strictObject({
   listen: z.array(listenSchema).min(1).default([
     { transport: 'udp', host: '127.0.0.1', port: 5060 },
@@ -43,6 +55,7 @@ const sipSchema = z.strictObject({
   userAgent: z.string().default('pay-ivr'),
   /** Session-Expires we ask for when the caller supports timers (RFC 4028), seconds. */
   sessionExpires: z.number().int().min(90).max(86400).default(1800),
+  streams: streamsSchema.default(streamsSchema.parse({})),
 });
 
 const rtpSchema = z.strictObject({
@@ -101,6 +114,12 @@ const securitySchema = z.strictObject({
   /** New INVITEs per source address per second. */
   ratePerSource: z.number().int().min(1).default(20),
   maxConcurrentCalls: z.number().int().min(1).default(2000),
+  /**
+   * Embedded backend: a refused INVITE (allow-list, rate, capacity, secret, digest) gets one stateless final
+   * response ('respond'), or nothing at all ('silent': the sender learns nothing, but a
+   * misconfigured trunk then sees timeouts instead of a 403).
+   */
+  refusal: z.enum(['respond', 'silent']).default('respond'),
 });
 
 const storeSchema = z.strictObject({

@@ -125,6 +125,11 @@ export class AdmissionControl {
     }
   }
 
+  /** Listed in a non-empty allow-list (an empty list lists no one): a trunk's other signalling addresses. */
+  listed(address: string): boolean {
+    return this.#allow !== undefined && this.allowed(address);
+  }
+
   check(req: AdmissionRequest, activeCalls: number): AdmissionVerdict {
     if (!this.allowed(req.sourceAddress)) return refuse(403, 'Forbidden', 'source not in security.allowList');
     const source = unmapIPv4(req.sourceAddress);

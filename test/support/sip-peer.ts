@@ -30,6 +30,7 @@ export class SipPeer {
   #tcpBuf = Buffer.alloc(0);
   #waiters: { pred: (m: SipMessage) => boolean; resolve: (m: SipMessage) => void; from: number }[] = [];
   port = 0;
+  localAddress = '127.0.0.1';
   readonly target: { host: string; port: number };
   /** Auto-answer in-dialog requests from pay-ivr (BYE, NOTIFY...) with this status; undefined = no answer. */
   autoAnswer: Map<string, number> = new Map([['BYE', 200], ['UPDATE', 200], ['OPTIONS', 200]]);
@@ -39,19 +40,21 @@ export class SipPeer {
     this.target = target;
   }
 
-  static async open(transport: 'udp' | 'tcp' | 'tls', targetPort: number, localPort = 0): Promise<SipPeer> {
+  /** `localAddress` other than 127.0.0.1 plays a third party (the test's own loopback). */
+  static async open(transport: 'udp' | 'tcp' | 'tls', targetPort: number, localPort = 0, localAddress = '127.0.0.1'): Promise<SipPeer> {
     const p = new SipPeer(transport, { host: '127.0.0.1', port: targetPort });
+    p.localAddress = localAddress;
     if (transport === 'udp') {
       const s = dgram.createSocket('udp4');
-      await new Promise<void>((r) => s.bind(localPort, '127.0.0.1', () => r()));
+      await new Promise<void>((r) => s.bind(localPort, localAddress, () => r()));
       s.on('message', (b) => p.#onBytes(b));
       p.#udp = s;
       p.port = s.address().port;
     } else {
       const s =
         transport === 'tls'
-          ? tls.connect({ host: '127.0.0.1', port: targetPort, rejectUnauthorized: false })
-          : net.connect({ host: '127.0.0.1', port: targetPort, localAddress: '127.0.0.1' });
+          ? tls.connect({ socket: net.connect({ host: '127.0.0.1', port: targetPort, localAddress }), rejectUnauthorized: false })
+          : net.connect({ host: '127.0.0.1', port: targetPort, localAddress });
       await new Promise<void>((r, j) => {
         s.once(transport === 'tls' ? 'secureConnect' : 'connect', () => r());
         s.once('error', j);
@@ -170,7 +173,7 @@ export class SipPeer {
   }
 
   via(branch: string): string {
-    return `Via: SIP/2.0/${this.tp} 127.0.0.1:${this.port};branch=${branch};rport`;
+    return `Via: SIP/2.0/${this.tp} ${this.localAddress}:${this.port};branch=${branch};rport`;
   }
 
   /** An INVITE with an SDP offer (PCMU + telephone-event) unless `sdp` is given ('' = late offer). */

@@ -2,18 +2,19 @@ import { readFileSync } from 'node:fs';
 import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { PayIvrError, describeError, isPayIvrError } from '../../errors.js';
+import { OncePerWindow } from '../../util/once-per-window.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
 import { AdmissionControl, type FleetRateCounter } from '../admission.js';
 import type { BackendEvents, HangupReason, StoredDialog, TelephonyBackend } from '../types.js';
 import { EmbeddedCall, reasonHeader } from './embedded-call.js';
 import { createDefaultMedia } from './media-factory.js';
 import type { MediaEngineLike, MediaSessionLike } from './media-port.js';
-import { contentType, headerValue, type SipHeader } from './sip/message.js';
+import { contentType, headerValue, type SipHeader, type SipRequest } from './sip/message.js';
 import { header } from './sip/serializer.js';
 import type { ServerSession } from './sip/session.js';
 import type { TimerConfig } from './sip/transaction.js';
-import type { TlsMaterial } from './sip/transport.js';
-import { UserAgent } from './sip/user-agent.js';
+import type { Flow, TlsMaterial } from './sip/transport.js';
+import { UserAgent, type InviteRefusal } from './sip/user-agent.js';
 
 /**
  * The embedded telephony backend: our SIP stack (sip/) + the in-process media engine (media/)
@@ -32,7 +33,6 @@ export interface EmbeddedBackendOptions {
   ackGraceMs?: number;
   /** 480 for a call the app neither answers nor rejects within this long (default 60 s). */
   offerTimeoutMs?: number;
-  streamIdleTimeoutMs?: number;
   /** The fleet's shared per-source rate (Redis), when several nodes serve one trunk. */
   fleetRate?: FleetRateCounter;
 }
@@ -44,6 +44,7 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
   readonly #opts: EmbeddedBackendOptions;
   readonly #admission: AdmissionControl;
   readonly #calls = new Set<EmbeddedCall>();
+  readonly #refusedLog = new OncePerWindow(60_000);
   #ua: UserAgent | undefined;
   #media: MediaEngineLike | undefined;
   #ready = false;
@@ -101,7 +102,9 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
       tls: loadTls(this.#config),
       timers: this.#opts.timers,
       sessionTimerUnitMs: this.#opts.sessionTimerUnitMs,
-      streamIdleTimeoutMs: this.#opts.streamIdleTimeoutMs,
+      streams: { ...sip.streams, allowed: (a) => this.#admission.allowed(a) },
+      admit: (req, flow) => this.#admit(req, flow),
+      signallingPeer: (a) => this.#admission.listed(a),
       unavailable: () => this.#unavailableHeaders(),
     });
     ua.on('invite', (s) => this.#onInvite(s));
@@ -144,24 +147,35 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
     return this.#drainRetryAfter === undefined ? undefined : [header('retry-after', String(this.#drainRetryAfter))];
   }
 
-  #onInvite(session: ServerSession): void {
-    const invite = session.invite;
+  /**
+   * The access checks, before the SIP stack creates anything for the INVITE: a refusal is one
+   * stateless response (or silence, security.refusal), logged once per source and rule a minute.
+   */
+  #admit(invite: SipRequest, flow: Flow): InviteRefusal | undefined {
+    const source = flow.address;
     const drainHeaders = this.#unavailableHeaders();
     if (drainHeaders !== undefined) {
-      this.#log.info({ callId: session.callId }, 'INVITE refused: draining');
-      session.reject(503, { reason: 'Draining', headers: drainHeaders });
-      return;
+      const suppressed = this.#refusedLog.take(`${source}|draining`);
+      if (suppressed !== undefined) this.#log.info({ callId: headerValue(invite, 'call-id'), source, suppressedLastMinute: suppressed }, 'INVITE refused: draining');
+      return { status: 503, reason: 'Draining', headers: drainHeaders };
     }
-    const source = session.flow.address;
     const verdict = this.#admission.check(
       { sourceAddress: source, method: invite.method, requestUri: invite.uri, header: (name) => headerValue(invite, name) },
       this.#calls.size,
     );
-    if (!verdict.admitted) {
-      this.#log.info({ callId: session.callId, source, status: verdict.status, why: verdict.why }, 'INVITE refused');
-      session.reject(verdict.status, { reason: verdict.reason, headers: verdict.headers.map((h) => header(h.name, h.value)) });
-      return;
+    if (verdict.admitted) return undefined;
+    const suppressed = this.#refusedLog.take(`${source}|${verdict.why}`);
+    if (suppressed !== undefined) {
+      this.#log.info({ callId: headerValue(invite, 'call-id'), source, status: verdict.status, why: verdict.why, suppressedLastMinute: suppressed }, 'INVITE refused');
     }
+    // A digest challenge must be answered, or no one could ever authenticate.
+    if (this.#config.security.refusal === 'silent' && verdict.status !== 401) return { silent: true };
+    return { status: verdict.status, reason: verdict.reason, headers: verdict.headers.map((h) => header(h.name, h.value)) };
+  }
+
+  #onInvite(session: ServerSession): void {
+    const invite = session.invite;
+    const source = session.flow.address;
     const media = this.#media;
     if (media === undefined) {
       session.reject(503, { headers: [header('retry-after', '5')] });

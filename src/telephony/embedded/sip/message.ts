@@ -184,7 +184,11 @@ export interface NameAddr {
   params: Map<string, string | null>;
 }
 
-/** Parses `"Name" <sip:u@h;p>;tag=x` or `sip:u@h;tag=x`; undefined when malformed. */
+/**
+ * Parses `"Name" <sip:u@h;p>;tag=x` or `sip:u@h;tag=x`; undefined when malformed (RFC 3261
+ * 20.10 and 25.1): an unquoted display name is tokens only, nothing but the URI inside the <>,
+ * an addr-spec with `?` or `,` must be in <>, and no empty parameter (`;;`).
+ */
 export function parseNameAddr(value: string): NameAddr | undefined {
   const v = value.trim();
   if (v === '') return undefined;
@@ -193,15 +197,39 @@ export function parseNameAddr(value: string): NameAddr | undefined {
     const gt = v.indexOf('>', lt);
     if (gt < 0) return undefined;
     const display = v.slice(0, lt).trim();
-    const uri = v.slice(lt + 1, gt).trim();
-    if (uri === '') return undefined;
-    return { displayName: display === '' ? undefined : unquote(display), uri, params: parseParams(v.slice(gt + 1)) };
+    if (display !== '' && !QUOTED_STRING.test(display) && !DISPLAY_TOKENS.test(display)) return undefined;
+    const inner = v.slice(lt + 1, gt);
+    const uri = inner.trim();
+    if (uri === '' || uri !== inner || /[\s<>"]/.test(uri) || !uri.includes(':')) return undefined;
+    const params = parseHeaderParams(v.slice(gt + 1));
+    if (params === undefined) return undefined;
+    return { displayName: display === '' ? undefined : unquote(display), uri, params };
   }
   // addr-spec form: header params start at the first ';' (URI params are impossible here).
   const semi = v.indexOf(';');
   const uri = (semi < 0 ? v : v.slice(0, semi)).trim();
-  if (uri === '' || /\s/.test(uri) || !uri.includes(':')) return undefined;
-  return { displayName: undefined, uri, params: parseParams(semi < 0 ? '' : v.slice(semi + 1)) };
+  if (uri === '' || /[\s?,"<>]/.test(uri) || !uri.includes(':')) return undefined;
+  const params = parseHeaderParams(semi < 0 ? '' : v.slice(semi));
+  if (params === undefined) return undefined;
+  return { displayName: undefined, uri, params };
+}
+
+const QUOTED_STRING = /^"(?:[^"\\]|\\[\s\S])*"$/;
+const PARAM_NAME = /^[A-Za-z0-9.!%*_+`'~-]+$/;
+const DISPLAY_TOKENS = /^[A-Za-z0-9.!%*_+`'~-]+(?:[ \t]+[A-Za-z0-9.!%*_+`'~-]+)*$/;
+
+/** `[LWS] ;p[=v] ;p2...` after a URI: undefined when an element is empty or junk precedes the first ';'. */
+function parseHeaderParams(text: string): Map<string, string | null> | undefined {
+  const t = text.trim();
+  if (t === '') return new Map();
+  if (!t.startsWith(';')) return undefined;
+  const pieces = splitOutsideQuotes(t.slice(1), ';');
+  for (const piece of pieces) {
+    const eq = piece.indexOf('=');
+    const name = (eq < 0 ? piece : piece.slice(0, eq)).trim();
+    if (!PARAM_NAME.test(name) || (eq >= 0 && piece.slice(eq + 1).trim() === '')) return undefined;
+  }
+  return parseParams(t.slice(1));
 }
 
 function findUnquoted(v: string, ch: string): number {
@@ -310,7 +338,8 @@ export function parseVia(value: string): Via | undefined {
   if (m === null) return undefined;
   const hp = splitHostPort(m[2] as string);
   if (hp === undefined) return undefined;
-  const params = parseParams(m[3] ?? '');
+  const params = parseHeaderParams(m[3] ?? '');
+  if (params === undefined) return undefined;
   const branch = params.get('branch');
   return {
     transport: (m[1] as string).toUpperCase(),
@@ -328,7 +357,7 @@ export interface CSeq {
 
 export function parseCSeq(value: string | undefined): CSeq | undefined {
   if (value === undefined) return undefined;
-  const m = /^(\d{1,10})\s+([A-Za-z!%*_+`'~.-]+)$/.exec(value.trim());
+  const m = /^(\d{1,10})\s+([A-Za-z0-9.!%*_+`'~-]+)$/.exec(value.trim());
   if (m === null) return undefined;
   const seq = Number(m[1]);
   if (seq > 0xffffffff) return undefined;

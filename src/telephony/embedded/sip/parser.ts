@@ -2,6 +2,8 @@ import { PayIvrError } from '../../../errors.js';
 import {
   normalizeHeaderName,
   parseCSeq,
+  parseUri,
+  splitList,
   parseNameAddr,
   parseVia,
   rawHeaders,
@@ -39,8 +41,11 @@ export class SipParseError extends PayIvrError {
 
 const TOKEN = /^[A-Za-z0-9.!%*_+`'~-]+$/;
 const REQUEST_LINE = /^([A-Za-z0-9.!%*_+`'~-]+) (\S+) (SIP\/\d+\.\d+)$/;
+const LENIENT_REQUEST_LINE = /^([A-Za-z0-9.!%*_+`'~-]+)[ \t]+(.*)$/;
 const STATUS_LINE = /^SIP\/2\.0 ([1-6]\d\d)(?: (.*))?$/;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+/** Methods defined by RFC 3261 and its extensions. */
+const SIP_METHODS = new Set(['INVITE', 'ACK', 'OPTIONS', 'BYE', 'CANCEL', 'REGISTER', 'INFO', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'UPDATE', 'MESSAGE', 'REFER', 'PUBLISH']);
 
 /** Where the header section ends (index of the blank line's CRLFCRLF), skipping leading CRLFs. */
 function skipLeadingCrlf(buf: Buffer): number {
@@ -78,7 +83,7 @@ export function parseMessage(buf: Buffer, limits: ParseLimits = DEFAULT_LIMITS, 
     if (req[3] !== 'SIP/2.0') throw new SipParseError('unsupported SIP version', 505, answerable(msg));
   } else {
     const st = STATUS_LINE.exec(startLine);
-    if (st === null) throw new SipParseError('bad start line', 400, undefined);
+    if (st === null) throw new SipParseError('bad request line', 400, salvageRequest(buf, limits));
     msg = { kind: 'response', status: Number(st[1]), reason: st[2] ?? '', headers, body: Buffer.alloc(0) };
   }
   if (parsed.tooMany) throw new SipParseError('too many headers', 400, answerable(msg));
@@ -139,15 +144,13 @@ function parseHead(head: string, limits: ParseLimits): ParsedHead {
   return { startLine, headers, tooMany };
 }
 
-/** The request as far as it can be answered: a request with a readable top Via, else undefined. */
+/**
+ * The request as far as it can be answered: any request but ACK with a Via line (RFC 2543 ones
+ * have no branch; a malformed Via is echoed as it came and the answer goes to the source).
+ */
 function answerable(msg: SipMessage): SipRequest | undefined {
   if (msg.kind !== 'request' || msg.method === 'ACK') return undefined;
-  const vias = rawHeaders(msg, 'via');
-  const top = vias[0];
-  if (top === undefined) return undefined;
-  const via = parseVia(top.split(',')[0] as string);
-  if (via === undefined || via.branch === undefined) return undefined;
-  return msg;
+  return rawHeaders(msg, 'via').length > 0 ? msg : undefined;
 }
 
 /** Best effort on a message that failed early: read its start line and headers, leniently. */
@@ -157,7 +160,8 @@ function salvageRequest(buf: Buffer, limits: ParseLimits): SipRequest | undefine
     const end = text.indexOf('\r\n\r\n');
     const head = end < 0 ? text : text.slice(0, end);
     const lines = head.split('\r\n', limits.maxHeaders + 1);
-    const req = REQUEST_LINE.exec(lines[0] ?? '');
+    // Only the method is needed to answer: the line may have extra spaces, LWS in the URI...
+    const req = LENIENT_REQUEST_LINE.exec(lines[0] ?? '');
     if (req === null) return undefined;
     const headers: SipHeader[] = [];
     for (const line of lines.slice(1)) {
@@ -168,25 +172,31 @@ function salvageRequest(buf: Buffer, limits: ParseLimits): SipRequest | undefine
       if (!TOKEN.test(name)) continue;
       headers.push({ name: normalizeHeaderName(name), value: line.slice(colon + 1).trim() });
     }
-    return answerable({ kind: 'request', method: req[1] as string, uri: req[2] as string, headers, body: Buffer.alloc(0) });
+    return answerable({ kind: 'request', method: req[1] as string, uri: (req[2] as string).trim(), headers, body: Buffer.alloc(0) });
   } catch {
     return undefined;
   }
 }
 
-/** Mandatory headers and their syntax (RFC 3261 8.1.1, 8.2.2). */
+/**
+ * Mandatory headers and their syntax (RFC 3261 8.1.1, 8.2.2, 20, 25.1). Headers we never use
+ * (Date, for one) are not judged: RFC 4475 3.1.2.12 advises against refusing a call for them.
+ */
 function validate(msg: SipMessage): void {
   const bad = (what: string): never => {
     throw new SipParseError(what, 400, answerable(msg));
   };
   const vias = rawHeaders(msg, 'via');
   if (vias.length === 0) bad('missing Via');
-  const topVia = parseVia((vias[0] as string).split(',')[0] as string);
-  if (topVia === undefined) bad('bad Via');
+  // Every Via value must be one (no empty list elements, no empty parameters).
+  for (const raw of vias) for (const part of splitList(raw)) if (parseVia(part) === undefined) bad('bad Via');
   for (const name of ['from', 'to'] as const) {
     const v = rawHeaders(msg, name);
     if (v.length !== 1) bad(`missing or repeated ${name}`);
     if (parseNameAddr(v[0] as string) === undefined) bad(`bad ${name}`);
+  }
+  for (const raw of rawHeaders(msg, 'contact')) {
+    for (const part of splitList(raw)) if (part !== '*' && parseNameAddr(part) === undefined) bad('bad Contact');
   }
   const callIds = rawHeaders(msg, 'call-id');
   if (callIds.length !== 1 || !/^\S+$/.test(callIds[0] as string)) bad('missing or bad Call-ID');
@@ -194,13 +204,22 @@ function validate(msg: SipMessage): void {
   const cseq = cseqs.length === 1 ? parseCSeq(cseqs[0]) : undefined;
   if (cseq === undefined) bad('missing or bad CSeq');
   if (msg.kind === 'request') {
-    if (cseq !== undefined && cseq.method !== msg.method) bad('CSeq method differs from request method');
-    // Max-Forwards is mandatory, but an ACK without one is still taken: dropping it would
-    // end an answered call for a cosmetic fault.
+    if (cseq !== undefined && cseq.method !== msg.method) {
+      // An unknown method is answered 501 first (RFC 4475 3.1.2.18: better than 400).
+      if (!SIP_METHODS.has(msg.method)) throw new SipParseError('unknown method (and CSeq method differs)', 501, answerable(msg));
+      bad('CSeq method differs from request method');
+    }
+    // Max-Forwards: 1*DIGIT, 0-255 ("0068" is 68). Absent is taken (RFC 2543 UAs, and an ACK
+    // must not end an answered call for a cosmetic fault).
     const mf = rawHeaders(msg, 'max-forwards');
-    const mfOk = mf.length === 1 && /^\d{1,3}$/.test((mf[0] as string).trim()) && Number(mf[0]) <= 255;
-    if (!mfOk && !(msg.method === 'ACK' && mf.length === 0)) bad('missing or bad Max-Forwards');
-    if (!/^[A-Za-z][A-Za-z0-9+.-]*:\S+$/.test(msg.uri)) bad('bad Request-URI');
+    if (mf.length > 1 || (mf.length === 1 && !(/^\d{1,10}$/.test(mf[0] as string) && Number(mf[0]) <= 255))) bad('bad Max-Forwards');
+    if (!/^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>]+$/.test(msg.uri)) bad('bad Request-URI');
+    // A SIP Request-URI carries no headers (RFC 3261 19.1.5): a '?' after the host part.
+    const u = parseUri(msg.uri);
+    if (u !== undefined && (u.scheme === 'sip' || u.scheme === 'sips')) {
+      const at = msg.uri.lastIndexOf('@');
+      if (msg.uri.indexOf('?', at < 0 ? 0 : at) >= 0) bad('headers in the Request-URI');
+    }
   }
 }
 

@@ -3,6 +3,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from '../../../log.js';
 import { PayIvrError, describeError } from '../../../errors.js';
+import { OncePerWindow } from '../../../util/once-per-window.js';
 import { TypedEmitter } from '../../../util/typed-emitter.js';
 import type { Transport } from '../../types.js';
 import type { SipMessage } from './message.js';
@@ -10,7 +11,12 @@ import { frameStream, parseMessage, SipParseError, type ParseLimits } from './pa
 
 /**
  * SIP transports (RFC 3261 section 18): UDP datagrams, TCP and TLS streams framed by
- * Content-Length. Streams have an idle timeout and a buffer cap; nothing here throws on input.
+ * Content-Length. Nothing here throws on input. Streams are what one source can hold against
+ * everyone else, so each accepted connection is checked at once (allow-list, a cap per source
+ * and in all) and then held to two deadlines: a whole message (or the TLS handshake) within
+ * `messageTimeoutMs` of its first byte, and no silence longer than `idleTimeoutMs`. A source
+ * trickling a byte a second or holding idle sockets loses them; refusals are logged once per
+ * source per minute.
  */
 
 export interface ListenSpec {
@@ -34,14 +40,28 @@ export interface TlsMaterial {
   minVersion: 'TLSv1.2' | 'TLSv1.3';
 }
 
+/** What a stream listener tolerates (sip.streams in the configuration). */
+export interface StreamLimits {
+  /** Connections open at once, in all (inbound and outbound). */
+  maxConnections: number;
+  /** Inbound connections open at once from one source address. */
+  maxConnectionsPerSource: number;
+  /** A message (or a TLS handshake) must be whole this long after its first byte. */
+  messageTimeoutMs: number;
+  /** A connection with no bytes in either direction for this long is closed. */
+  idleTimeoutMs: number;
+  /** Source addresses that may connect at all (the signalling allow-list); everyone when absent. */
+  allowed?: ((address: string) => boolean) | undefined;
+}
+
+export const DEFAULT_STREAM_LIMITS: StreamLimits = { maxConnections: 1024, maxConnectionsPerSource: 32, messageTimeoutMs: 5000, idleTimeoutMs: 60_000 };
+
 export interface SipTransportOptions {
   listen: readonly ListenSpec[];
   limits: ParseLimits;
   logger: Logger;
   tls?: TlsMaterial | undefined;
-  /** Close a stream connection with no traffic for this long. */
-  streamIdleTimeoutMs?: number;
-  maxConnections?: number;
+  streams?: StreamLimits | undefined;
 }
 
 interface TransportEvents extends Record<string, unknown[]> {
@@ -56,6 +76,10 @@ interface StreamConn {
   address: string;
   port: number;
   buffer: Buffer;
+  /** Running while a message is incomplete. */
+  messageTimer: ReturnType<typeof setTimeout> | undefined;
+  /** We opened it (a request to a peer with no connection to reuse). */
+  outbound: boolean;
 }
 
 const CRLF = Buffer.from('\r\n');
@@ -66,6 +90,11 @@ export class SipTransport extends TypedEmitter<TransportEvents> {
   readonly #udp: { socket: dgram.Socket; spec: ListenSpec; family: 4 | 6 }[] = [];
   readonly #servers: { server: net.Server; spec: ListenSpec }[] = [];
   readonly #conns = new Map<number, StreamConn>();
+  /** Accepted sockets (raw, TLS handshake included) and how many per source. */
+  readonly #inbound = new Set<net.Socket>();
+  readonly #perSource = new Map<string, number>();
+  readonly #refusedLog = new OncePerWindow(60_000);
+  readonly #streams: StreamLimits;
   #nextConnId = 1;
   #running = false;
 
@@ -73,6 +102,7 @@ export class SipTransport extends TypedEmitter<TransportEvents> {
     super();
     this.#opts = opts;
     this.#log = opts.logger;
+    this.#streams = opts.streams ?? DEFAULT_STREAM_LIMITS;
   }
 
   get running(): boolean {
@@ -81,6 +111,11 @@ export class SipTransport extends TypedEmitter<TransportEvents> {
 
   get connectionCount(): number {
     return this.#conns.size;
+  }
+
+  /** Accepted stream sockets still open (TLS handshakes included). */
+  get inboundCount(): number {
+    return this.#inbound.size;
   }
 
   async start(): Promise<void> {
@@ -101,6 +136,9 @@ export class SipTransport extends TypedEmitter<TransportEvents> {
     this.#running = false;
     for (const c of this.#conns.values()) c.socket.destroy();
     this.#conns.clear();
+    for (const s of this.#inbound) s.destroy();
+    this.#inbound.clear();
+    this.#perSource.clear();
     await Promise.all(
       this.#udp.splice(0).map(
         (u) =>
@@ -187,13 +225,20 @@ export class SipTransport extends TypedEmitter<TransportEvents> {
 
   async #listenStream(spec: ListenSpec): Promise<void> {
     let server: net.Server;
+    const limits = this.#streams;
     if (spec.transport === 'tls') {
       const m = this.#opts.tls;
       if (m === undefined) throw new PayIvrError('ERR_SIP_TRANSPORT', 'a TLS listener needs sip.tls certFile/keyFile');
-      server = tls.createServer({ cert: m.cert, key: m.key, ca: m.ca, minVersion: m.minVersion }, (s) => this.#adopt(s, 'tls'));
+      server = tls.createServer(
+        { cert: m.cert, key: m.key, ca: m.ca, minVersion: m.minVersion, handshakeTimeout: limits.messageTimeoutMs },
+        (s) => this.#adopt(s, 'tls'),
+      );
+      server.on('tlsClientError', (err) => this.#log.debug({ err: describeError(err) }, 'sip: tls handshake failed'));
     } else {
       server = net.createServer((s) => this.#adopt(s, 'tcp'));
     }
+    // 'connection' comes first, with the raw socket (before any TLS byte): refuse there.
+    server.prependListener('connection', (raw: net.Socket) => this.#onAccept(raw, spec.transport));
     server.on('error', (err) => this.#log.warn({ err: describeError(err) }, 'sip: stream listener error'));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -205,8 +250,42 @@ export class SipTransport extends TypedEmitter<TransportEvents> {
     this.#servers.push({ server, spec });
   }
 
+  /** Allow-list and caps at accept; the refused socket is closed before reading a byte. */
+  #onAccept(raw: net.Socket, transport: Transport): void {
+    const limits = this.#streams;
+    const source = normalizeAddress(raw.remoteAddress ?? '');
+    let refused: string | undefined;
+    if (limits.allowed !== undefined && !limits.allowed(source)) refused = 'source not in security.allowList';
+    else if (this.#inbound.size + this.#outboundCount() >= limits.maxConnections) refused = 'sip.streams.maxConnections reached';
+    else if ((this.#perSource.get(source) ?? 0) >= limits.maxConnectionsPerSource) refused = 'sip.streams.maxConnectionsPerSource reached';
+    if (refused !== undefined) {
+      raw.on('error', () => undefined);
+      raw.destroy();
+      const suppressed = this.#refusedLog.take(source);
+      if (suppressed !== undefined) this.#log.warn({ source, transport, why: refused, suppressedLastMinute: suppressed }, 'sip: connection refused');
+      return;
+    }
+    this.#inbound.add(raw);
+    this.#perSource.set(source, (this.#perSource.get(source) ?? 0) + 1);
+    raw.on('error', (err) => this.#log.debug({ err: describeError(err), transport }, 'sip: stream error'));
+    raw.once('close', () => {
+      this.#inbound.delete(raw);
+      const n = (this.#perSource.get(source) ?? 1) - 1;
+      if (n <= 0) this.#perSource.delete(source);
+      else this.#perSource.set(source, n);
+    });
+    // Silence deadline from the first moment; the TLS handshake has its own (handshakeTimeout).
+    raw.setTimeout(limits.idleTimeoutMs, () => raw.destroy());
+  }
+
+  #outboundCount(): number {
+    let n = 0;
+    for (const c of this.#conns.values()) if (c.outbound) n++;
+    return n;
+  }
+
   #connect(flow: Flow): StreamConn | undefined {
-    if (this.#conns.size >= (this.#opts.maxConnections ?? 1024)) return undefined;
+    if (this.#inbound.size + this.#outboundCount() >= this.#streams.maxConnections) return undefined;
     const transport = flow.transport === 'tls' ? 'tls' : 'tcp';
     let socket: net.Socket;
     if (transport === 'tls') {
@@ -225,10 +304,8 @@ export class SipTransport extends TypedEmitter<TransportEvents> {
   }
 
   #adopt(socket: net.Socket, transport: 'tcp' | 'tls', address?: string, port?: number): StreamConn | undefined {
-    if (this.#conns.size >= (this.#opts.maxConnections ?? 1024)) {
-      socket.destroy();
-      return undefined;
-    }
+    // Refused at accept (the listener's own 'connection' handler still runs after ours).
+    if (socket.destroyed) return undefined;
     const conn: StreamConn = {
       id: this.#nextConnId++,
       socket,
@@ -236,19 +313,36 @@ export class SipTransport extends TypedEmitter<TransportEvents> {
       address: normalizeAddress(address ?? socket.remoteAddress ?? ''),
       port: port ?? socket.remotePort ?? 0,
       buffer: Buffer.alloc(0),
+      messageTimer: undefined,
+      outbound: address !== undefined,
     };
     this.#conns.set(conn.id, conn);
     socket.setNoDelay(true);
-    socket.setTimeout(this.#opts.streamIdleTimeoutMs ?? 300_000, () => socket.destroy());
+    socket.setTimeout(this.#streams.idleTimeoutMs, () => this.#dropConn(conn, 'idle'));
     socket.on('error', (err) => this.#log.debug({ err: describeError(err), transport }, 'sip: stream error'));
-    socket.on('close', () => this.#conns.delete(conn.id));
+    socket.on('close', () => {
+      if (conn.messageTimer !== undefined) clearTimeout(conn.messageTimer);
+      this.#conns.delete(conn.id);
+    });
     socket.on('data', (chunk: Buffer) => this.#onData(conn, chunk));
     return conn;
   }
 
   #onData(conn: StreamConn, chunk: Buffer): void {
-    const limits = this.#opts.limits;
     conn.buffer = conn.buffer.length === 0 ? chunk : Buffer.concat([conn.buffer, chunk]);
+    this.#framed(conn);
+    // A message begun and not finished: it has messageTimeoutMs from now (its first byte) at most.
+    if (conn.buffer.length === 0) {
+      if (conn.messageTimer !== undefined) clearTimeout(conn.messageTimer);
+      conn.messageTimer = undefined;
+    } else if (conn.messageTimer === undefined && !conn.socket.destroyed) {
+      conn.messageTimer = setTimeout(() => this.#dropConn(conn, 'message deadline'), this.#streams.messageTimeoutMs);
+    }
+  }
+
+  /** Delivers every whole message at the start of the buffer. */
+  #framed(conn: StreamConn): void {
+    const limits = this.#opts.limits;
     // Bounded work per chunk: each loop consumes bytes or stops.
     for (;;) {
       const f = frameStream(conn.buffer, limits);
@@ -266,6 +360,9 @@ export class SipTransport extends TypedEmitter<TransportEvents> {
         if (f.ping) conn.socket.write(CRLF);
         continue;
       }
+      // The next message's clock starts with its own first byte.
+      if (conn.messageTimer !== undefined) clearTimeout(conn.messageTimer);
+      conn.messageTimer = undefined;
       this.#deliver(bytes, { transport: conn.transport, address: conn.address, port: conn.port, connectionId: conn.id }, true);
       if (conn.socket.destroyed) return;
     }
@@ -273,6 +370,8 @@ export class SipTransport extends TypedEmitter<TransportEvents> {
 
   #dropConn(conn: StreamConn, reason: string): void {
     this.#log.debug({ transport: conn.transport, reason }, 'sip: closing stream connection');
+    if (conn.messageTimer !== undefined) clearTimeout(conn.messageTimer);
+    conn.messageTimer = undefined;
     conn.buffer = Buffer.alloc(0);
     conn.socket.destroy();
     this.#conns.delete(conn.id);

@@ -1,20 +1,23 @@
 import type { Logger } from '../../../log.js';
 import { describeError } from '../../../errors.js';
+import { OncePerWindow } from '../../../util/once-per-window.js';
 import { TypedEmitter } from '../../../util/typed-emitter.js';
 import type { StoredDialog, Transport } from '../../types.js';
 import { dialogId, restoreDialog, type Dialog, type LocalEndpoint } from './dialog.js';
-import { contentType, headerValue, optionTags, parseVia, rawHeaders, tagOf, type SipHeader, type SipMessage, type SipRequest } from './message.js';
+import { contentType, headerValue, headerValues, optionTags, parseVia, rawHeaders, splitList, tagOf, type SipHeader, type SipMessage, type SipRequest } from './message.js';
 import type { ParseLimits, SipParseError } from './parser.js';
-import { buildResponse, header, serialize } from './serializer.js';
+import { buildResponse, header, randomToken, serialize } from './serializer.js';
 import { ServerSession, type SessionContext } from './session.js';
 import { negotiateSessionTimer } from './session-timer.js';
 import { DEFAULT_TIMERS, TransactionLayer, type TimerConfig } from './transaction.js';
-import { SipTransport, type Flow, type ListenSpec, type TlsMaterial } from './transport.js';
+import { SipTransport, type Flow, type ListenSpec, type StreamLimits, type TlsMaterial } from './transport.js';
 
 /**
  * The UAS core (RFC 3261 8.2 and 12): routes every message to its transaction, dialog or a new
- * session, and applies the request rules (481, 405, 501, 420, 415, 483, 400, 422). New INVITEs
- * that pass them are emitted as 'invite' for the backend to accept or reject.
+ * session, and applies the request rules (481, 405, 501, 416, 420, 415, 406, 400, 422). New
+ * INVITEs that pass them are emitted as 'invite' for the backend to accept or reject.
+ * Max-Forwards is not checked: a UAS is the request's destination, it never forwards (RFC 4475
+ * 3.3.11), so Max-Forwards: 0 is served, not answered 483.
  */
 
 export const ALLOWED_METHODS = ['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'INFO', 'REFER', 'NOTIFY', 'UPDATE', 'PRACK'] as const;
@@ -23,6 +26,14 @@ const KNOWN_UNSUPPORTED = new Set(['REGISTER', 'SUBSCRIBE', 'PUBLISH', 'MESSAGE'
 /** Option tags we accept in Require. 100rel: we never send reliable provisionals, so it costs nothing. */
 const SUPPORTED_TAGS = new Set(['timer', '100rel']);
 const ACCEPT = 'application/sdp, application/dtmf-relay, application/dtmf, message/sipfrag';
+/** Request-URI schemes we serve; others get 416 (RFC 3261 8.2.2.1). */
+const URI_SCHEMES = new Set(['sip', 'sips', 'tel']);
+
+/**
+ * Why a new INVITE is refused before any transaction exists: one stateless final response
+ * (never retransmitted, whatever the caller does), or nothing at all.
+ */
+export type InviteRefusal = { status: number; reason?: string | undefined; headers: SipHeader[] } | { silent: true };
 
 export interface UserAgentOptions {
   listen: readonly ListenSpec[];
@@ -35,7 +46,18 @@ export interface UserAgentOptions {
   tls?: TlsMaterial | undefined;
   timers?: TimerConfig | undefined;
   sessionTimerUnitMs?: number | undefined;
-  streamIdleTimeoutMs?: number | undefined;
+  /**
+   * Checked for every new INVITE before a 100, a transaction or a session exists, so a refusal
+   * costs one datagram at most: no retransmissions, no dialog, no media.
+   */
+  admit?: ((req: SipRequest, flow: Flow) => InviteRefusal | undefined) | undefined;
+  /**
+   * Addresses besides a dialog's own peer that may send in it (the trunk's other signalling
+   * addresses: the allow-list). Everyone else gets 403 in a dialog.
+   */
+  signallingPeer?: ((address: string) => boolean) | undefined;
+  /** Stream listener limits (connection caps, allow-list at accept, deadlines). */
+  streams?: StreamLimits | undefined;
   /** Headers of the 503 that out-of-dialog OPTIONS get while the node takes no calls (drain); undefined: available. */
   unavailable?: (() => SipHeader[] | undefined) | undefined;
 }
@@ -53,6 +75,7 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
   readonly #dialogs = new Map<string, ServerSession>();
   readonly #sessions = new Set<ServerSession>();
   readonly #ctx: SessionContext;
+  readonly #refusedLog = new OncePerWindow(60_000);
 
   constructor(opts: UserAgentOptions) {
     super();
@@ -63,7 +86,7 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
       limits: opts.limits,
       logger: opts.logger,
       tls: opts.tls,
-      ...(opts.streamIdleTimeoutMs !== undefined ? { streamIdleTimeoutMs: opts.streamIdleTimeoutMs } : {}),
+      streams: opts.streams,
     });
     this.#layer = new TransactionLayer((msg, flow) => this.#send(msg, flow), opts.timers ?? DEFAULT_TIMERS, opts.logger);
     this.#ctx = {
@@ -148,6 +171,22 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
     this.transport.send(serialize(msg), flow);
   }
 
+  /**
+   * A dialog answers only to its peer: the transport and source address its INVITE came from, or
+   * a listed signalling address on that transport. Knowing the Call-ID and tags (they travel in
+   * clear on UDP/TCP) must not let a third party hang up the call, move its media with a
+   * re-INVITE/UPDATE/ACK, or read it anything.
+   */
+  #fromPeer(session: ServerSession, flow: Flow, req: SipRequest): boolean {
+    const peer = session.flow;
+    if (flow.transport === peer.transport && (flow.address === peer.address || this.#opts.signallingPeer?.(flow.address) === true)) return true;
+    const suppressed = this.#refusedLog.take(flow.address);
+    if (suppressed !== undefined) {
+      this.#log.warn({ callId: session.callId, method: req.method, source: flow.address, transport: flow.transport, suppressedLastMinute: suppressed }, 'sip: in-dialog request from another address refused');
+    }
+    return false;
+  }
+
   /** Where responses to `req` go (RFC 3261 18.2.2 with RFC 3581 rport). */
   #responseFlow(req: SipRequest, flow: Flow): Flow {
     if (flow.transport !== 'udp') return flow;
@@ -156,12 +195,36 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
     return { transport: 'udp', address: flow.address, port: via.port ?? 5060 };
   }
 
+  /**
+   * RFC 3261 18.2.1 and RFC 3581: the top Via of what we answer records where the request really
+   * came from (`received`, and `rport` filled with the source port when the client asked).
+   */
+  #stampVia(req: SipRequest, flow: Flow): void {
+    const i = req.headers.findIndex((h) => h.name === 'via');
+    const h = req.headers[i];
+    if (h === undefined) return;
+    const parts = splitList(h.value);
+    const top = parts[0] as string;
+    const via = parseVia(top);
+    if (via === undefined) return;
+    const wantsRport = via.params.has('rport');
+    if (via.host === flow.address && !wantsRport) return;
+    let stamped = top.replace(/;\s*received\s*=[^;]*/i, '');
+    if (wantsRport) stamped = stamped.replace(/;\s*rport(?:\s*=[^;]*)?/i, `;rport=${flow.port}`);
+    stamped += `;received=${flow.address}`;
+    req.headers[i] = { name: 'via', value: [stamped, ...parts.slice(1)].join(', ') };
+  }
+
   #onParseError(err: SipParseError, flow: Flow): void {
     this.#log.debug({ reason: err.message, transport: flow.transport }, 'sip: unparseable message');
     const req = err.request;
     if (req === undefined) return;
     try {
-      this.#send(buildResponse(req, err.status, { reason: err.status === 400 ? `Bad Request (${err.message})` : undefined }), this.#responseFlow(req, flow));
+      const to = this.#responseFlow(req, flow);
+      this.#stampVia(req, flow);
+      // Stateless: one answer per malformed request, never retransmitted.
+      const headers = err.status === 501 ? this.capabilityHeaders() : [];
+      this.#send(buildResponse(req, err.status, { toTag: randomToken(6), headers, reason: err.status === 400 ? `Bad Request (${err.message})` : undefined }), to);
     } catch (e) {
       this.#log.debug({ err: describeError(e) }, 'sip: cannot answer a malformed request');
     }
@@ -183,6 +246,7 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
 
   #onRequest(req: SipRequest, inFlow: Flow): void {
     const flow = this.#responseFlow(req, inFlow);
+    this.#stampVia(req, inFlow);
     const toTag = tagOf(headerValue(req, 'to'));
     const callId = headerValue(req, 'call-id') ?? '';
     const fromTag = tagOf(headerValue(req, 'from')) ?? '';
@@ -195,7 +259,10 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
         tx.receive(req);
         return;
       }
-      if (toTag !== undefined) this.#dialogs.get(dialogId(callId, toTag, fromTag))?.handleAck(req);
+      if (toTag === undefined) return;
+      const session = this.#dialogs.get(dialogId(callId, toTag, fromTag));
+      // An ACK can carry the SDP answer: only the dialog's peer may send it.
+      if (session !== undefined && this.#fromPeer(session, inFlow, req)) session.handleAck(req);
       return;
     }
     const existing = this.#layer.findServer(req);
@@ -203,9 +270,19 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
       existing.receive(req); // retransmission
       return;
     }
+    if (req.method === 'INVITE' && toTag === undefined && this.#opts.admit !== undefined) {
+      const refusal = this.#opts.admit(req, inFlow);
+      if (refusal !== undefined) {
+        if (!('silent' in refusal)) {
+          this.#send(buildResponse(req, refusal.status, { toTag: randomToken(6), headers: refusal.headers, ...(refusal.reason !== undefined ? { reason: refusal.reason } : {}) }), flow);
+        }
+        return;
+      }
+    }
     const tx = this.#layer.createServer(req, flow);
     if (tx === undefined) return;
-    const reply = (status: number, headers: SipHeader[] = []): void => tx.respond(buildResponse(req, status, { headers }));
+    // Out of dialog, every final answer gets a To tag (RFC 3261 8.2.6.2).
+    const reply = (status: number, headers: SipHeader[] = []): void => tx.respond(buildResponse(req, status, { headers, toTag: randomToken(6) }));
 
     if (req.method === 'CANCEL') {
       const invite = this.#layer.findInviteForCancel(req);
@@ -213,19 +290,25 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
         reply(481);
         return;
       }
-      reply(200);
       const session = [...this.#sessions].find((s) => s.invite === invite.request);
+      if (session !== undefined && !this.#fromPeer(session, inFlow, req)) {
+        reply(403);
+        return;
+      }
+      // The 200 carries the To tag the 487 will (RFC 3261 9.2).
+      tx.respond(buildResponse(req, 200, { toTag: session?.localTag ?? randomToken(6) }));
       session?.cancelled();
       return;
     }
     if (req.method === 'INVITE') tx.respond(buildResponse(req, 100));
 
-    if (Number(headerValue(req, 'max-forwards') ?? '70') <= 0) {
-      reply(483);
-      return;
-    }
     if (!(ALLOWED_METHODS as readonly string[]).includes(req.method)) {
       reply(KNOWN_UNSUPPORTED.has(req.method) ? 405 : 501, this.capabilityHeaders());
+      return;
+    }
+    const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(req.uri)?.[1]?.toLowerCase() ?? '';
+    if (!URI_SCHEMES.has(scheme)) {
+      reply(416);
       return;
     }
     const unsupported = [...optionTags(req, 'require')].filter((t) => !SUPPORTED_TAGS.has(t));
@@ -238,6 +321,10 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
       const session = this.#dialogs.get(dialogId(callId, toTag, fromTag));
       if (session === undefined) {
         reply(481);
+        return;
+      }
+      if (!this.#fromPeer(session, inFlow, req)) {
+        reply(403);
         return;
       }
       session.handleRequest(req, tx);
@@ -264,6 +351,11 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
       reply(415, [header('accept', 'application/sdp')]);
       return;
     }
+    if (!acceptsSdp(req)) {
+      // Our answer would carry SDP, which the caller says it cannot take (RFC 3261 21.4.7).
+      reply(406, [header('accept', 'application/sdp')]);
+      return;
+    }
     if (rawHeaders(req, 'replaces').length > 0) {
       // We never have a dialog a third party could replace.
       reply(481);
@@ -288,4 +380,13 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
       session.reject(500);
     }
   }
+}
+
+/** True when the request has no Accept, or one of its media ranges covers application/sdp. */
+function acceptsSdp(req: SipRequest): boolean {
+  if (rawHeaders(req, 'accept').length === 0) return true;
+  return headerValues(req, 'accept').some((v) => {
+    const range = (v.split(';')[0] as string).trim().toLowerCase();
+    return range === '*/*' || range === 'application/*' || range === 'application/sdp';
+  });
 }
