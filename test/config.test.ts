@@ -44,6 +44,7 @@ describe('configuration', () => {
     expect(() => parseConfig({ profiles: { default: { minAmount: 500, maxAmount: 100 } } })).toThrow(/profiles\.default\.maxAmount: must be >= minAmount/);
     expect(() => parseConfig({ defaultProfile: 'nope' })).toThrow(/defaultProfile: no profile named "nope"/);
     expect(() => parseConfig({ profiles: { default: { psp: { type: 'adyen' } } } })).toThrow(/profiles\.default\.psp\.merchantAccount/);
+    expect(() => parseConfig({ security: { mediaRanges: ['52.129.96.0/20', '10.0.0.0/'] } })).toThrow(/security\.mediaRanges\.1: not an IPv4\/IPv6 address or CIDR/);
   });
 
   it('context safety settings fail at start with the path of the bad field', () => {

@@ -206,7 +206,12 @@ describe('docker compose deployment', () => {
     const body = stripComments(dialplan);
     expect(body).toMatch(/field="\$\{sip_user_agent\}"\s+expression="\^drachtio-fsmrf:/);
     expect(body).toMatch(/application="socket"\s+data="\$\{sip_h_X-esl-outbound\} async full"/);
-    expect(body).toMatch(/application="set"\s+data="send_silence_when_idle=-1"/);
+    // No RTP before the caller's ACK: pay-ivr turns idle silence on after it (call.ts #awaitAck).
+    expect(body).not.toMatch(/send_silence_when_idle/);
+    // RTP only from the SDP's address and port, never relatched (profile and channel).
+    expect(body).toMatch(/application="set"\s+data="disable_rtp_auto_adjust=true"/);
+    expect(param(profile, 'disable-rtp-auto-adjust')).toBe('true');
+    expect(stripComments(profile)).not.toMatch(/ACCEPT_ANY_PACKETS|ALWAYS_AUTO_ADJUST/);
     expect(body).toMatch(/application="set"\s+data="playback_terminators=none"/);
     expect(body).not.toMatch(/play_and_get_digits|application="read"|sensitive_dtmf/);
     // SIP of the profile: loopback, only drachtio-server may send to it.

@@ -7,7 +7,7 @@ import { DrachtioBackend } from '../src/telephony/drachtio/backend.js';
 import type { CallEndInfo, DtmfSource, InboundCall } from '../src/telephony/types.js';
 import type { DtmfDigit } from '../src/domain/dtmf.js';
 import { isPayIvrError } from '../src/errors.js';
-import { FakeDrachtio, type CallerLeg, type SipMsg } from './support/fake-drachtio.js';
+import { CALLER_SDP, FakeDrachtio, type CallerLeg, type SipMsg } from './support/fake-drachtio.js';
 import { FakeFreeswitch, type FakeChannel, type FakeFreeswitchOptions } from './support/fake-freeswitch.js';
 
 /** Ports of one test file (19000-19999 belong to the drachtio contract tests). */
@@ -74,7 +74,7 @@ interface Harness {
 
 async function startHarness(
   ports: HarnessPorts,
-  opts: { fs?: Partial<FakeFreeswitchOptions>; config?: Record<string, unknown>; tweak?: (c: Config) => Config; startServers?: boolean } = {},
+  opts: { fs?: Partial<FakeFreeswitchOptions>; config?: Record<string, unknown>; tweak?: (c: Config) => Config; startServers?: boolean; ackTimeoutMs?: number } = {},
 ): Promise<Harness> {
   const drachtio = new FakeDrachtio({ port: ports.drachtio, secret: DRACHTIO_SECRET });
   const fs = new FakeFreeswitch({ eslPort: ports.esl, password: ESL_PASSWORD, sipPort: ports.sip, ...opts.fs });
@@ -87,7 +87,7 @@ async function startHarness(
   const logger = createLogger({ level: 'debug', destination: logs.stream });
   const base = drachtioConfig(ports, opts.config);
   const config = opts.tweak ? opts.tweak(base) : base;
-  const backend = new DrachtioBackend(config, logger);
+  const backend = new DrachtioBackend(config, logger, opts.ackTimeoutMs !== undefined ? { ackTimeoutMs: opts.ackTimeoutMs } : {});
   const pending: InboundCall[] = [];
   const waiters: ((c: InboundCall) => void)[] = [];
   backend.on('call', (c) => {
@@ -384,6 +384,25 @@ describe('drachtio backend contract: one call', () => {
     expect(bye.get('Reason')).toBe('SIP;cause=503;text="media server lost"');
     await until(() => ends.length === 1);
     expect(ends).toEqual([{ by: 'error', reason: 'media-lost' }]);
+  });
+
+  it('nothing goes to the caller\'s media before its ACK: no idle silence, a prompt waits; both start at the ACK', async () => {
+    const leg = h.drachtio.invite();
+    const call = await h.nextCall();
+    const ready = h.fs.nextChannel();
+    await call.answer();
+    const ch = await ready;
+    await h.fs.waitForCommand((c) => c.channel === ch.uuid && c.command === `filter Unique-ID ${ch.uuid}`);
+    expect((await leg.final()).status).toBe(200);
+    const playing = call.play(['enter-card-number'], { language: 'en-US', bargeIn: false });
+    await h.fs.waitForCommand((c) => c.channel === ch.uuid && c.command.startsWith('event json'));
+    expect(ch.executes.filter((e) => e.app === 'playback' || e.arg.startsWith('send_silence_when_idle'))).toEqual([]);
+    leg.ack();
+    await h.fs.waitForExecute(ch, (e) => e.app === 'set' && e.arg === 'send_silence_when_idle=-1');
+    await h.fs.waitForExecute(ch, (e) => e.app === 'playback');
+    h.fs.finishPlayback(ch);
+    expect(await playing).toBe('done');
+    await call.hangup();
   });
 
   it('re-INVITE with a new SDP goes through the endpoint to FreeSWITCH; a refresh does not', async () => {
@@ -687,6 +706,53 @@ describe('drachtio backend contract: who may call', () => {
     const call = await hh.nextCall();
     await call.reject(486);
     expect((await leg.final()).status).toBe(486);
+  });
+
+  it('security.mediaRanges: an offer or re-INVITE whose media address is outside them gets 488, FreeSWITCH is never asked', async () => {
+    const hh = await started((c) => ({ ...c, security: { ...c.security, mediaRanges: ['127.0.0.0/30'] } }));
+    let offered = 0;
+    hh.backend.on('call', () => (offered += 1));
+    const outside = CALLER_SDP.replace('c=IN IP4 127.0.0.1', 'c=IN IP4 198.51.100.7');
+    const refused = await hh.drachtio.invite({ sdp: outside }).final();
+    expect(refused.status).toBe(488);
+    expect(offered).toBe(0);
+    expect(hh.fs.channels.size).toBe(0);
+    expect((await hh.drachtio.invite({ sdp: CALLER_SDP.replace('c=IN IP4 127.0.0.1', 'c=IN IP4 media.example.com') }).final()).status).toBe(488);
+    // Inside: answered; a re-INVITE that moves the media outside is refused, the call goes on.
+    const leg = hh.drachtio.invite();
+    const call = await hh.nextCall();
+    const ready = hh.fs.nextChannel();
+    await call.answer();
+    await ready;
+    expect((await leg.final()).status).toBe(200);
+    leg.ack();
+    const reinvites: SipMsg[] = [];
+    hh.fs.on('reinvite', (_c: FakeChannel, req: SipMsg) => reinvites.push(req));
+    const moved = outside.replace('o=caller 1000 1000', 'o=caller 1000 1001');
+    const r = await leg.request('INVITE', [['Content-Type', 'application/sdp'], ['Contact', '<sip:caller@127.0.0.1:5090>']], moved);
+    expect(r?.status).toBe(488);
+    expect(reinvites).toHaveLength(0);
+    expect(call.state).toBe('answered');
+    await call.hangup();
+  });
+
+  it('no ACK from the caller: the call ends no-ack without a BYE and without any media', async () => {
+    const hh = (h = await startHarness(PORTS, { ackTimeoutMs: 200 }));
+    await hh.backend.start();
+    await hh.drachtio.waitForRoute('invite');
+    const leg = hh.drachtio.invite();
+    const call = await hh.nextCall();
+    const ended = new Promise<CallEndInfo>((r) => call.on('ended', r));
+    const ready = hh.fs.nextChannel();
+    await call.answer();
+    const ch = await ready;
+    expect((await leg.final()).status).toBe(200);
+    const playing = call.play(['enter-card-number'], { language: 'en-US', bargeIn: false });
+    expect(await ended).toEqual({ by: 'error', reason: 'no-ack' });
+    expect(await playing).toBe('ended');
+    await until(() => ch.hungUp);
+    expect(ch.executes.filter((e) => e.app === 'playback' || e.arg.startsWith('send_silence_when_idle'))).toEqual([]);
+    expect(leg.requests.filter((r) => r.method === 'BYE')).toEqual([]);
   });
 
   it('caps concurrent calls with 503', async () => {

@@ -118,8 +118,11 @@ describe('embedded backend over UDP', () => {
     expect(call.header('i')).toBe(c.callId);
     expect(call.remote).toEqual({ address: '127.0.0.1', port: peer.port, transport: 'udp' });
     c.to = headerValue(ok, 'to');
+    const media = h.media.created.at(-1);
+    expect(media?.confirmed).toBe(false); // no RTP before the ACK
     peer.send(peer.inDialog(c, 'ACK'));
     await until(() => call.state === 'answered');
+    await until(() => media?.confirmed === true);
 
     const before = h.digits.length;
     peer.send(peer.inDialog(c, 'INFO', { cseq: 2, contentType: 'application/dtmf-relay', body: 'Signal=5\r\nDuration=160\r\n' }));
@@ -191,15 +194,23 @@ describe('embedded backend over UDP', () => {
     h.onCall = (call) => void call.answer().catch(() => undefined);
   });
 
-  it('no ACK after 200: retransmits the 200, then BYE and ended no-ack', async () => {
+  it('no ACK after 200: retransmits the 200 until 64*T1, then ends no-ack without a BYE and sends nothing more', async () => {
     peer = await SipPeer.open('udp', PORT);
     const c = peer.newCall();
     peer.send(peer.invite(c));
-    const bye = await peer.request('BYE', c.callId, 5000);
-    expect(peer.count((m) => m.kind === 'response' && m.status === 200 && headerValue(m, 'call-id') === c.callId)).toBeGreaterThanOrEqual(4);
-    expect(headerValue(bye, 'reason')).toMatch(/^SIP;cause=408/);
-    await until(() => h.ended.has(c.callId));
+    await peer.response(c.callId, 200, 'INVITE');
+    const media = h.media.created.at(-1);
+    await until(() => h.ended.has(c.callId), 5000);
     expect(h.ended.get(c.callId)).toEqual({ by: 'error', reason: 'no-ack' });
+    const oks = peer.count((m) => m.kind === 'response' && m.status === 200 && headerValue(m, 'call-id') === c.callId);
+    expect(oks).toBeGreaterThanOrEqual(4);
+    expect(media?.closed).toBe(true);
+    expect(media?.confirmed).toBe(false); // never allowed to send RTP
+    // Timer H (64*T1 = 1.28 s here) is over: wait as long again, nothing more may arrive.
+    const n = peer.received.length;
+    await new Promise((res) => setTimeout(res, 64 * TIMERS.t1));
+    expect(peer.received.length).toBe(n);
+    expect(peer.count((m) => m.kind === 'request' && m.method === 'BYE')).toBe(0);
   });
 
   it('late offer: our offer in the 200, the answer in the ACK', async () => {

@@ -262,6 +262,8 @@ describe('MediaSession SDP state', () => {
       expect(s.applyAnswer(offer({ payloads: '8 96', rtpmap: ['96 telephone-event/8000'] }))).toBe(true);
       expect(s.codec).toBe('PCMA');
       expect(s.telephoneEvent).toBe(true);
+      expect(s.remote).toBeUndefined(); // nothing is sent before the ACK confirmed the dialog
+      s.confirm();
       expect(s.remote).toEqual({ address: '198.51.100.7', port: 16000 });
     } finally {
       s.close();
@@ -272,6 +274,7 @@ describe('MediaSession SDP state', () => {
     const s = engine.createSession();
     try {
       s.answerOffer(offer({ payloads: '0' }));
+      s.confirm();
       expect(s.remote).toBeDefined();
       s.updateOffer(offer({ payloads: '0', direction: 'sendonly' }));
       expect(s.remote).toBeUndefined(); // we answered recvonly

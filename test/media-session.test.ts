@@ -62,10 +62,11 @@ function track(s: MediaSession): MediaSession {
   return s;
 }
 
-/** Negotiates `s` with `p` and starts the peer's 20 ms clock. */
+/** Negotiates `s` with `p`, confirms the dialog (the ACK) and starts the peer's 20 ms clock. */
 function connect(s: MediaSession, p: RtpPeer, o: OfferOpts = {}): sdpTransform.SessionDescription {
   const answer = s.answerOffer(offerFor(p, o));
   if (answer === undefined) throw new Error('offer refused');
+  s.confirm();
   const parsed = sdpTransform.parse(answer);
   p.setTarget('127.0.0.1', parsed.media[0]!.port);
   p.start();
@@ -432,6 +433,10 @@ describe('symmetric RTP (latching)', () => {
     // The SDP names sdpTarget's port (e.g. a private address behind NAT); RTP really comes from `real`.
     const answer = s.answerOffer(offerFor(sdpTarget));
     const port = sdpTransform.parse(answer!).media[0]!.port;
+    await sleep(100);
+    expect(sdpTarget.received.length).toBe(0); // nothing before the ACK
+    expect(s.remote).toBeUndefined();
+    s.confirm();
     await sdpTarget.waitForPackets(3);
     expect(real.received.length).toBe(0);
     real.setTarget('127.0.0.1', port);
@@ -450,11 +455,12 @@ describe('symmetric RTP (latching)', () => {
     expectContinuous(real.received);
   });
 
-  it('when the latched source goes quiet, the socket is disconnected and another source takes over', async () => {
+  it('when the latched source goes quiet, the socket is disconnected and another port of its address takes over (NAT rebinding)', async () => {
     const first = await peer();
     const second = await peer();
     const s = track(engine.createSession());
     const port = sdpTransform.parse(s.answerOffer(offerFor(first))!).media[0]!.port;
+    s.confirm();
     expect(s.connected).toBe(false); // nothing latched yet: every source must get through
     first.setTarget('127.0.0.1', port);
     first.start();
@@ -494,6 +500,7 @@ describe('symmetric RTP (latching)', () => {
     const real = await peer();
     const s = track(engine.createSession());
     const port = sdpTransform.parse(s.answerOffer(offerFor(private1))!).media[0]!.port;
+    s.confirm();
     real.setTarget('127.0.0.1', port);
     real.start();
     await real.waitFor(() => s.remote?.port === real.port, 3000, 'latch');
@@ -542,6 +549,7 @@ describe('no-RTP watchdog', () => {
     const s = e.createSession();
     sessions.push(s);
     s.answerOffer(offerFor(p));
+    s.confirm();
     expect(await timeout(s, 3000)).toBe(true);
   });
 
@@ -575,6 +583,7 @@ describe('late offer over the wire', () => {
     const offer = sdpTransform.parse(s.createOffer());
     expect(String(offer.media[0]!.payloads)).toBe('0 8 101');
     expect(s.applyAnswer(offerFor(p, { codecs: '8 101' }))).toBe(true);
+    s.confirm();
     p.setTarget('127.0.0.1', offer.media[0]!.port);
     p.start();
     const d = nextDigit(s);
@@ -593,6 +602,7 @@ describe('SRTP round trip', () => {
     const s = track(engine.createSession());
     const answer = s.answerOffer(offerFor(p, { crypto: myKey.toString('base64') }));
     expect(answer).toBeDefined();
+    s.confirm();
     const m = sdpTransform.parse(answer!).media[0]!;
     expect(m.protocol).toBe('RTP/SAVP');
     const theirKey = Buffer.from(m.crypto![0]!.config.replace(/^inline:/, '').split('|')[0]!, 'base64');
@@ -626,6 +636,7 @@ describe('SRTP round trip', () => {
     const s = track(engine.createSession());
     const digits = collectDigits(s);
     s.answerOffer(offerFor(p, { crypto: Buffer.alloc(30, 3).toString('base64') }));
+    s.confirm();
     const port = s.localPort;
     p.setTarget('127.0.0.1', port);
     p.start(); // no SRTP on the peer: plain RTP

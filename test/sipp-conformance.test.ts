@@ -125,14 +125,13 @@ describe('SIPp conformance', () => {
     expect(h.last()?.ended).toEqual({ by: 'remote', reason: 'BYE' });
   });
 
-  it('no ACK after 200: pay-ivr retransmits the 200, then BYE, ended "no-ack"', async () => {
+  it('no ACK after 200: pay-ivr retransmits the 200 until 64*T1, sends no BYE, ended "no-ack"', async () => {
     fast.script = { answer: true };
     const run = await runSipp({ scenario: 'no-ack.xml', target: fast.target, ...ports() });
     ok(run);
     const rec = fast.last();
     await until(() => rec?.ended !== undefined);
     expect(rec?.ended).toEqual({ by: 'error', reason: 'no-ack' });
-    expect(norm(run.logs)).toContain('BYE-REASON SIP;cause=408;text="no ACK"');
     const received200 = sippMessages(run).filter((m) => m.dir === 'received' && /^SIP\/2\.0 200 /.test(m.text) && /CSeq: 1 INVITE/.test(m.text));
     expect(received200.length).toBeGreaterThanOrEqual(3);
   });

@@ -105,6 +105,12 @@ const telephonySchema = z.strictObject({
 const securitySchema = z.strictObject({
   /** CIDRs allowed to send INVITEs; empty = everyone (a warning is logged at start). */
   allowList: z.array(z.string().min(1).refine((s) => parseCidr(s) !== undefined, { message: ALLOW_LIST_ENTRY_PROBLEM })).default([]),
+  /**
+   * CIDRs of the carrier's media servers (Genesys: docs/genesys.md). Empty = RTP only from the
+   * exact address the SDP names. Set: SDP media addresses outside them get 488, and RTP may also
+   * come from another address inside them. Both backends.
+   */
+  mediaRanges: z.array(z.string().min(1).refine((s) => parseCidr(s) !== undefined, { message: ALLOW_LIST_ENTRY_PROBLEM })).default([]),
   /** Static shared-secret trunk header, compared in constant time. */
   sharedSecretHeader: z
     .strictObject({ name: z.string().min(1), value: z.string().min(8) })

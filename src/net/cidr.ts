@@ -21,3 +21,9 @@ export function parseCidr(text: string): Cidr | undefined {
 
 /** Message for a bad allow-list entry (config validation and the constructor say the same). */
 export const ALLOW_LIST_ENTRY_PROBLEM = 'not an IPv4/IPv6 address or CIDR (e.g. 10.0.0.0/8, 2001:db8::/32)';
+
+/** '::ffff:10.1.2.3' (IPv4 on a dual-stack socket) -> '10.1.2.3', so IPv4 rules and rate keys apply. */
+export function unmapIPv4(address: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return m !== null && isIPv4(m[1] as string) ? (m[1] as string) : address;
+}

@@ -3,7 +3,7 @@ import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import type { Config } from '../config/schema.js';
 import { PayIvrError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { ALLOW_LIST_ENTRY_PROBLEM, parseCidr } from '../net/cidr.js';
+import { ALLOW_LIST_ENTRY_PROBLEM, parseCidr, unmapIPv4 } from '../net/cidr.js';
 
 /**
  * Who may call (DESIGN section 5), the one place for the rule whatever the SIP stack: every new
@@ -345,12 +345,6 @@ export function parseDigestParams(value: string): Map<string, string> | undefine
     i += 1;
   }
   return out;
-}
-
-/** '::ffff:10.1.2.3' (IPv4 on a dual-stack socket) -> '10.1.2.3', so IPv4 rules and rate keys apply. */
-function unmapIPv4(address: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return m !== null && isIPv4(m[1] as string) ? (m[1] as string) : address;
 }
 
 function buildAllowList(entries: readonly string[]): BlockList {

@@ -40,6 +40,11 @@ export class FakeMediaSession extends TypedEmitter<MediaSessionEvents> implement
     this.answers.push(answerSdp);
     return usable(answerSdp);
   }
+  /** True once the call confirmed the dialog (the ACK arrived). */
+  confirmed = false;
+  confirm(): void {
+    this.confirmed = true;
+  }
   updateOffer(offerSdp: string): string | undefined {
     this.offers.push(offerSdp);
     return usable(offerSdp) ? sdp(this.localPort) : undefined;

@@ -45,6 +45,8 @@ export interface RtpPeerSrtp {
 export interface RtpPeerOptions {
   /** Local port (tests use their own range); 0 = any. */
   port?: number;
+  /** Local address: 127.0.0.1, or another loopback address (127.0.0.2...) to act as a second host. */
+  host?: string;
   codec?: G711Codec;
   /** Audio payload type; default the static one of the codec. */
   payloadType?: number;
@@ -120,7 +122,7 @@ interface Job {
 }
 
 export class RtpPeer {
-  readonly address = '127.0.0.1';
+  readonly address: string;
   readonly received: ReceivedRtp[] = [];
   readonly codec: G711Codec;
   readonly payloadType: number;
@@ -141,6 +143,7 @@ export class RtpPeer {
 
   private constructor(sock: Socket, opts: RtpPeerOptions) {
     this.#sock = sock;
+    this.address = opts.host ?? '127.0.0.1';
     this.codec = opts.codec ?? 'PCMU';
     this.payloadType = opts.payloadType ?? (this.codec === 'PCMU' ? 0 : 8);
     this.telephoneEventPt = opts.telephoneEventPt ?? 101;
@@ -155,7 +158,7 @@ export class RtpPeer {
     const sock = createSocket('udp4');
     await new Promise<void>((resolve, reject) => {
       sock.once('error', reject);
-      sock.bind(opts.port ?? 0, '127.0.0.1', () => {
+      sock.bind(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
         sock.off('error', reject);
         resolve();
       });

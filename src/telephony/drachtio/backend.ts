@@ -4,6 +4,7 @@ import type { Logger } from '../../log.js';
 import { describeError } from '../../errors.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
 import { AdmissionControl, type FleetRateCounter } from '../admission.js';
+import { MediaRanges, sdpMediaAddresses } from '../media-ranges.js';
 import type { BackendEvents, TelephonyBackend } from '../types.js';
 import { ALLOW, DrachtioCall } from './call.js';
 import { DrachtioLink } from './drachtio-link.js';
@@ -31,6 +32,7 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
   readonly #drachtio: DrachtioLink;
   readonly #freeswitch: MediaServerPool;
   readonly #admission: AdmissionControl;
+  readonly #mediaRanges: MediaRanges;
   readonly #calls = new Set<DrachtioCall>();
   /** The media server each call was placed on (a lost server ends only its own calls). */
   readonly #placement = new Map<DrachtioCall, MediaServer>();
@@ -42,15 +44,20 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
   #inviteRouted = false;
   #wasReady = false;
 
-  constructor(config: Config, logger: Logger, options: { fleetRate?: FleetRateCounter } = {}) {
+  readonly #ackTimeoutMs: number | undefined;
+
+  /** `options.ackTimeoutMs`: how long a caller's ACK may take (default 64*T1 = 32 s; tests shrink it). */
+  constructor(config: Config, logger: Logger, options: { fleetRate?: FleetRateCounter; ackTimeoutMs?: number } = {}) {
     super();
     this.#config = config;
+    this.#ackTimeoutMs = options.ackTimeoutMs;
     this.#log = logger;
     const t = config.telephony;
     this.#drachtio = new DrachtioLink(t.drachtio, logger);
     this.#freeswitch = new MediaServerPool(this.#drachtio.srf, [t.freeswitch, ...t.freeswitchPool], t.drachtio.maxReconnectDelayMs, logger);
     this.#admission = new AdmissionControl(config.security);
     if (options.fleetRate !== undefined) this.#admission.shareRateWith(options.fleetRate);
+    this.#mediaRanges = new MediaRanges(config.security.mediaRanges);
   }
 
   get ready(): boolean {
@@ -190,7 +197,16 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
       res.send(verdict.status, verdict.reason, { headers: Object.fromEntries(verdict.headers.map((h) => [h.name, h.value])) });
       return;
     }
+    // Same rule as the embedded engine (media-ranges.ts): an IP literal, inside security.mediaRanges when set.
+    const refused = sdpMediaAddresses(req.body ?? '').find((a) => !this.#mediaRanges.sdpAddressAllowed(a));
+    if (refused !== undefined) {
+      this.#log.warn({ remote: `${req.source_address}:${req.source_port}`, sdpAddress: refused }, 'INVITE refused: SDP media address not an IP inside security.mediaRanges');
+      res.send(488, { headers: { Warning: '305 pay-ivr "media address not allowed"' } });
+      return;
+    }
     const call = new DrachtioCall(req, res, {
+      mediaRanges: this.#mediaRanges,
+      ...(this.#ackTimeoutMs !== undefined ? { ackTimeoutMs: this.#ackTimeoutMs } : {}),
       srf: this.#drachtio.srf,
       mediaServer: () => {
         // Placed once, on the least-loaded usable media server.

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import Srf from 'drachtio-srf';
 import type Mrf from 'drachtio-fsmrf';
 import type { Logger } from '../../log.js';
+import { sdpMediaAddresses, type MediaRanges } from '../media-ranges.js';
 import { PayIvrError, describeError } from '../../errors.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
 import type {
@@ -41,9 +42,15 @@ const TEARDOWN_MS = 4000;
 /** After a break, how long play() waits for FreeSWITCH's execute-complete before resolving anyway. */
 const BREAK_GRACE_MS = 2000;
 const DEFAULT_REFER_MS = 15_000;
+/** 64*T1 with RFC 3261's T1 of 500 ms: how long the caller's ACK may take before the call ends. */
+const ACK_TIMEOUT_MS = 32_000;
 
 export interface DrachtioCallDeps {
   srf: Srf;
+  /** security.mediaRanges: re-INVITEs moving media outside them get 488. */
+  mediaRanges: MediaRanges;
+  /** How long to wait for the caller's ACK (tests shrink it; default 64*T1 = 32 s). */
+  ackTimeoutMs?: number;
   /** The media server to put the call on (undefined while FreeSWITCH is down). */
   mediaServer: () => MediaServer | undefined;
   promptsDir: string;
@@ -123,6 +130,10 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
   #remoteOrigin: string | undefined;
   #teardown: Promise<void> | undefined;
   #cancelled = false;
+  /** Resolves true at the caller's ACK, false when it never came or the call ended first. */
+  #acked: Promise<boolean> = Promise.resolve(false);
+  #ackTimer: ReturnType<typeof setTimeout> | undefined;
+  #settleAck: ((ok: boolean) => void) | undefined;
 
   constructor(req: Srf.SrfRequest, res: Srf.SrfResponse, deps: DrachtioCallDeps) {
     super();
@@ -238,15 +249,44 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     ep.on('dtmf', this.#onDtmf);
     ep.on('destroy', this.#onMediaGone);
     ep.dialog?.on('destroy', this.#onMediaGone);
-    // Keep RTP flowing while nothing plays (Genesys hangs up on idle RTP).
-    ep.set('send_silence_when_idle', '-1').catch((e: unknown) => this.#log.warn({ err: describeError(e) }, 'send_silence_when_idle not set'));
+    this.#awaitAck(dialog, ep);
     this.#log.info({ media: ep.uuid }, 'answered on FreeSWITCH');
+  }
+
+  /**
+   * FreeSWITCH sends nothing until something writes to the channel: no silence (the dialplan no
+   * longer sets send_silence_when_idle) and no prompt (play() waits here) before the caller's
+   * ACK. Without an ACK within 64*T1 the call ends with no BYE: nobody has shown they receive at
+   * the addresses the INVITE named (docs/adr/0007-media-source-rules.md).
+   */
+  #awaitAck(dialog: Dialog, ep: Endpoint): void {
+    this.#acked = new Promise<boolean>((resolve) => {
+      this.#settleAck = (ok) => {
+        clearTimeout(this.#ackTimer);
+        this.#settleAck = undefined;
+        resolve(ok);
+      };
+    });
+    dialog.once('ack', () => {
+      if (this.#state !== 'answered') return;
+      this.#settleAck?.(true);
+      // Keep RTP flowing while nothing plays (Genesys hangs up on idle RTP).
+      ep.set('send_silence_when_idle', '-1').catch((e: unknown) => this.#log.warn({ err: describeError(e) }, 'send_silence_when_idle not set'));
+    });
+    this.#ackTimer = setTimeout(() => {
+      if (this.#state !== 'answered') return;
+      this.#log.info('no ACK from the caller: ending the call without media');
+      this.#settleAck?.(false);
+      void this.#finish({ by: 'error', reason: 'no-ack' }, false);
+    }, this.#deps.ackTimeoutMs ?? ACK_TIMEOUT_MS);
   }
 
   async play(fragments: readonly string[], options: PlayOptions): Promise<PlayResult> {
     if (this.#state === 'ended') return 'ended';
+    if (this.#state !== 'answered' || !this.#ep) throw new PayIvrError('ERR_INTERNAL', 'play() before answer()');
+    if (!(await this.#acked)) return 'ended';
     const ep = this.#ep;
-    if (this.#state !== 'answered' || !ep) throw new PayIvrError('ERR_INTERNAL', 'play() before answer()');
+    if (this.#state !== 'answered' || !ep) return 'ended';
     const files = fragments.map((f) => promptFile(this.#deps.promptsDir, options.language, f));
     if (files.length === 0) return 'done';
     const previous = this.#play;
@@ -396,6 +436,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
   #finish(info: CallEndInfo, bye: boolean, reason?: HangupReason): Promise<void> {
     if (this.#teardown) return this.#teardown;
     this.#state = 'ended';
+    this.#settleAck?.(false);
     this.#req.off('cancel', this.#onCancel);
     const play = this.#play;
     if (play) {
@@ -515,6 +556,11 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     }
     const offer = req.body;
     const origin = sdpOrigin(offer);
+    if (offer && sdpMediaAddresses(offer).some((a) => !this.#deps.mediaRanges.sdpAddressAllowed(a))) {
+      this.#log.warn('re-INVITE refused: SDP media address not an IP inside security.mediaRanges');
+      res.send(488);
+      return;
+    }
     if (!offer || origin === undefined || origin === this.#remoteOrigin) {
       res.send(200, { body: dialog.local.sdp, headers: ct });
       return;

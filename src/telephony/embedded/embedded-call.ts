@@ -82,6 +82,8 @@ export class EmbeddedCall extends TypedEmitter<CallEvents> implements InboundCal
       createOffer: () => this.#media.createOffer(),
       applyAnswer: (answer) => this.#media.applyAnswer(answer),
     };
+    // RTP only once the ACK proved the peer receives what we send (media/session.ts).
+    opts.session.on('confirmed', () => this.#guard(() => this.#media.confirm()));
     opts.session.on('dtmf', (digit) => this.#guard(() => this.#media.injectDigit(digit, 'sip-info')));
     opts.session.on('terminated', (info) => this.#onTerminated(info));
     this.#media.on('digit', (digit, source) => {

@@ -1,5 +1,6 @@
 import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
+import { MediaRanges } from '../media-ranges.js';
 import { MediaEngine } from './media/engine.js';
 import type { MediaEngineLike } from './media-port.js';
 
@@ -15,6 +16,7 @@ export function createDefaultMedia(config: Config, logger: Logger): MediaEngineL
     noRtpTimeoutMs: rtp.noRtpTimeoutMs,
     logger,
     srtp: rtp.srtp,
+    mediaRanges: new MediaRanges(config.security.mediaRanges),
     comfortNoiseDbov: rtp.comfortNoiseDbov,
   });
 }

@@ -19,6 +19,8 @@ export interface MediaSessionLike extends TypedEmitter<MediaSessionEvents> {
   /** Late offer: our offer in the 200, the answer comes in the ACK. */
   createOffer(): string;
   applyAnswer(answerSdp: string): boolean;
+  /** The ACK confirmed the dialog: RTP may be sent from now on (nothing leaves before). */
+  confirm(): void;
   /** New offer in a re-INVITE/UPDATE (hold, unhold, address change). */
   updateOffer(offerSdp: string): string | undefined;
   play(fragments: readonly string[], options: PlayOptions): Promise<PlayResult>;

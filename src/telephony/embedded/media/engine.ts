@@ -1,5 +1,6 @@
 import { PayIvrError } from '../../../errors.js';
 import type { Logger } from '../../../log.js';
+import { MediaRanges } from '../../media-ranges.js';
 import { encode, type G711Codec } from './g711.js';
 import { Pacer } from './pacer.js';
 import { RtpPortPool } from './port-pool.js';
@@ -21,6 +22,8 @@ export interface MediaEngineOptions {
   /** 'rtp-timeout' fires after this long without inbound RTP (not while on hold). */
   noRtpTimeoutMs: number;
   logger: Logger;
+  /** security.mediaRanges; default none (RTP only from the SDP's own address). */
+  mediaRanges?: MediaRanges;
   /** SDES-SRTP: 'off' rejects RTP/SAVP offers, 'required' rejects RTP/AVP. Default 'optional'. */
   srtp?: SrtpPolicy;
   /** Comfort noise level in -dBov sent when nothing plays; 0 or absent = digital silence. */
@@ -83,6 +86,7 @@ export class MediaEngine {
       logger: this.#opts.logger,
       advertisedAddress: this.#opts.advertisedAddress ?? this.#opts.host,
       srtp: this.#opts.srtp ?? 'optional',
+      mediaRanges: this.#opts.mediaRanges ?? new MediaRanges([]),
       noRtpTimeoutMs: this.#opts.noRtpTimeoutMs,
       connectSockets: this.#opts.connectSockets ?? true,
       comfortNoise: dbov > 0 ? comfortNoise(dbov) : undefined,
@@ -93,7 +97,7 @@ export class MediaEngine {
     };
     this.#pacer.start();
     this.#opts.logger.info(
-      { languages: prompts.languages, prompts: prompts.size, portMin: this.#opts.portMin, portMax: this.#opts.portMax, srtp: this.#ctx.srtp },
+      { languages: prompts.languages, prompts: prompts.size, portMin: this.#opts.portMin, portMax: this.#opts.portMax, srtp: this.#ctx.srtp, mediaRanges: this.#ctx.mediaRanges.size },
       'media engine started',
     );
   }

@@ -4,6 +4,8 @@ import { performance } from 'node:perf_hooks';
 import { PayIvrError } from '../../../errors.js';
 import type { Logger } from '../../../log.js';
 import { TypedEmitter } from '../../../util/typed-emitter.js';
+import { unmapIPv4 } from '../../../net/cidr.js';
+import type { MediaRanges } from '../../media-ranges.js';
 import type { DtmfSource, PlayOptions, PlayResult } from '../../types.js';
 import type { DtmfDigit } from '../../../domain/dtmf.js';
 import { decodeInto, G711_SILENCE, type G711Codec } from './g711.js';
@@ -22,7 +24,7 @@ const PACKET_SIZE = RTP_HEADER_SIZE + SAMPLES_PER_FRAME;
  * send path; eight frames (160 ms) later it is long gone, so the buffer can be rewritten.
  */
 const RING = 8;
-/** A latched source that has been silent this long may be replaced by a new one (NAT rebinding). */
+/** A latched source that has been silent this long may be replaced by another port of its address (NAT rebinding). */
 const RELATCH_AFTER_MS = 2000;
 
 export interface MediaSessionEvents extends Record<string, unknown[]> {
@@ -38,12 +40,26 @@ export interface MediaContext {
   readonly logger: Logger;
   readonly advertisedAddress: string;
   readonly srtp: sdp.SrtpPolicy;
+  /** security.mediaRanges: where SDP addresses must lie and RTP may come from (empty = the SDP address only). */
+  readonly mediaRanges: MediaRanges;
   readonly noRtpTimeoutMs: number;
   /** connect() the socket to the latched source while it is alive (cheaper sends); see #connectTo. */
   readonly connectSockets: boolean;
   /** Pre-encoded comfort noise to send instead of digital silence; undefined = silence. */
   readonly comfortNoise: Readonly<Record<G711Codec, Buffer>> | undefined;
   release(session: MediaSession): void;
+}
+
+/** What became of received datagrams (diagnostics and tests). */
+export interface RtpReceiveStats {
+  /** Taken: authenticated (SRTP), from the accepted source, a valid RTP header. */
+  accepted: number;
+  /** From an address (or, while the latched port is alive, a port) the source rules refuse. */
+  refusedSource: number;
+  /** SRTP packets whose tag did not verify, or replays. */
+  unauthenticated: number;
+  /** Not RTP, or not parseable. */
+  malformed: number;
 }
 
 interface Playback {
@@ -69,6 +85,16 @@ function expectsInbound(m: sdp.NegotiatedMedia): boolean {
  * One call's audio stream: SDP negotiation, the RTP sender (driven by the engine's pacer),
  * playback of prompt fragments, DTMF detection (RFC 4733, SIP INFO injected, in-band fallback),
  * symmetric RTP latching, SRTP and the no-RTP watchdog.
+ *
+ * Source rules (docs/adr/0007-media-source-rules.md):
+ * - RTP is taken only from the address the SDP names; with security.mediaRanges configured,
+ *   also from another address inside them. The first such packet latches its address and port.
+ * - Once latched, never another address until the SDP moves the stream; another port of the same
+ *   address (NAT rebinding) only after the latched one has been quiet for RELATCH_AFTER_MS.
+ * - With SRTP, a packet counts only once its tag verified: a forged one latches nothing, feeds
+ *   no watchdog, moves no SRTP state and carries no digit.
+ * - Nothing is sent before confirm() (the ACK confirmed the dialog, proving the peer receives
+ *   what we send to its signalling address).
  */
 export class MediaSession extends TypedEmitter<MediaSessionEvents> implements PacedStream {
   readonly localPort: number;
@@ -102,6 +128,9 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
   #lastRxAt = 0;
   #armedAt = 0;
   #timeoutFired = false;
+  /** False until the dialog is confirmed (ACK): until then no RTP leaves. */
+  #confirmed = false;
+  readonly #stats: RtpReceiveStats = { accepted: 0, refusedSource: 0, unauthenticated: 0, malformed: 0 };
 
   #play: Playback | undefined;
   readonly #rfc4733 = new Rfc4733Receiver();
@@ -157,6 +186,23 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
     return this.#play !== undefined;
   }
 
+  /** Counters of received datagrams by fate (a copy). */
+  get rxStats(): RtpReceiveStats {
+    return { ...this.#stats };
+  }
+
+  /**
+   * The ACK confirmed the dialog: RTP may flow from now on. RFC 3264 would let the answerer send
+   * once its answer is out, but until the ACK nobody has shown they receive at the addresses the
+   * INVITE named, and an INVITE that is never ACKed must not turn us into a traffic reflector.
+   */
+  confirm(): void {
+    if (this.#confirmed || this.#closed) return;
+    this.#confirmed = true;
+    this.#marker = true;
+    this.#armedAt = performance.now(); // the no-RTP watchdog counts from here
+  }
+
   // ---- SDP -----------------------------------------------------------------------------------
 
   #localParams(): sdp.LocalSdpParams {
@@ -178,6 +224,7 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
       this.#log.debug('sdp offer rejected: no acceptable audio stream');
       return undefined;
     }
+    if (!this.#addressAllowed(r.media)) return undefined;
     this.#sdpVersion++;
     this.#applyMedia(r.media);
     return r.sdp;
@@ -199,6 +246,7 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
       this.#log.debug('sdp answer unusable');
       return false;
     }
+    if (!this.#addressAllowed(m)) return false;
     this.#pendingOffer = undefined;
     this.#applyMedia(m);
     return true;
@@ -210,6 +258,14 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
    */
   updateOffer(offerSdp: string): string | undefined {
     return this.answerOffer(offerSdp);
+  }
+
+  /** An IP literal, inside security.mediaRanges when configured (else the offer gets 488). */
+  #addressAllowed(m: sdp.NegotiatedMedia): boolean {
+    if (this.#ctx.mediaRanges.sdpAddressAllowed(m.remoteAddress)) return true;
+    // The address is the carrier's media server, not caller data: safe to log.
+    this.#log.info({ sdpAddress: m.remoteAddress, mediaRanges: this.#ctx.mediaRanges.size }, 'sdp refused: media address not an IP inside security.mediaRanges');
+    return false;
   }
 
   #applyMedia(m: sdp.NegotiatedMedia): void {
@@ -258,7 +314,7 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
 
   #destination(): { address: string; port: number } | undefined {
     const m = this.#media;
-    if (m === undefined || this.#closed || !canSend(m)) return undefined;
+    if (m === undefined || this.#closed || !this.#confirmed || !canSend(m)) return undefined;
     return this.#latched ?? this.#sdpDestination;
   }
 
@@ -291,7 +347,9 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
     }
     // The latched source went quiet: another may take over now, which a connected socket would not let in.
     if (this.#connected !== undefined && now - this.#lastRxAt >= RELATCH_AFTER_MS) this.#disconnect();
-    if (m !== undefined && !this.#timeoutFired && expectsInbound(m) && now - Math.max(this.#lastRxAt, this.#armedAt) >= this.#ctx.noRtpTimeoutMs) {
+    // Not before the ACK: an un-ACKed INVITE ends by its own timer, and the watchdog's BYE would go
+    // to the very addresses nobody has vouched for.
+    if (m !== undefined && this.#confirmed && !this.#timeoutFired && expectsInbound(m) && now - Math.max(this.#lastRxAt, this.#armedAt) >= this.#ctx.noRtpTimeoutMs) {
       this.#timeoutFired = true;
       this.#log.debug({ timeoutMs: this.#ctx.noRtpTimeoutMs }, 'no inbound rtp');
       this.emit('rtp-timeout');
@@ -414,22 +472,36 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
   #receive(msg: Buffer, rinfo: RemoteInfo): void {
     const m = this.#media;
     if (this.#closed || m === undefined) return;
+    const now = performance.now();
+    const l = this.#latched;
+    const fromLatched = l !== undefined && l.address === rinfo.address && l.port === rinfo.port;
+    // Source rules first: they cost nothing, and a refused packet must not cost an HMAC either.
+    if (!fromLatched && !this.#mayLatch(rinfo, l, now)) {
+      // Once per session: enough to diagnose missing media ranges, too little to flood the log.
+      if (this.#stats.refusedSource++ === 0) {
+        this.#log.info({ from: rinfo.address, sdpAddress: m.remoteAddress, latched: l?.address }, 'rtp from a source the SDP does not name ignored (see security.mediaRanges)');
+      }
+      return;
+    }
     const h = this.#rx;
     let len = msg.length;
     if (this.#rxSrtp !== undefined) {
-      if (!parseRtpHeader(msg, len - this.#rxSrtp.tagLength, h, false)) return;
+      if (!parseRtpHeader(msg, len - this.#rxSrtp.tagLength, h, false)) {
+        this.#stats.malformed++;
+        return;
+      }
       len = this.#rxSrtp.unprotect(msg, len, h.payloadOffset);
-      if (len < 0) return;
+      if (len < 0) {
+        this.#stats.unauthenticated++;
+        return;
+      }
     }
-    if (!parseRtpHeader(msg, len, h)) return;
-    const now = performance.now();
-    const l = this.#latched;
-    if (l === undefined || l.address !== rinfo.address || l.port !== rinfo.port) {
-      // Symmetric RTP: answer where the far end really sends from. A different source only
-      // takes over once the latched one has gone quiet, so stray packets cannot steal the stream.
-      if (l !== undefined && now - this.#lastRxAt < RELATCH_AFTER_MS) return;
-      const stale = this.#staleSource;
-      if (stale !== undefined && now < this.#staleUntil && stale.address === rinfo.address && stale.port === rinfo.port) return;
+    if (!parseRtpHeader(msg, len, h)) {
+      this.#stats.malformed++;
+      return;
+    }
+    this.#stats.accepted++;
+    if (!fromLatched) {
       this.#latched = { address: rinfo.address, port: rinfo.port };
       this.#log.debug({ relatch: l !== undefined }, 'rtp source latched');
       this.#connectTo(this.#latched);
@@ -441,10 +513,9 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
     const te = m.telephoneEvent;
     if (te !== undefined) {
       if (h.payloadType === te.payloadType) {
-        const d = this.#rfc4733.receive(h.ssrc, h.timestamp, msg, h.payloadOffset, h.payloadLength);
+        this.#rfc4733.inspect(h.ssrc, h.timestamp, msg, h.payloadOffset, h.payloadLength, this.#onRfc4733Digit);
         // The event payload names the key: zero it so no received datagram keeps card digits.
         msg.fill(0, h.payloadOffset, h.payloadOffset + h.payloadLength);
-        if (d !== undefined) this.#deliverDigit(d, 'rfc4733');
       }
       return;
     }
@@ -454,6 +525,24 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
       decodeInto(codec, msg, h.payloadOffset, h.payloadLength, this.#pcm);
       this.#inband.process(this.#pcm, h.payloadLength, this.#onInbandDigit);
     }
+  }
+
+  /**
+   * May a packet from `src` (not the latched source) become the source? Before any latch: the
+   * SDP's address, or an address inside security.mediaRanges. After: only the latched address,
+   * on another port (NAT rebinding), once the latched port has been quiet for RELATCH_AFTER_MS.
+   * Never a source the SDP just moved away from, for RELATCH_AFTER_MS (late packets).
+   */
+  #mayLatch(src: RemoteInfo, l: { address: string; port: number } | undefined, now: number): boolean {
+    if (l !== undefined) {
+      if (src.address !== l.address) return false;
+      if (now - this.#lastRxAt < RELATCH_AFTER_MS) return false;
+    } else if (unmapIPv4(src.address) !== this.#media?.remoteAddress && !this.#ctx.mediaRanges.includes(src.address)) {
+      // (unmapIPv4: a dual-stack socket reports IPv4 sources as ::ffff:a.b.c.d.)
+      return false;
+    }
+    const stale = this.#staleSource;
+    return !(stale !== undefined && now < this.#staleUntil && stale.address === src.address && stale.port === src.port);
   }
 
   /**
@@ -487,6 +576,10 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
       // not connected (a failed connect) or closed
     }
   }
+
+  readonly #onRfc4733Digit = (d: DtmfDigit): void => {
+    this.#deliverDigit(d, 'rfc4733');
+  };
 
   readonly #onInbandDigit = (d: DtmfDigit): void => {
     this.#deliverDigit(d, 'inband');

@@ -63,11 +63,25 @@ export function deriveSrtpKeys(masterKey: Buffer, masterSalt: Buffer): SrtpSessi
 }
 
 const REPLAY_WINDOW = 128;
+/** Receive states kept (one per SSRC seen with a valid tag); the oldest is dropped beyond this. */
+const MAX_RX_STREAMS = 4;
+
+/** Receiver state of one SSRC: rollover counter, highest index, replay window. */
+interface RxStream {
+  roc: number;
+  highSeq: number;
+  highIndex: number;
+  readonly seen: Float64Array;
+}
 
 /**
  * One direction of an SRTP session (one master key). The sender and receiver track the
  * rollover counter (ROC) of the 16-bit sequence number; the receiver estimates it per RFC 3711
  * §3.3.1, authenticates before decrypting and drops replays within a 128-packet window.
+ *
+ * A packet that fails authentication changes nothing: receiver state is kept per SSRC and only
+ * an authenticated packet creates or advances it. (A forged packet with a new SSRC used to reset
+ * the one replay window, which let recorded packets of the real stream be replayed.)
  */
 export class SrtpContext {
   readonly suite: SrtpSuite;
@@ -81,12 +95,8 @@ export class SrtpContext {
   #txSsrc = -1;
   #txRoc = 0;
   #txLastSeq = -1;
-  // Receiver state.
-  #rxSsrc = -1;
-  #rxRoc = 0;
-  #rxHighSeq = 0;
-  #rxHighIndex = -1;
-  readonly #seen = new Float64Array(REPLAY_WINDOW).fill(-1);
+  // Receiver state, per SSRC (insertion order = age).
+  readonly #rx = new Map<number, RxStream>();
 
   /** `keyAndSalt` is the 30-byte inline key of a=crypto (16-byte master key then 14-byte salt). */
   constructor(suite: SrtpSuite, keyAndSalt: Buffer) {
@@ -162,37 +172,43 @@ export class SrtpContext {
     if (rtpLen < headerLength) return -1;
     const seq = buf.readUInt16BE(2);
     const ssrc = buf.readUInt32BE(8);
-    if (ssrc !== this.#rxSsrc) {
-      this.#rxSsrc = ssrc;
-      this.#rxRoc = 0;
-      this.#rxHighSeq = seq;
-      this.#rxHighIndex = -1;
-      this.#seen.fill(-1);
-    }
+    const st = this.#rx.get(ssrc);
     // ROC estimate (RFC 3711 §3.3.1): the guess v that puts this packet closest to the highest seen.
-    let v = this.#rxRoc;
-    if (this.#rxHighIndex >= 0) {
-      if (this.#rxHighSeq < 0x8000) {
-        if (seq - this.#rxHighSeq > 0x8000) v = this.#rxRoc - 1;
-      } else if (this.#rxHighSeq - 0x8000 > seq) {
-        v = this.#rxRoc + 1;
+    let v = st?.roc ?? 0;
+    if (st !== undefined) {
+      if (st.highSeq < 0x8000) {
+        if (seq - st.highSeq > 0x8000) v = st.roc - 1;
+      } else if (st.highSeq - 0x8000 > seq) {
+        v = st.roc + 1;
       }
     }
     if (v < 0) return -1;
     const index = v * 0x10000 + seq;
-    if (this.#rxHighIndex >= 0) {
-      if (index <= this.#rxHighIndex - REPLAY_WINDOW) return -1;
-      if (this.#seen[index % REPLAY_WINDOW] === index) return -1;
+    if (st !== undefined) {
+      if (index <= st.highIndex - REPLAY_WINDOW) return -1;
+      if (st.seen[index % REPLAY_WINDOW] === index) return -1;
     }
     const expected = this.#tag(buf, rtpLen, v);
     if (!timingSafeEqual(expected.subarray(0, this.#tagLen), buf.subarray(rtpLen, length))) return -1;
-    this.#seen[index % REPLAY_WINDOW] = index;
-    if (index > this.#rxHighIndex) {
-      this.#rxHighIndex = index;
-      this.#rxHighSeq = seq;
-      this.#rxRoc = v;
+    // Authenticated: only now may the receiver state move.
+    const s = st ?? this.#newRxStream(ssrc, seq, index);
+    s.seen[index % REPLAY_WINDOW] = index;
+    if (index > s.highIndex) {
+      s.highIndex = index;
+      s.highSeq = seq;
+      s.roc = v;
     }
     this.#xorPayload(buf, headerLength, rtpLen, ssrc, index);
     return rtpLen;
+  }
+
+  #newRxStream(ssrc: number, seq: number, index: number): RxStream {
+    if (this.#rx.size >= MAX_RX_STREAMS) {
+      const oldest = this.#rx.keys().next().value;
+      if (oldest !== undefined) this.#rx.delete(oldest);
+    }
+    const s: RxStream = { roc: 0, highSeq: seq, highIndex: index, seen: new Float64Array(REPLAY_WINDOW).fill(-1) };
+    this.#rx.set(ssrc, s);
+    return s;
   }
 }

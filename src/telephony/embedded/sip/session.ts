@@ -427,7 +427,10 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
       this.#clearPending2xx();
       this.#ctx.log.info({ callId: this.callId }, 'sip: no ACK for 2xx, ending the call');
       const dialog = this.#dialog;
-      if (dialog !== undefined && this.state !== 'terminated') {
+      // RFC 3261 13.3.1.4 says SHOULD BYE. Not for an INVITE never ACKed: nobody has shown they
+      // receive at the addresses it named, and a BYE (retransmitted for 64*T1) would make one
+      // forged INVITE cost its target more traffic. A re-INVITE's dialog was confirmed: BYE.
+      if (dialog !== undefined && this.state === 'confirmed') {
         const { request, flow: byeFlow } = dialog.createRequest('BYE', (t) => this.#ctx.localFor(t), {
           headers: [header('reason', 'SIP;cause=408;text="no ACK"')],
         });
