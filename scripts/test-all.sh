@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of pay-ivr on a fresh machine: installs the real peers the tests use (SIPp,
-# baresip, Redis, tshark, sox, Kamailio), the npm dependencies, then type check, lint, build and vitest.
+# baresip, Redis, tshark, sox, Kamailio, chromium for the reports page test), the npm dependencies, then type check, lint, build and vitest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,7 @@ command -v tshark >/dev/null || need+=(tshark)
 command -v sox >/dev/null || need+=(sox)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v kamailio >/dev/null || need+=(kamailio)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive

@@ -6,6 +6,7 @@ import { createGateway } from './psp/index.js';
 import { createStore } from './store/index.js';
 import type { ResultStore } from './store/types.js';
 import { Metrics } from './http/metrics.js';
+import { createReports } from './reports/index.js';
 import { startAdminServer } from './http/server.js';
 import { CallController } from './call/controller.js';
 import { EmbeddedBackend } from './telephony/embedded/backend.js';
@@ -67,6 +68,9 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
     closers.push(() => journal.close());
     const store = journal.store;
     journal.start((st) => metrics.journal({ degraded: st.degraded, spoolBytes: st.spoolBytes, spoolPending: st.pending }));
+    // Segments name the node as the live-call list does (the Redis store's node id).
+    const reports = createReports(config, logger, metrics, 'nodeId' in innerStore && typeof innerStore.nodeId === 'string' ? innerStore.nodeId : undefined);
+    closers.push(() => reports.close());
 
     const gateways = new Map<string, PaymentGateway>();
     for (const [name, profile] of Object.entries(config.profiles)) {
@@ -83,6 +87,12 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
       fleetRate = counter;
     }
     const backend = createBackend(config, logger.child({ backend: config.telephony.backend }), fleetRate);
+    metrics.watch({
+      backendReady: () => backend.ready,
+      // A store that does not answer within a scrape's patience counts as down.
+      storeUp: () => Promise.race([store.ping(), new Promise<boolean>((r) => setTimeout(() => r(false), 1_000).unref())]),
+      breakers: () => [...gateways].map(([profile, g]) => ({ profile, open: 'breakerState' in g && g.breakerState === 'open' })),
+    });
     const controllers = new Set<CallController>();
     const running = new Set<Promise<unknown>>();
     let idleWaiters: (() => void)[] = [];
@@ -93,6 +103,7 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
         store,
         metrics,
         journal: journal.journal,
+        reports,
         gatewayFor: (name) => {
           const g = gateways.get(name);
           if (!g) throw new PayIvrError('ERR_INTERNAL', `no gateway for profile ${name}`);
@@ -147,6 +158,7 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
         config,
         store,
         metrics,
+        reports,
         backendStatus: () => ({ ready: backend.ready, activeCalls: backend.activeCalls, draining: backend.draining, journal: journal.status() }),
         drain: () => void drain().then(() => options.onDrained?.()),
         logger,

@@ -107,8 +107,8 @@ function ipv4InCidr(ip: string, cidr: string): boolean {
 }
 
 describe('docker compose deployment', () => {
-  it('runs drachtio-server, FreeSWITCH (mrf image), Redis and pay-ivr', () => {
-    expect(Object.keys(services).sort()).toEqual(['drachtio', 'freeswitch', 'pay-ivr', 'redis']);
+  it('runs drachtio-server, FreeSWITCH (mrf image), Redis, pay-ivr, Prometheus and Grafana', () => {
+    expect(Object.keys(services).sort()).toEqual(['drachtio', 'freeswitch', 'grafana', 'pay-ivr', 'prometheus', 'redis']);
     expect(interpolate(services.drachtio?.image ?? '', dotenv)).toMatch(/^drachtio\/drachtio-server[:@]/);
     expect(interpolate(services.freeswitch?.image ?? '', dotenv)).toMatch(/^drachtio\/drachtio-freeswitch-mrf[:@]/);
     expect(interpolate(services.redis?.image ?? '', dotenv)).toMatch(/^redis[:@]/);

@@ -17,6 +17,7 @@ import { describeError } from '../errors.js';
 import { randomUUID } from 'node:crypto';
 import type { PaymentJournal, JournalAttempt } from '../journal/index.js';
 import type { ChargeOutcome } from '../domain/charge.js';
+import type { Reports } from '../reports/index.js';
 
 export interface CallControllerDeps {
   config: Config;
@@ -27,6 +28,8 @@ export interface CallControllerDeps {
   journal?: PaymentJournal | undefined;
   /** The gateway of a profile (one per profile, created at start). */
   gatewayFor: (profileName: string) => PaymentGateway;
+  /** Segment records and live call events (optional: tests of the call alone go without). */
+  reports?: Reports | undefined;
   /** Clock, injectable for tests. */
   now?: () => Date;
 }
@@ -78,6 +81,7 @@ export class CallController {
     const badContext = profile.onBadContext === 'hand-back' ? resolved.badContext : undefined;
 
     this.#deps.metrics.callStarted();
+    const segment = this.#deps.reports?.recorder({ id: this.#call.id, profile: selected.name, mode: ctx.mode, language: ctx.language ?? profile.language, now });
     // Not awaited: the live-call list is informational and must never delay the answer.
     void this.#deps.store
       .liveCallStarted({ id: this.#call.id, callId: this.#call.callId, startedAt: started.toISOString(), profile: selected.name, conversationId: ctx.conversationId, state: 'answering' })
@@ -87,6 +91,7 @@ export class CallController {
     let pspMs = 0;
     try {
       await this.#call.answer();
+      segment?.answered();
       log.info({ mode: ctx.mode, identified: ctx.identified, uui: ctx.uuiStatus }, 'call answered');
       if (badContext !== undefined) {
         log.warn({ why: badContext }, 'bad call context: handing back at once with outcome error');
@@ -165,7 +170,13 @@ export class CallController {
         },
         charge,
         log,
-        { onCharge: (phase, outcome) => void this.#setLiveState(phase === 'start' ? 'charging' : 'charged', outcome === undefined ? undefined : { charge: outcome.status }) },
+        {
+          onCharge: (phase, outcome) => {
+            segment?.charge(phase, outcome);
+            void this.#setLiveState(phase === 'start' ? 'charging' : 'charged', outcome === undefined ? undefined : { charge: outcome.status });
+          },
+          ...(segment !== undefined ? { onProgress: (p) => segment.progress(p) } : {}),
+        },
       );
       void this.#setLiveState('collecting');
       this.#keepDialog(ctx, selected.name, currency, started, log);
@@ -206,6 +217,7 @@ export class CallController {
     if ((cutByNode || !dres.callerGone) && this.#call.state !== 'ended') {
       if (cutByNode) log.warn({ outcome: result.outcome }, 'drain deadline: dialogue ended by the node, handing the call back');
       void this.#setLiveState('handing-back');
+      segment?.step('handback');
       result.handBack = await this.#handBack(result, ctx, resolved, profile, log);
     } else {
       result.handBack = { target: '', status: 'skipped', detail: 'caller hung up' };
@@ -220,6 +232,7 @@ export class CallController {
     // Only once the final result is stored: a crash before leaves the dialog for the BYE at restart.
     this.#deps.journal?.dropDialog(this.#call.id);
     await this.#deps.store.liveCallEnded(this.#call.id).catch(() => undefined);
+    if (segment !== undefined) await this.#deps.reports?.save(segment.finish(result));
     return result;
   }
 

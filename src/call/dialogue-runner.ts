@@ -3,6 +3,7 @@ import type { InboundCall, PlayResult } from '../telephony/types.js';
 import type { DtmfDigit } from '../domain/dtmf.js';
 import type { DialogueCommand, DialogueEvent, DialogueInput, DialogueResult, Transition } from '../domain/dialogue/types.js';
 import { startDialogue, step, type DialogueState } from '../domain/dialogue/machine.js';
+import { markOf, progressOf, type DialogueProgress } from '../domain/dialogue/steps.js';
 import type { CardData } from '../domain/sensitive.js';
 import type { Brand } from '../domain/brand.js';
 import type { ChargeOutcome } from '../domain/charge.js';
@@ -14,6 +15,8 @@ export type ChargeFn = (req: { amount: number; currency: string; card: CardData;
 /** Observers for the call layer (live-call state, metrics). Never given card data. */
 export interface RunnerHooks {
   onCharge?: (phase: 'start' | 'end', outcome?: ChargeOutcome) => void;
+  /** After every transition: the step reached and what was counted at the step left (reports). */
+  onProgress?: (p: DialogueProgress) => void;
 }
 
 /**
@@ -85,15 +88,24 @@ export class DialogueRunner {
     try {
       while (this.#queue.length > 0 && !this.#killed) {
         const ev = this.#queue.shift() as DialogueEvent;
-        this.#apply(step(this.#state, ev));
+        const mark = this.#hooks.onProgress === undefined ? undefined : markOf(this.#state);
+        this.#apply(step(this.#state, ev), mark, ev);
       }
     } finally {
       this.#draining = false;
     }
   }
 
-  #apply(t: Transition<DialogueState>): void {
+  #apply(t: Transition<DialogueState>, mark?: ReturnType<typeof markOf>, ev?: DialogueEvent): void {
     this.#state = t.state;
+    if (this.#hooks.onProgress !== undefined) {
+      // An observer's failure must never disturb the call.
+      try {
+        this.#hooks.onProgress(progressOf(mark, ev, t.state));
+      } catch (e) {
+        this.#log.warn({ err: describeError(e) }, 'progress observer failed');
+      }
+    }
     for (const cmd of t.commands) {
       if (this.#killed) return;
       this.#execute(cmd);

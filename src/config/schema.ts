@@ -171,6 +171,17 @@ const adminSchema = z.strictObject({
   apiToken: z.string().min(16).optional(),
 });
 
+const reportsSchema = z.strictObject({
+  /** Segment records kept this long (Redis keys expire, the memory store drops older ones). */
+  retentionDays: z.number().int().min(1).max(3650).default(90),
+  /** Segment records kept by the memory store; the oldest go first. */
+  maxSegments: z.number().int().min(1).max(5_000_000).default(100_000),
+  /** Session cookie lifetime of the reports page. */
+  sessionHours: z.number().int().min(1).max(168).default(8),
+  /** Mark the session cookie Secure: set it when a TLS reverse proxy serves the page. */
+  secureCookie: z.boolean().default(false),
+});
+
 /** Graceful drain (SIGTERM, `pay-ivr drain`, POST /v1/admin/drain). */
 const drainSchema = z.strictObject({
   /** Longest wait for calls in progress; then the rest are handed back with outcome `error`. */
@@ -414,6 +425,7 @@ export const configSchema = z
     admin: adminSchema.default(adminSchema.parse({})),
     journal: journalSchema.default(journalSchema.parse({})),
     reconcile: reconcileSchema.default(reconcileSchema.parse({})),
+    reports: reportsSchema.default(reportsSchema.parse({})),
     log: logSchema.default(logSchema.parse({})),
     drain: drainSchema.default(drainSchema.parse({})),
     genesys: genesysSchema.default(genesysSchema.parse({})),

@@ -1,5 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { DECLINE_CLASSES, OUTCOMES, type DeclineClass, type Outcome } from '../domain/outcome.js';
+import { DIALOGUE_STEPS, type DialogueStep } from '../domain/dialogue/steps.js';
+import type { FunnelMetrics } from '../reports/recorder.js';
 
 /**
  * Prometheus metrics of pay-ivr. Label values are closed vocabularies (outcome, decline class,
@@ -13,7 +15,23 @@ function word(v: string): string {
   return LABEL_WORD.test(v) ? v : 'other';
 }
 
-export class Metrics {
+function stepWord(step: string): string {
+  return (DIALOGUE_STEPS as readonly string[]).includes(step) ? step : 'other';
+}
+
+/** What the health gauges read at each scrape (wired by app.ts). */
+export interface HealthProbes {
+  /** The telephony backend takes calls (the trunk side is up). */
+  backendReady: () => boolean;
+  /** The result store answers. */
+  storeUp: () => Promise<boolean>;
+  /** Circuit breaker of each profile's PSP. */
+  breakers: () => { profile: string; open: boolean }[];
+}
+
+const PROFILE_WORD = /^[A-Za-z0-9_-]{1,64}$/;
+
+export class Metrics implements FunnelMetrics {
   readonly registry: Registry;
   readonly #calls: Counter<'outcome'>;
   readonly #active: Gauge;
@@ -25,7 +43,13 @@ export class Metrics {
   readonly #spoolPending: Gauge;
   readonly #openAttempts: Gauge;
   readonly #reconciled: Counter<'outcome'>;
+  readonly #stepReached: Counter<'step'>;
+  readonly #stepInvalid: Counter<'step'>;
+  readonly #stepTimeouts: Counter<'step'>;
+  readonly #stepAbandoned: Counter<'step'>;
+  readonly #segment: Histogram<'outcome'>;
   #activeCount = 0;
+  #probes: HealthProbes | undefined;
 
   /**
    * Registers the pay_ivr_* metrics and the default process metrics on `registry` (a new one by
@@ -67,6 +91,50 @@ export class Metrics {
     this.#reconciled = new Counter({ name: 'pay_ivr_reconciled_total', help: 'Attempts settled by reconciliation, by outcome', labelNames: ['outcome'], registers: [registry] });
     for (const o of ['approved', 'declined', 'not-charged']) this.#reconciled.inc({ outcome: o }, 0);
     this.#degraded.set(0);
+    // The funnel (reports): per dialogue step, counted once per call for `reached`.
+    this.#stepReached = new Counter({ name: 'pay_ivr_step_reached_total', help: 'Calls that reached a dialogue step', labelNames: ['step'], registers: [registry] });
+    this.#stepInvalid = new Counter({ name: 'pay_ivr_step_invalid_entries_total', help: 'Invalid entries, by dialogue step', labelNames: ['step'], registers: [registry] });
+    this.#stepTimeouts = new Counter({ name: 'pay_ivr_step_timeouts_total', help: 'No-input timeouts, by dialogue step', labelNames: ['step'], registers: [registry] });
+    this.#stepAbandoned = new Counter({ name: 'pay_ivr_step_abandoned_total', help: 'Calls the caller hung up at a dialogue step', labelNames: ['step'], registers: [registry] });
+    this.#segment = new Histogram({
+      name: 'pay_ivr_segment_duration_seconds',
+      help: 'Payment IVR segment duration (INVITE to end of hand-back), by outcome',
+      labelNames: ['outcome'],
+      buckets: [5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600],
+      registers: [registry],
+    });
+    // Health gauges for alerting; 0 until app.ts wires the probes.
+    const probes = (): HealthProbes | undefined => this.#probes;
+    new Gauge({
+      name: 'pay_ivr_backend_ready',
+      help: '1 when the telephony backend takes calls',
+      registers: [registry],
+      collect() {
+        this.set(probes()?.backendReady() === true ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'pay_ivr_store_up',
+      help: '1 when the result store answers (0: degraded)',
+      registers: [registry],
+      async collect() {
+        const p = probes();
+        this.set(p === undefined ? 0 : (await p.storeUp().catch(() => false)) ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'pay_ivr_psp_breaker_open',
+      help: '1 while the circuit breaker of a profile\'s PSP is open',
+      labelNames: ['profile'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const b of probes()?.breakers() ?? []) this.set({ profile: PROFILE_WORD.test(b.profile) ? b.profile : 'other' }, b.open ? 1 : 0);
+      },
+    });
+    for (const st of DIALOGUE_STEPS) {
+      for (const c of [this.#stepReached, this.#stepInvalid, this.#stepTimeouts, this.#stepAbandoned]) c.inc({ step: st }, 0);
+    }
     // Every known series exists from the start (rate() over a missing series shows nothing).
     for (const o of OUTCOMES) this.#calls.inc({ outcome: o }, 0);
     for (const c of DECLINE_CLASSES) this.#declines.inc({ class: c }, 0);
@@ -118,6 +186,32 @@ export class Metrics {
 
   reconciled(outcome: 'approved' | 'declined' | 'not-charged'): void {
     this.#reconciled.inc({ outcome });
+  }
+
+  /** Wires the health gauges (backend, store, PSP breakers). */
+  watch(probes: HealthProbes): void {
+    this.#probes = probes;
+  }
+
+  stepReached(step: DialogueStep): void {
+    this.#stepReached.inc({ step: stepWord(step) });
+  }
+
+  stepInvalidEntries(step: DialogueStep, n: number): void {
+    if (Number.isInteger(n) && n > 0) this.#stepInvalid.inc({ step: stepWord(step) }, n);
+  }
+
+  stepTimeout(step: DialogueStep): void {
+    this.#stepTimeouts.inc({ step: stepWord(step) });
+  }
+
+  stepAbandoned(step: DialogueStep): void {
+    this.#stepAbandoned.inc({ step: stepWord(step) });
+  }
+
+  segmentEnded(outcome: string, seconds: number): void {
+    if (!Number.isFinite(seconds) || seconds < 0) return;
+    this.#segment.observe({ outcome: (OUTCOMES as readonly string[]).includes(outcome) ? outcome : 'other' }, seconds);
   }
 
   /** The exposition text (for GET /metrics). */

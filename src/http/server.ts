@@ -1,4 +1,3 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';
@@ -6,6 +5,13 @@ import { describeError, isPayIvrError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ResultStore } from '../store/types.js';
 import type { Metrics } from './metrics.js';
+import type { Reports } from '../reports/index.js';
+import { registerReportRoutes } from './reports-api.js';
+import { registerPage } from './page.js';
+import { Sessions, sessionIdOf } from './session.js';
+import { bearerMatches } from './token.js';
+
+export { bearerMatches } from './token.js';
 
 /**
  * The admin HTTP API (DESIGN.md section 3, http/):
@@ -17,6 +23,9 @@ import type { Metrics } from './metrics.js';
  *   GET /v1/results?limit=N          latest results (default 50, max 500)            (token)
  *   GET /v1/results/:id              one result, 404 when unknown                     (token)
  *   GET /v1/calls                    live calls (every node with the Redis store)     (token)
+ *   /v1/reports/*, /v1/calls/stream  reports (reports-api.ts)                         (token)
+ *   GET /, /session                  the reports page and its sign-in (page.ts)
+ * "(token)": the bearer token, or the reports page's session cookie.
  * The /v1 routes need `Authorization: Bearer <admin.apiToken>`; with no token configured they
  * answer 503. Request logs carry the method, the route pattern, the status and the duration only:
  * no query string (references), no path ids, no headers.
@@ -35,7 +44,9 @@ export interface BackendStatus {
 const SPOOL_NOT_READY = 0.9;
 
 export interface AdminServerOptions {
-  config: Pick<Config, 'admin'>;
+  config: Pick<Config, 'admin'> & Partial<Pick<Config, 'reports'>>;
+  /** Segment records and call events; without it the report routes and the page are absent. */
+  reports?: Reports | undefined;
   store: ResultStore;
   metrics: Metrics;
   backendStatus: () => BackendStatus;
@@ -89,18 +100,6 @@ class SafeLogController extends LogController {
   override serializerError(error: Error, _request: FastifyRequest, reply: FastifyReply): void {
     reply.log.error({ err: describeError(error) }, 'admin response serialization failed');
   }
-}
-
-function digest(s: string): Buffer {
-  return createHash('sha256').update(s, 'utf8').digest();
-}
-
-/** Constant-time token check: both sides hashed to 32 bytes, so lengths never leak either. */
-export function bearerMatches(authorization: string | undefined, token: string): boolean {
-  const m = authorization === undefined ? null : /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization);
-  const presented = m?.[1] ?? '';
-  const ok = timingSafeEqual(digest(presented), digest(token));
-  return ok && presented !== '';
 }
 
 function queryValue(q: unknown, name: string): string | undefined | null {
@@ -161,6 +160,11 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     return reply.header('content-type', metrics.contentType).send(text);
   });
 
+  const sessions = new Sessions((config.reports?.sessionHours ?? 8) * 3_600_000);
+  if (opts.reports !== undefined) {
+    await app.register(async (root) => registerPage(root, { token: config.admin.apiToken, sessions, secureCookie: config.reports?.secureCookie === true }));
+  }
+
   await app.register(async (v1) => {
     v1.addHook('onRequest', async (request, reply) => {
       reply.header('cache-control', 'no-store');
@@ -168,7 +172,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       if (token === undefined || token === '') {
         return reply.code(503).send({ error: 'result API disabled: set admin.apiToken in the configuration' });
       }
-      if (!bearerMatches(request.headers.authorization, token)) {
+      if (!bearerMatches(request.headers.authorization, token) && !sessions.valid(sessionIdOf(request.headers.cookie))) {
         return reply.code(401).header('www-authenticate', 'Bearer realm="pay-ivr"').send({ error: 'unauthorized' });
       }
       return undefined;
@@ -200,7 +204,12 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       return result;
     });
 
-    v1.get('/calls', async () => ({ calls: await store.liveCalls() }));
+    v1.get('/calls', async () => {
+      const calls = await store.liveCalls();
+      // The dialogue step comes from the call events (every node's with the Redis relay).
+      return { calls: calls.map((c) => ({ ...c, step: opts.reports?.events.stepOf(c.id)?.step })) };
+    });
+    if (opts.reports !== undefined) registerReportRoutes(v1, opts.reports);
 
     // Graceful drain: answered at once; the node exits by itself when its calls are done.
     v1.post('/admin/drain', async (_request, reply) => {
