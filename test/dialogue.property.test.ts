@@ -41,6 +41,7 @@ const outcomeArb: fc.Arbitrary<ChargeOutcome> = fc.oneof(
   fc.constant<ChargeOutcome>({ status: 'approved', transactionId: 'T1', authCode: 'AC' }),
   fc.constantFrom(...DECLINE_CLASSES).map((declineClass): ChargeOutcome => ({ status: 'declined', declineClass })),
   fc.constant<ChargeOutcome>({ status: 'unknown', reason: 'timeout' }),
+  fc.constant<ChargeOutcome>({ status: 'failed', reason: 'http-429' }),
 );
 
 type Action =

@@ -654,11 +654,19 @@ describe('dialogue: declines', () => {
     expect(d.lastPlay().fragments).toEqual(['declined-generic', 'other-card-menu']);
   });
 
-  it('psp-error when the outcome is unknown', () => {
+  it('unconfirmed when the outcome is unknown: the caller is told not to pay again', () => {
     const d = driver({}, {}, sequence({ status: 'unknown', reason: 'timeout' }));
     d.keys('1');
     enterCard(d, `${VISA}#`);
-    expect(d.lastPlay().fragments).toEqual(['could-not-confirm']);
+    expect(d.lastPlay().fragments).toEqual(['payment-unconfirmed']);
+    expect(d.playOut()).toMatchObject({ outcome: 'unconfirmed', brand: 'visa', last4: '4242', attempts: { charges: 1, declines: 0 } });
+  });
+
+  it('psp-error when the PSP certainly did not charge', () => {
+    const d = driver({}, {}, sequence({ status: 'failed', reason: 'circuit-open' }));
+    d.keys('1');
+    enterCard(d, `${VISA}#`);
+    expect(d.lastPlay().fragments).toEqual(['payment-not-processed']);
     expect(d.playOut()).toMatchObject({ outcome: 'psp-error', brand: 'visa', last4: '4242', attempts: { charges: 1, declines: 0 } });
   });
 });
@@ -702,7 +710,8 @@ describe('dialogue: ends', () => {
       [{ status: 'approved', transactionId: 'T5', authCode: 'X' }, 'approved'],
       [declined('insufficient-funds'), 'declined'],
       [declined('processing-error'), 'declined'],
-      [{ status: 'unknown', reason: 'lost' }, 'psp-error'],
+      [{ status: 'unknown', reason: 'lost' }, 'unconfirmed'],
+      [{ status: 'failed', reason: 'http-429' }, 'psp-error'],
     ] as const) {
       const d = driver();
       d.psp = undefined;

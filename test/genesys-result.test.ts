@@ -240,6 +240,15 @@ describe('selectHandBackTarget', () => {
     expect(selectHandBackTarget(outcome, ctx, hb)).toBe(expected);
   });
 
+  it('unconfirmed: its own override, else the psp-error one, else the usual target', () => {
+    const pspQueue = 'sip:+33100000005@byoc.example';
+    const unknownQueue = 'sip:+33100000006@byoc.example';
+    expect(selectHandBackTarget('unconfirmed', automated, { ...handBack, byOutcome: { 'psp-error': pspQueue } })).toBe(pspQueue);
+    expect(selectHandBackTarget('unconfirmed', automated, { ...handBack, byOutcome: { 'psp-error': pspQueue, unconfirmed: unknownQueue } })).toBe(unknownQueue);
+    expect(selectHandBackTarget('psp-error', automated, { ...handBack, byOutcome: { unconfirmed: unknownQueue } })).toBe('sip:+33100000001@byoc.example');
+    expect(selectHandBackTarget('unconfirmed', agentRet, noAgent)).toBe('sip:+33140000000@byoc.example');
+  });
+
   it('a bare number in the configuration uses returnHost', () => {
     expect(selectHandBackTarget('approved', automated, { ...noAgent, automated: '+33100000009' })).toBe('sip:+33100000009@byoc.example');
   });

@@ -29,6 +29,7 @@ describe('Metrics', () => {
     expect(text).toContain('pay_ivr_calls_total{outcome="approved"} 2');
     expect(text).toContain('pay_ivr_calls_total{outcome="declined"} 1');
     expect(text).toContain('pay_ivr_calls_total{outcome="psp-error"} 0');
+    expect(text).toContain('pay_ivr_calls_total{outcome="unconfirmed"} 0');
     expect(text).toContain('pay_ivr_calls_active 1');
     expect(text).toContain('pay_ivr_psp_request_seconds_count{psp="stripe",result="approved"} 1');
     expect(text).toContain('pay_ivr_psp_request_seconds_count{psp="stripe",result="other"} 1');

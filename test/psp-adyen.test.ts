@@ -87,7 +87,8 @@ describe('Adyen adapter against the sandbox (Checkout /payments, shopperInteract
     for (const [name, result] of ADYEN_HOLDER_NAME_TRIGGERS) {
       const out = await gateway.charge(req('4242424242424242', { metadata: { testHolderName: name } }));
       if (result === 'Authorised') expect(out.status, name).toBe('approved');
-      else if (result === 'Received') expect(out, name).toEqual({ status: 'unknown', reason: 'adyen-received' });
+      // Pending at the PSP: replayed until the budget ends, still pending: unconfirmed.
+      else if (result === 'Received') expect(out, name).toEqual({ status: 'unknown', reason: 'adyen-received-budget-exhausted' });
       else {
         const expected = result.resultCode === 'Error' ? 'processing-error' : adyenDeclineClass(result.refusalReasonCode);
         expect(out, name).toMatchObject({ status: 'declined', declineClass: expected, pspCode: result.refusalReasonCode });
@@ -129,7 +130,7 @@ describe('Adyen adapter against the sandbox (Checkout /payments, shopperInteract
     );
     const r = req('4242424242424242');
     const before = sandbox.requests().length;
-    expect(await g.charge(r)).toEqual({ status: 'unknown', reason: 'psp-protocol-error' });
+    expect(await g.charge(r)).toEqual({ status: 'failed', reason: 'psp-protocol-error' });
     expect(sandbox.requests().slice(before).map((x) => [x.handling, x.status])).toEqual([['rejected', 401]]);
     await g.close();
   });

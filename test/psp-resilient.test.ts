@@ -19,6 +19,8 @@ class ScriptedAdapter implements PspAdapter {
     private readonly script: Step[],
     readonly capabilities: PspCapabilities = { idempotentReplay: true, lookupByKey: true, lookupById: true },
     private readonly lookupAnswer: ChargeOutcome | undefined = undefined,
+    /** Answers of the first lookups (then lookupAnswer). */
+    private readonly lookupScript: (ChargeOutcome | undefined | PspError)[] = [],
   ) {}
 
   async charge(req: ChargeRequest, signal?: AbortSignal): Promise<ChargeOutcome> {
@@ -35,6 +37,11 @@ class ScriptedAdapter implements PspAdapter {
 
   async lookup(key: LookupKey): Promise<ChargeOutcome | undefined> {
     this.lookups.push(key);
+    if (this.lookupScript.length > 0) {
+      const step = this.lookupScript.shift();
+      if (step instanceof Error) throw step;
+      return step;
+    }
     return this.lookupAnswer;
   }
 
@@ -69,17 +76,17 @@ describe('ResilientGateway: resends with the same key, lookup, unknown, breaker'
 
   it('still unknown after lookup: unknown with the last reason, never a new key', async () => {
     const a = new ScriptedAdapter([timeout(), timeout(), timeout(), timeout()]);
-    const g = new ResilientGateway(a, { ...FAST_RETRY, breakerFailures: 10 });
+    const g = new ResilientGateway(a, { ...FAST_RETRY, budgetMs: 500, breakerFailures: 10 });
     const r = chargeRequest('4242424242424242');
     const out = await g.charge(r);
-    expect(out).toEqual({ status: 'unknown', reason: 'timeout' });
+    expect(out).toMatchObject({ status: 'unknown', reason: expect.stringMatching(/-budget-exhausted$/) as unknown as string });
     expect(new Set(a.sends.map((s) => s.key))).toEqual(new Set([r.idempotencyKey]));
   });
 
   it('a protocol error (4xx) is not resent; it is looked up only if the PSP may have executed it', async () => {
     const a = new ScriptedAdapter([new PspError('protocol', 'HTTP 400', { status: 400, maybeExecuted: false })]);
     const g = new ResilientGateway(a, FAST_RETRY);
-    expect(await g.charge(chargeRequest('4242424242424242'))).toEqual({ status: 'unknown', reason: 'psp-protocol-error' });
+    expect(await g.charge(chargeRequest('4242424242424242'))).toEqual({ status: 'failed', reason: 'psp-protocol-error' });
     expect(a.sends).toHaveLength(1);
     expect(a.lookups).toHaveLength(0);
     const b = new ScriptedAdapter([new PspError('protocol', 'idempotency', { status: 400, maybeExecuted: true })], undefined, approved);
@@ -91,7 +98,7 @@ describe('ResilientGateway: resends with the same key, lookup, unknown, breaker'
     const refused = (): PspError => new PspError('network', 'ECONNREFUSED', { maybeExecuted: false });
     const a = new ScriptedAdapter([refused(), refused(), refused()]);
     const g = new ResilientGateway(a, { ...FAST_RETRY, breakerFailures: 10 });
-    expect(await g.charge(chargeRequest('4242424242424242'))).toEqual({ status: 'unknown', reason: 'network' });
+    expect(await g.charge(chargeRequest('4242424242424242'))).toEqual({ status: 'failed', reason: 'network' });
     expect(a.lookups).toHaveLength(0);
     expect(a.sends).toHaveLength(3);
   });
@@ -107,7 +114,7 @@ describe('ResilientGateway: resends with the same key, lookup, unknown, breaker'
   it('honours Retry-After, but stops resending when it would overrun the budget', async () => {
     const a = new ScriptedAdapter([new PspError('http', '429', { status: 429, retryAfterMs: 60_000, maybeExecuted: false }), approved]);
     const g = new ResilientGateway(a, FAST_RETRY);
-    expect(await g.charge(chargeRequest('4242424242424242'))).toEqual({ status: 'unknown', reason: 'http-429-budget-exhausted' });
+    expect(await g.charge(chargeRequest('4242424242424242'))).toEqual({ status: 'failed', reason: 'http-429-budget-exhausted' });
     expect(a.sends).toHaveLength(1);
     const b = new ScriptedAdapter([new PspError('http', '429', { status: 429, retryAfterMs: 150, maybeExecuted: false }), approved]);
     const gb = new ResilientGateway(b, { ...FAST_RETRY, backoffMs: 1, maxBackoffMs: 1 });
@@ -122,7 +129,7 @@ describe('ResilientGateway: resends with the same key, lookup, unknown, breaker'
     expect(a.lookups).toHaveLength(1);
   });
 
-  it('the caller can cancel: the charge ends unknown/cancelled without a lookup', async () => {
+  it('the caller can cancel: the charge ends unknown/cancelled (the send may have charged) without a lookup', async () => {
     const a = new ScriptedAdapter(['hang']);
     const g = new ResilientGateway(a, FAST_RETRY);
     const ac = new AbortController();
@@ -132,14 +139,14 @@ describe('ResilientGateway: resends with the same key, lookup, unknown, breaker'
     expect(a.lookups).toHaveLength(0);
   });
 
-  it('never throws: an adapter bug becomes unknown; an invalid key is never sent', async () => {
+  it('never throws: an adapter bug becomes unknown; an invalid key is never sent (failed)', async () => {
     const a = new ScriptedAdapter([new TypeError('boom')]);
-    const g = new ResilientGateway(a, FAST_RETRY);
+    const g = new ResilientGateway(a, { ...FAST_RETRY, budgetMs: 300 });
     expect((await g.charge(chargeRequest('4242424242424242'))).status).toBe('unknown');
     const b = new ScriptedAdapter([approved]);
     const gb = new ResilientGateway(b, FAST_RETRY);
-    expect(await gb.charge(chargeRequest('4242424242424242', { idempotencyKey: 'bad key with spaces' }))).toEqual({ status: 'unknown', reason: 'invalid-idempotency-key' });
-    expect(await gb.charge(chargeRequest('4242424242424242', { idempotencyKey: 'x'.repeat(65) }))).toEqual({ status: 'unknown', reason: 'invalid-idempotency-key' });
+    expect(await gb.charge(chargeRequest('4242424242424242', { idempotencyKey: 'bad key with spaces' }))).toEqual({ status: 'failed', reason: 'invalid-idempotency-key' });
+    expect(await gb.charge(chargeRequest('4242424242424242', { idempotencyKey: 'x'.repeat(65) }))).toEqual({ status: 'failed', reason: 'invalid-idempotency-key' });
     expect(b.sends).toHaveLength(0);
   });
 
@@ -151,12 +158,14 @@ describe('ResilientGateway: resends with the same key, lookup, unknown, breaker'
   });
 
   it('opens after N consecutive transport failures, rejects at once, half-opens one probe, closes on success', async () => {
-    const a = new ScriptedAdapter([http503(), http503(), http503()], { idempotentReplay: true, lookupByKey: false, lookupById: false });
+    // 503s answered before executing anything (maybeExecuted false): nothing to look up.
+    const down = (): PspError => new PspError('http', 'HTTP 503', { status: 503, maybeExecuted: false });
+    const a = new ScriptedAdapter([down(), down(), down()], { idempotentReplay: true, lookupByKey: false, lookupById: false });
     const g = new ResilientGateway(a, { ...FAST_RETRY, breakerFailures: 3, breakerResetMs: 100 });
-    expect(await g.charge(chargeRequest('4242424242424242'))).toEqual({ status: 'unknown', reason: 'circuit-open' });
+    expect(await g.charge(chargeRequest('4242424242424242'))).toEqual({ status: 'failed', reason: 'circuit-open' });
     expect(g.breakerState).toBe('open');
     const sendsBefore = a.sends.length;
-    expect(await g.charge(chargeRequest('4242424242424242'))).toEqual({ status: 'unknown', reason: 'circuit-open' });
+    expect(await g.charge(chargeRequest('4242424242424242'))).toEqual({ status: 'failed', reason: 'circuit-open' });
     expect(a.sends.length).toBe(sendsBefore);
     await new Promise((r) => setTimeout(r, 120));
     expect(g.breakerState).toBe('half-open');
@@ -164,7 +173,7 @@ describe('ResilientGateway: resends with the same key, lookup, unknown, breaker'
     (a as unknown as { script: Step[] }).script.push('hang' as Step);
     // Only one probe at a time while half-open: the second charge is refused at once.
     const probe = g.charge(chargeRequest('4242424242424242'), AbortSignal.timeout(50));
-    expect(await g.charge(chargeRequest('4242424242424242'))).toEqual({ status: 'unknown', reason: 'circuit-open' });
+    expect(await g.charge(chargeRequest('4242424242424242'))).toEqual({ status: 'failed', reason: 'circuit-open' });
     expect(await probe).toEqual({ status: 'unknown', reason: 'cancelled' });
     (a as unknown as { script: Step[] }).script.push(approved);
     expect(await g.charge(chargeRequest('4242424242424242'))).toEqual(approved);
@@ -201,13 +210,51 @@ describe('ResilientGateway: resends with the same key, lookup, unknown, breaker'
     expect(b.acquire()).toBe('go');
   });
 
-  it('close() closes the adapter; later charges answer unknown without sending', async () => {
+  it('close() closes the adapter; later charges answer failed without sending', async () => {
     const a = new ScriptedAdapter([approved]);
     const g = new ResilientGateway(a, FAST_RETRY);
     await g.close();
     await g.close();
     expect(a.closed).toBe(true);
-    expect(await g.charge(chargeRequest('4242424242424242'))).toEqual({ status: 'unknown', reason: 'gateway-closed' });
+    expect(await g.charge(chargeRequest('4242424242424242'))).toEqual({ status: 'failed', reason: 'gateway-closed' });
     expect(a.sends).toHaveLength(0);
+  });
+
+  it('keeps looking up through 409, 429 and 5xx until it finds the outcome (the budget is not given up early)', async () => {
+    const busy = (st: number, retryAfterMs?: number): PspError => new PspError('http', String(st), { status: st, retryAfterMs, maybeExecuted: st !== 429 });
+    // Every send: reply lost. Search and replay then meet 409 (in flight), 503, 429 and timeouts.
+    const sends: Step[] = [timeout(), timeout(), timeout(), busy(409), busy(503), timeout(), busy(409), busy(500), approved];
+    const lookups = [busy(503), undefined, busy(429, 30), busy(409), busy(502), undefined];
+    const a = new ScriptedAdapter(sends, undefined, undefined, lookups);
+    const g = new ResilientGateway(a, { ...FAST_RETRY, breakerFailures: 100 });
+    const r = chargeRequest('4242424242424242');
+    expect(await g.charge(r)).toEqual(approved);
+    expect(a.sends).toHaveLength(9);
+    expect(a.lookups).toHaveLength(6);
+    expect(new Set(a.sends.map((x) => x.key))).toEqual(new Set([r.idempotencyKey]));
+    expect(g.stats()).toMatchObject({ sends: 3, lookups: 12, lookupHits: 1, approved: 1 });
+  });
+
+  it('a send that may have charged and is never confirmed ends unknown (unconfirmed), after lookups to the end of the budget', async () => {
+    const a = new ScriptedAdapter([timeout()], { idempotentReplay: false, lookupByKey: true, lookupById: false }, undefined, []);
+    const g = new ResilientGateway(a, { ...FAST_RETRY, budgetMs: 600, backoffMs: 10, maxBackoffMs: 20 });
+    const out = await g.charge(chargeRequest('4242424242424242'));
+    expect(out).toEqual({ status: 'unknown', reason: 'no-record-budget-exhausted' });
+    expect(a.sends).toHaveLength(1);
+    // Lookups went on while there was budget (backoff 10-20 ms in 600 ms: far more than a handful).
+    expect(a.lookups.length).toBeGreaterThanOrEqual(5);
+  });
+
+  it('failed (psp-error) only when nothing can have been charged: 429s throughout, refused connections, 4xx', async () => {
+    const r429 = (): PspError => new PspError('http', '429', { status: 429, retryAfterMs: 10, maybeExecuted: false });
+    const a = new ScriptedAdapter([r429(), r429(), r429()]);
+    const g = new ResilientGateway(a, FAST_RETRY);
+    expect(await g.charge(chargeRequest('4242424242424242'))).toEqual({ status: 'failed', reason: 'http-429' });
+    expect(a.lookups).toHaveLength(0);
+    // One 5xx among them (may have executed) makes it a lookup case, and then unknown if never found.
+    const b = new ScriptedAdapter([r429(), http503(), r429()], { idempotentReplay: true, lookupByKey: true, lookupById: false }, undefined);
+    const gb = new ResilientGateway(b, { ...FAST_RETRY, budgetMs: 400 });
+    expect((await gb.charge(chargeRequest('4242424242424242'))).status).toBe('unknown');
+    expect(b.lookups.length).toBeGreaterThan(0);
   });
 });

@@ -106,7 +106,7 @@ describe('Stripe adapter against the sandbox (official stripe SDK, PaymentIntent
     const strict = await startSandbox({ stripeKeys: ['sk_test_right'], logger: logs.logger });
     const g = new ResilientGateway(new StripeGateway({ apiKey: 'sk_test_wrong', baseUrl: strict.url, timeoutMs: ADAPTER_TIMEOUT_MS, logger: logs.logger }), { ...FAST_RETRY, logger: logs.logger });
     const out = await g.charge(req('4242424242424242'));
-    expect(out).toEqual({ status: 'unknown', reason: 'psp-protocol-error' });
+    expect(out).toEqual({ status: 'failed', reason: 'psp-protocol-error' });
     expect(strict.requests().map((x) => [x.handling, x.status])).toEqual([['rejected', 401]]);
     expect(strict.ledger()).toHaveLength(0);
     expect(g.breakerState).toBe('closed');

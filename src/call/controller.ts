@@ -41,6 +41,9 @@ class BadContext extends Error {
   }
 }
 
+/** The result written as soon as a charge outcome is known (the dialogue's final word may differ). */
+const PROVISIONAL_OUTCOME: Record<ChargeOutcome['status'], Outcome> = { approved: 'approved', declined: 'declined', failed: 'psp-error', unknown: 'unconfirmed' };
+
 /** Phrase played when the hand-back REFER fails, before the BYE. */
 const TRANSFER_FAILED_PHRASE = 'transfer-failed';
 /** How long to wait for the far end's BYE after an accepted transfer before we send ours. */
@@ -126,7 +129,7 @@ export class CallController {
           } catch (e) {
             // No record, no send: the card is not charged and the caller is told the PSP failed.
             log.error({ err: describeError(e), attempt: req.attempt }, 'charge not sent: the attempt could not be journaled');
-            return { status: 'unknown', reason: 'journal-unavailable' };
+            return { status: 'failed', reason: 'journal-unavailable' };
           }
         }
         const outcome = await gateway.charge({
@@ -148,11 +151,11 @@ export class CallController {
         // The result exists as soon as the outcome is known, before the caller hears it.
         await this.#saveResult({
           ...this.#baseResult(ctx, selected.name, req.currency),
-          outcome: outcome.status === 'approved' ? 'approved' : outcome.status === 'declined' ? 'declined' : 'psp-error',
+          outcome: PROVISIONAL_OUTCOME[outcome.status],
           amount: req.amount,
           brand: req.brand,
           last4: attempt?.last4 ?? req.card.pan.lastDigits(4),
-          transactionId: outcome.status === 'unknown' ? undefined : outcome.transactionId,
+          transactionId: outcome.status === 'approved' || outcome.status === 'declined' ? outcome.transactionId : undefined,
           authCode: outcome.status === 'approved' ? outcome.authCode : undefined,
           declineClass: outcome.status === 'declined' ? outcome.declineClass : undefined,
           attempts: { charges, declines, invalidEntries: 0 },
@@ -295,6 +298,8 @@ export class CallController {
     try {
       if (outcome.status === 'approved') await journal.settle(attempt, { outcome: 'approved', origin: 'call', transactionId: outcome.transactionId, authCode: outcome.authCode });
       else if (outcome.status === 'declined') await journal.settle(attempt, { outcome: 'declined', origin: 'call', transactionId: outcome.transactionId, declineClass: outcome.declineClass });
+      // The PSP certainly did not charge (nothing reached its processing, or it refused the request).
+      else if (outcome.status === 'failed') await journal.settle(attempt, { outcome: 'not-charged', origin: 'call' });
       else await journal.note(attempt, { unknownReason: outcome.reason });
     } catch (e) {
       // The attempt stays open in the journal: reconciliation will settle it by a lookup.

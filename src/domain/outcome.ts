@@ -8,7 +8,10 @@ export const OUTCOMES = [
   'hangup',
   'not-identified',
   'amount-refused',
+  /** The PSP failed and the card was NOT charged. */
   'psp-error',
+  /** The PSP may have charged, but the outcome could not be confirmed: the caller is told not to pay again; reconciliation settles it. */
+  'unconfirmed',
   'error',
 ] as const;
 export type Outcome = (typeof OUTCOMES)[number];

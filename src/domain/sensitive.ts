@@ -10,13 +10,15 @@ const DIGIT_0 = 0x30;
  * The only way to read the digits is `reveal()`, called where a PSP request body is built.
  */
 export class SensitiveDigits {
-  // Buffer.alloc, not allocUnsafe: unsafe buffers come from a shared pool we cannot zero alone.
   #buf: Buffer;
   #len = 0;
   #wiped = false;
 
   constructor(capacity = 19) {
-    this.#buf = Buffer.alloc(capacity);
+    // Its own ArrayBuffer: not allocUnsafe (a shared pool we could not zero alone), and not
+    // Buffer.alloc either, which keeps arrays this small inside the V8 heap, where the garbage
+    // collector moves them and leaves the old copy of the digits behind in freed memory.
+    this.#buf = Buffer.from(new ArrayBuffer(capacity));
   }
 
   static from(digits: string): SensitiveDigits {

@@ -114,7 +114,9 @@ export function buildReferTo(target: string, uuiAscii: string, host?: string): s
  * Where the call goes back to, as a SIP URI (without the UUI; pass it to buildReferTo):
  *  1. agent mode and not identified: back to the agent (rule 3 below) - the agent handles it,
  *     whatever the overrides say;
- *  2. handBack.byOutcome[outcome] when configured;
+ *  2. handBack.byOutcome[outcome] when configured (`unconfirmed` without its own entry uses the
+ *     `psp-error` one: a flow that routes PSP failures somewhere gets the unknown ones there too,
+ *     and tells them apart by `res=`);
  *  3. agent mode: the target the UUI `ret=` picked among the allowed ones (resolveReturnTarget;
  *     never the context's string itself), else handBack.agent, else handBack.automated;
  *  4. automated mode: handBack.automated.
@@ -129,7 +131,7 @@ export function selectHandBackTarget(
   const host = handBack.returnHost;
   const agentTarget = (): string => ctx.returnTarget ?? toSipTarget(handBack.agent ?? handBack.automated, host);
   if (ctx.mode === 'agent' && outcome === 'not-identified') return agentTarget();
-  const override = handBack.byOutcome[outcome];
+  const override = handBack.byOutcome[outcome] ?? (outcome === 'unconfirmed' ? handBack.byOutcome['psp-error'] : undefined);
   if (override !== undefined) return toSipTarget(override, host);
   if (ctx.mode === 'agent') return agentTarget();
   return toSipTarget(handBack.automated, host);

@@ -158,7 +158,10 @@ export class Metrics implements FunnelMetrics {
     this.#active.set(this.#activeCount);
   }
 
-  /** One PSP request: psp = adapter type (sandbox, stripe, adyen, rest), result = approved | declined | error | timeout | ... */
+  /**
+   * One PSP charge: psp = gateway name, result = the charge status: approved | declined |
+   * failed (not charged: psp-error) | unknown (may be charged: unconfirmed).
+   */
   pspRequest(psp: string, result: string, seconds: number): void {
     if (!Number.isFinite(seconds) || seconds < 0) return;
     this.#psp.observe({ psp: word(psp), result: word(result) }, seconds);

@@ -12,6 +12,15 @@ interface CardSlice {
 const DIGIT_0 = 0x30;
 
 /**
+ * A zero-filled Buffer on its own ArrayBuffer: not allocUnsafe (a shared pool we could not zero
+ * alone), and never inside the V8 heap (where the garbage collector may move it and leave the old
+ * bytes behind), whatever its size.
+ */
+export function ownBuffer(size: number): Buffer {
+  return Buffer.from(new ArrayBuffer(size));
+}
+
+/**
  * Builds a JSON request body in which card digits never become JavaScript strings (which cannot
  * be wiped): the body object carries placeholders, and `toBuffer()` copies the digits straight
  * from the SensitiveDigits buffers into the body bytes. The adapter zeroes that Buffer once the
@@ -42,8 +51,7 @@ export class CardJsonBody {
     parts.push(text.slice(last));
     let size = 0;
     for (const p of parts) size += typeof p === 'string' ? Buffer.byteLength(p) : p.prefix.length + Math.max(0, p.end - p.start);
-    // Buffer.alloc, not allocUnsafe: a pooled buffer shares memory we could not zero alone.
-    const buf = Buffer.alloc(size);
+    const buf = ownBuffer(size);
     let off = 0;
     for (const p of parts) {
       if (typeof p === 'string') {
@@ -56,4 +64,55 @@ export class CardJsonBody {
     this.#slices.length = 0;
     return buf;
   }
+}
+
+/** Card digits [start, end) of a sensitive value, for a form field. */
+export interface CardDigitsRef {
+  src: SensitiveDigits;
+  start?: number;
+  end?: number;
+  /** Non-sensitive characters written before the digits ("20" before a two-digit year). */
+  prefix?: string;
+}
+
+export type FormField = readonly [key: string, value: string | CardDigitsRef];
+
+/** application/x-www-form-urlencoded escaping as Stripe's SDK does it (RFC 3986; brackets kept in keys). */
+function formEscape(s: string, key: boolean): string {
+  const e = encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return key ? e.replace(/%5B/g, '[').replace(/%5D/g, ']') : e;
+}
+
+/**
+ * A form-encoded request body (Stripe's wire format) in which the card digits never become
+ * JavaScript strings: they are copied from the SensitiveDigits buffers straight into the body
+ * bytes. The caller zeroes the Buffer once the send has settled.
+ */
+export function cardFormBody(fields: readonly FormField[]): Buffer {
+  const parts: (string | CardDigitsRef)[] = [];
+  fields.forEach(([k, v], i) => {
+    parts.push(`${i > 0 ? '&' : ''}${formEscape(k, true)}=`);
+    parts.push(typeof v === 'string' ? formEscape(v, false) : v);
+  });
+  const span = (r: CardDigitsRef): [number, number] => [r.start ?? 0, Math.min(r.end ?? r.src.length, r.src.length)];
+  let size = 0;
+  for (const p of parts) {
+    if (typeof p === 'string') size += Buffer.byteLength(p);
+    else {
+      const [a, b] = span(p);
+      size += formEscape(p.prefix ?? '', false).length + Math.max(0, b - a);
+    }
+  }
+  const buf = ownBuffer(size);
+  let off = 0;
+  for (const p of parts) {
+    if (typeof p === 'string') {
+      off += buf.write(p, off, 'latin1');
+      continue;
+    }
+    off += buf.write(formEscape(p.prefix ?? '', false), off, 'latin1');
+    const [a, b] = span(p);
+    for (let i = a; i < b; i++) buf[off++] = DIGIT_0 + p.src.digitAt(i);
+  }
+  return buf;
 }

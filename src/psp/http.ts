@@ -1,5 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
+import type net from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { PspError } from './errors.js';
 
 export interface HttpSend {
@@ -76,7 +78,31 @@ export class PspHttpClient {
         return;
       }
       r.on('error', fail);
-      r.end(req.body);
+      if (!req.body) {
+        r.end();
+        return;
+      }
+      const body = req.body;
+      // The body (card data) is written on its own, once the socket is connected and, for HTTPS,
+      // the handshake done: headers and body written together, or written while the TLS session
+      // is not ready, are copied by Node's TLS layer into a native buffer it frees without zeroing.
+      // Written alone on a ready socket, the body goes from our Buffer (zeroed by the caller) into
+      // the TLS record or the kernel directly.
+      r.once('socket', (socket: net.Socket) => {
+        const ready = (): void => {
+          if (settled || r.destroyed) return;
+          r.flushHeaders();
+          setImmediate(() => {
+            if (!settled && !r.destroyed) r.end(body);
+          });
+        };
+        const tls = socket as TLSSocket;
+        if (isHttps ? tls.getProtocol?.() === null || tls.getProtocol?.() === 'unknown' || socket.connecting : socket.connecting) {
+          socket.once(isHttps ? 'secureConnect' : 'connect', ready);
+        } else {
+          ready();
+        }
+      });
     });
   }
 

@@ -6,7 +6,7 @@ import { describeError } from '../errors.js';
 import type { ChargeRequest, LookupKey, PaymentGateway } from './types.js';
 import type { ChargeOutcome } from '../domain/charge.js';
 import type { PspAdapter, PspCapabilities } from './adapter.js';
-import { CircuitBreaker, type BreakerState } from './breaker.js';
+import { CircuitBreaker, type BreakerGate, type BreakerState } from './breaker.js';
 import { PspError, isPspError } from './errors.js';
 import { isValidIdempotencyKey } from './idempotency.js';
 
@@ -20,7 +20,7 @@ export interface ResilientOptions {
   maxBackoffMs: number;
   breakerFailures: number;
   breakerResetMs: number;
-  /** Time kept back from the budget for the lookup (default a quarter of the budget). */
+  /** Time kept back from the budget for lookups: no plain send starts after budget - reserve (default a quarter). */
   lookupReserveMs?: number;
   logger?: Logger;
   now?: () => number;
@@ -48,6 +48,7 @@ export interface ResilientStats {
   approved: number;
   declined: number;
   unknown: number;
+  failed: number;
   sends: number;
   resends: number;
   lookups: number;
@@ -59,13 +60,15 @@ export interface ResilientStats {
 type UnknownReason = string;
 
 /**
- * The no-double-charge layer around one PSP adapter (DESIGN.md section 5):
+ * The no-double-charge layer around one PSP adapter (DESIGN.md section 5, docs/psp.md):
  * - the caller's idempotency key (made once per attempt) is used for every send of the attempt;
  * - on timeout, network error, 5xx, 429 or 409 the identical request is resent with the same key,
- *   with exponential backoff and jitter (Retry-After honoured), within the time budget;
- * - if the outcome is still unknown it is looked up (PSP search by key, else an idempotent replay);
- * - if it is still unknown the result is `unknown` (psp-error for the caller), never a new charge;
- * - a circuit breaker per PSP answers `unknown` / `circuit-open` at once while the PSP is down.
+ *   with exponential backoff and jitter (Retry-After honoured), up to maxSends;
+ * - while a send may have charged, it keeps looking up (PSP search by key and idempotent replay,
+ *   in turns, through 409/429/5xx/timeouts) until a definite answer or the end of the budget;
+ * - `failed` (psp-error) only when the card certainly was not charged; `unknown` (unconfirmed)
+ *   when it may have been; never a new key, never a second charge;
+ * - a circuit breaker per PSP answers `failed` / `circuit-open` at once while the PSP is down.
  * `charge()` never throws.
  */
 export class ResilientGateway extends TypedEmitter<ResilientEvents> implements PaymentGateway {
@@ -76,7 +79,7 @@ export class ResilientGateway extends TypedEmitter<ResilientEvents> implements P
   readonly #now: () => number;
   readonly #random: () => number;
   readonly #breaker: CircuitBreaker;
-  readonly #stats: ResilientStats = { charges: 0, approved: 0, declined: 0, unknown: 0, sends: 0, resends: 0, lookups: 0, lookupHits: 0, circuitRejections: 0 };
+  readonly #stats: ResilientStats = { charges: 0, approved: 0, declined: 0, unknown: 0, failed: 0, sends: 0, resends: 0, lookups: 0, lookupHits: 0, circuitRejections: 0 };
   #closed = false;
 
   constructor(inner: PspAdapter, opts: ResilientOptions) {
@@ -117,142 +120,156 @@ export class ResilientGateway extends TypedEmitter<ResilientEvents> implements P
     let sends = 0;
     const done = (out: ChargeOutcome, viaLookup: boolean): ChargeOutcome => {
       this.#stats[out.status] += 1;
-      const reason = out.status === 'unknown' ? out.reason : undefined;
+      const reason = out.status === 'unknown' || out.status === 'failed' ? out.reason : undefined;
       const report: ChargeReport = { psp: this.name, status: out.status, sends, viaLookup, reason, ms: this.#now() - t0 };
       const fields = { gateway: this.name, key: req.idempotencyKey, ref: req.reference, status: out.status, sends, viaLookup, reason, ms: report.ms, ...(out.status === 'declined' ? { declineClass: out.declineClass, pspCode: out.pspCode } : {}) };
-      if (out.status === 'unknown') this.#log.warn(fields, 'charge outcome unknown (psp-error)');
+      if (out.status === 'unknown') this.#log.warn(fields, 'charge outcome could not be confirmed (unconfirmed): left for reconciliation');
+      else if (out.status === 'failed') this.#log.warn(fields, 'charge failed, card not charged (psp-error)');
       else this.#log.info(fields, 'charge done');
       this.emit('charge', report);
       return out;
     };
-    if (this.#closed) return done({ status: 'unknown', reason: 'gateway-closed' }, false);
+    if (this.#closed) return done({ status: 'failed', reason: 'gateway-closed' }, false);
     if (!isValidIdempotencyKey(req.idempotencyKey)) {
       this.#log.error({ gateway: this.name }, 'invalid idempotency key: charge not sent');
-      return done({ status: 'unknown', reason: 'invalid-idempotency-key' }, false);
+      return done({ status: 'failed', reason: 'invalid-idempotency-key' }, false);
     }
 
     const caps = this.#inner.capabilities;
     const budgetMs = this.#opts.budgetMs;
     const deadline = t0 + budgetMs;
-    const canLookup = caps.lookupByKey || caps.idempotentReplay;
-    const reserve = canLookup ? (this.#opts.lookupReserveMs ?? Math.floor(budgetMs / 4)) : 0;
+    let searchOk = caps.lookupByKey;
+    let replayOk = caps.idempotentReplay;
+    const reserve = searchOk || replayOk ? (this.#opts.lookupReserveMs ?? Math.floor(budgetMs / 4)) : 0;
+    // Plain sends stop here, so lookups always have some of the budget.
     const sendDeadline = deadline - reserve;
     const maxSends = caps.idempotentReplay ? this.#opts.maxSends : 1;
-    let ambiguous = false;
+    /** A send may have reached the PSP's processing: from now on only a definite answer ends the attempt. */
+    let maybeCharged = false;
+    /** No more plain sends (maxSends reached, a 4xx, a pending answer, the circuit opened). */
+    let sendingDone = false;
+    let lookupTurn = 0;
+    let waits = 0;
     let reason: UnknownReason = 'no-answer';
 
-    for (let n = 1; n <= maxSends; n++) {
-      const gate = this.#breaker.acquire();
-      if (gate === 'reject') {
-        if (n === 1) {
-          this.#stats.circuitRejections += 1;
-          return done({ status: 'unknown', reason: 'circuit-open' }, false);
-        }
-        reason = 'circuit-open';
+    for (;;) {
+      if (signal?.aborted) {
+        reason = 'cancelled';
         break;
       }
-      const left = sendDeadline - this.#now();
+      let op: 'send' | 'search' | 'replay';
+      if (!sendingDone && sends < maxSends && this.#now() < sendDeadline) {
+        op = 'send';
+      } else {
+        sendingDone = true;
+        // Nothing can have been charged: no lookup needed, the card was not charged.
+        if (!maybeCharged || (!searchOk && !replayOk)) break;
+        // Search and replay take turns: a search may lag behind the PSP's books, and a replay
+        // answers 409 while the first send is still executing.
+        op = searchOk && (!replayOk || lookupTurn % 2 === 0) ? 'search' : 'replay';
+        lookupTurn += 1;
+      }
+      const left = (op === 'send' ? sendDeadline : deadline) - this.#now();
       if (left <= 0) {
-        this.#breaker.release(gate);
-        reason = 'budget-exhausted';
+        reason = `${reason}-budget-exhausted`;
         break;
       }
-      sends += 1;
-      this.#stats.sends += 1;
-      if (n > 1) this.#stats.resends += 1;
-      const sendTimeout = AbortSignal.timeout(left);
-      const sendSignal = signal ? AbortSignal.any([signal, sendTimeout]) : sendTimeout;
+      let gate: BreakerGate | undefined;
+      if (op === 'send') {
+        gate = this.#breaker.acquire();
+        if (gate === 'reject') {
+          if (sends === 0) {
+            this.#stats.circuitRejections += 1;
+            return done({ status: 'failed', reason: 'circuit-open' }, false);
+          }
+          // The PSP looks down, but an earlier send may have charged: lookups go on (they never charge).
+          reason = 'circuit-open';
+          sendingDone = true;
+          continue;
+        }
+        sends += 1;
+        this.#stats.sends += 1;
+        if (sends > 1) this.#stats.resends += 1;
+      } else {
+        this.#stats.lookups += 1;
+      }
+      const opTimeout = AbortSignal.timeout(left);
+      const opSignal = signal ? AbortSignal.any([signal, opTimeout]) : opTimeout;
+      let retryAfterMs: number | undefined;
       try {
-        const out = await this.#inner.charge(req, sendSignal);
-        this.#breaker.success();
-        if (out.status !== 'unknown') return done(out, false);
-        // The PSP answered but has no final result yet (pending): only a lookup can tell more.
-        ambiguous = true;
-        reason = out.reason;
-        break;
+        const out = op === 'search' ? await this.#inner.lookup({ idempotencyKey: req.idempotencyKey }, opSignal) : await this.#inner.charge(req, opSignal);
+        if (op === 'send') this.#breaker.success();
+        if (out !== undefined && out.status !== 'unknown' && out.status !== 'failed') {
+          if (op !== 'send') {
+            this.#stats.lookupHits += 1;
+            this.#log.info({ gateway: this.name, key: req.idempotencyKey, how: op, status: out.status }, 'lookup found the attempt');
+          }
+          return done(out, op !== 'send');
+        }
+        if (out === undefined) {
+          // Search: no record (yet). Proof of nothing while a send may still be executing.
+          reason = 'no-record';
+        } else {
+          // The PSP has the attempt but no final result yet (pending): only lookups can tell more.
+          maybeCharged = true;
+          sendingDone = true;
+          reason = out.reason;
+        }
       } catch (e) {
         const pe = asPspError(e);
+        if (op !== 'search') maybeCharged = maybeCharged || pe.maybeExecuted;
         if (signal?.aborted) {
-          this.#breaker.release(gate);
-          ambiguous = ambiguous || pe.maybeExecuted;
+          if (gate !== undefined) this.#breaker.release(gate);
           reason = 'cancelled';
           break;
         }
-        // Our own send deadline fired: for the PSP's health that is a timeout.
-        const kind = pe.kind === 'aborted' && sendTimeout.aborted ? 'timeout' : pe.kind;
-        this.#log.warn({ gateway: this.name, key: req.idempotencyKey, send: n, kind, status: pe.status, pspCode: pe.pspCode, err: pe.message }, 'PSP send failed');
+        // Our own deadline fired: for the PSP's health that is a timeout.
+        const kind = pe.kind === 'aborted' && opTimeout.aborted ? 'timeout' : pe.kind;
+        this.#log.warn({ gateway: this.name, key: req.idempotencyKey, op, send: sends, kind, status: pe.status, pspCode: pe.pspCode, err: pe.message }, op === 'send' ? 'PSP send failed' : 'lookup failed');
+        retryAfterMs = pe.retryAfterMs;
         if (kind === 'protocol' || kind === 'aborted') {
-          // The PSP answered (4xx) or we cannot say: resending the same bytes cannot help.
-          if (kind === 'protocol') this.#breaker.success();
-          else this.#breaker.release(gate);
-          ambiguous = ambiguous || pe.maybeExecuted;
+          // The PSP answered (4xx) or we cannot say: repeating the same request cannot help.
+          if (gate !== undefined) {
+            if (kind === 'protocol') this.#breaker.success();
+            else this.#breaker.release(gate);
+          }
+          if (op === 'send') sendingDone = true;
+          if (op === 'search') searchOk = false;
+          if (op === 'replay') replayOk = false;
           reason = kind === 'protocol' ? 'psp-protocol-error' : 'aborted';
-          break;
-        }
-        // Only timeouts, network errors and 5xx say the PSP is down; 409 (key in flight) and 429
-        // (slow down) come from a PSP that is up, so they are resent but do not trip the breaker.
-        const down = kind === 'timeout' || kind === 'network' || (pe.status ?? 500) >= 500;
-        if (down) this.#breaker.failure();
-        else this.#breaker.release(gate);
-        ambiguous = ambiguous || pe.maybeExecuted;
-        reason = kind === 'http' ? `http-${pe.status ?? 'error'}` : kind;
-        if (this.#breaker.state === 'open') {
-          reason = 'circuit-open';
-          break;
-        }
-        if (n < maxSends) {
-          const wait = this.#backoff(n, pe.retryAfterMs);
-          if (this.#now() + wait >= sendDeadline) {
-            reason = `${reason}-budget-exhausted`;
-            break;
+        } else {
+          // Only timeouts, network errors and 5xx say the PSP is down; 409 (key in flight) and 429
+          // (slow down) come from a PSP that is up, so they are repeated but do not trip the breaker.
+          if (gate !== undefined) {
+            const down = kind === 'timeout' || kind === 'network' || (pe.status ?? 500) >= 500;
+            if (down) this.#breaker.failure();
+            else this.#breaker.release(gate);
           }
-          try {
-            await delay(wait, undefined, { signal });
-          } catch {
-            reason = 'cancelled';
-            break;
+          reason = kind === 'http' ? `http-${pe.status ?? 'error'}` : kind;
+          if (op === 'send' && this.#breaker.state === 'open') {
+            reason = 'circuit-open';
+            sendingDone = true;
           }
         }
       }
-    }
-
-    if (ambiguous && !signal?.aborted) {
-      const found = await this.#find(req, deadline, signal);
-      if (found) return done(found, true);
-    }
-    return done({ status: 'unknown', reason }, false);
-  }
-
-  /**
-   * Looks for the attempt's outcome: the PSP's search by idempotency key when it has one, then an
-   * idempotent replay (the same body with the same key: the PSP answers what it did the first
-   * time and never charges again).
-   */
-  async #find(req: ChargeRequest, deadline: number, signal: AbortSignal | undefined): Promise<ChargeOutcome | undefined> {
-    const caps = this.#inner.capabilities;
-    const left = Math.max(deadline - this.#now(), 1);
-    const timeout = AbortSignal.timeout(left);
-    const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    const tries: { how: string; run: () => Promise<ChargeOutcome | undefined> }[] = [];
-    if (caps.lookupByKey) tries.push({ how: 'search', run: () => this.#inner.lookup({ idempotencyKey: req.idempotencyKey }, sig) });
-    if (caps.idempotentReplay) tries.push({ how: 'replay', run: () => this.#inner.charge(req, sig) });
-    for (const t of tries) {
-      if (sig.aborted) break;
-      this.#stats.lookups += 1;
+      waits += 1;
+      const wait = this.#backoff(waits, retryAfterMs);
+      const canSend = !sendingDone && sends < maxSends;
+      // Without a possible charge only a send can help, and sends end at sendDeadline.
+      const limit = canSend && !maybeCharged ? sendDeadline : deadline;
+      if (!canSend && !maybeCharged) continue; // the loop ends at once: not charged
+      if (this.#now() + wait >= limit) {
+        reason = `${reason}-budget-exhausted`;
+        break;
+      }
       try {
-        const out = await t.run();
-        if (out && out.status !== 'unknown') {
-          this.#stats.lookupHits += 1;
-          this.#breaker.success();
-          this.#log.info({ gateway: this.name, key: req.idempotencyKey, how: t.how, status: out.status }, 'lookup found the attempt');
-          return out;
-        }
-        this.#log.info({ gateway: this.name, key: req.idempotencyKey, how: t.how }, 'lookup found no final outcome');
-      } catch (e) {
-        this.#log.warn({ gateway: this.name, key: req.idempotencyKey, how: t.how, err: describeError(e) }, 'lookup failed');
+        await delay(wait, undefined, { signal });
+      } catch {
+        reason = 'cancelled';
+        break;
       }
     }
-    return undefined;
+    return done(maybeCharged ? { status: 'unknown', reason } : { status: 'failed', reason }, false);
   }
 
   /** Exponential backoff with equal jitter, capped; a Retry-After longer than that wins. */

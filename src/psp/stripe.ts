@@ -5,7 +5,8 @@ import type { ChargeRequest, LookupKey } from './types.js';
 import type { ChargeOutcome } from '../domain/charge.js';
 import type { PspAdapter, PspCapabilities } from './adapter.js';
 import { PspError, httpStatusError, isPspError, parseRetryAfter } from './errors.js';
-import { PspHttpClient } from './http.js';
+import { PspHttpClient, header, type HttpResult } from './http.js';
+import { cardFormBody, type FormField } from './card-body.js';
 import { stripeDeclineClass } from './decline-codes.js';
 import { hasPanLikeDigits, sanitizePspBody } from './sanitize.js';
 
@@ -86,11 +87,13 @@ class SdkHttpClient extends Stripe.HttpClient {
   }
 }
 
-interface StripeCardParams {
-  number: string;
-  exp_month: number;
-  exp_year: number;
-  cvc?: string;
+/** The `error` object of a Stripe error answer (the fields we read). */
+interface StripeErrorBody {
+  type?: string;
+  code?: string;
+  decline_code?: string;
+  message?: string;
+  payment_intent?: { id?: string };
 }
 
 /** Stripe allows 50 metadata keys of up to 40 characters, values up to 500. */
@@ -109,11 +112,11 @@ function safeMetadata(req: ChargeRequest, logger: Logger): Record<string, string
 }
 
 /**
- * Stripe adapter (official `stripe` package): one PaymentIntent created and confirmed in one call
- * with the raw card (`payment_method_data[card]`), flagged MOTO
+ * Stripe adapter: one PaymentIntent created and confirmed in one call (our own form-encoded
+ * request, see charge()) with the raw card (`payment_method_data[card]`), flagged MOTO
  * (`payment_method_options[card][moto]=true`, no 3-D Secure), with our idempotency key.
- * Lookup: by PaymentIntent id (GET) or by idempotency key (search on the
- * `metadata[idempotency_key]` every charge carries); resending with the same key also replays.
+ * Lookup (official `stripe` package): by PaymentIntent id (GET) or by idempotency key (search on
+ * the `metadata[idempotency_key]` every charge carries); resending with the same key also replays.
  */
 export class StripeGateway implements PspAdapter {
   readonly name: string;
@@ -122,11 +125,15 @@ export class StripeGateway implements PspAdapter {
   readonly #http = new PspHttpClient();
   readonly #logger: Logger;
   readonly #timeoutMs: number;
+  readonly #apiKey: string;
+  readonly #baseUrl: URL;
 
   constructor(opts: StripeGatewayOptions) {
     this.name = opts.name ?? 'stripe';
     this.#logger = opts.logger;
     this.#timeoutMs = opts.timeoutMs;
+    this.#apiKey = opts.apiKey;
+    this.#baseUrl = new URL(opts.baseUrl ?? 'https://api.stripe.com');
     const cfg: Stripe.StripeConfig = {
       maxNetworkRetries: 0,
       timeout: opts.timeoutMs,
@@ -142,38 +149,94 @@ export class StripeGateway implements PspAdapter {
     this.#stripe = new Stripe(opts.apiKey, cfg);
   }
 
+  /**
+   * The charge is the one call made without the SDK: the SDK only takes the body as a string, and
+   * a string holding the card number cannot be wiped (it lingers in the V8 heap, then in freed
+   * memory, long after the call). The form body is built as a Buffer straight from the card's
+   * SensitiveDigits (cardFormBody), sent with our HTTP client, and zeroed once the send settles.
+   * The answer (no card data in it) is mapped exactly as the SDK's would be.
+   */
   async charge(req: ChargeRequest, signal?: AbortSignal): Promise<ChargeOutcome> {
-    const { card } = req;
-    // The only place the Stripe path reveals card data: the params object handed to the SDK,
-    // dropped when this call returns (JS strings cannot be zeroed; they live as long as this send).
-    const cardParams: StripeCardParams = {
-      number: card.pan.reveal(),
-      exp_month: card.expiry.slice(0, 2),
-      exp_year: 2000 + card.expiry.slice(2, 4),
-    };
-    if (card.securityCode && card.securityCode.length > 0) cardParams.cvc = card.securityCode.reveal();
-    const paymentMethodData = { type: 'card', card: cardParams };
-    const params: Stripe.PaymentIntentCreateParams = {
-      amount: req.amount,
-      currency: req.currency.toLowerCase(),
-      confirm: true,
-      // Card only, no redirect-based methods, and fail instead of waiting for 3-D Secure (MOTO).
-      automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
-      error_on_requires_action: true,
-      payment_method_data: paymentMethodData,
-      payment_method_options: { card: { moto: true } },
-      description: req.reference.slice(0, 1000),
-      metadata: safeMetadata(req, this.#logger),
-      expand: ['latest_charge'],
-    };
+    const body = this.#chargeBody(req);
+    let res: HttpResult;
     try {
-      const pi = await currentSignal.run(signal, () =>
-        this.#stripe.paymentIntents.create(params, { idempotencyKey: req.idempotencyKey, timeout: this.#timeoutMs }),
-      );
-      return intentOutcome(pi);
-    } catch (e) {
-      return this.#failure(e, 'charge');
+      res = await this.#http.send({
+        method: 'POST',
+        url: new URL('/v1/payment_intents', this.#baseUrl),
+        headers: {
+          authorization: `Bearer ${this.#apiKey}`,
+          'content-type': 'application/x-www-form-urlencoded',
+          'idempotency-key': req.idempotencyKey,
+          'stripe-version': Stripe.API_VERSION,
+          'user-agent': 'pay-ivr',
+          accept: 'application/json',
+        },
+        body,
+        timeoutMs: this.#timeoutMs,
+        signal,
+      });
+    } finally {
+      body.fill(0);
     }
+    return this.#chargeAnswer(res);
+  }
+
+  /** The PaymentIntent create-and-confirm parameters, form-encoded, card digits never as strings. */
+  #chargeBody(req: ChargeRequest): Buffer {
+    const { card } = req;
+    const fields: FormField[] = [
+      ['amount', String(req.amount)],
+      ['currency', req.currency.toLowerCase()],
+      ['confirm', 'true'],
+      // Card only, no redirect-based methods, and fail instead of waiting for 3-D Secure (MOTO).
+      ['automatic_payment_methods[enabled]', 'true'],
+      ['automatic_payment_methods[allow_redirects]', 'never'],
+      ['error_on_requires_action', 'true'],
+      ['payment_method_data[type]', 'card'],
+      ['payment_method_data[card][number]', { src: card.pan }],
+      ['payment_method_data[card][exp_month]', { src: card.expiry, start: 0, end: 2 }],
+      ['payment_method_data[card][exp_year]', { src: card.expiry, start: 2, end: 4, prefix: '20' }],
+    ];
+    if (card.securityCode && card.securityCode.length > 0) fields.push(['payment_method_data[card][cvc]', { src: card.securityCode }]);
+    fields.push(['payment_method_options[card][moto]', 'true'], ['description', req.reference.slice(0, 1000)]);
+    for (const [k, v] of Object.entries(safeMetadata(req, this.#logger))) fields.push([`metadata[${k}]`, v]);
+    fields.push(['expand[0]', 'latest_charge']);
+    return cardFormBody(fields);
+  }
+
+  /** Stripe's answer to a create: a PaymentIntent, a card error (decline), or a classified PspError. */
+  #chargeAnswer(res: HttpResult): ChargeOutcome {
+    let json: unknown;
+    try {
+      json = JSON.parse(res.text) as unknown;
+    } catch {
+      json = undefined;
+    }
+    if (res.status >= 200 && res.status < 300) {
+      if (typeof json !== 'object' || json === null || (json as { object?: unknown }).object !== 'payment_intent') {
+        throw new PspError('protocol', 'Stripe answer could not be read', { status: res.status, maybeExecuted: true });
+      }
+      return intentOutcome(json as Stripe.PaymentIntent);
+    }
+    const error = typeof json === 'object' && json !== null ? ((json as { error?: unknown }).error as StripeErrorBody | undefined) : undefined;
+    if (error?.type === 'card_error') {
+      return {
+        status: 'declined',
+        declineClass: stripeDeclineClass(error.code, error.decline_code),
+        pspCode: error.decline_code || error.code,
+        transactionId: error.payment_intent?.id,
+      };
+    }
+    const safe = sanitizePspBody({ type: error?.type, code: error?.code, message: error?.message, status: res.status, requestId: header(res.headers, 'request-id') });
+    this.#logger.warn({ op: 'charge', gateway: this.name, status: res.status, body: safe }, 'Stripe error answer');
+    if (error?.type === 'idempotency_error') {
+      // The key was used before: that earlier request may have charged. Look it up, never resend.
+      throw new PspError('protocol', 'Stripe refused the idempotency key reuse', { status: res.status, pspCode: 'idempotency_error', maybeExecuted: true });
+    }
+    if (error === undefined && res.status < 500 && res.status !== 429 && res.status !== 409) {
+      throw new PspError('protocol', `Stripe answer could not be read: HTTP ${res.status}`, { status: res.status, maybeExecuted: true });
+    }
+    throw httpStatusError(res.status, parseRetryAfter(res.headers['retry-after']), error?.code ?? error?.type);
   }
 
   async lookup(key: LookupKey, signal?: AbortSignal): Promise<ChargeOutcome | undefined> {

@@ -24,9 +24,9 @@ export function safeLiveState(state: string): string {
   return STATE_WORD.test(state) ? state : 'unknown';
 }
 
-/** The charge word as stored: one of the three, anything else dropped. */
+/** The charge word as stored: one of the four, anything else dropped. */
 export function safeCharge(c: string | undefined): LiveCallInfo['charge'] {
-  return c === 'approved' || c === 'declined' || c === 'unknown' ? c : undefined;
+  return c === 'approved' || c === 'declined' || c === 'failed' || c === 'unknown' ? c : undefined;
 }
 
 export interface LiveCallInfo {
@@ -40,8 +40,8 @@ export interface LiveCallInfo {
   conversationId?: string | undefined;
   mode?: CallMode | undefined;
   state: LiveCallState;
-  /** Outcome of the latest charge (state `charged`): approved, declined, or unknown (PSP could not confirm). */
-  charge?: 'approved' | 'declined' | 'unknown' | undefined;
+  /** Outcome of the latest charge (state `charged`): approved, declined, failed (not charged) or unknown (PSP could not confirm). */
+  charge?: 'approved' | 'declined' | 'failed' | 'unknown' | undefined;
   /** Node that serves the call (filled by the store). */
   node?: string | undefined;
 }

@@ -112,7 +112,7 @@ function dispatch(s: DialogueState, out: Out, ev: DialogueEvent): void {
     case 'charge-result': {
       const p = s.phase;
       if (p.kind !== 'charging' || p.deferred !== undefined) return;
-      const wellFormed = typeof ev.outcome === 'object' && ev.outcome !== null && ['approved', 'declined', 'unknown'].includes(ev.outcome.status);
+      const wellFormed = typeof ev.outcome === 'object' && ev.outcome !== null && ['approved', 'declined', 'failed', 'unknown'].includes(ev.outcome.status);
       if (wellFormed && s.playing && !s.waitMusic && !s.callerGone && !p.faulted) {
         // "Please wait" is still being said: keep the result until it ends (the card copy is
         // done with now, whatever the result).
@@ -647,7 +647,8 @@ function onChargeResult(s: DialogueState, out: Out, p: Extract<Phase, { kind: 'c
   if (p.faulted) {
     if (status === 'approved') s.transactionId = outcome.transactionId;
     if (status === 'approved') s.authCode = outcome.authCode;
-    finishNow(s, out, result(s, status === 'approved' ? 'approved' : 'error'));
+    // A charge whose outcome is unknown stays unconfirmed even here: it may have been charged.
+    finishNow(s, out, result(s, status === 'approved' ? 'approved' : status === 'unknown' ? 'unconfirmed' : 'error'));
     return;
   }
   switch (status) {
@@ -662,9 +663,15 @@ function onChargeResult(s: DialogueState, out: Out, p: Extract<Phase, { kind: 'c
       s.transactionId = outcome.transactionId;
       onDecline(s, out, outcome.declineClass);
       return;
-    case 'unknown':
+    case 'failed':
+      // The PSP certainly did not charge the card.
       s.transactionId = undefined;
-      endWith(s, out, 'psp-error', ['could-not-confirm']);
+      endWith(s, out, 'psp-error', ['payment-not-processed']);
+      return;
+    case 'unknown':
+      // It may have been charged: the caller must not pay again (reconciliation settles it).
+      s.transactionId = undefined;
+      endWith(s, out, 'unconfirmed', ['payment-unconfirmed']);
       return;
     default:
       throw new Error('dialogue invariant: unknown charge status');

@@ -193,9 +193,10 @@ export const PHRASES: Record<string, Texts> = {
     'en-US': 'Your payment has not been completed.',
     'fr-FR': "Votre paiement n'a pas été effectué.",
   },
-  'could-not-confirm': {
-    'en-US': 'Sorry, we could not confirm your payment.',
-    'fr-FR': "Désolé, nous n'avons pas pu confirmer votre paiement.",
+  // The PSP may have charged the card but did not confirm it (outcome `unconfirmed`).
+  'payment-unconfirmed': {
+    'en-US': 'Sorry, we could not confirm your payment. Please do not pay again: we will check it and your account will be updated.',
+    'fr-FR': "Désolé, nous n'avons pas pu confirmer votre paiement. Merci de ne pas payer à nouveau : nous allons le vérifier et votre compte sera mis à jour.",
   },
 
   // Ends and errors

@@ -1,6 +1,7 @@
 import type { Face, FaceRequest, FaceResponse, FaceResult, LedgerEntry } from './types.js';
 import { ADYEN_HOLDER_NAME_TRIGGERS, sandboxBrand, scenarioFor, type AdyenRefusal } from './cards.js';
 import { authCode, pspReference } from './ids.js';
+import { fieldNumber, takeJsonCardFields, wipeTaken, type TakenField } from './card-fields.js';
 
 /**
  * The Adyen face: the subset of Checkout `POST /v{N}/payments` the Adyen adapter uses, with
@@ -12,6 +13,8 @@ import { authCode, pspReference } from './ids.js';
  */
 
 const PAYMENTS_PATH = /^(?:\/checkout)?\/v\d{2}\/payments$/;
+/** Taken out of the JSON body as digits before parsing (card-fields.ts). */
+const ADYEN_CARD_KEYS: ReadonlySet<string> = new Set(['number', 'expiryMonth', 'expiryYear', 'cvc']);
 
 function adyenError(status: number, errorCode: string, message: string, errorType: string, headers?: Record<string, string>): FaceResponse {
   return { status, body: { status, errorCode, message, errorType }, ...(headers ? { headers } : {}) };
@@ -101,9 +104,18 @@ export class AdyenFace implements Face {
       return { response: adyenError(404, '000', `No endpoint ${req.method} ${req.path} in the sandbox`, 'validation'), store: false };
     }
     if (!String(req.headers['content-type'] ?? '').startsWith('application/json')) return validation('702', 'Request body must be application/json');
+    const taken = takeJsonCardFields(req.body, ADYEN_CARD_KEYS);
+    try {
+      return this.#pay(req, taken.text, taken.fields, book);
+    } finally {
+      wipeTaken(taken);
+    }
+  }
+
+  #pay(req: FaceRequest, text: string, cardFields: ReadonlyMap<string, TakenField>, book: (e: LedgerEntry) => void): FaceResult {
     let body: Json | undefined;
     try {
-      body = obj(JSON.parse(req.body.toString('utf8')));
+      body = obj(JSON.parse(text));
     } catch {
       body = undefined;
     }
@@ -118,18 +130,22 @@ export class AdyenFace implements Face {
     if (!reference) return validation('130', "Required field 'reference' is not provided.");
     const pm = obj(body.paymentMethod);
     if (!pm || pm.type !== 'scheme') return validation('702', "The sandbox supports paymentMethod.type 'scheme' only");
-    const number = str(pm.number) ?? '';
-    const expiryMonth = str(pm.expiryMonth) ?? '';
-    const expiryYear = str(pm.expiryYear) ?? '';
-    const cvc = str(pm.cvc);
+    // The card values were taken out of the body as digits (card-fields.ts); pm holds 'X' masks.
+    const number = cardFields.get('number');
+    const expiryMonth = cardFields.get('expiryMonth');
+    const expiryYear = cardFields.get('expiryYear');
+    const cvc = cardFields.get('cvc');
     const holderName = str(pm.holderName);
+    if (number === undefined || number === 'invalid' || number.length < 12 || number.length > 19) return validation('101', 'Invalid card number');
     const scenario = scenarioFor(number);
-    if (!/^\d{12,19}$/.test(number) || (scenario.kind === 'decline' && scenario.adyen.refusalReasonCode === '8')) return validation('101', 'Invalid card number');
-    if (!/^\d{1,2}$/.test(expiryMonth) || Number(expiryMonth) < 1 || Number(expiryMonth) > 12 || !/^\d{4}$/.test(expiryYear)) return validation('129', 'Expiry Date Invalid');
-    if (cvc !== undefined && !/^\d{3,4}$/.test(cvc)) return validation('103', 'CVC is not the right length');
+    if (scenario.kind === 'decline' && scenario.adyen.refusalReasonCode === '8') return validation('101', 'Invalid card number');
+    const month = fieldNumber(expiryMonth);
+    const year = fieldNumber(expiryYear);
+    if (expiryMonth === 'invalid' || expiryMonth === undefined || expiryMonth.length > 2 || !(month >= 1 && month <= 12) || expiryYear === 'invalid' || expiryYear?.length !== 4) return validation('129', 'Expiry Date Invalid');
+    if (cvc !== undefined && (cvc === 'invalid' || cvc.length < 3 || cvc.length > 4)) return validation('103', 'CVC is not the right length');
 
     const now = this.#opts.now();
-    const expired = Number(expiryYear) * 12 + Number(expiryMonth) < now.getUTCFullYear() * 12 + now.getUTCMonth() + 1;
+    const expired = year * 12 + month < now.getUTCFullYear() * 12 + now.getUTCMonth() + 1;
     const trigger = holderName !== undefined ? ADYEN_HOLDER_NAME_TRIGGERS.get(holderName) : undefined;
     let result: AdyenRefusal | 'Authorised' | 'Received';
     if (trigger !== undefined) result = trigger;
@@ -138,7 +154,7 @@ export class AdyenFace implements Face {
 
     const ref = pspReference();
     const brand = sandboxBrand(number);
-    const last4 = number.slice(-4);
+    const last4 = number.lastDigits(4);
     const moto = body.shopperInteraction === 'Moto';
     const idem = this.idempotencyKey(req).key;
     book({

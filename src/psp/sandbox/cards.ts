@@ -62,11 +62,22 @@ export const INCORRECT_NUMBER: CardScenario = declined(
   { resultCode: 'Refused', refusalReasonCode: '8', refusalReason: 'Invalid Card Number' },
 );
 
-export function luhnOk(pan: string): boolean {
-  if (!/^\d+$/.test(pan)) return false;
+/**
+ * The card number as the sandbox sees it: digits readable one by one (SensitiveDigits), never a
+ * JS string (the sandbox may run inside pay-ivr's process; see card-fields.ts).
+ */
+export interface PanDigits {
+  readonly length: number;
+  digitAt(i: number): number;
+  /** Numeric value of digits [start, end). */
+  slice(start: number, end: number): number;
+}
+
+export function luhnOk(pan: PanDigits): boolean {
+  if (pan.length === 0) return false;
   let sum = 0;
   for (let i = 0; i < pan.length; i++) {
-    let d = pan.charCodeAt(pan.length - 1 - i) - 48;
+    let d = pan.digitAt(pan.length - 1 - i);
     if (i % 2 === 1) {
       d *= 2;
       if (d > 9) d -= 9;
@@ -76,25 +87,32 @@ export function luhnOk(pan: string): boolean {
   return sum % 10 === 0;
 }
 
-export function scenarioFor(pan: string): CardScenario {
-  const listed = DECLINE_TEST_CARDS.get(pan);
-  if (listed) return listed;
-  if (APPROVED_TEST_CARDS.includes(pan)) return { kind: 'approve' };
+function sameDigits(pan: PanDigits, listed: string): boolean {
+  if (pan.length !== listed.length) return false;
+  for (let i = 0; i < listed.length; i++) if (pan.digitAt(i) !== listed.charCodeAt(i) - 48) return false;
+  return true;
+}
+
+export function scenarioFor(pan: PanDigits): CardScenario {
+  for (const [listed, scenario] of DECLINE_TEST_CARDS) if (sameDigits(pan, listed)) return scenario;
+  if (APPROVED_TEST_CARDS.some((listed) => sameDigits(pan, listed))) return { kind: 'approve' };
   return luhnOk(pan) ? { kind: 'approve' } : INCORRECT_NUMBER;
 }
 
 /** Brand by prefix, for the ledger (the sandbox is the PSP: it may look at the number). */
-export function sandboxBrand(pan: string): string {
-  const p2 = Number(pan.slice(0, 2));
-  const p4 = Number(pan.slice(0, 4));
-  const p6 = Number(pan.slice(0, 6));
-  if (pan.startsWith('4')) return 'visa';
+export function sandboxBrand(pan: PanDigits): string {
+  if (pan.length < 6) return 'unknown';
+  const p2 = pan.slice(0, 2);
+  const p3 = pan.slice(0, 3);
+  const p4 = pan.slice(0, 4);
+  const p6 = pan.slice(0, 6);
+  if (pan.digitAt(0) === 4) return 'visa';
   if ((p2 >= 51 && p2 <= 55) || (p6 >= 222100 && p6 <= 272099)) return 'mastercard';
   if (p2 === 34 || p2 === 37) return 'amex';
   if (p4 >= 2200 && p4 <= 2204) return 'mir';
-  if (p4 === 6011 || p2 === 65 || (Number(pan.slice(0, 3)) >= 644 && Number(pan.slice(0, 3)) <= 649)) return 'discover';
+  if (p4 === 6011 || p2 === 65 || (p3 >= 644 && p3 <= 649)) return 'discover';
   if (p4 >= 3528 && p4 <= 3589) return 'jcb';
-  if (p2 === 36 || p2 === 38 || p2 === 39 || (Number(pan.slice(0, 3)) >= 300 && Number(pan.slice(0, 3)) <= 305)) return 'diners';
+  if (p2 === 36 || p2 === 38 || p2 === 39 || (p3 >= 300 && p3 <= 305)) return 'diners';
   if (p2 === 62 || p2 === 81) return 'unionpay';
   return 'unknown';
 }

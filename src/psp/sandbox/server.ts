@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { createHmac, randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '../../log.js';
 import { silentLogger } from '../../log.js';
 import { FaultQueue, isFaultRule, type Fault, type FaultRule } from './faults.js';
@@ -263,6 +263,19 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     });
   });
   server.keepAliveTimeout = 30_000;
+  // Card data arrives on these sockets, and the sandbox may run inside pay-ivr's process. Node's
+  // HTTP server normally reads a socket straight into one shared native buffer that keeps the last
+  // request's bytes (body included) until a later read overwrites them. Marking the handle as
+  // consumed before the server sees it makes the server read through 'data' events instead, whose
+  // chunks are ours: each is zeroed once the parser has copied what it needs (listeners run in
+  // order: the server's parser first, then this one).
+  server.prependListener('connection', (socket: Socket) => {
+    const handle = (socket as Socket & { _handle?: { _consumed?: boolean } | null })._handle;
+    if (handle) handle._consumed = true;
+  });
+  server.on('connection', (socket: Socket) => {
+    socket.on('data', (chunk: Buffer) => chunk.fill(0));
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -1,5 +1,6 @@
 import type { Face, FaceRequest, FaceResponse, FaceResult, LedgerEntry } from './types.js';
 import { parseForm, formList, formObject, formString, type FormObject } from './form.js';
+import { fieldNumber, takeFormCardFields, wipeTaken, type TakenField } from './card-fields.js';
 import { sandboxBrand, scenarioFor, type StripeDecline } from './cards.js';
 import { authCode, stripeId } from './ids.js';
 
@@ -36,6 +37,12 @@ interface PaymentIntentRecord {
 }
 
 const API_PREFIX = '/v1/';
+const CARD_NUMBER = 'payment_method_data[card][number]';
+const CARD_EXP_MONTH = 'payment_method_data[card][exp_month]';
+const CARD_EXP_YEAR = 'payment_method_data[card][exp_year]';
+const CARD_CVC = 'payment_method_data[card][cvc]';
+/** Taken out of the body as digits before parsing (card-fields.ts). */
+const STRIPE_CARD_KEYS: ReadonlySet<string> = new Set([CARD_NUMBER, CARD_EXP_MONTH, CARD_EXP_YEAR, CARD_CVC]);
 const DOC = 'https://stripe.com/docs/error-codes';
 
 function err(status: number, error: Record<string, unknown>): FaceResponse {
@@ -159,7 +166,15 @@ export class StripeFace implements Face {
     if (!String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) {
       return invalid('Request bodies must be application/x-www-form-urlencoded.');
     }
-    const p = parseForm(req.body.toString('latin1'));
+    const taken = takeFormCardFields(req.body, STRIPE_CARD_KEYS);
+    try {
+      return this.#createWith(req, parseForm(taken.text), taken.fields, book);
+    } finally {
+      wipeTaken(taken);
+    }
+  }
+
+  #createWith(req: FaceRequest, p: FormObject, cardFields: ReadonlyMap<string, TakenField>, book: (e: LedgerEntry) => void): FaceResult {
     const amountText = formString(p, 'amount');
     if (amountText === undefined) return invalid('Missing required param: amount.', 'amount', 'parameter_missing');
     if (!/^\d+$/.test(amountText) || Number(amountText) < 1) return invalid('Invalid positive integer', 'amount');
@@ -168,11 +183,10 @@ export class StripeFace implements Face {
     if (!/^[a-z]{3}$/.test(currency)) return invalid(`Invalid currency: ${currency.slice(0, 8)}.`, 'currency');
     if (formString(p, 'confirm') !== 'true') return invalid('The sandbox supports create-and-confirm only: send confirm=true.', 'confirm');
     if (formString(p, 'payment_method_data', 'type') !== 'card') return invalid('payment_method_data[type] must be card.', 'payment_method_data[type]');
-    const card = formObject(p, 'payment_method_data', 'card');
-    const number = card ? formString(card, 'number') : undefined;
-    const expMonth = card ? formString(card, 'exp_month') : undefined;
-    const expYear = card ? formString(card, 'exp_year') : undefined;
-    const cvc = card ? formString(card, 'cvc') : undefined;
+    const number = cardFields.get(CARD_NUMBER);
+    const expMonth = cardFields.get(CARD_EXP_MONTH);
+    const expYear = cardFields.get(CARD_EXP_YEAR);
+    const cvc = cardFields.get(CARD_CVC);
     if (number === undefined) return invalid('Missing required param: payment_method_data[card][number].', 'payment_method_data[card][number]', 'parameter_missing');
     if (expMonth === undefined || expYear === undefined) return invalid('Missing required param: payment_method_data[card][exp_month].', 'payment_method_data[card][exp_month]', 'parameter_missing');
     const metadata: Record<string, string> = {};
@@ -188,19 +202,19 @@ export class StripeFace implements Face {
       err(402, { type: 'card_error', code: d.code, ...(d.declineCode ? { decline_code: d.declineCode } : {}), message: d.message, doc_url: `${DOC}#${d.code}`, ...(param ? { param } : {}) });
 
     // Checks Stripe makes before any PaymentIntent exists: number format and expiry.
-    if (!/^\d{12,19}$/.test(number)) return { response: cardError({ code: 'invalid_number', message: 'Your card number is not a valid credit card number.' }, 'payment_method_data[card][number]'), store: true };
-    const month = Number(expMonth);
-    const year = expYear.length === 2 ? 2000 + Number(expYear) : Number(expYear);
-    if (!/^\d{1,2}$/.test(expMonth) || month < 1 || month > 12) return { response: cardError({ code: 'invalid_expiry_month', message: "Your card's expiration month is invalid." }, 'payment_method_data[card][exp_month]'), store: true };
+    if (number === 'invalid' || number.length < 12 || number.length > 19) return { response: cardError({ code: 'invalid_number', message: 'Your card number is not a valid credit card number.' }, 'payment_method_data[card][number]'), store: true };
+    const month = fieldNumber(expMonth);
+    const year = expYear !== 'invalid' && expYear.length === 2 ? 2000 + fieldNumber(expYear) : fieldNumber(expYear);
+    if (expMonth === 'invalid' || expMonth.length > 2 || !(month >= 1 && month <= 12)) return { response: cardError({ code: 'invalid_expiry_month', message: "Your card's expiration month is invalid." }, 'payment_method_data[card][exp_month]'), store: true };
     const now = this.#opts.now();
-    if (!/^\d{2}(\d{2})?$/.test(expYear) || year * 12 + month < now.getUTCFullYear() * 12 + now.getUTCMonth() + 1) {
+    if (expYear === 'invalid' || (expYear.length !== 2 && expYear.length !== 4) || year * 12 + month < now.getUTCFullYear() * 12 + now.getUTCMonth() + 1) {
       return { response: cardError({ code: 'invalid_expiry_year', message: "Your card's expiration year is invalid." }, 'payment_method_data[card][exp_year]'), store: true };
     }
-    if (cvc !== undefined && !/^\d{3,4}$/.test(cvc)) return { response: cardError({ code: 'invalid_cvc', message: "Your card's security code is invalid." }, 'payment_method_data[card][cvc]'), store: true };
+    if (cvc !== undefined && (cvc === 'invalid' || cvc.length < 3 || cvc.length > 4)) return { response: cardError({ code: 'invalid_cvc', message: "Your card's security code is invalid." }, 'payment_method_data[card][cvc]'), store: true };
 
     const scenario = scenarioFor(number);
     const brand = sandboxBrand(number);
-    const last4 = number.slice(-4);
+    const last4 = number.lastDigits(4);
     if (scenario.kind === 'decline' && scenario.stripe.code === 'incorrect_number') {
       return { response: cardError(scenario.stripe, 'payment_method_data[card][number]'), store: true };
     }

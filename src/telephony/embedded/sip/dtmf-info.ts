@@ -16,14 +16,44 @@ function toDigit(raw: string): DtmfDigit | undefined {
 
 export const DTMF_INFO_TYPES = ['application/dtmf-relay', 'application/dtmf'] as const;
 
+const isSpace = (c: number | undefined): boolean => c === 0x20 || c === 0x09;
+
+/** Bytes [start, end) without leading/trailing blanks, as text (a digit or event code: 1-2 characters). */
+function token(body: Buffer, start: number, end: number): string {
+  while (start < end && isSpace(body[start])) start++;
+  while (end > start && isSpace(body[end - 1])) end--;
+  return end - start > 2 ? '' : body.toString('latin1', start, end);
+}
+
+/**
+ * The digit of an INFO body. The body is read byte by byte and never turned into text as a whole:
+ * the call layer zeroes it after this (a card number arrives one INFO per digit, and nothing should
+ * keep even those).
+ */
 export function parseDtmfInfo(type: string, body: Buffer): DtmfDigit | undefined {
   if (body.length > 256) return undefined;
-  const text = body.toString('utf8');
-  if (type === 'application/dtmf') return toDigit(text);
+  if (type === 'application/dtmf') {
+    let end = body.length;
+    while (end > 0 && (body[end - 1] === 0x0d || body[end - 1] === 0x0a)) end--;
+    return toDigit(token(body, 0, end));
+  }
   if (type !== 'application/dtmf-relay') return undefined;
-  for (const line of text.split(/\r?\n/)) {
-    const m = /^\s*signal\s*=\s*(\S+)\s*$/i.exec(line);
-    if (m !== null) return toDigit(m[1] as string);
+  const SIGNAL = 'signal';
+  let line = 0;
+  while (line < body.length) {
+    let eol = body.indexOf(0x0a, line);
+    if (eol < 0) eol = body.length;
+    const end = eol > line && body[eol - 1] === 0x0d ? eol - 1 : eol;
+    let i = line;
+    while (i < end && isSpace(body[i])) i++;
+    let k = 0;
+    while (k < SIGNAL.length && i + k < end && ((body[i + k] as number) | 0x20) === SIGNAL.charCodeAt(k)) k++;
+    if (k === SIGNAL.length) {
+      let j = i + k;
+      while (j < end && isSpace(body[j])) j++;
+      if (body[j] === 0x3d) return toDigit(token(body, j + 1, end));
+    }
+    line = eol + 1;
   }
   return undefined;
 }

@@ -345,6 +345,8 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
       return;
     }
     const digit = parseDtmfInfo(type, req.body);
+    // The digit may be part of a card number: no copy of the body stays behind.
+    req.body.fill(0);
     if (digit === undefined) {
       tx.respond(buildResponse(req, 400, { reason: 'Bad DTMF Body' }));
       return;

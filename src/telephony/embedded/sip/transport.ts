@@ -387,6 +387,9 @@ export class SipTransport extends TypedEmitter<TransportEvents> {
       return;
     }
     this.#safeEmit('message', msg, flow);
+    // An INFO may carry a DTMF digit (of a card number): its raw bytes are zeroed once handled
+    // (the parsed message has its own copy, which the session zeroes after reading the digit).
+    if (msg.kind === 'request' && msg.method === 'INFO') buf.fill(0);
   }
 
   #safeEmit<K extends 'message' | 'parse-error'>(event: K, ...args: TransportEvents[K]): void {
