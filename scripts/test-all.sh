@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of pay-ivr on a fresh machine: installs the real peers the tests use (SIPp,
-# baresip, Redis, tshark, sox, Kamailio, chromium for the reports page test), the npm dependencies, then type check, lint, build and vitest.
+# baresip-core with its srtp module and TLS, Redis, tshark, sox, Kamailio, chromium for the reports page test, openssl for test certificates), the npm dependencies, then type check, lint, build and vitest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,7 @@ command -v baresip >/dev/null || need+=(baresip-core)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v tshark >/dev/null || need+=(tshark)
 command -v sox >/dev/null || need+=(sox)
+command -v openssl >/dev/null || need+=(openssl)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v kamailio >/dev/null || need+=(kamailio)
 command -v chromium >/dev/null || need+=(chromium)

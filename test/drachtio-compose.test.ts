@@ -97,6 +97,61 @@ const modules = read('freeswitch/autoload_configs/modules.conf.xml');
 const profile = read('freeswitch/sip_profiles/drachtio_mrf.xml');
 const dialplan = read('freeswitch/dialplan/mrf.xml');
 const fsStart = read('freeswitch/start.sh');
+const drachtioStart = read('drachtio/start.sh');
+
+/** Runs a docker/ start script with a fake binary that writes its arguments one per line. */
+function runStartScript(
+  script: string,
+  env: Record<string, string>,
+  fsConf?: string,
+): { status: number | null; stderr: string; args: string[] } {
+  const tmp = mkdtempSync(join(tmpdir(), 'payivr-start-'));
+  try {
+    const bin = join(tmp, 'bin');
+    mkdirSync(bin);
+    const argsFile = join(tmp, 'args');
+    for (const name of ['freeswitch', 'drachtio']) {
+      writeFileSync(join(bin, name), `#!/bin/sh\nprintf '%s\\n' "$@" > ${argsFile}\n`);
+      chmodSync(join(bin, name), 0o755);
+    }
+    const r = spawnSync('sh', [join(DOCKER, script)], {
+      env: { PATH: `${bin}:/usr/bin:/bin`, PAYIVR_FS_CONF_SRC: join(DOCKER, 'freeswitch'), ...(fsConf !== undefined ? { PAYIVR_FS_CONF_DIR: fsConf } : {}), ...env },
+      encoding: 'utf8',
+    });
+    const args = existsSync(argsFile) ? readFileSync(argsFile, 'utf8').split('\n').slice(0, -1) : [];
+    return { status: r.status, stderr: r.stderr, args };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** A directory holding the TLS files drachtio's start script checks for. */
+function tlsDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'payivr-tlsdir-'));
+  writeFileSync(join(d, 'cert.pem'), 'test');
+  writeFileSync(join(d, 'key.pem'), 'test');
+  return d;
+}
+
+/**
+ * drachtio-server's rule for its command line (controller.cpp): an --external-ip belongs to the
+ * --contact just before it, one per contact; one without a preceding --contact is refused. Returns
+ * the contacts with their external IPs, or throws what drachtio-server would say.
+ */
+function drachtioContacts(args: readonly string[]): { contact: string; externalIp?: string }[] {
+  const out: { contact: string; externalIp?: string }[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--contact') out.push({ contact: args[++i] as string });
+    else if (a === '--external-ip') {
+      const last = out[out.length - 1];
+      if (last === undefined) throw new Error("'public-ip' argument must follow a 'contact'");
+      if (last.externalIp !== undefined) throw new Error("multiple 'public-ip' arguments provided for a single contact");
+      last.externalIp = args[++i] as string;
+    }
+  }
+  return out;
+}
 
 function ipv4InCidr(ip: string, cidr: string): boolean {
   const [net, bitsText] = cidr.split('/');
@@ -234,9 +289,13 @@ describe('docker compose deployment', () => {
     const rtpMin = Number(fsEnv.RTP_PORT_MIN);
     const rtpMax = Number(fsEnv.RTP_PORT_MAX);
     const redisPort = Number((services.redis?.command ?? [])[(services.redis?.command ?? []).indexOf('--port') + 1]);
-    const sipPort = Number(/<contact>sip:[^:<]*:(\d+);/.exec(stripComments(drachtioConf))?.[1]);
+    const dir = tlsDir();
+    const contacts = drachtioContacts(runStartScript('drachtio/start.sh', { DRACHTIO_SECRET: 'x', DRACHTIO_TLS_DIR: dir }).args);
+    rmSync(dir, { recursive: true, force: true });
+    const portOf = (re: RegExp): number => Number(/:(\d+);/.exec(contacts.find((c) => re.test(c.contact))?.contact ?? '')?.[1]);
     const ports = {
-      'drachtio SIP': sipPort,
+      'drachtio SIP': portOf(/transport=udp,tcp$/),
+      'drachtio SIP TLS': portOf(/transport=tls$/),
       'drachtio admin': config.telephony.drachtio.port,
       'FreeSWITCH event socket': Number(param(esl, 'listen-port')),
       'FreeSWITCH drachtio_mrf SIP': Number(param(profile, 'sip-port')),
@@ -246,6 +305,7 @@ describe('docker compose deployment', () => {
     };
     expect(ports).toEqual({
       'drachtio SIP': 5060,
+      'drachtio SIP TLS': 5061,
       'drachtio admin': 9022,
       'FreeSWITCH event socket': 8021,
       'FreeSWITCH drachtio_mrf SIP': 5080,
@@ -294,7 +354,7 @@ describe('docker compose deployment', () => {
     expect(Object.keys(e2e.profiles).sort()).toEqual(['default', 'entered', 'slow']);
   });
 
-  it('start scripts: FreeSWITCH gets its secret and addresses filled in, bad secrets are refused; drachtio gets its config and NAT address', () => {
+  it('FreeSWITCH start script: secret and addresses filled in, bad secrets are refused', () => {
     const tmp = mkdtempSync(join(tmpdir(), 'payivr-fs-'));
     try {
       const conf = join(tmp, 'conf');
@@ -329,13 +389,152 @@ describe('docker compose deployment', () => {
       expect(run('freeswitch/start.sh', { FREESWITCH_SECRET: 'bad"secret' }).status).not.toBe(0);
       expect(run('freeswitch/start.sh', {}).status).not.toBe(0);
 
-      expect(run('drachtio/start.sh', { DRACHTIO_SECRET: 'x', PUBLIC_IP: '203.0.113.7' }).status).toBe(0);
-      expect(readFileSync(argsFile, 'utf8').trim()).toBe('--file /etc/drachtio.conf.xml --external-ip 203.0.113.7');
-      expect(run('drachtio/start.sh', { DRACHTIO_SECRET: 'x' }).status).toBe(0);
-      expect(readFileSync(argsFile, 'utf8').trim()).toBe('--file /etc/drachtio.conf.xml');
-      expect(run('drachtio/start.sh', {}).status).not.toBe(0);
     } finally {
       rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it("drachtio start script: every --external-ip follows its --contact (drachtio-server's rule), UDP/TCP 5060 and TLS 5061", () => {
+    const dir = tlsDir();
+    try {
+      const nat = runStartScript('drachtio/start.sh', { DRACHTIO_SECRET: 'x', PUBLIC_IP: '203.0.113.7', DRACHTIO_TLS_DIR: dir });
+      expect(nat.status).toBe(0);
+      expect(nat.args.slice(0, 2)).toEqual(['--file', '/etc/drachtio.conf.xml']);
+      expect(drachtioContacts(nat.args)).toEqual([
+        { contact: 'sip:*:5060;transport=udp,tcp', externalIp: '203.0.113.7' },
+        { contact: 'sip:*:5061;transport=tls', externalIp: '203.0.113.7' },
+      ]);
+      const plain = runStartScript('drachtio/start.sh', { DRACHTIO_SECRET: 'x', DRACHTIO_TLS_DIR: dir });
+      expect(plain.status).toBe(0);
+      expect(drachtioContacts(plain.args)).toEqual([{ contact: 'sip:*:5060;transport=udp,tcp' }, { contact: 'sip:*:5061;transport=tls' }]);
+      const noTls = runStartScript('drachtio/start.sh', { DRACHTIO_SECRET: 'x', SIP_TLS: 'off', PUBLIC_IP: '203.0.113.7' });
+      expect(noTls.status).toBe(0);
+      expect(drachtioContacts(noTls.args)).toEqual([{ contact: 'sip:*:5060;transport=udp,tcp', externalIp: '203.0.113.7' }]);
+      // The rule itself: what the old script produced is refused, as drachtio-server refuses it.
+      expect(() => drachtioContacts(['--file', '/etc/drachtio.conf.xml', '--external-ip', '203.0.113.7'])).toThrow(/must follow a 'contact'/);
+      expect(() => drachtioContacts(['--contact', 'sip:*', '--external-ip', '1.1.1.1', '--external-ip', '2.2.2.2'])).toThrow(/multiple/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const missing = runStartScript('drachtio/start.sh', { DRACHTIO_SECRET: 'x', DRACHTIO_TLS_DIR: '/nonexistent' });
+    expect(missing.status).toBe(66);
+    expect(missing.stderr).toContain('/nonexistent/cert.pem');
+    expect(runStartScript('drachtio/start.sh', { DRACHTIO_SECRET: 'x', SIP_TLS: 'yes' }).status).toBe(64);
+    expect(runStartScript('drachtio/start.sh', {}).status).not.toBe(0);
+    // No contact in the XML: command-line contacts replace the file's, so one place says them.
+    expect(stripComments(drachtioConf)).not.toMatch(/<contact>/);
+    expect(drachtioStart).not.toMatch(/latest/);
+  });
+
+  it('SIP over TLS: the certificate and key come from the mounted directory drachtio.conf.xml names; TLS 1.2 minimum; on by default', () => {
+    const conf = stripComments(drachtioConf);
+    const tls = /<tls>([\s\S]*?)<\/tls>/.exec(conf)?.[1] ?? '';
+    const mount = (services.drachtio?.volumes ?? []).map((v) => interpolate(v, dotenv).split(':')).find((v) => v[1] === '/etc/drachtio/tls');
+    expect(mount?.[2]).toBe('ro');
+    expect(mount?.[0]).toBe(dotenv.SIP_TLS_DIR);
+    expect(/<key-file>([^<]+)<\/key-file>/.exec(tls)?.[1]).toBe('/etc/drachtio/tls/key.pem');
+    expect(/<cert-file>([^<]+)<\/cert-file>/.exec(tls)?.[1]).toBe('/etc/drachtio/tls/cert.pem');
+    expect(/<min-tls-version>([^<]+)<\/min-tls-version>/.exec(tls)?.[1]).toBe('1.2');
+    expect(drachtioStart).toContain('DRACHTIO_TLS_DIR:-/etc/drachtio/tls');
+    expect(resolvedEnv(services.drachtio as Service, dotenv).SIP_TLS).toBe('on');
+    expect(resolvedEnv(services.drachtio as Service, { DRACHTIO_SECRET: 'x' }).SIP_TLS).toBe('on');
+    // Keys never committed.
+    expect(readFileSync(join(DOCKER, 'tls', '.gitignore'), 'utf8')).toMatch(/^\*\.pem$/m);
+  });
+
+  it('SRTP: FreeSWITCH and pay-ivr get the same policy; FreeSWITCH sets rtp_secure_media_inbound before the answer', () => {
+    const fsEnv = resolvedEnv(services.freeswitch as Service, dotenv);
+    expect(fsEnv.SRTP).toBe('required');
+    expect(payEnv.PAYIVR_SRTP).toBe(fsEnv.SRTP);
+    expect(config.rtp.srtp).toBe('required');
+    // Unset in .env: both still default to the same value.
+    expect(resolvedEnv(services.freeswitch as Service, { FREESWITCH_SECRET: 'y' }).SRTP).toBe(resolvedEnv(payIvr, { DRACHTIO_SECRET: 'x', FREESWITCH_SECRET: 'y' }).PAYIVR_SRTP);
+    const body = stripComments(dialplan);
+    const secure = body.indexOf('application="set" data="rtp_secure_media_inbound=@SRTP_MODE@:AES_CM_128_HMAC_SHA1_80:AES_CM_128_HMAC_SHA1_32"');
+    expect(secure).toBeGreaterThan(0);
+    expect(secure).toBeLessThan(body.indexOf('application="answer"'));
+    expect(param(profile, 'inbound-late-negotiation')).toBe('true'); // the dialplan's setting applies to the answer
+    const tmp = mkdtempSync(join(tmpdir(), 'payivr-fs-srtp-'));
+    try {
+      for (const d of ['autoload_configs', 'sip_profiles', 'dialplan']) mkdirSync(join(tmp, d), { recursive: true });
+      for (const [srtp, mode] of [['required', 'mandatory'], ['optional', 'optional'], ['off', 'forbidden']] as const) {
+        expect(runStartScript('freeswitch/start.sh', { FREESWITCH_SECRET: 'S3cret', SRTP: srtp }, tmp).status).toBe(0);
+        expect(readFileSync(join(tmp, 'dialplan', 'mrf.xml'), 'utf8')).toContain(`rtp_secure_media_inbound=${mode}:AES_CM_128_HMAC_SHA1_80:AES_CM_128_HMAC_SHA1_32`);
+        // pay-ivr reads the same word.
+        expect(loadConfig(configPath, { ...payEnv, PAYIVR_SRTP: srtp }).rtp.srtp).toBe(srtp);
+      }
+      expect(runStartScript('freeswitch/start.sh', { FREESWITCH_SECRET: 'S3cret' }, tmp).status).toBe(0);
+      expect(readFileSync(join(tmp, 'dialplan', 'mrf.xml'), 'utf8')).toContain('rtp_secure_media_inbound=mandatory:');
+      expect(runStartScript('freeswitch/start.sh', { FREESWITCH_SECRET: 'S3cret', SRTP: 'yes' }, tmp).status).toBe(64);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('every image is pinned to a concrete version: no latest, no floating major/minor tag, no image from a variable', () => {
+    const images = Object.values(services).flatMap((s) => (s.image !== undefined && s.build === undefined ? [s.image] : []));
+    const froms = [...readFileSync(join(DOCKER, 'Dockerfile'), 'utf8').matchAll(/^FROM\s+(\S+)/gm)].map((m) => m[1] as string);
+    expect(images.length).toBe(Object.values(services).filter((s) => s.build === undefined).length);
+    expect(images.length).toBeGreaterThanOrEqual(3);
+    expect(froms.length).toBeGreaterThanOrEqual(2);
+    for (const ref of [...images, ...froms]) {
+      expect(ref, ref).not.toContain('$');
+      const tag = /:([^:@/]+)(?:@sha256:[0-9a-f]{64})?$/.exec(ref)?.[1] ?? '';
+      expect(tag, ref).not.toMatch(/latest|^(\d+|\d+\.\d+)(-|$)|^[a-z-]+$/);
+      expect(tag, ref).toMatch(/^v?\d+\.\d+\.\d+/);
+    }
+  });
+
+  it('the fleet overlay: two FreeSWITCH and two app nodes on one host, every node lists both media servers, no port used twice', () => {
+    type Overlay = { services: Record<string, Service & { extends?: { file: string; service: string }; stop_grace_period?: string }> };
+    const overlay = parseYaml(read('docker-compose.fleet.yml')) as Overlay;
+    const fs2 = overlay.services['freeswitch-2'];
+    const app2 = overlay.services['pay-ivr-2'];
+    expect(fs2?.extends).toEqual({ file: 'docker-compose.yml', service: 'freeswitch' });
+    expect(app2?.extends).toEqual({ file: 'docker-compose.yml', service: 'pay-ivr' });
+    // What compose runs: the base service with the overlay's environment and mounts on top.
+    const fs2Env = { ...resolvedEnv(services.freeswitch as Service, dotenv), ...resolvedEnv(fs2 as Service, dotenv) };
+    const fs1Env = resolvedEnv(services.freeswitch as Service, dotenv);
+    const nodes = [
+      { env: { ...payEnv, ...resolvedEnv(overlay.services['pay-ivr'] as Service, dotenv) }, file: mountSource(overlay.services['pay-ivr'] as Service, '/etc/pay-ivr/pay-ivr.yaml') },
+      { env: { ...payEnv, ...resolvedEnv(app2 as Service, dotenv) }, file: mountSource(app2 as Service, '/etc/pay-ivr/pay-ivr.yaml') },
+    ].map((n) => loadConfig(join(DOCKER, n.file ?? 'missing'), n.env));
+
+    // Each FreeSWITCH as its start script writes it: event socket and drachtio_mrf SIP ports.
+    const started = [fs1Env, fs2Env].map((env) => {
+      const conf = mkdtempSync(join(tmpdir(), 'payivr-fs-fleet-'));
+      try {
+        for (const d of ['autoload_configs', 'sip_profiles', 'dialplan']) mkdirSync(join(conf, d), { recursive: true });
+        const r = runStartScript('freeswitch/start.sh', { ...env, FREESWITCH_SECRET: 'S3cret' }, conf);
+        expect(r.status, r.stderr).toBe(0);
+        return {
+          esl: Number(param(readFileSync(join(conf, 'autoload_configs', 'event_socket.conf.xml'), 'utf8'), 'listen-port')),
+          sip: Number(param(readFileSync(join(conf, 'sip_profiles', 'drachtio_mrf.xml'), 'utf8'), 'sip-port')),
+          rtp: [Number(env.RTP_PORT_MIN), Number(env.RTP_PORT_MAX)] as const,
+        };
+      } finally {
+        rmSync(conf, { recursive: true, force: true });
+      }
+    });
+    expect(started.map((f) => [f.esl, f.sip])).toEqual([[8021, 5080], [8022, 5082]]);
+    const ranges = started.map((f) => f.rtp);
+    expect((ranges[0]?.[1] ?? 0) < (ranges[1]?.[0] ?? 0)).toBe(true);
+
+    const hostPorts: number[] = [5060, 5061, 9022, 6379, ...started.flatMap((f) => [f.esl, f.sip])];
+    for (const c of nodes) {
+      expect(c.telephony.backend).toBe('drachtio');
+      const servers = [c.telephony.freeswitch, ...c.telephony.freeswitchPool];
+      // Both media servers, by their event sockets.
+      expect(servers.map((x) => x.port).sort()).toEqual(started.map((f) => f.esl).sort());
+      hostPorts.push(c.admin.port, ...servers.map((x) => x.listenPort));
+      expect(c.store.type).toBe('redis');
+    }
+    expect(nodes.map((c) => c.admin.port)).toEqual([8080, 8081]);
+    expect(new Set(hostPorts).size).toBe(hostPorts.length);
+    for (const p of hostPorts) for (const [lo, hi] of ranges) expect(p < lo || p > hi).toBe(true);
+    // SIGTERM drains: compose must wait at least drain.maxMs before it kills.
+    for (const [i, svc] of [overlay.services['pay-ivr'], app2].entries()) {
+      expect(Number(/^(\d+)s$/.exec(svc?.stop_grace_period ?? '')?.[1]) * 1000).toBeGreaterThan(nodes[i]?.drain.maxMs ?? Infinity);
     }
   });
 });

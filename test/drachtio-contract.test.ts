@@ -896,3 +896,59 @@ describe('drachtio backend contract: drain', () => {
     expect(ends[0]?.by).toBe('remote');
   });
 });
+
+describe('drachtio backend contract: the SRTP policy (rtp.srtp)', () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+  const SAVP_SDP = CALLER_SDP.replace('RTP/AVP', 'RTP/SAVP').replace('a=sendrecv', `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${Buffer.alloc(30, 3).toString('base64')}\r\na=sendrecv`);
+
+  async function started(srtp: 'off' | 'required'): Promise<Harness> {
+    const hh = (h = await startHarness(PORTS, { config: { rtp: { srtp } } }));
+    await hh.backend.start();
+    await hh.drachtio.waitForRoute('invite');
+    return hh;
+  }
+
+  it('required: a plain RTP/AVP offer gets 488 with Warning 302 before any call or FreeSWITCH channel exists', async () => {
+    const hh = await started('required');
+    let offered = 0;
+    hh.backend.on('call', () => (offered += 1));
+    const r = await hh.drachtio.invite().final();
+    expect(r.status).toBe(488);
+    expect(r.get('Warning')).toBe('302 pay-ivr "SRTP required: offer RTP/SAVP with an SDES a=crypto line"');
+    const refused = hh.drachtio.invite({ sdp: CALLER_SDP.replace('m=audio 40000 RTP/AVP', 'm=audio 40000 UDP/TLS/RTP/SAVPF') });
+    expect((await refused.final()).status).toBe(488);
+    expect(offered).toBe(0);
+    expect(hh.fs.channels.size).toBe(0);
+    expect(hh.logs.text).toContain('INVITE refused: SDP offer not acceptable');
+  });
+
+  it('required: an SRTP offer becomes a call; off: the same offer gets 488', async () => {
+    const hh = await started('required');
+    const leg = hh.drachtio.invite({ sdp: SAVP_SDP });
+    const call = await hh.nextCall();
+    await call.reject(486);
+    expect((await leg.final()).status).toBe(486);
+    await hh.close();
+    const off = await started('off');
+    const r = await off.drachtio.invite({ sdp: SAVP_SDP }).final();
+    expect(r.status).toBe(488);
+    expect(r.get('Warning')).toBe('302 pay-ivr "SRTP disabled here: offer RTP/AVP"');
+    expect(off.logs.text).not.toContain(Buffer.alloc(30, 3).toString('base64'));
+  });
+
+  it('off: a re-INVITE that would move to RTP/SAVP is refused 488 and never reaches FreeSWITCH', async () => {
+    const hh = await started('off');
+    const { leg } = await answeredCall(hh);
+    const reinvites: SipMsg[] = [];
+    hh.fs.on('reinvite', (_c: FakeChannel, req: SipMsg) => reinvites.push(req));
+    const secure = SAVP_SDP.replace('o=caller 1000 1000', 'o=caller 1000 1001');
+    const r = await leg.request('INVITE', [['Content-Type', 'application/sdp'], ['Contact', '<sip:caller@127.0.0.1:5090>']], secure);
+    expect(r?.status).toBe(488);
+    expect(reinvites).toHaveLength(0);
+    leg.ack();
+  });
+});

@@ -159,18 +159,87 @@ describe('SDP: SRTP (SDES)', () => {
     expect(m.crypto).toEqual([{ id: 1, suite: 'AES_CM_128_HMAC_SHA1_80', config: `inline:${KEY.toString('base64')}` }]);
   });
 
-  it('skips crypto lines it cannot do (unknown suite, MKI, bad key) and takes the next one', () => {
+  it('skips crypto lines it cannot honour (RFC 4568) and takes the next one', () => {
     const r = answerOffer(
       savp([
         `1 AEAD_AES_256_GCM inline:${REMOTE_KEY_B64}`,
-        `2 AES_CM_128_HMAC_SHA1_80 inline:${REMOTE_KEY_B64}|2^20|1:4`,
+        `2 AES_CM_128_HMAC_SHA1_80 inline:${REMOTE_KEY_B64}|2^20|1:4;inline:${REMOTE_KEY_B64}|2^20|2:4`, // two keys
         `3 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ=`,
-        `4 AES_CM_128_HMAC_SHA1_32 inline:${REMOTE_KEY_B64}`,
+        `4 AES_CM_128_HMAC_SHA1_80 inline:${REMOTE_KEY_B64} UNENCRYPTED_SRTP`,
+        `5 AES_CM_128_HMAC_SHA1_80 inline:${REMOTE_KEY_B64} UNAUTHENTICATED_SRTP`,
+        `6 AES_CM_128_HMAC_SHA1_80 inline:${REMOTE_KEY_B64} KDR=1`,
+        `7 AES_CM_128_HMAC_SHA1_80 inline:${REMOTE_KEY_B64} FEC_KEY=inline:${REMOTE_KEY_B64}`,
+        `8 AES_CM_128_HMAC_SHA1_80 inline:${REMOTE_KEY_B64}|2^49`,
+        `9 AES_CM_128_HMAC_SHA1_80 inline:${REMOTE_KEY_B64}|1:0`,
+        `10 AES_CM_128_HMAC_SHA1_80 srtp:${REMOTE_KEY_B64}`,
+        `11 AES_CM_128_HMAC_SHA1_32 inline:${REMOTE_KEY_B64}`,
       ]),
       local(),
     );
-    expect(r?.media.srtp).toMatchObject({ tag: 4, suite: 'AES_CM_128_HMAC_SHA1_32' });
-    expect(audioOf(r!.sdp).crypto?.[0]?.id).toBe(4);
+    expect(r?.media.srtp).toMatchObject({ tag: 11, suite: 'AES_CM_128_HMAC_SHA1_32' });
+    expect(audioOf(r!.sdp).crypto).toEqual([{ id: 11, suite: 'AES_CM_128_HMAC_SHA1_32', config: `inline:${KEY.toString('base64')}` }]);
+  });
+
+  it('AES_CM_128_HMAC_SHA1_32 first in the offer: answered with _32', () => {
+    const r = answerOffer(savp([`1 AES_CM_128_HMAC_SHA1_32 inline:${REMOTE_KEY_B64}`, `2 AES_CM_128_HMAC_SHA1_80 inline:${REMOTE_KEY_B64}`]), local());
+    expect(r?.media.srtp).toMatchObject({ tag: 1, suite: 'AES_CM_128_HMAC_SHA1_32' });
+    expect(audioOf(r!.sdp).crypto?.[0]).toMatchObject({ id: 1, suite: 'AES_CM_128_HMAC_SHA1_32' });
+  });
+
+  it('rtp.srtpSuites restricts the suites: the offerer order picks among those allowed', () => {
+    const both = [`1 AES_CM_128_HMAC_SHA1_80 inline:${REMOTE_KEY_B64}`, `2 AES_CM_128_HMAC_SHA1_32 inline:${REMOTE_KEY_B64}`];
+    expect(answerOffer(savp(both), local({ srtpSuites: ['AES_CM_128_HMAC_SHA1_32'] }))?.media.srtp).toMatchObject({ tag: 2, suite: 'AES_CM_128_HMAC_SHA1_32' });
+    expect(answerOffer(savp([both[1] as string]), local({ srtpSuites: ['AES_CM_128_HMAC_SHA1_80'] }))).toBeUndefined();
+  });
+
+  it('key lifetime (2^n or decimal) and harmless session parameters are accepted and ignored; UNENCRYPTED_SRTCP is echoed', () => {
+    for (const line of [`1 AES_CM_128_HMAC_SHA1_80 inline:${REMOTE_KEY_B64}|2^31`, `1 AES_CM_128_HMAC_SHA1_80 inline:${REMOTE_KEY_B64}|1048576`, `1 AES_CM_128_HMAC_SHA1_80 inline:${REMOTE_KEY_B64} KDR=0 WSH=64 FEC_ORDER=FEC_SRTP`]) {
+      const r = answerOffer(savp([line]), local());
+      expect(r?.media.srtp?.remoteKey.equals(Buffer.alloc(30, 9)), line).toBe(true);
+      expect(audioOf(r!.sdp).crypto).toEqual([{ id: 1, suite: 'AES_CM_128_HMAC_SHA1_80', config: `inline:${KEY.toString('base64')}` }]);
+    }
+    const r = answerOffer(savp([`1 AES_CM_128_HMAC_SHA1_80 inline:${REMOTE_KEY_B64} UNENCRYPTED_SRTCP`]), local());
+    expect(r?.sdp).toContain(`a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${KEY.toString('base64')} UNENCRYPTED_SRTCP\r\n`);
+  });
+
+  it('an MKI is kept with the far end key (its packets carry it); our answer has none', () => {
+    const r = answerOffer(savp([`1 AES_CM_128_HMAC_SHA1_80 inline:${REMOTE_KEY_B64}|2^20|258:4`]), local());
+    expect(r?.media.srtp?.remoteKey.mki?.bytes.toString('hex')).toBe('00000102');
+    expect(r?.media.srtp?.remoteKey.equals(Buffer.alloc(30, 9))).toBe(false); // the MKI is part of the key's identity
+    expect(audioOf(r!.sdp).crypto?.[0]?.config).toBe(`inline:${KEY.toString('base64')}`);
+  });
+
+  it('best-effort SRTP (the same audio as RTP/AVP and RTP/SAVP): the SRTP line is accepted, the plain one gets port 0', () => {
+    const both = [
+      'v=0',
+      'o=genesys 1 1 IN IP4 198.51.100.7',
+      's=-',
+      'c=IN IP4 198.51.100.7',
+      't=0 0',
+      'm=audio 16000 RTP/AVP 0 101',
+      'a=rtpmap:101 telephone-event/8000',
+      'm=audio 16002 RTP/SAVP 0 101',
+      'a=rtpmap:101 telephone-event/8000',
+      `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${REMOTE_KEY_B64}`,
+      '',
+    ].join('\r\n');
+    const r = answerOffer(both, local());
+    expect(r?.media).toMatchObject({ remotePort: 16002, srtp: { tag: 1 } });
+    const lines = sdpTransform.parse(r!.sdp).media;
+    expect(lines.map((x) => [x.port, x.protocol])).toEqual([
+      [0, 'RTP/AVP'],
+      [40000, 'RTP/SAVP'],
+    ]);
+    // srtp off: the plain line.
+    expect(answerOffer(both, local({ srtp: 'off' }))?.media).toMatchObject({ remotePort: 16000, srtp: undefined });
+  });
+
+  it('negotiated media never serialises the far end key', () => {
+    const r = answerOffer(savp([`1 AES_CM_128_HMAC_SHA1_80 inline:${REMOTE_KEY_B64}`]), local());
+    const text = JSON.stringify(r?.media) + String(r?.media.srtp?.remoteKey);
+    expect(text).toContain('[SDES key]');
+    expect(text).not.toContain(REMOTE_KEY_B64);
+    expect(text).not.toContain('9,9,9');
   });
 
   it('SAVP without a usable crypto line, or with srtp off, is refused', () => {

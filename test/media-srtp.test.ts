@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { aesCmKeystream, deriveSrtpKeys, SrtpContext } from '../src/telephony/embedded/media/srtp.js';
+import { inspect } from 'node:util';
+import { aesCmKeystream, deriveSrtpKeys, SdesKey, SrtpContext } from '../src/telephony/embedded/media/srtp.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -48,6 +49,19 @@ describe('SRTP: RFC 3711 Appendix B test vectors', () => {
     const copy = Buffer.from(expected);
     expect(rx.unprotect(copy, copy.length, 12)).toBe(plain.length);
     expect(copy.subarray(0, plain.length).equals(plain)).toBe(true);
+  });
+
+  it('AES_CM_128_HMAC_SHA1_32: the same ciphertext, the tag is the first 4 bytes of the 80-bit one', () => {
+    const plain = hex('800f1234decafbadcafebabe' + 'ab'.repeat(16));
+    const ref80 = hex('800f1234decafbadcafebabe4e55dc4ce79978d88ca4d215949d2402b78d6acc99ea179b8dbb');
+    const tx = new SrtpContext('AES_CM_128_HMAC_SHA1_32', KEY_AND_SALT);
+    const out = Buffer.alloc(plain.length + 4);
+    expect(tx.protect(plain, plain.length, 12, out)).toBe(plain.length + 4);
+    expect(out.equals(ref80.subarray(0, plain.length + 4))).toBe(true);
+    const rx = new SrtpContext('AES_CM_128_HMAC_SHA1_32', KEY_AND_SALT);
+    expect(rx.unprotect(Buffer.from(out), out.length, 12)).toBe(plain.length);
+    // The 80-bit packet is not a valid 32-bit one (the tag sits elsewhere).
+    expect(new SrtpContext('AES_CM_128_HMAC_SHA1_32', KEY_AND_SALT).unprotect(Buffer.from(ref80), ref80.length, 12)).toBe(-1);
   });
 
   it('refuses every truncation of the reference packet', () => {
@@ -120,5 +134,42 @@ describe('SRTP contexts', () => {
     expect(at(250)).toBe(172);
     expect(at(11)).toBe(-1); // 239 behind: outside the 128-packet window
     expect(at(200)).toBe(172);
+  });
+});
+
+describe('SRTP with an MKI (RFC 3711 §3.1) and the SDES key', () => {
+  const payload = Buffer.alloc(160, 0x33);
+  const mkiKey = new SdesKey(KEY_AND_SALT, { bytes: Buffer.from([0, 0, 1, 2]) });
+
+  it('the MKI sits between payload and tag, unauthenticated; the receiver checks and strips it', () => {
+    const tx = new SrtpContext('AES_CM_128_HMAC_SHA1_80', mkiKey);
+    const rx = new SrtpContext('AES_CM_128_HMAC_SHA1_80', mkiKey);
+    expect(tx.tagLength).toBe(14);
+    const p = rtp(1, 0, 5, payload, 14);
+    const n = tx.protect(p, 172, 12, p);
+    expect(n).toBe(186);
+    expect(p.subarray(172, 176).toString('hex')).toBe('00000102');
+    // Same ciphertext and tag as without MKI: the tag does not cover the MKI.
+    const plainTx = new SrtpContext('AES_CM_128_HMAC_SHA1_80', KEY_AND_SALT);
+    const q = rtp(1, 0, 5, payload);
+    plainTx.protect(q, 172, 12, q);
+    expect(Buffer.concat([p.subarray(0, 172), p.subarray(176, 186)]).equals(q.subarray(0, 182))).toBe(true);
+    const wrongMki = Buffer.from(p);
+    wrongMki[175] = 3;
+    expect(rx.unprotect(wrongMki, n, 12)).toBe(-1);
+    expect(rx.unprotect(p, n, 12)).toBe(172);
+    expect(p.subarray(12, 172).equals(payload)).toBe(true);
+    // A receiver that expects no MKI cannot read it either.
+    const r = rtp(2, 0, 5, payload, 14);
+    const m = tx.protect(r, 172, 12, r);
+    expect(new SrtpContext('AES_CM_128_HMAC_SHA1_80', KEY_AND_SALT).unprotect(r, m, 12)).toBe(-1);
+  });
+
+  it('an SDES key never prints its bytes (JSON, string, inspect)', () => {
+    const k = new SdesKey(Buffer.alloc(30, 0x41));
+    const shown = [JSON.stringify({ k }), String(k), inspect(k), inspect({ nested: { k } })].join(' ');
+    expect(shown).toContain('[SDES key]');
+    expect(shown).not.toMatch(/QUFB|65,65|4141|AAAA/);
+    expect(() => new SdesKey(Buffer.alloc(29))).toThrow(RangeError);
   });
 });

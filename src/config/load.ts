@@ -32,6 +32,7 @@ const ENV_OVERRIDES: readonly EnvOverride[] = [
   { env: 'PAYIVR_RTP_PORT_MIN', path: ['rtp', 'portMin'], kind: 'int' },
   { env: 'PAYIVR_RTP_PORT_MAX', path: ['rtp', 'portMax'], kind: 'int' },
   { env: 'PAYIVR_PUBLIC_ADDRESS', path: ['sip', 'publicAddress'], kind: 'string' },
+  { env: 'PAYIVR_SRTP', path: ['rtp', 'srtp'], kind: 'string' },
   { env: 'PAYIVR_PROMPTS_DIR', path: ['promptsDir'], kind: 'string' },
 ];
 

@@ -5,6 +5,7 @@ import { currencyExponent } from '../domain/money.js';
 import { ALLOW_LIST_ENTRY_PROBLEM, parseCidr } from '../net/cidr.js';
 import { HOST_PORT, isValidNumberPattern } from '../genesys/return-target.js';
 import { toSipTarget } from '../genesys/sip-target.js';
+import { SRTP_SUITES } from '../telephony/embedded/media/srtp.js';
 
 /**
  * The configuration schema. Every parameter of the use case is a profile setting; server-wide
@@ -22,12 +23,16 @@ const listenSchema = z.strictObject({
   port,
 });
 
-const tlsSchema = z.strictObject({
-  certFile: z.string().min(1),
-  keyFile: z.string().min(1),
-  caFile: z.string().min(1).optional(),
-  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
-});
+const tlsSchema = z
+  .strictObject({
+    certFile: z.string().min(1),
+    keyFile: z.string().min(1),
+    caFile: z.string().min(1).optional(),
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+    /** TLS 1.2 is what Genesys BYOC speaks; set TLSv1.3 to let peers that can use it. */
+    maxVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  })
+  .refine((t) => !(t.minVersion === 'TLSv1.3' && t.maxVersion === 'TLSv1.2'), { message: 'minVersion TLSv1.3 needs maxVersion TLSv1.3', path: ['maxVersion'] });
 
 /** TCP/TLS listener limits: what one source can hold against everyone else. */
 const streamsSchema = z.strictObject({
@@ -64,8 +69,13 @@ const rtpSchema = z.strictObject({
   portMax: port.default(30000),
   /** Hang up when no RTP arrives for this long. */
   noRtpTimeoutMs: ms.default(30_000),
-  /** SRTP (SDES AES_CM_128_HMAC_SHA1_80) accepted when offered. */
+  /**
+   * SDES-SRTP (RFC 4568): 'optional' answers RTP/SAVP and RTP/AVP offers in kind, 'required'
+   * refuses RTP/AVP offers with 488, 'off' refuses RTP/SAVP ones. Both backends.
+   */
   srtp: z.enum(['off', 'optional', 'required']).default('optional'),
+  /** SDES suites accepted (embedded backend); the offerer's order picks among them. */
+  srtpSuites: z.array(z.enum(SRTP_SUITES)).min(1).default([...SRTP_SUITES]),
   /** Comfort noise level in dBov when nothing plays (0 = digital silence). */
   comfortNoiseDbov: z.number().int().min(0).max(127).default(0),
 });

@@ -32,6 +32,18 @@ export interface BaresipOptions {
   ctrlPort: number;
   rtpMin: number;
   rtpMax: number;
+  /**
+   * The account line's parameters after the AOR (default: PCMU/PCMA, no registration). For
+   * mandatory SDES-SRTP add `;mediaenc=srtp-mand` (the srtp module is then loaded).
+   */
+  accountParams?: string;
+  /**
+   * CA file baresip trusts for SIP over TLS (`sip_cafile`). baresip 1.0 does not check the
+   * server's certificate either way (it connects without this too); given for correctness.
+   */
+  tlsCaFile?: string;
+  /** Length of the silent audio source; baresip ends its calls when it runs out (default 30 s). */
+  audioSeconds?: number;
 }
 
 /** 8 kHz mono PCM16 silence (RIFF/WAVE, 44-byte header). */
@@ -81,7 +93,7 @@ export class Baresip {
   static async start(o: BaresipOptions): Promise<Baresip> {
     const dir = mkdtempSync(join(tmpdir(), 'payivr-baresip-'));
     const wav = join(dir, 'silence.wav');
-    writeFileSync(wav, silenceWav(30));
+    writeFileSync(wav, silenceWav(o.audioSeconds ?? 30));
     writeFileSync(
       join(dir, 'config'),
       [
@@ -95,6 +107,8 @@ export class Baresip {
         'dns_server 127.0.0.1:53',
         'module_path /usr/lib/baresip/modules',
         'module g711.so',
+        ...(o.accountParams?.includes('mediaenc=srtp') === true ? ['module srtp.so'] : []),
+        ...(o.tlsCaFile !== undefined ? [`sip_cafile ${o.tlsCaFile}`] : []),
         'module aufile.so',
         'module aubridge.so',
         'module_app account.so',
@@ -104,7 +118,7 @@ export class Baresip {
         '',
       ].join('\n'),
     );
-    writeFileSync(join(dir, 'accounts'), '<sip:caller@127.0.0.1>;regint=0;audio_codecs=PCMU,PCMA\n');
+    writeFileSync(join(dir, 'accounts'), `<sip:caller@127.0.0.1>${o.accountParams ?? ';regint=0;audio_codecs=PCMU,PCMA'}\n`);
     writeFileSync(join(dir, 'contacts'), '');
     const proc = spawn('baresip', ['-f', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     const b = new Baresip(proc, dir);

@@ -5,6 +5,7 @@ import { describeError } from '../../errors.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
 import { AdmissionControl, type FleetRateCounter } from '../admission.js';
 import { MediaRanges, sdpMediaAddresses } from '../media-ranges.js';
+import { srtpRefusal } from '../srtp-policy.js';
 import type { BackendEvents, TelephonyBackend } from '../types.js';
 import { ALLOW, DrachtioCall } from './call.js';
 import { DrachtioLink } from './drachtio-link.js';
@@ -204,6 +205,14 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
       res.send(488, { headers: { Warning: '305 pay-ivr "media address not allowed"' } });
       return;
     }
+    // The SRTP policy (rtp.srtp) before FreeSWITCH sees the offer: FreeSWITCH's own
+    // rtp_secure_media setting (docker/freeswitch) says the same, this makes the 488 explicit.
+    const why = srtpRefusal(req.body ?? '', this.#config.rtp.srtp);
+    if (why !== undefined) {
+      this.#log.info({ remote: `${req.source_address}:${req.source_port}`, why }, 'INVITE refused: SDP offer not acceptable');
+      res.send(488, { headers: { Warning: `302 pay-ivr "${why}"` } });
+      return;
+    }
     const call = new DrachtioCall(req, res, {
       mediaRanges: this.#mediaRanges,
       ...(this.#ackTimeoutMs !== undefined ? { ackTimeoutMs: this.#ackTimeoutMs } : {}),
@@ -219,6 +228,7 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
       },
       promptsDir: this.#config.telephony.freeswitch.promptsDir,
       userAgent: this.#config.sip.userAgent,
+      srtp: this.#config.rtp.srtp,
       logger: this.#log,
       onEnded: (c) => {
         this.#calls.delete(c);

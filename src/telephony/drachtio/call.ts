@@ -17,6 +17,7 @@ import type {
   RemoteEndpoint,
 } from '../types.js';
 import type { DtmfDigit } from '../../domain/dtmf.js';
+import { srtpRefusal, type SrtpPolicy } from '../srtp-policy.js';
 import { playbackCommand, promptFile } from './playback.js';
 import {
   bracketUri,
@@ -55,6 +56,8 @@ export interface DrachtioCallDeps {
   mediaServer: () => MediaServer | undefined;
   promptsDir: string;
   userAgent: string;
+  /** rtp.srtp: a re-INVITE that would leave SRTP (or enter it when off) is refused. Default optional. */
+  srtp?: SrtpPolicy;
   logger: Logger;
   /** Called once when the call ended (every path). */
   onEnded: (call: DrachtioCall) => void;
@@ -555,6 +558,12 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
       return;
     }
     const offer = req.body;
+    const why = offer ? srtpRefusal(offer, this.#deps.srtp ?? 'optional') : undefined;
+    if (why !== undefined) {
+      this.#log.info({ why }, 're-INVITE refused: SDP offer not acceptable');
+      res.send(488, { headers: { Warning: `302 pay-ivr "${why}"` } });
+      return;
+    }
     const origin = sdpOrigin(offer);
     if (offer && sdpMediaAddresses(offer).some((a) => !this.#deps.mediaRanges.sdpAddressAllowed(a))) {
       this.#log.warn('re-INVITE refused: SDP media address not an IP inside security.mediaRanges');

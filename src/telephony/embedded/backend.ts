@@ -5,6 +5,7 @@ import { PayIvrError, describeError, isPayIvrError } from '../../errors.js';
 import { OncePerWindow } from '../../util/once-per-window.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
 import { AdmissionControl, type FleetRateCounter } from '../admission.js';
+import { srtpRefusal } from '../srtp-policy.js';
 import type { BackendEvents, HangupReason, StoredDialog, TelephonyBackend } from '../types.js';
 import { EmbeddedCall, reasonHeader } from './embedded-call.js';
 import { createDefaultMedia } from './media-factory.js';
@@ -198,7 +199,11 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
       }
       if (answerSdp === undefined) {
         ms.close();
-        session.reject(488, { headers: [header('warning', '304 pay-ivr "no common media"')] });
+        // 302 "Incompatible transport protocol" (RFC 3261 §20.43) when the SRTP policy refused the
+        // profile, else 304 "Media type not available".
+        const why = srtpRefusal(invite.body.toString('utf8'), this.#config.rtp.srtp);
+        this.#log.info({ callId: session.callId, source, why: why ?? 'no common media' }, 'INVITE refused: SDP offer not acceptable');
+        session.reject(488, { headers: [header('warning', why === undefined ? '304 pay-ivr "no common media"' : `302 pay-ivr "${why}"`)] });
         return;
       }
     }
@@ -239,6 +244,7 @@ function loadTls(config: Config): TlsMaterial | undefined {
       key: readFileSync(t.keyFile),
       ca: t.caFile !== undefined ? readFileSync(t.caFile) : undefined,
       minVersion: t.minVersion,
+      maxVersion: t.maxVersion,
     };
   } catch (e) {
     throw new PayIvrError('ERR_CONFIG_READ', `cannot read the SIP TLS files: ${describeError(e)}`, { cause: e });

@@ -16,6 +16,7 @@ export function createDefaultMedia(config: Config, logger: Logger): MediaEngineL
     noRtpTimeoutMs: rtp.noRtpTimeoutMs,
     logger,
     srtp: rtp.srtp,
+    srtpSuites: rtp.srtpSuites,
     mediaRanges: new MediaRanges(config.security.mediaRanges),
     comfortNoiseDbov: rtp.comfortNoiseDbov,
   });

@@ -6,6 +6,7 @@ import { Pacer } from './pacer.js';
 import { RtpPortPool } from './port-pool.js';
 import { PromptLibrary } from './prompt-library.js';
 import type { SrtpPolicy } from './sdp.js';
+import type { SrtpSuite } from './srtp.js';
 import { MediaSession, type MediaContext } from './session.js';
 
 export { MediaSession, type MediaSessionEvents } from './session.js';
@@ -26,6 +27,8 @@ export interface MediaEngineOptions {
   mediaRanges?: MediaRanges;
   /** SDES-SRTP: 'off' rejects RTP/SAVP offers, 'required' rejects RTP/AVP. Default 'optional'. */
   srtp?: SrtpPolicy;
+  /** SDES suites accepted; default both AES_CM_128_HMAC_SHA1_80 and _32. */
+  srtpSuites?: readonly SrtpSuite[];
   /** Comfort noise level in -dBov sent when nothing plays; 0 or absent = digital silence. */
   comfortNoiseDbov?: number;
   /** Phase slots of the paced sender loop (internal tuning, default DEFAULT_PACER_SLOTS; 1 = one burst per frame). */
@@ -86,6 +89,7 @@ export class MediaEngine {
       logger: this.#opts.logger,
       advertisedAddress: this.#opts.advertisedAddress ?? this.#opts.host,
       srtp: this.#opts.srtp ?? 'optional',
+      srtpSuites: this.#opts.srtpSuites,
       mediaRanges: this.#opts.mediaRanges ?? new MediaRanges([]),
       noRtpTimeoutMs: this.#opts.noRtpTimeoutMs,
       connectSockets: this.#opts.connectSockets ?? true,

@@ -1,8 +1,10 @@
 import { isIPv6 } from 'node:net';
 import * as sdpTransform from 'sdp-transform';
 import type { MediaDescription, SessionDescription } from 'sdp-transform';
+import { isSecureProfile, profileAllowed, type SrtpPolicy } from '../../srtp-policy.js';
 import type { G711Codec } from './g711.js';
-import { SRTP_SUITES, type SrtpSuite } from './srtp.js';
+import { formatCryptoAttribute, parseCryptoAttribute } from './sdes.js';
+import { SdesKey, SRTP_SUITES, type SrtpSuite } from './srtp.js';
 
 /**
  * SDP offer/answer (RFC 3264) for one audio stream: G.711 (PCMU/PCMA) at 20 ms, RFC 4733
@@ -11,7 +13,7 @@ import { SRTP_SUITES, type SrtpSuite } from './srtp.js';
  */
 
 export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
-export type SrtpPolicy = 'off' | 'optional' | 'required';
+export type { SrtpPolicy };
 
 export interface LocalSdpParams {
   /** Address written in o= and c= (advertised address). */
@@ -20,16 +22,18 @@ export interface LocalSdpParams {
   sessionId: string;
   sessionVersion: number;
   srtp: SrtpPolicy;
+  /** SDES suites we accept, in no particular order (the offerer's order decides); default both. */
+  srtpSuites?: readonly SrtpSuite[] | undefined;
   /** Our SDES master key and salt (30 bytes), used when the stream is SRTP. */
-  localKey: Buffer;
+  localKey: Buffer | SdesKey;
 }
 
 export interface NegotiatedSrtp {
   suite: SrtpSuite;
   /** Crypto attribute tag of the accepted line. */
   tag: number;
-  /** The far end's master key and salt: decrypts what it sends. */
-  remoteKey: Buffer;
+  /** The far end's master key and salt (and MKI): decrypts what it sends. Never logged. */
+  remoteKey: SdesKey;
 }
 
 export interface NegotiatedMedia {
@@ -101,30 +105,32 @@ function remoteAddressOf(m: MediaDescription, s: SessionDescription): string | u
   return addr;
 }
 
-function isSecure(protocol: string): boolean {
-  return protocol === 'RTP/SAVP' || protocol === 'RTP/SAVPF';
+const isSecure = isSecureProfile;
+
+/**
+ * The raw a=crypto values of each m-section, in m-line order. Read from the text rather than
+ * sdp-transform's parse, which keeps only the first session parameter of a crypto line.
+ */
+function cryptoValuesBySection(sdpText: string): string[][] {
+  const sections: string[][] = [];
+  for (const line of sdpText.split(/\r?\n/)) {
+    if (line.startsWith('m=')) sections.push([]);
+    else if (line.startsWith('a=crypto:')) sections[sections.length - 1]?.push(line.slice('a=crypto:'.length));
+  }
+  return sections;
 }
 
-function protocolAcceptable(protocol: string, policy: SrtpPolicy): boolean {
-  if (protocol === 'RTP/AVP' || protocol === 'RTP/AVPF') return policy !== 'required';
-  if (isSecure(protocol)) return policy !== 'off';
-  return false; // DTLS-SRTP (UDP/TLS/RTP/SAVP...) and anything else
-}
-
-/** The first usable a=crypto line: a suite we implement, an inline key of 30 bytes, no MKI, no session parameters. */
-function pickCrypto(m: MediaDescription): NegotiatedSrtp | undefined {
-  for (const c of m.crypto ?? []) {
-    if (!(SRTP_SUITES as readonly string[]).includes(c.suite)) continue;
-    if (c.sessionConfig !== undefined && c.sessionConfig.trim() !== '') continue;
-    const first = c.config.split(';')[0] ?? '';
-    if (!first.startsWith('inline:')) continue;
-    const parts = first.slice('inline:'.length).split('|');
-    if (parts.slice(1).some((p) => p.includes(':'))) continue; // MKI
-    const key = Buffer.from(parts[0] ?? '', 'base64');
-    if (key.length !== 30) continue;
-    return { suite: c.suite as SrtpSuite, tag: c.id, remoteKey: key };
+/** The first a=crypto line we can honour, in the offerer's order (sdes.ts says what that means). */
+function pickCrypto(values: readonly string[], suites: readonly SrtpSuite[] | undefined): (NegotiatedSrtp & { echoParams: string[] }) | undefined {
+  for (const v of values) {
+    const r = parseCryptoAttribute(v, suites ?? SRTP_SUITES);
+    if (r.ok) return { suite: r.crypto.suite, tag: r.crypto.tag, remoteKey: r.crypto.key, echoParams: r.crypto.echoParams };
   }
   return undefined;
+}
+
+function localKeyOf(local: LocalSdpParams): SdesKey {
+  return Buffer.isBuffer(local.localKey) ? new SdesKey(local.localKey) : local.localKey;
 }
 
 interface AudioChoice {
@@ -160,7 +166,7 @@ function sessionSkeleton(local: LocalSdpParams): SessionDescription {
   };
 }
 
-function audioMedia(local: LocalSdpParams, protocol: string, choice: AudioChoice[], te: { payloadType: number; fmtp: string } | undefined, direction: Direction, crypto: { tag: number; suite: SrtpSuite } | undefined): MediaDescription {
+function audioMedia(local: LocalSdpParams, protocol: string, choice: AudioChoice[], te: { payloadType: number; fmtp: string } | undefined, direction: Direction, crypto: { tag: number; suite: SrtpSuite; echoParams?: string[] } | undefined): MediaDescription {
   const rtp: MediaDescription['rtp'] = choice.map((c) => ({ payload: c.payloadType, codec: c.codec, rate: 8000 }));
   const fmtp: MediaDescription['fmtp'] = [];
   const pts = choice.map((c) => c.payloadType);
@@ -171,7 +177,8 @@ function audioMedia(local: LocalSdpParams, protocol: string, choice: AudioChoice
   }
   const m: MediaDescription = { type: 'audio', port: local.port, protocol, payloads: pts.join(' '), rtp, fmtp, ptime: 20, direction };
   if (crypto !== undefined) {
-    m.crypto = [{ id: crypto.tag, suite: crypto.suite, config: `inline:${local.localKey.toString('base64')}` }];
+    const [, , config = '', ...session] = formatCryptoAttribute(crypto.tag, crypto.suite, localKeyOf(local), crypto.echoParams).split(' ');
+    m.crypto = [{ id: crypto.tag, suite: crypto.suite, config, ...(session.length > 0 ? { sessionConfig: session.join(' ') } : {}) }];
   }
   return m;
 }
@@ -183,38 +190,41 @@ function rejectedMedia(m: MediaDescription): MediaDescription {
 
 /**
  * Answers an offer. Returns undefined when no audio stream is acceptable (the caller sends 488).
- * Every m-line of the offer gets a line in the answer (RFC 3264 §6); only the first acceptable
- * audio line is accepted, the others get port 0.
+ * Every m-line of the offer gets a line in the answer (RFC 3264 §6); one audio line is accepted,
+ * the others get port 0: the first SRTP one we can key, else the first plain one (an offer of the
+ * same audio as RTP/SAVP and RTP/AVP, "best effort SRTP", is answered encrypted).
  */
 export function answerOffer(offerSdp: string, local: LocalSdpParams): { sdp: string; media: NegotiatedMedia } | undefined {
   const offer = parseSdp(offerSdp);
   if (offer === undefined) return undefined;
+  const cryptos = cryptoValuesBySection(offerSdp);
+  const usable = offer.media.map((m, i) => {
+    if (m.type !== 'audio' || m.port === 0 || !profileAllowed(m.protocol, local.srtp)) return undefined;
+    const choice = chooseAudio(m);
+    const picked = isSecure(m.protocol) ? pickCrypto(cryptos[i] ?? [], local.srtpSuites) : undefined;
+    if (choice === undefined || (isSecure(m.protocol) && picked === undefined)) return undefined;
+    return { m, choice, picked };
+  });
+  const secureIndex = usable.findIndex((u) => u?.picked !== undefined);
+  const chosen = usable[secureIndex >= 0 ? secureIndex : usable.findIndex((u) => u !== undefined)];
+  if (chosen === undefined) return undefined;
+  const { m, choice, picked } = chosen;
+  const remoteDirection = directionOf(m, offer);
+  const localDirection = mirrorDirection(remoteDirection);
+  const media: NegotiatedMedia = {
+    codec: choice.codec,
+    payloadType: choice.payloadType,
+    telephoneEvent: choice.telephoneEvent,
+    remoteAddress: remoteAddressOf(m, offer),
+    remotePort: m.port,
+    remoteDirection,
+    localDirection,
+    srtp: picked === undefined ? undefined : { suite: picked.suite, tag: picked.tag, remoteKey: picked.remoteKey },
+  };
   const answer = sessionSkeleton(local);
-  let media: NegotiatedMedia | undefined;
-  for (const m of offer.media) {
-    if (media === undefined && m.type === 'audio' && m.port !== 0 && protocolAcceptable(m.protocol, local.srtp)) {
-      const choice = chooseAudio(m);
-      const srtp = isSecure(m.protocol) ? pickCrypto(m) : undefined;
-      if (choice !== undefined && (srtp !== undefined || !isSecure(m.protocol))) {
-        const remoteDirection = directionOf(m, offer);
-        const localDirection = mirrorDirection(remoteDirection);
-        media = {
-          codec: choice.codec,
-          payloadType: choice.payloadType,
-          telephoneEvent: choice.telephoneEvent,
-          remoteAddress: remoteAddressOf(m, offer),
-          remotePort: m.port,
-          remoteDirection,
-          localDirection,
-          srtp,
-        };
-        answer.media.push(audioMedia(local, m.protocol, [choice], choice.telephoneEvent, localDirection, srtp === undefined ? undefined : { tag: srtp.tag, suite: srtp.suite }));
-        continue;
-      }
-    }
-    answer.media.push(rejectedMedia(m));
+  for (const x of offer.media) {
+    answer.media.push(x === m ? audioMedia(local, m.protocol, [choice], choice.telephoneEvent, localDirection, picked) : rejectedMedia(x));
   }
-  if (media === undefined) return undefined;
   return { sdp: sdpTransform.write(answer), media };
 }
 
@@ -227,7 +237,7 @@ export function createOffer(local: LocalSdpParams): { sdp: string; state: OfferS
     { codec: 'PCMU', payloadType: 0, telephoneEvent: undefined },
     { codec: 'PCMA', payloadType: 8, telephoneEvent: undefined },
   ];
-  const crypto = secure ? { tag: 1, suite: 'AES_CM_128_HMAC_SHA1_80' as const } : undefined;
+  const crypto = secure ? { tag: 1, suite: local.srtpSuites?.[0] ?? 'AES_CM_128_HMAC_SHA1_80' } : undefined;
   s.media.push(audioMedia(local, protocol, codecs, { payloadType: DEFAULT_TE_PT, fmtp: DEFAULT_TE_FMTP }, 'sendrecv', crypto));
   return { sdp: sdpTransform.write(s), state: { protocol, crypto } };
 }
@@ -236,14 +246,16 @@ export function createOffer(local: LocalSdpParams): { sdp: string; state: OfferS
 export function applyAnswer(answerSdp: string, offered: OfferState): NegotiatedMedia | undefined {
   const ans = parseSdp(answerSdp);
   if (ans === undefined) return undefined;
-  const m = ans.media.find((x) => x.type === 'audio' && x.port !== 0);
+  const index = ans.media.findIndex((x) => x.type === 'audio' && x.port !== 0);
+  const m = ans.media[index];
   if (m === undefined || m.protocol !== offered.protocol) return undefined;
   const choice = chooseAudio(m);
   if (choice === undefined) return undefined;
   let srtp: NegotiatedSrtp | undefined;
   if (isSecure(offered.protocol)) {
-    srtp = pickCrypto(m);
-    if (srtp === undefined || srtp.tag !== offered.crypto?.tag || srtp.suite !== offered.crypto.suite) return undefined;
+    const picked = offered.crypto === undefined ? undefined : pickCrypto(cryptoValuesBySection(answerSdp)[index] ?? [], [offered.crypto.suite]);
+    if (picked === undefined || picked.tag !== offered.crypto?.tag) return undefined;
+    srtp = { suite: picked.suite, tag: picked.tag, remoteKey: picked.remoteKey };
   }
   const remoteDirection = directionOf(m, ans);
   return {

@@ -1,4 +1,4 @@
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import type { RemoteInfo, Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { PayIvrError } from '../../../errors.js';
@@ -15,7 +15,8 @@ import type { Prompt, PromptLibrary } from './prompt-library.js';
 import { Rfc4733Receiver } from './rfc4733.js';
 import { newRtpHeader, parseRtpHeader, RTP_HEADER_SIZE, writeRtpHeader } from './rtp-packet.js';
 import * as sdp from './sdp.js';
-import { SrtpContext } from './srtp.js';
+import { SdesKey, SrtpContext, type SrtpSuite } from './srtp.js';
+import { srtpRefusal } from '../../srtp-policy.js';
 
 export const SAMPLES_PER_FRAME = 160;
 const PACKET_SIZE = RTP_HEADER_SIZE + SAMPLES_PER_FRAME;
@@ -40,6 +41,8 @@ export interface MediaContext {
   readonly logger: Logger;
   readonly advertisedAddress: string;
   readonly srtp: sdp.SrtpPolicy;
+  /** SDES suites accepted (config rtp.srtpSuites). */
+  readonly srtpSuites?: readonly SrtpSuite[] | undefined;
   /** security.mediaRanges: where SDP addresses must lie and RTP may come from (empty = the SDP address only). */
   readonly mediaRanges: MediaRanges;
   readonly noRtpTimeoutMs: number;
@@ -111,7 +114,8 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
 
   readonly #sessionId = String(randomInt(1_000_000_000, 9_999_999_999));
   #sdpVersion = 0;
-  readonly #localKey = randomBytes(30);
+  /** Our SDES key: serialises as "[SDES key]", so no log line can carry it. */
+  readonly #localKey = SdesKey.random();
   #pendingOffer: sdp.OfferState | undefined;
   #media: sdp.NegotiatedMedia | undefined;
   #txSrtp: SrtpContext | undefined;
@@ -212,6 +216,7 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
       sessionId: this.#sessionId,
       sessionVersion: this.#sdpVersion + 1,
       srtp: this.#ctx.srtp,
+      srtpSuites: this.#ctx.srtpSuites,
       localKey: this.#localKey,
     };
   }
@@ -221,7 +226,7 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
     if (this.#closed) return undefined;
     const r = sdp.answerOffer(offerSdp, this.#localParams());
     if (r === undefined) {
-      this.#log.debug('sdp offer rejected: no acceptable audio stream');
+      this.#log.debug({ why: srtpRefusal(offerSdp, this.#ctx.srtp) ?? 'no usable audio stream, codec or crypto line' }, 'sdp offer rejected');
       return undefined;
     }
     if (!this.#addressAllowed(r.media)) return undefined;

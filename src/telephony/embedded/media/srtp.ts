@@ -1,18 +1,70 @@
-import { createCipheriv, createHmac, timingSafeEqual, type Cipher } from 'node:crypto';
+import { createCipheriv, createHmac, randomBytes, timingSafeEqual, type Cipher } from 'node:crypto';
+import { inspect } from 'node:util';
 
 /**
  * SRTP (RFC 3711) for the SDES suites Genesys BYOC uses: AES-128 counter mode, HMAC-SHA1
- * authentication (80- or 32-bit tag), key derivation rate 0, no MKI. RTP only: we neither send
- * nor read RTCP.
+ * authentication (80- or 32-bit tag), key derivation rate 0; a far end's MKI is checked and
+ * stripped (one master key per direction). RTP only: pay-ivr neither sends nor reads RTCP, so
+ * there is no SRTCP to protect.
  */
-export type SrtpSuite = 'AES_CM_128_HMAC_SHA1_80' | 'AES_CM_128_HMAC_SHA1_32';
-
-export const SRTP_SUITES: readonly SrtpSuite[] = ['AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32'];
+export const SRTP_SUITES = ['AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32'] as const;
+export type SrtpSuite = (typeof SRTP_SUITES)[number];
 export const SRTP_MASTER_KEY_LEN = 16;
 export const SRTP_MASTER_SALT_LEN = 14;
 
 export function srtpTagLength(suite: SrtpSuite): number {
   return suite === 'AES_CM_128_HMAC_SHA1_80' ? 10 : 4;
+}
+
+/** The Master Key Identifier a far end puts in each packet (RFC 3711 §3.1, RFC 4568 §6.1). */
+export interface SrtpMki {
+  /** The MKI field as sent: the value big-endian in `length` bytes. */
+  readonly bytes: Buffer;
+}
+
+/**
+ * An SDES master key and salt (the a=crypto inline key: 16 + 14 bytes) and the MKI that goes
+ * with it. The key is a secret: it serialises as "[SDES key]" so a log line or an error that
+ * carries one (directly or inside negotiated-media objects) never prints it.
+ */
+export class SdesKey {
+  readonly #material: Buffer;
+  readonly mki: SrtpMki | undefined;
+
+  constructor(material: Buffer, mki?: SrtpMki) {
+    if (material.length !== SRTP_MASTER_KEY_LEN + SRTP_MASTER_SALT_LEN) throw new RangeError('SRTP master key+salt must be 30 bytes');
+    this.#material = material;
+    this.mki = mki;
+  }
+
+  static random(): SdesKey {
+    return new SdesKey(randomBytes(SRTP_MASTER_KEY_LEN + SRTP_MASTER_SALT_LEN));
+  }
+
+  /** The 30 bytes (master key then salt). Only the SDP writer and SrtpContext read them. */
+  get material(): Buffer {
+    return this.#material;
+  }
+
+  /** Same key and MKI (a re-offer that keeps its key keeps the receive context). */
+  equals(other: SdesKey | Buffer): boolean {
+    if (Buffer.isBuffer(other)) return this.mki === undefined && this.#material.equals(other);
+    const a = this.mki?.bytes;
+    const b = other.mki?.bytes;
+    return this.#material.equals(other.#material) && (a === undefined ? b === undefined : b !== undefined && a.equals(b));
+  }
+
+  toJSON(): string {
+    return '[SDES key]';
+  }
+
+  toString(): string {
+    return '[SDES key]';
+  }
+
+  [inspect.custom](): string {
+    return '[SDES key]';
+  }
 }
 
 export interface SrtpSessionKeys {
@@ -88,6 +140,8 @@ export class SrtpContext {
   readonly #keys: SrtpSessionKeys;
   readonly #ecb: Cipher;
   readonly #tagLen: number;
+  /** The MKI the far end writes before the tag (receive side) / we write (send side), if any. */
+  readonly #mki: Buffer | undefined;
   readonly #iv = Buffer.alloc(16);
   readonly #roc4 = Buffer.alloc(4);
   #counters = Buffer.alloc(16 * 12);
@@ -98,17 +152,20 @@ export class SrtpContext {
   // Receiver state, per SSRC (insertion order = age).
   readonly #rx = new Map<number, RxStream>();
 
-  /** `keyAndSalt` is the 30-byte inline key of a=crypto (16-byte master key then 14-byte salt). */
-  constructor(suite: SrtpSuite, keyAndSalt: Buffer) {
+  /** `key` is the inline key of a=crypto (16-byte master key then 14-byte salt), with its MKI if it has one. */
+  constructor(suite: SrtpSuite, key: SdesKey | Buffer) {
+    const keyAndSalt = Buffer.isBuffer(key) ? key : key.material;
     if (keyAndSalt.length !== SRTP_MASTER_KEY_LEN + SRTP_MASTER_SALT_LEN) throw new RangeError('SRTP master key+salt must be 30 bytes');
     this.suite = suite;
     this.#keys = deriveSrtpKeys(keyAndSalt.subarray(0, 16), keyAndSalt.subarray(16, 30));
     this.#ecb = newEcb(this.#keys.cipherKey);
     this.#tagLen = srtpTagLength(suite);
+    this.#mki = Buffer.isBuffer(key) ? undefined : key.mki?.bytes;
   }
 
+  /** Bytes SRTP adds after the RTP packet: the MKI (if any) and the authentication tag. */
   get tagLength(): number {
-    return this.#tagLen;
+    return this.#tagLen + (this.#mki?.length ?? 0);
   }
 
   #xorPayload(buf: Buffer, from: number, to: number, ssrc: number, index: number): void {
@@ -143,7 +200,8 @@ export class SrtpContext {
 
   /**
    * Encrypts the RTP packet `src[0..length)` (header of `headerLength` bytes) into `out`, which
-   * must hold length + tagLength bytes; returns the SRTP length. `src` may be `out`.
+   * must hold length + tagLength bytes; returns the SRTP length. `src` may be `out`. The MKI is
+   * not authenticated (RFC 3711 §3.1): it goes between the payload and the tag.
    */
   protect(src: Buffer, length: number, headerLength: number, out: Buffer): number {
     const seq = src.readUInt16BE(2);
@@ -159,17 +217,22 @@ export class SrtpContext {
     if (out !== src) src.copy(out, 0, 0, length);
     this.#xorPayload(out, headerLength, length, ssrc, this.#txRoc * 0x10000 + seq);
     const tag = this.#tag(out, length, this.#txRoc);
-    tag.copy(out, length, 0, this.#tagLen);
-    return length + this.#tagLen;
+    const mkiLen = this.#mki?.length ?? 0;
+    if (this.#mki !== undefined) this.#mki.copy(out, length);
+    tag.copy(out, length + mkiLen, 0, this.#tagLen);
+    return length + mkiLen + this.#tagLen;
   }
 
   /**
    * Authenticates, checks for replay and decrypts `buf[0..length)` in place. Returns the RTP
-   * length (tag removed) or -1 when the packet must be dropped.
+   * length (MKI and tag removed) or -1 when the packet must be dropped (also when its MKI is not
+   * the one the far end announced).
    */
   unprotect(buf: Buffer, length: number, headerLength: number): number {
-    const rtpLen = length - this.#tagLen;
+    const mkiLen = this.#mki?.length ?? 0;
+    const rtpLen = length - this.#tagLen - mkiLen;
     if (rtpLen < headerLength) return -1;
+    if (this.#mki !== undefined && this.#mki.compare(buf, rtpLen, rtpLen + mkiLen) !== 0) return -1;
     const seq = buf.readUInt16BE(2);
     const ssrc = buf.readUInt32BE(8);
     const st = this.#rx.get(ssrc);
@@ -189,7 +252,7 @@ export class SrtpContext {
       if (st.seen[index % REPLAY_WINDOW] === index) return -1;
     }
     const expected = this.#tag(buf, rtpLen, v);
-    if (!timingSafeEqual(expected.subarray(0, this.#tagLen), buf.subarray(rtpLen, length))) return -1;
+    if (!timingSafeEqual(expected.subarray(0, this.#tagLen), buf.subarray(rtpLen + mkiLen, length))) return -1;
     // Authenticated: only now may the receiver state move.
     const s = st ?? this.#newRxStream(ssrc, seq, index);
     s.seen[index % REPLAY_WINDOW] = index;

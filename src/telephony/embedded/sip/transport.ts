@@ -38,6 +38,8 @@ export interface TlsMaterial {
   key: string | Buffer;
   ca?: string | Buffer | undefined;
   minVersion: 'TLSv1.2' | 'TLSv1.3';
+  /** TLS 1.2 unless configured (Genesys BYOC speaks 1.2; config sip.tls.maxVersion). */
+  maxVersion?: 'TLSv1.2' | 'TLSv1.3' | undefined;
 }
 
 /** What a stream listener tolerates (sip.streams in the configuration). */
@@ -230,7 +232,7 @@ export class SipTransport extends TypedEmitter<TransportEvents> {
       const m = this.#opts.tls;
       if (m === undefined) throw new PayIvrError('ERR_SIP_TRANSPORT', 'a TLS listener needs sip.tls certFile/keyFile');
       server = tls.createServer(
-        { cert: m.cert, key: m.key, ca: m.ca, minVersion: m.minVersion, handshakeTimeout: limits.messageTimeoutMs },
+        { cert: m.cert, key: m.key, ca: m.ca, minVersion: m.minVersion, maxVersion: m.maxVersion ?? 'TLSv1.2', handshakeTimeout: limits.messageTimeoutMs },
         (s) => this.#adopt(s, 'tls'),
       );
       server.on('tlsClientError', (err) => this.#log.debug({ err: describeError(err) }, 'sip: tls handshake failed'));
@@ -295,6 +297,7 @@ export class SipTransport extends TypedEmitter<TransportEvents> {
         port: flow.port,
         ca: m?.ca,
         minVersion: m?.minVersion ?? 'TLSv1.2',
+        maxVersion: m?.maxVersion ?? 'TLSv1.2',
         servername: net.isIP(flow.address) === 0 ? flow.address : undefined,
       });
     } else {
