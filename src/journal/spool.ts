@@ -244,14 +244,17 @@ function lock(path: string): void {
   for (let i = 0; i < 2; i++) {
     try {
       const fd = openSync(lockPath, 'wx', 0o600);
-      writeSync(fd, String(process.pid));
+      writeSync(fd, processId(process.pid));
       closeSync(fd);
       return;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new PayIvrError('ERR_JOURNAL', `cannot lock the spool ${path}: ${describeError(e)}`, { cause: e });
     }
-    const owner = Number(readFileSync(lockPath, 'utf8').trim());
-    if (Number.isInteger(owner) && owner > 0 && alive(owner)) {
+    const [pidText, started = ''] = readFileSync(lockPath, 'utf8').trim().split(' ');
+    const owner = Number(pidText);
+    // Same pid and same start time: the same process (a pid reused after a restart, as in a
+    // container where the node is always pid 1, has another start time).
+    if (Number.isInteger(owner) && owner > 0 && alive(owner) && (started === '' || startTime(owner) === started)) {
       throw new PayIvrError('ERR_JOURNAL', `spool ${path} is in use by process ${owner} (one process per spool: give each node its own journal.dataDir)`);
     }
     // The owner died (kill -9, crash): its lock goes.
@@ -264,10 +267,25 @@ function lock(path: string): void {
   throw new PayIvrError('ERR_JOURNAL', `cannot lock the spool ${path}`);
 }
 
+/** `pid start-time` (start time in clock ticks since boot, from /proc; empty elsewhere). */
+function processId(pid: number): string {
+  return `${pid} ${startTime(pid)}`.trim();
+}
+
+function startTime(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at ") "; start time is field 22.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+  } catch {
+    return '';
+  }
+}
+
 function unlock(path: string): void {
   const lockPath = `${path}.lock`;
   try {
-    if (readFileSync(lockPath, 'utf8').trim() === String(process.pid)) unlinkSync(lockPath);
+    if (readFileSync(lockPath, 'utf8').trim() === processId(process.pid)) unlinkSync(lockPath);
   } catch {
     // not ours, or gone
   }
