@@ -41,6 +41,8 @@ export function nodeConfig(s: NodeSpec): Record<string, unknown> {
     store: { type: 'redis', redisUrl: s.redisUrl, keyPrefix: 'fleet:' },
     admin: { host: '127.0.0.1', port: s.adminPort, apiToken: s.token },
     log: { level: 'info', file: join(s.dir, `${s.name}.log`) },
+    // One spool per node (a spool has one owner); a restarted node finds its own again.
+    journal: { dataDir: join(s.dir, `${s.name}-data`), nodeId: s.name },
     security: { allowList: ['127.0.0.0/8'], ratePerSource: 200 },
     drain: { maxMs: s.drainMaxMs ?? 120_000, retryAfterSeconds: 5 },
     promptsDir: join(ROOT, 'prompts'),
