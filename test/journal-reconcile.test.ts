@@ -105,12 +105,12 @@ describe('reconciliation', () => {
     expect(settledCounts).toEqual(['approved', 'declined', 'not-charged']);
     expect(await rec.runOnce()).toEqual([]);
     // The journal is in the spool file: a restarted node sees the same settled records.
-    spool.close();
+    await spool.close();
     const again = localJournal('r1');
     expect(await again.journal.openAttempts()).toEqual([]);
     expect(((await again.journal.backend.get(a1.id)) as JournalAttempt).outcome).toBe('approved');
     expect(((await again.journal.backend.get(a1.id)) as JournalAttempt).origin).toBe('reconciled');
-    again.spool.close();
+    await again.spool.close();
     expect(sandbox.charges().filter((c) => [a1.reference, a2.reference, a3.reference].includes(c.reference ?? ''))).toHaveLength(1);
   });
 
@@ -130,7 +130,7 @@ describe('reconciliation', () => {
     sandbox.setDown(false);
     expect((await rec.runOnce()).map((e) => e.outcome)).toEqual(['approved']);
     expect((await journal.openAttempts()).map((x) => x.id)).toEqual([b.id]);
-    spool.close();
+    await spool.close();
   });
 });
 

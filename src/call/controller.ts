@@ -233,7 +233,7 @@ export class CallController {
     log.info({ outcome: result.outcome, brand: result.brand, last4: result.last4, handBack: result.handBack.status, ms: result.timings.durationMs }, 'call finished');
     await this.#saveResult(result, log);
     // Only once the final result is stored: a crash before leaves the dialog for the BYE at restart.
-    this.#deps.journal?.dropDialog(this.#call.id);
+    void this.#deps.journal?.dropDialog(this.#call.id);
     await this.#deps.store.liveCallEnded(this.#call.id).catch(() => undefined);
     if (segment !== undefined) await this.#deps.reports?.save(segment.finish(result));
     return result;
@@ -314,7 +314,7 @@ export class CallController {
     const journal = this.#deps.journal;
     const dialog = this.#call.dialogState?.();
     if (journal === undefined || dialog === undefined) return;
-    journal.saveDialog({
+    void journal.saveDialog({
       callRef: this.#call.id,
       backend: 'embedded',
       dialog,

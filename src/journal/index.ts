@@ -102,7 +102,7 @@ export function openJournal(config: Config, store: ResultStore, logger: Logger):
       if (timer !== undefined) clearInterval(timer);
       await replay();
       await journal.close();
-      spool.close();
+      await spool.close();
     },
   };
 }

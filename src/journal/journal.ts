@@ -139,21 +139,14 @@ export class PaymentJournal {
 
   // --- dialogs of calls in progress (always local: only this node can end them) ---
 
-  saveDialog(d: OrphanDialog): void {
-    try {
-      this.#spool.set(DIALOG_PREFIX + d.callRef, d);
-    } catch (e) {
-      // Losing it only costs the caller the BYE after a crash; the call goes on.
-      this.#log.warn({ err: describeError(e), call: d.callRef }, 'dialog state not kept');
-    }
+  /** Keeps a call's dialog; resolves once on disk (the call never waits for it). */
+  saveDialog(d: OrphanDialog): Promise<void> {
+    // Losing it only costs the caller the BYE after a crash; the call goes on.
+    return this.#spool.set(DIALOG_PREFIX + d.callRef, d).catch((e: unknown) => this.#log.warn({ err: describeError(e), call: d.callRef }, 'dialog state not kept'));
   }
 
-  dropDialog(callRef: string): void {
-    try {
-      this.#spool.delete(DIALOG_PREFIX + callRef);
-    } catch (e) {
-      this.#log.warn({ err: describeError(e), call: callRef }, 'dialog state not removed');
-    }
+  dropDialog(callRef: string): Promise<void> {
+    return this.#spool.delete(DIALOG_PREFIX + callRef).catch((e: unknown) => this.#log.warn({ err: describeError(e), call: callRef }, 'dialog state not removed'));
   }
 
   /** Dialogs kept by an earlier run of this node (calls it had in progress). */

@@ -5,7 +5,7 @@ import type { JournalAttempt, JournalBackend } from './types.js';
 export const ATTEMPT_PREFIX = 'j:';
 
 /**
- * Journal records in the node's spool file (memory store): fsync'd on every write, so they
+ * Journal records in the node's spool file (memory store): put() resolves once fsync'd, so they
  * survive kill -9. Settled records are dropped at compaction once older than the retention.
  */
 export class LocalJournalBackend implements JournalBackend {
@@ -19,7 +19,7 @@ export class LocalJournalBackend implements JournalBackend {
   async put(a: JournalAttempt): Promise<void> {
     const prev = this.#spool.get(ATTEMPT_PREFIX + a.id) as JournalAttempt | undefined;
     if (prev !== undefined && prev.version >= a.version) return;
-    this.#spool.set(ATTEMPT_PREFIX + a.id, a);
+    await this.#spool.set(ATTEMPT_PREFIX + a.id, a);
   }
 
   async get(id: string): Promise<JournalAttempt | undefined> {

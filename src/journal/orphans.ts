@@ -36,7 +36,7 @@ export async function endOrphanedCalls(opts: { journal: PaymentJournal; results:
         }
       }
       logger.info({ call: o.callRef, callId: o.dialog.callId, byeStatus: status }, 'orphaned call ended');
-      journal.dropDialog(o.callRef);
+      await journal.dropDialog(o.callRef);
     }),
   );
   return orphans.length;

@@ -90,7 +90,7 @@ export class Outbox<T> {
         this.#health.failed(this.#prefix, e);
       }
     }
-    this.#spool.set(key, v);
+    await this.#spool.set(key, v);
     return 'spooled';
   }
 
@@ -110,7 +110,7 @@ export class Outbox<T> {
         return n;
       }
       // Delete only what was pushed: a newer value spooled meanwhile stays for the next round.
-      if (this.#spool.get(key) === v) this.#spool.delete(key);
+      if (this.#spool.get(key) === v) await this.#spool.delete(key);
       n += 1;
     }
     if (n > 0) this.#log.info({ kind: this.#prefix, replayed: n }, 'spool replayed to the store');

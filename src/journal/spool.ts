@@ -1,4 +1,6 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, write, writeFileSync, writeSync } from 'node:fs';
+import { open as openAsync, rename as renameAsync } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
@@ -7,12 +9,19 @@ import { findCardData } from '../store/validate.js';
 
 /**
  * The node's durable local file: a key -> JSON value map kept as an append-only log of JSON
- * lines (`{"k":key,"v":value}`, `"v":null` deletes). Every append is fsync'd before it returns,
- * so a record survives kill -9 and power loss. On open the log is replayed (last write wins); a
- * torn or unparseable line (a crash in the middle of a write) is skipped and the file rewritten
- * clean. The file is bounded: when an append would pass `maxBytes` the log is compacted (only
- * the live map is written, plus what `retain` keeps) and, if still too big, the append fails
- * with ERR_JOURNAL_FULL. Values are checked for card-like data before anything is written.
+ * lines (`{"k":key,"v":value}`, `"v":null` deletes). `set`/`delete` change the map at once and
+ * resolve when the line is fsync'd, so an awaited record survives kill -9 and power loss.
+ *
+ * Writes are group-committed off the event loop: lines queued while a write + fdatasync is in
+ * the thread pool go out together in the next one. A synchronous fsync per record would stall
+ * every call the process serves (SIP, dialogue, media) for a disk flush each time; this way the
+ * event loop never waits for the disk and a busy node pays one flush per batch, not per record.
+ *
+ * On open the log is replayed (last write wins); a torn or unparseable line (a crash in the
+ * middle of a write) is skipped and the file rewritten clean. The file is bounded: when it would
+ * pass `maxBytes` (or holds more than twice the live data) it is compacted (only the live map is
+ * written, minus what `retain` drops) and, if the live data alone would pass `maxBytes`, the
+ * write is refused with ERR_JOURNAL_FULL. Values are checked for card-like data first.
  *
  * One process owns a spool file at a time (the server, or `pay-ivr reconcile` while it is
  * stopped): `<path>.lock` holds the owner's pid; a second process is refused with ERR_JOURNAL,
@@ -30,6 +39,16 @@ export interface SpoolOptions {
 /** Compaction starts once the log holds this many bytes and twice the live data. */
 const COMPACT_MIN_BYTES = 256 * 1024;
 
+interface QueuedLine {
+  line: string;
+  bytes: number;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+const writeP = promisify(write);
+const fdatasyncP = promisify(fdatasync);
+
 export class Spool {
   readonly path: string;
   readonly maxBytes: number;
@@ -37,8 +56,15 @@ export class Spool {
   readonly #retain: ((key: string, value: unknown) => boolean) | undefined;
   readonly #map = new Map<string, { value: unknown; bytes: number }>();
   #fd: number | undefined;
+  /** Bytes in the file (written and synced). */
   #bytes = 0;
+  /** Bytes of the live map (what a compaction would write). */
   #liveBytes = 0;
+  #queue: QueuedLine[] = [];
+  #queuedBytes = 0;
+  #compactWanted = false;
+  #flushing: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
   /** Lines skipped on open (torn tail after a crash, corruption). */
   readonly skippedLines: number;
 
@@ -91,7 +117,16 @@ export class Spool {
     for (const [k, v] of entries) spool.#apply(k, v, Buffer.byteLength(JSON.stringify({ k, v })) + 1);
     if (skipped > 0 || tornTail) {
       spool.#log.warn({ path: opts.path, skippedLines: skipped }, 'spool: unreadable lines skipped (crash during a write); file rewritten');
-      spool.#rewrite(false);
+      // At open nothing else runs yet: a synchronous rewrite is fine here.
+      const text = spool.#snapshot(false);
+      try {
+        writeFileSync(`${opts.path}.tmp`, text, { mode: 0o600, flush: true });
+        renameSync(`${opts.path}.tmp`, opts.path);
+        fsyncDir(dirname(opts.path));
+      } catch (e) {
+        throw new PayIvrError('ERR_JOURNAL', `cannot rewrite the spool ${opts.path}: ${describeError(e)}`, { cause: e });
+      }
+      spool.#bytes = Buffer.byteLength(text);
     } else {
       spool.#bytes = existsSync(opts.path) ? statSync(opts.path).size : 0;
     }
@@ -100,7 +135,7 @@ export class Spool {
   }
 
   get bytes(): number {
-    return this.#bytes;
+    return this.#bytes + this.#queuedBytes;
   }
 
   get size(): number {
@@ -122,31 +157,45 @@ export class Spool {
     return out;
   }
 
-  /** Durably sets `key` (fsync'd when it returns). Throws ERR_JOURNAL_FULL / ERR_JOURNAL. */
-  set(key: string, value: unknown): void {
+  /**
+   * Sets `key` now (get() sees it at once); resolves when it is on disk (fsync'd). Rejects with
+   * ERR_JOURNAL_FULL (nothing changed) or ERR_JOURNAL (card-like data refused, disk error).
+   */
+  set(key: string, value: unknown): Promise<void> {
     const finding = findCardData(value);
     if (finding !== undefined) {
       this.#log.error({ path: finding.path, rule: finding.rule }, 'spool: refused a record that looks like card data');
-      throw new PayIvrError('ERR_JOURNAL', `spool record refused: card-like data at ${finding.path}`);
+      return Promise.reject(new PayIvrError('ERR_JOURNAL', `spool record refused: card-like data at ${finding.path}`));
     }
-    this.#append(key, value);
+    return this.#append(key, value);
   }
 
-  /** Durably removes `key` (no-op when absent). */
-  delete(key: string): void {
-    if (!this.#map.has(key)) return;
-    this.#append(key, null);
+  /** Removes `key` now; resolves when that is on disk (no-op when absent). */
+  delete(key: string): Promise<void> {
+    if (!this.#map.has(key)) return Promise.resolve();
+    return this.#append(key, null);
   }
 
-  /** Rewrites the file with the live entries only (those `retain` keeps). */
-  compact(): void {
-    this.#rewrite(true);
+  /** Rewrites the file with the live entries only (those `retain` keeps); resolves when done. */
+  compact(): Promise<void> {
+    this.#compactWanted = true;
+    void this.#kick();
+    return this.flushed();
   }
 
-  /** Closes the file and releases the lock. Idempotent. */
-  close(): void {
-    this.#closeFd();
-    unlock(this.path);
+  /** Resolves when everything written so far is on disk (or failed). */
+  async flushed(): Promise<void> {
+    while (this.#flushing !== undefined) await this.#flushing.catch(() => undefined);
+  }
+
+  /** Writes what is queued, closes the file and releases the lock. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.flushed();
+      this.#closeFd();
+      unlock(this.path);
+    })();
+    return this.#closing;
   }
 
   #closeFd(): void {
@@ -159,24 +208,67 @@ export class Spool {
     this.#fd = undefined;
   }
 
-  #append(key: string, value: unknown): void {
-    if (this.#fd === undefined) throw new PayIvrError('ERR_JOURNAL', 'spool closed');
+  #append(key: string, value: unknown): Promise<void> {
+    if (this.#fd === undefined || this.#closing !== undefined) return Promise.reject(new PayIvrError('ERR_JOURNAL', 'spool closed'));
     const line = `${JSON.stringify({ k: key, v: value })}\n`;
     const len = Buffer.byteLength(line);
-    if (this.#bytes + len > this.maxBytes || (this.#bytes > COMPACT_MIN_BYTES && this.#bytes > 2 * this.#liveBytes)) {
-      this.#rewrite(true);
-      if (this.#bytes + len > this.maxBytes) {
-        throw new PayIvrError('ERR_JOURNAL_FULL', `spool ${this.path} is full (${this.#bytes} of ${this.maxBytes} bytes in live records): raise journal.maxSpoolBytes or restore the store`);
+    const fileAfter = this.#bytes + this.#queuedBytes + len;
+    if (fileAfter > this.maxBytes || (fileAfter > COMPACT_MIN_BYTES && fileAfter > 2 * this.#liveBytes)) {
+      // The next flush compacts; the write is refused only when the live data alone is too much.
+      this.#dropUnretained();
+      const liveAfter = this.#liveBytes - (this.#map.get(key)?.bytes ?? 0) + (value === null ? 0 : len);
+      if (liveAfter > this.maxBytes) {
+        return Promise.reject(
+          new PayIvrError('ERR_JOURNAL_FULL', `spool ${this.path} is full (${this.#liveBytes} of ${this.maxBytes} bytes in live records): raise journal.maxSpoolBytes or restore the store`),
+        );
+      }
+      this.#compactWanted = true;
+    }
+    this.#apply(key, value, len);
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ line, bytes: len, resolve, reject });
+      this.#queuedBytes += len;
+      void this.#kick();
+    });
+  }
+
+  /** Starts the flush loop unless it runs; resolves when it has written everything. */
+  #kick(): Promise<void> {
+    this.#flushing ??= this.#flushLoop().finally(() => {
+      this.#flushing = undefined;
+      // Lines queued after the loop's last look (a waiter's continuation) start the next round.
+      if (this.#queue.length > 0 || this.#compactWanted) void this.#kick();
+    });
+    return this.#flushing;
+  }
+
+  async #flushLoop(): Promise<void> {
+    while (this.#queue.length > 0 || this.#compactWanted) {
+      const batch = this.#queue;
+      this.#queue = [];
+      let batchBytes = 0;
+      for (const q of batch) batchBytes += q.bytes;
+      try {
+        if (this.#compactWanted) {
+          this.#compactWanted = false;
+          // The snapshot holds the batch's values already (the map changed at set time).
+          await this.#rewrite();
+        } else {
+          const fd = this.#fd;
+          if (fd === undefined) throw new PayIvrError('ERR_JOURNAL', 'spool closed');
+          const buf = Buffer.from(batch.map((q) => q.line).join(''));
+          for (let off = 0; off < buf.length; ) off += (await writeP(fd, buf, off, buf.length - off)).bytesWritten;
+          await fdatasyncP(fd);
+          this.#bytes += batchBytes;
+        }
+        this.#queuedBytes -= batchBytes;
+        for (const q of batch) q.resolve();
+      } catch (e) {
+        this.#queuedBytes -= batchBytes;
+        const err = e instanceof PayIvrError ? e : new PayIvrError('ERR_JOURNAL', `spool write failed: ${describeError(e)}`, { cause: e });
+        for (const q of batch) q.reject(err);
       }
     }
-    try {
-      writeSync(this.#fd, line);
-      fsyncSync(this.#fd);
-    } catch (e) {
-      throw new PayIvrError('ERR_JOURNAL', `spool write failed: ${describeError(e)}`, { cause: e });
-    }
-    this.#bytes += len;
-    this.#apply(key, value, len);
   }
 
   #apply(key: string, value: unknown, bytes: number): void {
@@ -192,41 +284,45 @@ export class Spool {
     this.#liveBytes += bytes;
   }
 
-  /** Writes the live map to a temporary file, fsyncs it and renames it over the spool. */
-  #rewrite(useRetain: boolean): void {
-    if (useRetain && this.#retain !== undefined) {
-      for (const [k, e] of [...this.#map]) {
-        if (!this.#retain(k, e.value)) {
-          this.#map.delete(k);
-          this.#liveBytes -= e.bytes;
-        }
+  #dropUnretained(): void {
+    if (this.#retain === undefined) return;
+    for (const [k, e] of [...this.#map]) {
+      if (!this.#retain(k, e.value)) {
+        this.#map.delete(k);
+        this.#liveBytes -= e.bytes;
       }
     }
+  }
+
+  /** The live map as spool lines (what a compaction writes). */
+  #snapshot(useRetain: boolean): string {
+    if (useRetain) this.#dropUnretained();
+    let text = '';
+    for (const [k, e] of this.#map) text += `${JSON.stringify({ k, v: e.value })}\n`;
+    return text;
+  }
+
+  /** Writes the live map to a temporary file, syncs it and renames it over the spool (async). */
+  async #rewrite(): Promise<void> {
+    const text = this.#snapshot(true);
     const tmp = `${this.path}.tmp`;
-    let bytes = 0;
     try {
-      const fd = openSync(tmp, 'w', 0o600);
+      const fh = await openAsync(tmp, 'w', 0o600);
       try {
-        for (const [k, e] of this.#map) {
-          const line = `${JSON.stringify({ k, v: e.value })}\n`;
-          writeSync(fd, line);
-          bytes += Buffer.byteLength(line);
-        }
-        fsyncSync(fd);
+        await fh.writeFile(text);
+        await fh.sync();
       } finally {
-        closeSync(fd);
+        await fh.close();
       }
-      const reopen = this.#fd !== undefined;
-      this.#closeFd();
-      renameSync(tmp, this.path);
-      fsyncDir(dirname(this.path));
-      if (reopen) this.#openForAppend();
+      await renameAsync(tmp, this.path);
+      await fsyncDirAsync(dirname(this.path));
     } catch (e) {
-      if (this.#fd === undefined) this.#openForAppend();
       throw new PayIvrError('ERR_JOURNAL', `spool compaction failed: ${describeError(e)}`, { cause: e });
     }
-    this.#bytes = bytes;
-    this.#liveBytes = bytes;
+    // Appends go to the new file from now on.
+    this.#closeFd();
+    this.#openForAppend();
+    this.#bytes = Buffer.byteLength(text);
   }
 
   #openForAppend(): void {
@@ -321,6 +417,19 @@ function fsyncDir(dir: string): void {
       fsyncSync(fd);
     } finally {
       closeSync(fd);
+    }
+  } catch {
+    // Some filesystems refuse fsync on a directory; the data itself is already synced.
+  }
+}
+
+async function fsyncDirAsync(dir: string): Promise<void> {
+  try {
+    const fh = await openAsync(dir, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
     }
   } catch {
     // Some filesystems refuse fsync on a directory; the data itself is already synced.
