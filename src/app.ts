@@ -12,6 +12,8 @@ import { CallController } from './call/controller.js';
 import { EmbeddedBackend } from './telephony/embedded/backend.js';
 import { DrachtioBackend } from './telephony/drachtio/backend.js';
 import { PayIvrError, describeError } from './errors.js';
+import { openJournal, Reconciler, type JournalRuntime } from './journal/index.js';
+import { endOrphanedCalls } from './journal/orphans.js';
 import { RedisRateCounter } from './store/redis-rate.js';
 import type { FleetRateCounter } from './telephony/admission.js';
 import type { MediaEngineLike } from './telephony/embedded/media-port.js';
@@ -20,6 +22,9 @@ export interface App {
   readonly backend: TelephonyBackend;
   readonly store: ResultStore;
   readonly metrics: Metrics;
+  /** The payment journal and its spool. */
+  readonly journal: JournalRuntime;
+  readonly reconciler: Reconciler;
   /** Admin HTTP port actually bound (0 when disabled). */
   readonly adminPort: number;
   /** Resolves when every call in progress has finished (tests, graceful stop). */
@@ -58,11 +63,16 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
     for (const c of closers.reverse()) await c().catch((e: unknown) => logger.warn({ err: describeError(e) }, 'close failed'));
   };
   try {
-    const store = await createStore(config.store, logger);
-    closers.push(() => store.close());
+    const innerStore = await createStore(config.store, logger);
+    closers.push(() => innerStore.close());
     const metrics = new Metrics();
+    // The journal before anything that charges; with Redis, results go through its spool.
+    const journal = openJournal(config, innerStore, logger);
+    closers.push(() => journal.close());
+    const store = journal.store;
+    journal.start((st) => metrics.journal({ degraded: st.degraded, spoolBytes: st.spoolBytes, spoolPending: st.pending }));
     // Segments name the node as the live-call list does (the Redis store's node id).
-    const reports = createReports(config, logger, metrics, 'nodeId' in store && typeof store.nodeId === 'string' ? store.nodeId : undefined);
+    const reports = createReports(config, logger, metrics, 'nodeId' in innerStore && typeof innerStore.nodeId === 'string' ? innerStore.nodeId : undefined);
     closers.push(() => reports.close());
 
     const gateways = new Map<string, PaymentGateway>();
@@ -95,6 +105,7 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
         logger,
         store,
         metrics,
+        journal: journal.journal,
         reports,
         gatewayFor: (name) => {
           const g = gateways.get(name);
@@ -115,6 +126,15 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
       running.add(p);
     });
 
+    const reconciler = new Reconciler({
+      journal: journal.journal,
+      results: store,
+      gatewayFor: (profile) => gateways.get(profile),
+      noRecordAfterMs: config.reconcile.noRecordAfterSeconds * 1000,
+      logger: logger.child({ component: 'reconcile' }),
+      onSettled: (o) => metrics.reconciled(o),
+    });
+    closers.push(() => reconciler.stop());
     const idle = (): Promise<void> => (running.size === 0 ? Promise.resolve() : new Promise<void>((r) => idleWaiters.push(r)));
     let draining: Promise<void> | undefined;
     const drain = (): Promise<void> => {
@@ -142,7 +162,7 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
         store,
         metrics,
         reports,
-        backendStatus: () => ({ ready: backend.ready, activeCalls: backend.activeCalls, draining: backend.draining }),
+        backendStatus: () => ({ ready: backend.ready, activeCalls: backend.activeCalls, draining: backend.draining, journal: journal.status() }),
         drain: () => void drain().then(() => options.onDrained?.()),
         logger,
       });
@@ -157,10 +177,21 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
       await backend.stop();
     });
 
+    // Calls a previous run left behind: BYE, result; then every open attempt is settled.
+    const recovery = (async () => {
+      await endOrphanedCalls({ journal: journal.journal, results: store, backend, logger: logger.child({ component: 'recovery' }) });
+      const settled = await reconciler.runOnce();
+      metrics.openAttempts(settled.filter((e) => e.outcome === 'open').length);
+    })().catch((e: unknown) => logger.error({ err: describeError(e) }, 'start-up recovery failed'));
+    reconciler.start(config.reconcile.intervalSeconds * 1000);
+    closers.push(() => recovery);
+
     return {
       backend,
       store,
       metrics,
+      journal,
+      reconciler,
       adminPort,
       idle,
       drain,

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
+import { pino } from 'pino';
 import { loadConfig } from './config/load.js';
 import { createLogger } from './log.js';
 import { describeError, isPayIvrError } from './errors.js';
@@ -10,6 +11,7 @@ commands:
   serve [--config FILE]        answer calls (embedded SIP/RTP engine by default)
   check-config [FILE]          validate a config file (or PAYIVR_CONFIG / built-in defaults)
   prompts check [--config F]   check that every prompt fragment exists in every pack
+  reconcile [--config F]       settle every open payment attempt by a PSP lookup, print what was settled
   drain [--config F]           ask the running node (admin API of the config) to drain: no new
                                calls, calls in progress finish, then it exits
 
@@ -78,6 +80,16 @@ async function checkPrompts(configPath: string | undefined): Promise<void> {
   process.stdout.write('prompt packs complete\n');
 }
 
+async function reconcile(configPath: string | undefined): Promise<void> {
+  const config = loadConfig(configPath);
+  // Logs to stderr: stdout carries the report.
+  const logger = createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level, destination: config.log.file ?? pino.destination({ dest: 2, sync: true }) });
+  const { reconcileOnce } = await import('./reconcile-cli.js');
+  const entries = await reconcileOnce(config, logger, (l) => process.stdout.write(`${l}\n`));
+  // Exit 3 when attempts stay open, so scripts can retry later.
+  process.exit(entries.some((e) => e.outcome === 'open') ? 3 : 0);
+}
+
 async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   const { values, positionals } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true });
@@ -94,6 +106,8 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(`${file ?? 'built-in defaults'}: ok\n`);
       return;
     }
+    case 'reconcile':
+      return reconcile(values.config);
     case 'drain':
       return requestDrain(values.config);
     case 'prompts':

@@ -21,6 +21,8 @@ export type ErrorCode =
   | 'ERR_PSP_CIRCUIT_OPEN'
   | 'ERR_UUI_DECODE'
   | 'ERR_STORE'
+  | 'ERR_JOURNAL'
+  | 'ERR_JOURNAL_FULL'
   | 'ERR_BACKEND_UNAVAILABLE'
   | 'ERR_INTERNAL';
 

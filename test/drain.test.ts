@@ -19,6 +19,7 @@ let dir: string;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'payivr-drain-'));
   const config = parseConfig({
+    journal: { dataDir: join(dir, 'data') },
     sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: SIP_PORT }] },
     rtp: { host: '127.0.0.1', portMin: 35000, portMax: 35099, noRtpTimeoutMs: 120_000 },
     admin: { enabled: false },

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseConfig } from '../src/config/load.js';
 import { createLogger } from '../src/log.js';
 import { startApp, type App } from '../src/app.js';
@@ -30,6 +30,7 @@ let logFile: string;
 beforeAll(async () => {
   logFile = join(mkdtempSync(join(tmpdir(), 'payivr-audio-')), 'pay-ivr.log');
   const config = parseConfig({
+    journal: { dataDir: join(dirname(logFile), 'data') },
     sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: SIP_PORT }] },
     rtp: { host: '127.0.0.1', portMin: 35000, portMax: 35099 },
     admin: { enabled: false },

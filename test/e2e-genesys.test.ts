@@ -64,6 +64,8 @@ beforeAll(async () => {
     sip: { listen: [{ transport: 'udp', host, port: Number(p) }, { transport: 'tcp', host, port: Number(p) }] },
     rtp: { host: '127.0.0.1', portMin: 34000, portMax: 34999, noRtpTimeoutMs: 120_000 },
     store: { type: 'redis', redisUrl: `redis://127.0.0.1:${REDIS_PORT}`, keyPrefix: 'e2e:' },
+    // The spool lives in the run's directory, so the card-digit scan below covers it.
+    journal: { dataDir: join(dir, 'data') },
     admin: { host: '127.0.0.1', port: ADMIN_PORT, apiToken: TOKEN },
     log: { level: 'debug' },
     profiles: {

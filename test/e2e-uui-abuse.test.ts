@@ -39,6 +39,7 @@ let dir: string;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'payivr-e2e-abuse-'));
   const config = parseConfig({
+    journal: { dataDir: join(dir, 'data') },
     sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: 25090 }] },
     rtp: { host: '127.0.0.1', portMin: 36400, portMax: 36999, noRtpTimeoutMs: 120_000 },
     admin: { enabled: false },

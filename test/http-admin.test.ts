@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PayIvrError } from '../src/errors.js';
 import { Metrics } from '../src/http/metrics.js';
-import { bearerMatches, startAdminServer, type AdminServer } from '../src/http/server.js';
+import { bearerMatches, startAdminServer, type AdminServer, type BackendStatus } from '../src/http/server.js';
 import { MemoryStore } from '../src/store/memory.js';
 import type { ResultStore } from '../src/store/types.js';
 import { capturedLogger, sampleResult } from './support/result-fixtures.js';
@@ -57,6 +57,7 @@ describe('admin HTTP API', () => {
   let server: AdminServer;
   let base: string;
   let ready = false;
+  let journal: BackendStatus['journal'];
   const store = new MemoryStore();
   const metrics = new Metrics();
   const { logger, lines } = capturedLogger();
@@ -71,7 +72,7 @@ describe('admin HTTP API', () => {
       config: { admin: { enabled: true, host: '127.0.0.1', port: 0, apiToken: TOKEN } },
       store,
       metrics,
-      backendStatus: () => ({ ready, activeCalls: 3 }),
+      backendStatus: () => ({ ready, activeCalls: 3, journal }),
       logger,
     });
     base = `http://127.0.0.1:${server.port}`;
@@ -106,6 +107,19 @@ describe('admin HTTP API', () => {
     res = await get('/ready', null);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ ready: true, activeCalls: 3, draining: false });
+  });
+
+  it('GET /ready shows the journal: degraded (spooling) is still ready, a spool above 90 % full is not', async () => {
+    ready = true;
+    journal = { degraded: true, spoolBytes: 800, spoolMaxBytes: 1000, pending: 5 };
+    let res = await get('/ready', null);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ready: true, activeCalls: 3, draining: false, store: 'degraded', spool: { bytes: 800, maxBytes: 1000, pending: 5, full: false } });
+    journal = { degraded: true, spoolBytes: 950, spoolMaxBytes: 1000, pending: 9 };
+    res = await get('/ready', null);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ ready: false, store: 'degraded', spool: { full: true } });
+    journal = undefined;
   });
 
   it('GET /metrics is Prometheus text with the counters', async () => {

@@ -85,6 +85,7 @@ beforeAll(async () => {
     rtp: { host: '127.0.0.1', portMin: 36100, portMax: 36299, noRtpTimeoutMs: 120_000 },
     admin: { host: '127.0.0.1', port: ADMIN_PORT, apiToken: TOKEN },
     log: { level: 'debug', file: join(dir, 'pay-ivr.log') },
+    journal: { dataDir: join(dir, 'data') },
     profiles: { default: profile('stripe', STRIPE_SANDBOX_PORT), adyen: profile('adyen', ADYEN_SANDBOX_PORT, ['+18005550126']) },
   };
   const cfg = join(dir, 'config.json');

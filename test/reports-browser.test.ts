@@ -109,6 +109,7 @@ beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true });
   redis = await startRedisServer(REDIS_PORT);
   const config = parseConfig({
+    journal: { dataDir: join(dir, 'data') },
     sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: SIP_PORT }] },
     rtp: { host: '127.0.0.1', portMin: 35000, portMax: 35999, noRtpTimeoutMs: 120_000 },
     store: { type: 'redis', redisUrl: redis.url, keyPrefix: 'rpt:' },

@@ -114,8 +114,8 @@ describe('dashboard and alert rules against /metrics', () => {
     const compose = parseYaml(readFileSync(join(DOCKER, 'docker-compose.yml'), 'utf8')) as { services: Record<string, { image: string; command?: string[]; environment?: Record<string, string>; volumes?: string[] }> };
     const prom = compose.services.prometheus;
     const graf = compose.services.grafana;
-    expect(prom?.image).toMatch(/^\$\{PROMETHEUS_IMAGE:-prom\/prometheus:v\d+\.\d+\.\d+\}$/);
-    expect(graf?.image).toMatch(/^\$\{GRAFANA_IMAGE:-grafana\/grafana:\d+\.\d+\.\d+\}$/);
+    expect(prom?.image).toMatch(/^prom\/prometheus:v\d+\.\d+\.\d+$/);
+    expect(graf?.image).toMatch(/^grafana\/grafana:\d+\.\d+\.\d+$/);
     expect(prom?.command).toContain('--web.listen-address=127.0.0.1:9090');
     expect(graf?.environment?.GF_SERVER_HTTP_ADDR).toBe('127.0.0.1');
     expect(prom?.volumes).toContain('./prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro');

@@ -14,6 +14,9 @@ import type { ContextProblem } from '../domain/outcome.js';
 import { DialogueRunner, type ChargeFn } from './dialogue-runner.js';
 import { newIdempotencyKey } from '../psp/idempotency.js';
 import { describeError } from '../errors.js';
+import { randomUUID } from 'node:crypto';
+import type { PaymentJournal, JournalAttempt } from '../journal/index.js';
+import type { ChargeOutcome } from '../domain/charge.js';
 import type { Reports } from '../reports/index.js';
 
 export interface CallControllerDeps {
@@ -21,6 +24,8 @@ export interface CallControllerDeps {
   logger: Logger;
   store: ResultStore;
   metrics: Metrics;
+  /** The payment journal: attempts recorded before the first send (absent in unit tests only). */
+  journal?: PaymentJournal | undefined;
   /** The gateway of a profile (one per profile, created at start). */
   gatewayFor: (profileName: string) => PaymentGateway;
   /** Segment records and live call events (optional: tests of the call alone go without). */
@@ -35,6 +40,9 @@ class BadContext extends Error {
     super(`bad call context: ${why}`);
   }
 }
+
+/** The result written as soon as a charge outcome is known (the dialogue's final word may differ). */
+const PROVISIONAL_OUTCOME: Record<ChargeOutcome['status'], Outcome> = { approved: 'approved', declined: 'declined', failed: 'psp-error', unknown: 'unconfirmed' };
 
 /** Phrase played when the hand-back REFER fails, before the BYE. */
 const TRANSFER_FAILED_PHRASE = 'transfer-failed';
@@ -94,14 +102,42 @@ export class CallController {
       }
       const today = now();
       const gateway = this.#deps.gatewayFor(selected.name);
+      let charges = 0;
+      let declines = 0;
       const charge: ChargeFn = async (req) => {
         const t0 = Date.now();
+        const idempotencyKey = newIdempotencyKey();
+        const reference = ctx.reference ?? this.#call.id;
+        const journal = this.#deps.journal;
+        let attempt: JournalAttempt | undefined;
+        if (journal !== undefined) {
+          try {
+            attempt = await journal.begin({
+              id: randomUUID(),
+              idempotencyKey,
+              callRef: this.#call.id,
+              callId: this.#call.callId,
+              psp: gateway.name,
+              profile: selected.name,
+              amount: req.amount,
+              currency: req.currency,
+              reference,
+              brand: req.brand,
+              last4: req.card.pan.lastDigits(4),
+              attempt: req.attempt,
+            });
+          } catch (e) {
+            // No record, no send: the card is not charged and the caller is told the PSP failed.
+            log.error({ err: describeError(e), attempt: req.attempt }, 'charge not sent: the attempt could not be journaled');
+            return { status: 'failed', reason: 'journal-unavailable' };
+          }
+        }
         const outcome = await gateway.charge({
           amount: req.amount,
           currency: req.currency,
           card: req.card,
-          reference: ctx.reference ?? this.#call.id,
-          idempotencyKey: newIdempotencyKey(),
+          reference,
+          idempotencyKey,
           metadata: this.#metadata(ctx),
         });
         const secs = (Date.now() - t0) / 1000;
@@ -109,6 +145,23 @@ export class CallController {
         this.#deps.metrics.pspRequest(gateway.name, outcome.status, secs);
         if (outcome.status === 'declined') this.#deps.metrics.decline(outcome.declineClass);
         log.info({ attempt: req.attempt, brand: req.brand, status: outcome.status, ms: Math.round(secs * 1000) }, 'charge finished');
+        if (journal !== undefined && attempt !== undefined) await this.#journalOutcome(journal, attempt, outcome, log);
+        charges = req.attempt;
+        if (outcome.status === 'declined') declines += 1;
+        // The result exists as soon as the outcome is known, before the caller hears it.
+        await this.#saveResult({
+          ...this.#baseResult(ctx, selected.name, req.currency),
+          outcome: PROVISIONAL_OUTCOME[outcome.status],
+          amount: req.amount,
+          brand: req.brand,
+          last4: attempt?.last4 ?? req.card.pan.lastDigits(4),
+          transactionId: outcome.status === 'approved' || outcome.status === 'declined' ? outcome.transactionId : undefined,
+          authCode: outcome.status === 'approved' ? outcome.authCode : undefined,
+          declineClass: outcome.status === 'declined' ? outcome.declineClass : undefined,
+          attempts: { charges, declines, invalidEntries: 0 },
+          stage: 'charged',
+          timings: { startedAt: started.toISOString(), pspMs: Math.round(pspMs) },
+        }, log);
         return outcome;
       };
       this.#runner = new DialogueRunner(
@@ -123,12 +176,13 @@ export class CallController {
         {
           onCharge: (phase, outcome) => {
             segment?.charge(phase, outcome);
-            void this.#setLiveState(phase === 'start' ? 'charging' : 'collecting');
+            void this.#setLiveState(phase === 'start' ? 'charging' : 'charged', outcome === undefined ? undefined : { charge: outcome.status });
           },
           ...(segment !== undefined ? { onProgress: (p) => segment.progress(p) } : {}),
         },
       );
       void this.#setLiveState('collecting');
+      this.#keepDialog(ctx, selected.name, currency, started, log);
       const running = this.#runner.run();
       if (this.#endedByNode) this.#runner.endEarly();
       dres = await running;
@@ -148,22 +202,16 @@ export class CallController {
     // A dialogue the node cut short (drain deadline) saw a "hangup" that the caller never made.
     const cutByNode = this.#endedByNode && this.#call.state !== 'ended';
     const result: PaymentResult = {
+      ...this.#baseResult(ctx, selected.name, dres.currency),
       outcome: cutByNode && dres.outcome === 'hangup' ? 'error' : dres.outcome,
-      mode: ctx.mode,
-      currency: dres.currency,
       amount: dres.amount,
       amountSource: dres.amountSource,
-      reference: ctx.reference,
-      accountId: ctx.accountId,
-      conversationId: ctx.conversationId,
       brand: dres.brand,
       last4: dres.last4,
       transactionId: dres.transactionId,
       authCode: dres.authCode,
       declineClass: dres.declineClass,
       attempts: dres.attempts,
-      callId: this.#call.callId,
-      profile: selected.name,
     };
     if (dres.outcome === 'error' && badContext !== undefined) result.errorReason = badContext;
     else if (cutByNode && result.outcome === 'error') result.errorReason = 'node-drained';
@@ -171,7 +219,7 @@ export class CallController {
 
     if ((cutByNode || !dres.callerGone) && this.#call.state !== 'ended') {
       if (cutByNode) log.warn({ outcome: result.outcome }, 'drain deadline: dialogue ended by the node, handing the call back');
-      void this.#setLiveState('handback');
+      void this.#setLiveState('handing-back');
       segment?.step('handback');
       result.handBack = await this.#handBack(result, ctx, resolved, profile, log);
     } else {
@@ -180,9 +228,12 @@ export class CallController {
 
     const ended = now();
     result.timings = { startedAt: started.toISOString(), endedAt: ended.toISOString(), durationMs: ended.getTime() - started.getTime(), pspMs: Math.round(pspMs) };
+    result.stage = 'ended';
     this.#deps.metrics.callEnded(result.outcome);
     log.info({ outcome: result.outcome, brand: result.brand, last4: result.last4, handBack: result.handBack.status, ms: result.timings.durationMs }, 'call finished');
-    await this.#deps.store.saveResult({ ...result, id: this.#call.id }).catch((e: unknown) => log.error({ err: describeError(e) }, 'result not stored'));
+    await this.#saveResult(result, log);
+    // Only once the final result is stored: a crash before leaves the dialog for the BYE at restart.
+    void this.#deps.journal?.dropDialog(this.#call.id);
     await this.#deps.store.liveCallEnded(this.#call.id).catch(() => undefined);
     if (segment !== undefined) await this.#deps.reports?.save(segment.finish(result));
     return result;
@@ -228,9 +279,54 @@ export class CallController {
     return m;
   }
 
-  async #setLiveState(state: string): Promise<void> {
+  async #setLiveState(state: string, extra?: { charge: ChargeOutcome['status'] }): Promise<void> {
     // Live-call state is informational; losing an update must never affect the call.
-    await this.#deps.store.liveCallState?.(this.#call.id, state).catch(() => undefined);
+    await this.#deps.store.liveCallState?.(this.#call.id, state, extra).catch(() => undefined);
+  }
+
+  /** Fields of the result that come from the context, the same in every version of the record. */
+  #baseResult(ctx: CallContext, profile: string, currency: string): Pick<PaymentResult, 'mode' | 'currency' | 'reference' | 'accountId' | 'conversationId' | 'callId' | 'profile' | 'origin'> {
+    return { mode: ctx.mode, currency, reference: ctx.reference, accountId: ctx.accountId, conversationId: ctx.conversationId, callId: this.#call.callId, profile, origin: 'call' };
+  }
+
+  async #saveResult(result: PaymentResult, log: Logger): Promise<void> {
+    await this.#deps.store.saveResult({ ...result, id: this.#call.id }).catch((e: unknown) => log.error({ err: describeError(e) }, 'result not stored'));
+  }
+
+  /** Settles the attempt (approved/declined) or notes why its outcome is unknown; never throws. */
+  async #journalOutcome(journal: PaymentJournal, attempt: JournalAttempt, outcome: ChargeOutcome, log: Logger): Promise<void> {
+    try {
+      if (outcome.status === 'approved') await journal.settle(attempt, { outcome: 'approved', origin: 'call', transactionId: outcome.transactionId, authCode: outcome.authCode });
+      else if (outcome.status === 'declined') await journal.settle(attempt, { outcome: 'declined', origin: 'call', transactionId: outcome.transactionId, declineClass: outcome.declineClass });
+      // The PSP certainly did not charge (nothing reached its processing, or it refused the request).
+      else if (outcome.status === 'failed') await journal.settle(attempt, { outcome: 'not-charged', origin: 'call' });
+      else await journal.note(attempt, { unknownReason: outcome.reason });
+    } catch (e) {
+      // The attempt stays open in the journal: reconciliation will settle it by a lookup.
+      log.error({ err: describeError(e), attempt: attempt.id }, 'journal not updated with the charge outcome');
+    } finally {
+      journal.release(attempt.id);
+    }
+  }
+
+  /** Keeps the answered dialog beside the journal, so a restarted node can end the call. */
+  #keepDialog(ctx: CallContext, profile: string, currency: string, started: Date, log: Logger): void {
+    const journal = this.#deps.journal;
+    const dialog = this.#call.dialogState?.();
+    if (journal === undefined || dialog === undefined) return;
+    void journal.saveDialog({
+      callRef: this.#call.id,
+      backend: 'embedded',
+      dialog,
+      profile,
+      mode: ctx.mode,
+      currency,
+      reference: ctx.reference,
+      conversationId: ctx.conversationId,
+      accountId: ctx.accountId,
+      startedAt: started.toISOString(),
+    });
+    log.debug('dialog state kept');
   }
 
   async #handBack(result: PaymentResult, ctx: CallContext, resolved: ResolvedContext, profile: Profile, log: Logger): Promise<NonNullable<PaymentResult['handBack']>> {

@@ -154,6 +154,32 @@ const storeSchema = z.strictObject({
   maxResults: z.number().int().min(1).max(10_000_000).default(10_000),
 });
 
+const journalSchema = z.strictObject({
+  /** Directory of the node's durable local files (the spool); created at start. */
+  dataDir: z.string().min(1).default('data'),
+  /** The spool file (default <dataDir>/journal-spool.jsonl): the local journal, pending results and dialog state. */
+  spoolFile: z.string().min(1).optional(),
+  /** Upper bound of the spool file; a write that would exceed it fails with ERR_JOURNAL_FULL (no charge is sent). */
+  maxSpoolBytes: z.number().int().min(64 * 1024).max(4 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
+  /** Stable id of this node in journal records (default: the host name); must survive restarts. */
+  nodeId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, ".", "_" and "-" only').optional(),
+  /** Settled attempts kept in the local journal (memory store) before compaction drops them. */
+  retainSettledSeconds: z.number().int().min(60).default(7 * 24 * 3600),
+  /** How often the spool is replayed to Redis while it holds entries, ms. */
+  replayIntervalMs: ms.default(2_000),
+});
+
+const reconcileSchema = z.strictObject({
+  /** Open attempts are settled by a PSP lookup at start and then every intervalSeconds. */
+  intervalSeconds: z.number().int().min(1).max(86_400).default(60),
+  /**
+   * "The PSP has no record" settles an attempt as not charged only once it is older than this
+   * (a request still on its way to the PSP is not on its books yet). Above the PSP timeout plus
+   * the retry budget.
+   */
+  noRecordAfterSeconds: z.number().int().min(1).max(86_400).default(120),
+});
+
 const adminSchema = z.strictObject({
   enabled: z.boolean().default(true),
   host: host.default('127.0.0.1'),
@@ -414,6 +440,8 @@ export const configSchema = z
     security: securitySchema.default(securitySchema.parse({})),
     store: storeSchema.default(storeSchema.parse({})),
     admin: adminSchema.default(adminSchema.parse({})),
+    journal: journalSchema.default(journalSchema.parse({})),
+    reconcile: reconcileSchema.default(reconcileSchema.parse({})),
     reports: reportsSchema.default(reportsSchema.parse({})),
     log: logSchema.default(logSchema.parse({})),
     drain: drainSchema.default(drainSchema.parse({})),
@@ -468,6 +496,10 @@ export const configSchema = z
           ctx.addIssue({ code: 'custom', path: ['profiles', name, 'handBack', ...path], message: 'must be a sip:/sips: URI, a tel: URI or a number (sent to returnHost)' });
         }
       }
+      // Below the time one charge may take, "no record at the PSP" could be a request still on its way.
+      if (cfg.reconcile.noRecordAfterSeconds * 1000 <= p.retry.budgetMs) {
+        ctx.addIssue({ code: 'custom', path: ['reconcile', 'noRecordAfterSeconds'], message: `must be above profiles.${name}.retry.budgetMs (${p.retry.budgetMs} ms)` });
+      }
     }
   });
 
@@ -476,4 +508,6 @@ export type Profile = z.infer<typeof profileSchema>;
 export type PspConfig = z.infer<typeof pspSchema>;
 export type RetryConfig = z.infer<typeof retrySchema>;
 export type GenesysConfig = z.infer<typeof genesysSchema>;
+export type JournalConfig = z.infer<typeof journalSchema>;
+export type ReconcileConfig = z.infer<typeof reconcileSchema>;
 export { profileSchema };

@@ -94,6 +94,15 @@ export interface PaymentResult {
   } | undefined;
   callId?: string | undefined;
   profile?: string | undefined;
+  /**
+   * `charged`: written as soon as a charge outcome was known, before the hand-back; `ended`: the
+   * call's final record (hand-back status filled). Filled by the call layer.
+   */
+  stage?: 'charged' | 'ended' | undefined;
+  /** `reconciled`: the outcome was settled after the call by a PSP lookup (payment journal). */
+  origin?: 'call' | 'reconciled' | undefined;
+  /** When reconciliation changed this record (ISO). */
+  reconciledAt?: string | undefined;
   /** Whether the hand-back REFER was accepted (filled by the call layer). */
   handBack?: { target: string; status: 'accepted' | 'failed' | 'skipped'; detail?: string | undefined } | undefined;
 }

@@ -38,6 +38,11 @@ export class Metrics implements FunnelMetrics {
   readonly #psp: Histogram<'psp' | 'result'>;
   readonly #refer: Counter<'result'>;
   readonly #declines: Counter<'class'>;
+  readonly #degraded: Gauge;
+  readonly #spoolBytes: Gauge;
+  readonly #spoolPending: Gauge;
+  readonly #openAttempts: Gauge;
+  readonly #reconciled: Counter<'outcome'>;
   readonly #stepReached: Counter<'step'>;
   readonly #stepInvalid: Counter<'step'>;
   readonly #stepTimeouts: Counter<'step'>;
@@ -79,6 +84,13 @@ export class Metrics implements FunnelMetrics {
       labelNames: ['class'],
       registers: [registry],
     });
+    this.#degraded = new Gauge({ name: 'pay_ivr_store_degraded', help: '1 while the store is unreachable and journal entries and results are spooled locally', registers: [registry] });
+    this.#spoolBytes = new Gauge({ name: 'pay_ivr_spool_bytes', help: 'Size of the local spool file', registers: [registry] });
+    this.#spoolPending = new Gauge({ name: 'pay_ivr_spool_pending', help: 'Journal entries and results waiting in the spool for the store', registers: [registry] });
+    this.#openAttempts = new Gauge({ name: 'pay_ivr_journal_open_attempts', help: 'Charge attempts without a final outcome (seen by the latest reconciliation round)', registers: [registry] });
+    this.#reconciled = new Counter({ name: 'pay_ivr_reconciled_total', help: 'Attempts settled by reconciliation, by outcome', labelNames: ['outcome'], registers: [registry] });
+    for (const o of ['approved', 'declined', 'not-charged']) this.#reconciled.inc({ outcome: o }, 0);
+    this.#degraded.set(0);
     // The funnel (reports): per dialogue step, counted once per call for `reached`.
     this.#stepReached = new Counter({ name: 'pay_ivr_step_reached_total', help: 'Calls that reached a dialogue step', labelNames: ['step'], registers: [registry] });
     this.#stepInvalid = new Counter({ name: 'pay_ivr_step_invalid_entries_total', help: 'Invalid entries, by dialogue step', labelNames: ['step'], registers: [registry] });
@@ -162,6 +174,21 @@ export class Metrics implements FunnelMetrics {
 
   decline(cls: DeclineClass): void {
     this.#declines.inc({ class: (DECLINE_CLASSES as readonly string[]).includes(cls) ? cls : 'other' });
+  }
+
+  /** Journal/spool state: degraded while the store is unreachable. */
+  journal(state: { degraded: boolean; spoolBytes: number; spoolPending: number }): void {
+    this.#degraded.set(state.degraded ? 1 : 0);
+    this.#spoolBytes.set(state.spoolBytes);
+    this.#spoolPending.set(state.spoolPending);
+  }
+
+  openAttempts(n: number): void {
+    this.#openAttempts.set(n);
+  }
+
+  reconciled(outcome: 'approved' | 'declined' | 'not-charged'): void {
+    this.#reconciled.inc({ outcome });
   }
 
   /** Wires the health gauges (backend, store, PSP breakers). */

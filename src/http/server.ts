@@ -34,9 +34,14 @@ export { bearerMatches } from './token.js';
 export interface BackendStatus {
   ready: boolean;
   activeCalls: number;
+  /** Payment journal: degraded while the store is unreachable (spooling locally). */
+  journal?: { degraded: boolean; spoolBytes: number; spoolMaxBytes: number; pending: number } | undefined;
   /** True while the node drains (takes no new calls). */
   draining?: boolean | undefined;
 }
+
+/** Above this share of journal.maxSpoolBytes the node is not ready: attempts could soon not be recorded. */
+const SPOOL_NOT_READY = 0.9;
 
 export interface AdminServerOptions {
   config: Pick<Config, 'admin'> & Partial<Pick<Config, 'reports'>>;
@@ -141,7 +146,13 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     } catch {
       status = { ready: false, activeCalls: 0 };
     }
-    return reply.code(status.ready ? 200 : 503).send({ ready: status.ready, activeCalls: status.activeCalls, draining: status.draining === true });
+    const j = status.journal;
+    const spoolFull = j !== undefined && j.spoolBytes >= SPOOL_NOT_READY * j.spoolMaxBytes;
+    const ready = status.ready && !spoolFull;
+    // Degraded but ready while spooling: payments are still recorded durably (locally).
+    const base = { ready, activeCalls: status.activeCalls, draining: status.draining === true };
+    const body = j === undefined ? base : { ...base, store: j.degraded ? 'degraded' : 'ok', spool: { bytes: j.spoolBytes, maxBytes: j.spoolMaxBytes, pending: j.pending, full: spoolFull } };
+    return reply.code(ready ? 200 : 503).send(body);
   });
 
   app.get('/metrics', async (_request, reply) => {

@@ -2,7 +2,7 @@ import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { PaymentResult } from '../domain/outcome.js';
 import { PayIvrError } from '../errors.js';
-import { safeLiveState, type LiveCallInfo, type LiveCallState, type ResultStore, type StoredResult } from './types.js';
+import { safeCharge, safeLiveState, type LiveCallInfo, type LiveCallState, type ResultStore, type StoredResult } from './types.js';
 import { assertNoCardData } from './validate.js';
 
 export interface MemoryStoreOptions {
@@ -130,10 +130,12 @@ export class MemoryStore implements ResultStore {
     this.#live.set(info.id, { ...copy(info), state: safeLiveState(info.state), node: info.node ?? 'local' });
   }
 
-  async liveCallState(id: string, state: LiveCallState): Promise<void> {
+  async liveCallState(id: string, state: LiveCallState, extra?: Pick<LiveCallInfo, 'charge'>): Promise<void> {
     if (this.#closed) return;
     const info = this.#live.get(id);
-    if (info !== undefined) info.state = safeLiveState(state);
+    if (info === undefined) return;
+    info.state = safeLiveState(state);
+    info.charge = safeCharge(extra?.charge);
   }
 
   async liveCallEnded(id: string): Promise<void> {

@@ -5,7 +5,7 @@ import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { PaymentResult } from '../domain/outcome.js';
 import { PayIvrError, describeError } from '../errors.js';
-import { safeLiveState, type LiveCallInfo, type LiveCallState, type ResultStore, type StoredResult } from './types.js';
+import { safeCharge, safeLiveState, type LiveCallInfo, type LiveCallState, type ResultStore, type StoredResult } from './types.js';
 import { assertNoCardData } from './validate.js';
 
 /**
@@ -225,11 +225,12 @@ export class RedisStore implements ResultStore {
     await this.#writeLive(entry);
   }
 
-  async liveCallState(id: string, state: LiveCallState): Promise<void> {
+  async liveCallState(id: string, state: LiveCallState, extra?: Pick<LiveCallInfo, 'charge'>): Promise<void> {
     if (this.#closed) return;
     const entry = this.#mine.get(id);
     if (entry === undefined) return;
     entry.state = safeLiveState(state);
+    entry.charge = safeCharge(extra?.charge);
     await this.#writeLive(entry);
   }
 

@@ -14,7 +14,7 @@ export type StoredResult = PaymentResult & { id: string; savedAt: string };
  * listed; any other lower-case word (letters and '-', up to 32) is accepted, anything else is
  * stored as "unknown", so a state can never carry digits.
  */
-export const LIVE_CALL_STATES = ['answering', 'context', 'amount', 'card', 'charging', 'announcing', 'handback', 'ending'] as const;
+export const LIVE_CALL_STATES = ['answering', 'collecting', 'charging', 'charged', 'handing-back', 'ending'] as const;
 export type LiveCallState = (typeof LIVE_CALL_STATES)[number] | (string & Record<never, never>);
 
 const STATE_WORD = /^[a-z][a-z-]{0,31}$/;
@@ -22,6 +22,11 @@ const STATE_WORD = /^[a-z][a-z-]{0,31}$/;
 /** The state as stored: the word itself, or "unknown" when it is not a plain lower-case word. */
 export function safeLiveState(state: string): string {
   return STATE_WORD.test(state) ? state : 'unknown';
+}
+
+/** The charge word as stored: one of the four, anything else dropped. */
+export function safeCharge(c: string | undefined): LiveCallInfo['charge'] {
+  return c === 'approved' || c === 'declined' || c === 'failed' || c === 'unknown' ? c : undefined;
 }
 
 export interface LiveCallInfo {
@@ -35,6 +40,8 @@ export interface LiveCallInfo {
   conversationId?: string | undefined;
   mode?: CallMode | undefined;
   state: LiveCallState;
+  /** Outcome of the latest charge (state `charged`): approved, declined, failed (not charged) or unknown (PSP could not confirm). */
+  charge?: 'approved' | 'declined' | 'failed' | 'unknown' | undefined;
   /** Node that serves the call (filled by the store). */
   node?: string | undefined;
 }
@@ -52,8 +59,8 @@ export interface ResultStore {
   recent(limit: number): Promise<StoredResult[]>;
   /** Registers a live call (or replaces it, same id). */
   liveCallStarted(info: LiveCallInfo): Promise<void>;
-  /** Moves a live call to another phase (no-op for an unknown id). */
-  liveCallState(id: string, state: LiveCallState): Promise<void>;
+  /** Moves a live call to another phase (no-op for an unknown id); `charge` with state `charged`. */
+  liveCallState(id: string, state: LiveCallState, extra?: Pick<LiveCallInfo, 'charge'>): Promise<void>;
   liveCallEnded(id: string): Promise<void>;
   /** Live calls of every node still alive, oldest first. */
   liveCalls(): Promise<LiveCallInfo[]>;

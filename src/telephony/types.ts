@@ -51,6 +51,27 @@ export interface CallEndInfo {
   reason: string;
 }
 
+/**
+ * An answered SIP dialog as kept beside the payment journal, enough for a restarted node to send
+ * a BYE in it (embedded backend). Never card data: tags, URIs and addresses only.
+ */
+export interface StoredDialog {
+  callId: string;
+  localTag: string;
+  remoteTag: string;
+  /** Our To header value (with our tag) and the caller's From, as in the dialog. */
+  localParty: string;
+  remoteParty: string;
+  remoteTarget: string;
+  routeSet: string[];
+  transport: Transport;
+  /** Where the INVITE came from (for stream transports: where to connect again). */
+  address: string;
+  port: number;
+  /** Our CSeq number when the state was taken. */
+  localSeq: number;
+}
+
 export interface CallEvents extends Record<string, unknown[]> {
   /** One detected key press (RFC 4733 de-duplicated). Never log the digit during card fields. */
   digit: [digit: DtmfDigit, source: DtmfSource];
@@ -89,6 +110,8 @@ export interface InboundCall extends TypedEmitter<CallEvents> {
   refer(referTo: string, options?: { timeoutMs?: number }): Promise<ReferResult>;
   /** BYE (or nothing when already ended). Idempotent. */
   hangup(reason?: HangupReason): Promise<void>;
+  /** The answered dialog, for the journal (backends that can end a stored dialog after a restart). */
+  dialogState?(): StoredDialog | undefined;
 }
 
 export interface BackendEvents extends Record<string, unknown[]> {
@@ -103,6 +126,11 @@ export interface TelephonyBackend extends TypedEmitter<BackendEvents> {
   readonly activeCalls: number;
   /** True when the backend can take calls (readiness probe); false while draining. */
   readonly ready: boolean;
+  /**
+   * Ends a dialog a previous run of this node left behind (crash): sends a BYE in it. Resolves
+   * with the final status, or 408 when nothing answered.
+   */
+  endStoredDialog?(dialog: StoredDialog, reason: HangupReason): Promise<number>;
   /** True once drain() was called: no new calls, calls in progress go on. */
   readonly draining: boolean;
   /**

@@ -41,6 +41,8 @@ export function nodeConfig(s: NodeSpec): Record<string, unknown> {
     store: { type: 'redis', redisUrl: s.redisUrl, keyPrefix: 'fleet:' },
     admin: { host: '127.0.0.1', port: s.adminPort, apiToken: s.token },
     log: { level: 'info', file: join(s.dir, `${s.name}.log`) },
+    // One spool per node (a spool has one owner); a restarted node finds its own again.
+    journal: { dataDir: join(s.dir, `${s.name}-data`), nodeId: s.name },
     security: { allowList: ['127.0.0.0/8'], ratePerSource: 200 },
     drain: { maxMs: s.drainMaxMs ?? 120_000, retryAfterSeconds: 5 },
     promptsDir: join(ROOT, 'prompts'),
@@ -133,25 +135,42 @@ export interface LoadResult {
   failed: number;
   created: number;
   output: string;
-  /** Conversation ids of the calls placed (x-inin-cnv). */
+  /** Conversation ids of the calls placed (x-inin-cnv): call number n is `<prefix>-n`. */
   conversationIds: string[];
+  /** How each call ended, by SIPp call number (from 1). */
+  ends: Map<number, CallEnd>;
+}
+
+/** How one call of a load run ended, as SIPp saw it. */
+export interface CallEnd {
+  /** The hand-back REFER's Refer-To, when one came. */
+  referTo?: string | undefined;
+  /** A BYE from pay-ivr instead (payment-or-bye scenario), with its Reason. */
+  byeReason?: string | undefined;
 }
 
 /**
  * SIPp in load mode: `calls` Genesys-like approved-Visa payments at `rate` per second, each with
- * its own conversation id (`<prefix>-<call number>`), through `target`.
+ * its own conversation id (`<prefix>-<call number>`), through `target`. With the payment-or-bye
+ * scenario a call pay-ivr ends with a BYE (a node restarted after a crash) is an expected end.
  */
-export function startLoad(o: { target: string; calls: number; rate: number; localPort: number; mediaPort: number; dir: string; prefix: string; uui: string }): LoadRun {
-  const template = readFileSync(join(ROOT, 'sipp-scenarios/genesys/payment.xml'), 'utf8');
+export function startLoad(o: { target: string; calls: number; rate: number; localPort: number; mediaPort: number; dir: string; prefix: string; uui: string; scenario?: 'payment' | 'payment-or-bye' }): LoadRun {
+  const template = readFileSync(join(ROOT, `sipp-scenarios/genesys/${o.scenario ?? 'payment'}.xml`), 'utf8');
   const xml = template
     .replace(/play_pcap_audio="[^"]*"/, `play_pcap_audio="${join(ROOT, 'sipp-scenarios/genesys/pcap/approved-visa.pcap')}"`)
-    .replace(/x-inin-cnv: \[cnv\]/, `x-inin-cnv: ${o.prefix}-[call_number]`);
+    .replace(/x-inin-cnv: \[cnv\]/, `x-inin-cnv: ${o.prefix}-[call_number]`)
+    // One log line per call end, with its call number.
+    .replace(/<log message="(REFER-TO|BYE-RECEIVED) /g, '<log message="CALL [call_number] $1 ')
+    // A caller nobody ends gives up after 90 s instead of 180 s (the run's length).
+    .replace(/<recv request="BYE" timeout="180000">/, '<recv request="BYE" timeout="90000">');
   const sf = join(o.dir, `${o.prefix}.xml`);
   writeFileSync(sf, xml);
+  const callLog = join(o.dir, `${o.prefix}-calls.log`);
   const args = [
     '-sf', sf, '-m', String(o.calls), '-r', String(o.rate), '-l', String(o.calls), '-i', '127.0.0.1', '-p', String(o.localPort),
     '-mi', '127.0.0.1', '-mp', String(o.mediaPort), '-s', '+18005550123', '-key', 'uui', hexUui(o.uui), '-key', 'cnv', 'unused',
     '-trace_stat', '-stf', join(o.dir, `${o.prefix}-stat.csv`), '-trace_err', '-error_file', join(o.dir, `${o.prefix}-errors.log`),
+    '-trace_logs', '-log_file', callLog,
     '-timeout', '400s', '-timeout_error', '-nostdin', '-t', 'u1',
     o.target,
   ];
@@ -163,11 +182,19 @@ export function startLoad(o: { target: string; calls: number; rate: number; loca
     child.on('close', (code) => {
       const stat = readStat(join(o.dir, `${o.prefix}-stat.csv`));
       const errs = readdirSync(o.dir).filter((f) => f.startsWith(`${o.prefix}-errors`)).map((f) => readFileSync(join(o.dir, f), 'utf8')).join('\n');
+      const ends = new Map<number, CallEnd>();
+      for (const m of (existsSync(callLog) ? readFileSync(callLog, 'utf8') : '').matchAll(/CALL (\d+) (REFER-TO|BYE-RECEIVED) (.*)/g)) {
+        const e = ends.get(Number(m[1])) ?? {};
+        if (m[2] === 'REFER-TO') e.referTo = m[3]?.trim();
+        else e.byeReason = m[3]?.trim();
+        ends.set(Number(m[1]), e);
+      }
       res({
         exitCode: code ?? -1,
         ...stat,
         output: `${errs.slice(0, 4000)}\n${out.slice(-4000)}`,
         conversationIds: Array.from({ length: o.calls }, (_, i) => `${o.prefix}-${i + 1}`),
+        ends,
       });
     });
   });

@@ -7,7 +7,7 @@ import { writeDtmfPcap, type DtmfStep } from './dtmf-pcap.js';
 /** Runs one of the sipp-scenarios/genesys scenarios as the Genesys side of a call. */
 
 export interface GenesysCallOptions {
-  scenario: 'payment' | 'refer-refused' | 'caller-hangup';
+  scenario: 'payment' | 'refer-refused' | 'caller-hangup' | 'payment-or-bye';
   /** Where pay-ivr listens (PAYIVR_E2E_TARGET=host:port runs the same suite against a real stack). */
   target: string;
   /** The ASCII UUI (the test hex-encodes it with the 00 discriminator). Undefined: no UUI header. */
@@ -32,6 +32,8 @@ export interface GenesysCallResult {
   /** The decoded ASCII of the User-to-User carried in the Refer-To. */
   resultUui?: string | undefined;
   byeReason?: string | undefined;
+  /** payment-or-bye: the Reason of the BYE pay-ivr sent instead of a REFER ('' when none). */
+  byeReceived?: string | undefined;
   dir: string;
   output: string;
   pcapMs: number;
@@ -88,12 +90,14 @@ export async function runGenesysCall(o: GenesysCallOptions): Promise<GenesysCall
   const log = existsSync(join(dir, 'sipp.log')) ? readFileSync(join(dir, 'sipp.log'), 'utf8') : '';
   const referTo = /REFER-TO (.*)/.exec(log)?.[1]?.trim();
   const byeReason = /BYE-REASON (.*)/.exec(log)?.[1]?.trim();
+  const byeReceived = /BYE-RECEIVED ?(.*)/.exec(log)?.[1]?.trim();
   const errs = readdirSync(dir).filter((f) => f.startsWith('errors')).map((f) => readFileSync(join(dir, f), 'utf8')).join('\n');
   return {
     exitCode: output.code,
     referTo,
     resultUui: referTo ? decodeReferToUui(referTo) : undefined,
     byeReason,
+    byeReceived,
     dir,
     // SIPp's error file first: the final screen that follows is long and says little.
     output: `${errs.slice(0, 3000)}\n${output.out.slice(-3000)}`,

@@ -4,10 +4,17 @@ import { spawn } from 'node:child_process';
 export interface RedisServer {
   readonly url: string;
   stop(): Promise<void>;
+  /** kill -9 (an outage as a crash). */
+  kill(): Promise<void>;
 }
 
-export async function startRedisServer(port: number): Promise<RedisServer> {
-  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'], {
+/**
+ * `persistDir`: an append-only file fsync'd on every write in that directory (a restart keeps the
+ * data, as in production); without it nothing is persisted.
+ */
+export async function startRedisServer(port: number, opts: { persistDir?: string } = {}): Promise<RedisServer> {
+  const persist = opts.persistDir !== undefined ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', opts.persistDir] : ['--appendonly', 'no'];
+  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persist, '--daemonize', 'no'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   await new Promise<void>((resolve, reject) => {
@@ -22,9 +29,15 @@ export async function startRedisServer(port: number): Promise<RedisServer> {
   return {
     url: `redis://127.0.0.1:${port}`,
     stop: async () => {
-      if (server.exitCode !== null) return;
+      if (server.exitCode !== null || server.signalCode !== null) return;
       const exited = new Promise((r) => server.once('exit', r));
       server.kill('SIGTERM');
+      await exited;
+    },
+    kill: async () => {
+      if (server.exitCode !== null || server.signalCode !== null) return;
+      const exited = new Promise((r) => server.once('exit', r));
+      server.kill('SIGKILL');
       await exited;
     },
   };

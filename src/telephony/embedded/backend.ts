@@ -6,8 +6,8 @@ import { OncePerWindow } from '../../util/once-per-window.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
 import { AdmissionControl, type FleetRateCounter } from '../admission.js';
 import { srtpRefusal } from '../srtp-policy.js';
-import type { BackendEvents, TelephonyBackend } from '../types.js';
-import { EmbeddedCall } from './embedded-call.js';
+import type { BackendEvents, HangupReason, StoredDialog, TelephonyBackend } from '../types.js';
+import { EmbeddedCall, reasonHeader } from './embedded-call.js';
 import { createDefaultMedia } from './media-factory.js';
 import type { MediaEngineLike, MediaSessionLike } from './media-port.js';
 import { contentType, headerValue, type SipHeader, type SipRequest } from './sip/message.js';
@@ -121,6 +121,13 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
     this.#ua = ua;
     this.#ready = true;
     this.#log.info({ listen: sip.listen.map((l) => `${l.transport}:${l.host}:${l.port}`), rtp: `${rtp.host}:${rtp.portMin}-${rtp.portMax}` }, 'embedded SIP backend listening');
+  }
+
+  /** BYE in a dialog a previous run of this node left behind (see TelephonyBackend). */
+  async endStoredDialog(dialog: StoredDialog, reason: HangupReason): Promise<number> {
+    const ua = this.#ua;
+    if (ua === undefined) throw new PayIvrError('ERR_BACKEND_UNAVAILABLE', 'embedded backend not started');
+    return ua.byeStoredDialog(dialog, reasonHeader(reason));
   }
 
   /** BYE to every call, then close sockets and media. Idempotent. */

@@ -11,10 +11,12 @@ import type {
   PlayResult,
   ReferResult,
   RemoteEndpoint,
+  StoredDialog,
 } from '../types.js';
 import type { MediaSessionLike } from './media-port.js';
 import { headerValue, headerValues, parseNameAddr, parseUri } from './sip/message.js';
 import type { ServerSession, SessionEnd } from './sip/session.js';
+import { dialogState } from './sip/dialog.js';
 
 /**
  * The call port over one SIP session and one media session. Every path that ends the dialog
@@ -172,6 +174,12 @@ export class EmbeddedCall extends TypedEmitter<CallEvents> implements InboundCal
       return;
     }
     await this.#session.bye(reason === undefined ? undefined : reasonHeader(reason), { by: 'local', reason: 'hangup' });
+  }
+
+  /** The answered dialog's state (payment journal: a restarted node ends the call with it). */
+  dialogState(): StoredDialog | undefined {
+    const d = this.#session.dialog;
+    return d === undefined || this.#state === 'ended' ? undefined : dialogState(d);
   }
 
   /** Ends the call without signalling (the backend is closing its sockets). */

@@ -1,4 +1,4 @@
-import type { Transport } from '../../types.js';
+import type { StoredDialog, Transport } from '../../types.js';
 import { headerValue, headerValues, parseNameAddr, parseUri, tagOf, uriHost, type SipHeader, type SipRequest } from './message.js';
 import { newBranch } from './serializer.js';
 import type { Flow } from './transport.js';
@@ -126,4 +126,45 @@ export function contactUri(req: SipRequest): string | undefined {
 function stripUriHeaders(uri: string): string {
   const q = uri.indexOf('?');
   return q < 0 ? uri : uri.slice(0, q);
+}
+
+/** The state a restarted node needs to send a BYE in this dialog (payment journal). */
+export function dialogState(d: Dialog): StoredDialog {
+  return {
+    callId: d.callId,
+    localTag: d.localTag,
+    remoteTag: d.remoteTag,
+    localParty: d.localParty,
+    remoteParty: d.remoteParty,
+    remoteTarget: d.remoteTarget,
+    routeSet: [...d.routeSet],
+    transport: d.flow.transport,
+    address: d.flow.address,
+    port: d.flow.port,
+    localSeq: d.localSeq,
+  };
+}
+
+/** CSeq head room of a restored dialog: in-dialog requests sent after the state was taken. */
+const RESTORED_CSEQ_MARGIN = 100;
+
+/** A dialog rebuilt from stored state (as if from its INVITE), to send a BYE after a restart. */
+export function restoreDialog(s: StoredDialog): Dialog {
+  const invite: SipRequest = {
+    kind: 'request',
+    method: 'INVITE',
+    uri: s.remoteTarget,
+    headers: [
+      { name: 'call-id', value: s.callId },
+      { name: 'from', value: s.remoteParty },
+      { name: 'to', value: s.localParty },
+      { name: 'cseq', value: '1 INVITE' },
+      { name: 'contact', value: `<${s.remoteTarget}>` },
+      ...s.routeSet.map((r) => ({ name: 'record-route', value: r })),
+    ],
+    body: Buffer.alloc(0),
+  };
+  const d = new Dialog(invite, { transport: s.transport, address: s.address, port: s.port }, s.localTag);
+  d.localSeq = s.localSeq + RESTORED_CSEQ_MARGIN;
+  return d;
 }

@@ -2,8 +2,8 @@ import type { Logger } from '../../../log.js';
 import { describeError } from '../../../errors.js';
 import { OncePerWindow } from '../../../util/once-per-window.js';
 import { TypedEmitter } from '../../../util/typed-emitter.js';
-import type { Transport } from '../../types.js';
-import { dialogId, type Dialog, type LocalEndpoint } from './dialog.js';
+import type { StoredDialog, Transport } from '../../types.js';
+import { dialogId, restoreDialog, type Dialog, type LocalEndpoint } from './dialog.js';
 import { contentType, headerValue, headerValues, optionTags, parseVia, rawHeaders, splitList, tagOf, type SipHeader, type SipMessage, type SipRequest } from './message.js';
 import type { ParseLimits, SipParseError } from './parser.js';
 import { buildResponse, header, randomToken, serialize } from './serializer.js';
@@ -135,6 +135,18 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
     this.#dialogs.clear();
     this.#sessions.clear();
     await this.transport.stop();
+  }
+
+  /**
+   * BYE in a dialog a previous run left behind (restored from the journal). Resolves with the
+   * final status (481 when the peer no longer knows the dialog), 408 when nothing answered.
+   */
+  byeStoredDialog(state: StoredDialog, reason: string): Promise<number> {
+    const dialog = restoreDialog(state);
+    const { request, flow } = dialog.createRequest('BYE', (t) => this.localFor(t), { headers: [header('reason', reason)] });
+    return new Promise<number>((resolve) => {
+      this.#layer.sendRequest(request, flow, (r) => resolve(r.kind === 'response' ? r.response.status : 408));
+    });
   }
 
   /** Our address for Via/Contact on a transport (public address when configured). */
