@@ -39,9 +39,11 @@ describe('shared per-source rate', () => {
     try {
       const admitted = (a: AdmissionControl | undefined, src: string): boolean => a?.check(invite(src), 0).admitted === true;
       expect([1, 2, 3].map(() => admitted(n1, '192.0.2.7'))).toEqual([true, true, true]);
+      await counters[0]?.settled();
       await counters[1]?.refresh();
       // Node 2 knows of node 1's three: two more, then refused.
       expect([1, 2, 3].map(() => admitted(n2, '192.0.2.7'))).toEqual([true, true, false]);
+      await counters[1]?.settled();
       await counters[0]?.refresh();
       const refused = n1?.check(invite('192.0.2.7'), 0);
       expect(refused?.admitted).toBe(false);

@@ -22,6 +22,7 @@ export class RedisRateCounter implements FleetRateCounter {
   /** Our own admissions of the current second not yet reflected in #totals. */
   #pending = new Map<string, number>();
   #failing = false;
+  readonly #writes = new Set<Promise<unknown>>();
 
   constructor(opts: { url: string; keyPrefix: string; logger: Logger; refreshMs?: number; now?: () => number }) {
     this.#p = opts.keyPrefix;
@@ -54,7 +55,7 @@ export class RedisRateCounter implements FleetRateCounter {
     }
     this.#pending.set(source, (this.#pending.get(source) ?? 0) + 1);
     const key = this.#key(second);
-    this.#redis
+    const write = this.#redis
       .multi()
       .hincrby(key, source, 1)
       .expire(key, 10)
@@ -63,7 +64,14 @@ export class RedisRateCounter implements FleetRateCounter {
         // Counted in Redis now: the next refresh brings it back in the totals.
         if (this.#second === second) this.#pending.set(source, Math.max(0, (this.#pending.get(source) ?? 1) - 1));
       })
-      .catch((e: unknown) => this.#fault(e));
+      .catch((e: unknown) => this.#fault(e))
+      .finally(() => this.#writes.delete(write));
+    this.#writes.add(write);
+  }
+
+  /** Resolves when this node's admissions so far are counted in Redis (or failed). */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.#writes]);
   }
 
   /** Reads the current second's fleet totals (also run by the timer). */
