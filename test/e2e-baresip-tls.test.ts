@@ -76,11 +76,13 @@ beforeAll(async () => {
       // (a full result UUI is ~100 characters, 200 in hex) makes it transfer to '' and answer the
       // REFER's NOTIFY with 500 (seen). Genesys has no such limit; a short UUI here.
       genesys: { uuiBudget: 32 },
+      // Each app of this process has its own journal spool (one owner per spool file).
+      journal: { dataDir: join(dir, 'data-tls') },
     }),
     createLogger({ level: 'debug', destination: logTls() }),
   );
   appPlain = await startApp(
-    appConfig({ sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: PLAIN_PORT }] }, rtp: { host: '127.0.0.1', portMin: RTP_PLAIN.min, portMax: RTP_PLAIN.max, srtp: 'optional' } }),
+    appConfig({ sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: PLAIN_PORT }] }, rtp: { host: '127.0.0.1', portMin: RTP_PLAIN.min, portMax: RTP_PLAIN.max, srtp: 'optional' }, journal: { dataDir: join(dir, 'data-plain') } }),
     createLogger({ level: 'debug', destination: logPlain() }),
   );
   phoneTls = await Baresip.start({ sipPort: 27600, ctrlPort: 27605, rtpMin: 27610, rtpMax: 27649, accountParams: ';regint=0;audio_codecs=PCMU,PCMA;mediaenc=srtp-mand', tlsCaFile: join(dir, 'cert.pem'), audioSeconds: 120 });

@@ -33,8 +33,10 @@ let peers: RtpPeer[] = [];
 let logFile: string;
 
 beforeAll(async () => {
-  logFile = join(mkdtempSync(join(tmpdir(), 'payivr-workers-')), 'pay-ivr.log');
+  const dir = mkdtempSync(join(tmpdir(), 'payivr-workers-'));
+  logFile = join(dir, 'pay-ivr.log');
   const config = parseConfig({
+    journal: { dataDir: join(dir, 'data') },
     sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: SIP_PORT }] },
     rtp: { host: '127.0.0.1', portMin: RTP_MIN, portMax: RTP_MAX, workers: 2 },
     admin: { enabled: false },
