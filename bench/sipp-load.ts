@@ -41,6 +41,7 @@ import type { SinkReport } from './support/rtp-sink.js';
 import { SippProcess, type SippLoadResult } from './support/sipp-runner.js';
 import { DEFAULT_PACER_SLOTS } from '../src/telephony/embedded/media/pacer.js';
 import { availableParallelism } from 'node:os';
+import { MEDIA_THREAD_PRIORITIES, raiseThread, type MediaThreadPriority } from '../src/telephony/embedded/media-workers/thread-priority.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const SIP_PORT = 26060;
@@ -76,6 +77,15 @@ interface Options {
   /** Call counts of knee mode (empty: one run of --calls). */
   knee: number[];
   imprecise: boolean;
+  /** Scheduling priority of the server's media worker threads, and of the sink's thread. */
+  priority: MediaThreadPriority;
+  sinkPriority: MediaThreadPriority;
+}
+
+function priorityOption(name: string, v: string): MediaThreadPriority {
+  const p = MEDIA_THREAD_PRIORITIES.find((x) => x === v);
+  if (p === undefined) throw new Error(`${name} must be one of ${MEDIA_THREAD_PRIORITIES.join(', ')}`);
+  return p;
 }
 
 function options(): Options {
@@ -93,6 +103,8 @@ function options(): Options {
       settle: { type: 'string', default: '0' },
       workers: { type: 'string', default: 'auto' },
       imprecise: { type: 'boolean', default: false },
+      priority: { type: 'string', default: 'high' },
+      'sink-priority': { type: 'string' },
       knee: { type: 'string', default: '' },
       help: { type: 'boolean', default: false },
     },
@@ -105,6 +117,8 @@ function options(): Options {
     console.log('  --unconnected: the server never connect()s its RTP sockets (to compare with the default)');
     console.log('  --workers W: media worker threads of the server (default auto = one per core, like rtp.workers; 0 = engine on the main thread; 1 = one worker thread)');
     console.log('  --imprecise: media workers wake on the timer only (no precise sleep of the last millisecond), for comparison');
+    console.log('  --priority P: scheduling priority of the media worker threads, normal|high|realtime (default high, like rtp.workerPriority)');
+    console.log('  --sink-priority P: the sink\'s (default: as --priority; the sink stands for the far end, another machine, and must not be starved by what it measures)');
     console.log('  --knee N1,N2,...: one load phase per call count (same server), then the largest N that meets the gap targets');
     console.log(`  --pacer-slots S: phase slots of the engine's pacer, 1..20 (default ${DEFAULT_PACER_SLOTS}; 1 = one burst of every stream per 20 ms frame)`);
     process.exit(0);
@@ -123,6 +137,8 @@ function options(): Options {
     workers: values.workers === 'auto' ? Math.min(8, availableParallelism()) : Number(values.workers),
     knee: values.knee === '' || values.knee === undefined ? [] : values.knee.split(',').map((x) => Number(x.trim())),
     imprecise: values.imprecise === true,
+    priority: priorityOption('--priority', values.priority),
+    sinkPriority: priorityOption('--sink-priority', values['sink-priority'] ?? values.priority),
   };
   if (!(Number.isInteger(o.workers) && o.workers >= 0 && o.workers <= 64)) throw new Error('--workers must be auto or 0..64');
   for (const n of o.knee) if (!(Number.isInteger(n) && n >= 1 && n <= MAX_CALLS)) throw new Error(`--knee: call counts must be 1..${MAX_CALLS}`);
@@ -391,7 +407,7 @@ async function runKnee(
   }
   const knee = steps.filter((x) => x.pass).reduce((m, x) => Math.max(m, x.calls), 0);
   console.log('');
-  console.log(`sipp-load knee: ${o.workers >= 1 ? `${o.workers} media worker(s)` : 'engine on the main thread'}, ${o.rate} calls/s, ${new Date().toISOString()}`);
+  console.log(`sipp-load knee: ${o.workers >= 1 ? `${o.workers} media worker(s) at ${o.priority} priority` : 'engine on the main thread'}, sink at ${o.sinkPriority} priority, ${o.rate} calls/s, ${new Date().toISOString()}`);
   console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, Node ${process.version}`);
   console.log('| calls | completed | gap p50 / p99 / p99.9 / max (ms) at the sink | gaps > 40 ms | streams > 30 ms | loss | sender gap p99 / max | late turns gc / wake-up / burst | INVITE p99 | server CPU | machine busy (of 200 %) | load avg | RSS/call | |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
@@ -421,6 +437,9 @@ async function main(): Promise<void> {
 
   const sinkChild = forkChild('bench/support/rtp-sink.ts', ['127.0.0.1', String(SINK_PORT), String(SINK_PORTS), String(o.returnMs)], []);
   const sink = new RpcClient(sinkChild, 'rtp sink');
+  // The sink's one thread is its main thread, which the process id names.
+  const sinkPrio = sinkChild.pid === undefined ? undefined : raiseThread(sinkChild.pid, o.sinkPriority);
+  if (sinkPrio !== undefined && sinkPrio.refused.length > 0) console.error(`sink runs at ${sinkPrio.applied} priority: ${sinkPrio.refused.join('; ')}`);
   const sinkReady = new Pushes(sink).next('ready');
 
   const serverArgs: ServerArgs = {
@@ -435,6 +454,7 @@ async function main(): Promise<void> {
     connectSockets: !o.unconnected,
     workers: o.workers,
     imprecise: o.imprecise,
+    priority: o.priority,
   };
   const serverChild = forkChild('bench/support/load-server.ts', [JSON.stringify(serverArgs)], ['--expose-gc']);
   const server = new RpcClient(serverChild, 'server');
@@ -544,7 +564,7 @@ async function main(): Promise<void> {
   console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, ${release()}`);
   console.log(`pacer: ${o.pacerSlots > 0 ? o.pacerSlots : DEFAULT_PACER_SLOTS} phase slots per 20 ms frame${o.pacerSlots > 0 ? '' : ' (engine default)'}; wake-up and burst figures are per slot`);
   console.log(`RTP sockets: ${o.unconnected ? 'never connected' : 'connected once latched'}; return RTP from the sink: ${o.returnMs > 0 ? `one packet per stream every ${o.returnMs} ms` : 'none (no latching)'}`);
-  console.log(`media: ${o.workers >= 1 ? `${o.workers} worker thread(s)${o.imprecise ? ', timer-only wake-ups' : ', precise wake-ups'}` : 'engine on the main thread'}`);
+  console.log(`media: ${o.workers >= 1 ? `${o.workers} worker thread(s)${o.imprecise ? ', timer-only wake-ups' : ', precise wake-ups'}, ${o.priority} priority` : 'engine on the main thread'}; sink at ${o.sinkPriority} priority`);
   console.log(`window: ${load.windowNote}`);
   console.log(table(rows));
   if (Object.keys(s.failures).length > 0 || s.exitCode !== 0) console.log(`SIPp exit ${s.exitCode}, failures: ${JSON.stringify(s.failures)}, retransmissions ${s.retransmissions}`);

@@ -1,8 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { readdirSync, readFileSync } from 'node:fs';
 import { BroadcastChannel } from 'node:worker_threads';
 import { silentLogger } from '../src/log.js';
 import { isPayIvrError } from '../src/errors.js';
 import { liveMediaWorkerThreads, MediaWorkerPool } from '../src/telephony/embedded/media-workers/pool.js';
+import { HIGH_NICE, REALTIME_FIFO_PRIORITY, type MediaThreadPriority } from '../src/telephony/embedded/media-workers/thread-priority.js';
 import { RtpPeer } from './support/rtp-peer.js';
 import { offerSdp } from './support/sip-peer.js';
 
@@ -18,8 +20,8 @@ afterEach(async () => {
   expect(liveMediaWorkerThreads()).toBe(0);
 });
 
-function pool(portMin: number, portMax: number, preload?: string): MediaWorkerPool {
-  const p = new MediaWorkerPool({ host: '127.0.0.1', portMin, portMax, promptsDir: 'prompts', noRtpTimeoutMs: 30_000, logger: silentLogger, workers: 2, ...(preload !== undefined ? { preload } : {}) });
+function pool(portMin: number, portMax: number, preload?: string, priority?: MediaThreadPriority): MediaWorkerPool {
+  const p = new MediaWorkerPool({ host: '127.0.0.1', portMin, portMax, promptsDir: 'prompts', noRtpTimeoutMs: 30_000, logger: silentLogger, workers: 2, ...(preload !== undefined ? { preload } : {}), ...(priority !== undefined ? { priority } : {}) });
   pools.push(p);
   return p;
 }
@@ -32,7 +34,42 @@ const until = async (what: string, f: () => boolean, ms = 10_000): Promise<void>
   }
 };
 
+/** This process's threads as the kernel schedules them: nice, SCHED_* policy and real-time priority (proc(5) stat fields 19, 41, 40). */
+function threadSchedule(): { tid: number; nice: number; policy: number; rtPriority: number }[] {
+  return readdirSync('/proc/self/task').flatMap((t) => {
+    try {
+      const f = readFileSync(`/proc/self/task/${t}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+      return [{ tid: Number(t), nice: Number(f[16]), policy: Number(f[38]), rtPriority: Number(f[37]) }];
+    } catch {
+      return []; // a thread that ended meanwhile
+    }
+  });
+}
+const SCHED_FIFO = 1;
+
 describe('MediaWorkerPool', () => {
+  // The test runs as root (CI): the kernel must show exactly the two worker threads raised.
+  it('raises each worker thread, and only those, to rtp.workerPriority (high: nice -10; realtime: SCHED_FIFO)', async () => {
+    const before = threadSchedule();
+    expect(before.filter((t) => t.nice === HIGH_NICE || t.policy === SCHED_FIFO)).toEqual([]);
+    const high = pool(36500, 36515, undefined, 'high');
+    await high.start();
+    expect(high.priorities).toEqual(['high', 'high']);
+    const raised = threadSchedule().filter((t) => t.nice === HIGH_NICE);
+    expect(raised).toHaveLength(2);
+    expect(raised.map((t) => t.tid)).not.toContain(process.pid);
+    await high.stop();
+
+    const rt = pool(36520, 36535, undefined, 'realtime');
+    await rt.start();
+    expect(rt.priorities).toEqual(['realtime', 'realtime']);
+    const fifo = threadSchedule().filter((t) => t.policy === SCHED_FIFO);
+    expect(fifo.map((t) => t.rtPriority)).toEqual([REALTIME_FIFO_PRIORITY, REALTIME_FIFO_PRIORITY]);
+    expect(fifo.map((t) => t.tid)).not.toContain(process.pid);
+    // A worker is still a working media engine at that priority.
+    expect(rt.createSession().localPort).toBeGreaterThanOrEqual(36520);
+  }, 60_000);
+
   it('places calls on the least-loaded worker and uses every port of the range before ERR_RTP_PORTS_EXHAUSTED', async () => {
     // 8 even ports: 4 per worker.
     const p = pool(36100, 36115);

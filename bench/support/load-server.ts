@@ -39,6 +39,8 @@ export interface ServerArgs {
   workers: number;
   /** Workers wake on the timer only, without the precise last-millisecond sleep (comparison). */
   imprecise?: boolean;
+  /** Scheduling priority of the media worker threads (rtp.workerPriority). */
+  priority?: 'normal' | 'high' | 'realtime';
 }
 
 /** What every call hears, looped: a realistic mix of short and long fragments (about 30 s). */
@@ -134,7 +136,7 @@ async function main(): Promise<void> {
   if (args.workers >= 1) {
     // Loaded only here, so this server also runs against a tree from before media workers existed.
     const { MediaWorkerPool } = await import('../../src/telephony/embedded/media-workers/pool.js');
-    engine = new MediaWorkerPool({ ...engineOpts, workers: args.workers, preload: new URL('./media-probe.ts', import.meta.url).href });
+    engine = new MediaWorkerPool({ ...engineOpts, workers: args.workers, ...(args.priority !== undefined ? { priority: args.priority } : {}), preload: new URL('./media-probe.ts', import.meta.url).href });
   } else {
     engine = new MediaEngine(engineOpts);
   }

@@ -6,6 +6,7 @@ import { ALLOW_LIST_ENTRY_PROBLEM, parseCidr } from '../net/cidr.js';
 import { HOST_PORT, isValidNumberPattern } from '../genesys/return-target.js';
 import { toSipTarget } from '../genesys/sip-target.js';
 import { SRTP_SUITES } from '../telephony/embedded/media/srtp.js';
+import { MEDIA_THREAD_PRIORITIES } from '../telephony/embedded/media-workers/thread-priority.js';
 
 /**
  * The configuration schema. Every parameter of the use case is a profile setting; server-wide
@@ -85,6 +86,12 @@ const rtpSchema = z.strictObject({
   workers: z.union([z.literal('auto'), z.number().int().min(0).max(256)]).default('auto'),
   /** Cap of rtp.workers: 'auto'. */
   maxWorkers: z.number().int().min(1).max(256).default(8),
+  /**
+   * Scheduling priority of the media worker threads: 'high' = nice -10, 'realtime' = SCHED_FIFO
+   * 10; either needs CAP_SYS_NICE (or RLIMIT_NICE / RLIMIT_RTPRIO), else a lower level and one
+   * warning. See media-workers/thread-priority.ts.
+   */
+  workerPriority: z.enum(MEDIA_THREAD_PRIORITIES).default('high'),
 });
 
 const drachtioSchema = z.strictObject({

@@ -38,5 +38,5 @@ export function createDefaultMedia(config: Config, logger: Logger): MediaEngineL
   const opts = mediaEngineOptions(config, logger);
   const workers = mediaWorkerCount(config.rtp);
   // Workers rebuild the ranges from their entries (a class instance does not cross threads).
-  return workers > 0 ? new MediaWorkerPool({ ...opts, mediaRanges: config.security.mediaRanges, workers }) : new MediaEngine(opts);
+  return workers > 0 ? new MediaWorkerPool({ ...opts, mediaRanges: config.security.mediaRanges, workers, priority: config.rtp.workerPriority }) : new MediaEngine(opts);
 }

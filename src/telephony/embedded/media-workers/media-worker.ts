@@ -10,6 +10,7 @@ import { MediaRanges } from '../../media-ranges.js';
 import { MediaEngine, type MediaSession } from '../media/engine.js';
 import type { FromWorker, SyncRequest, ToWorker, WireError, WorkerInit } from './protocol.js';
 import { replySync } from './sync-call.js';
+import { raiseThisThread } from './thread-priority.js';
 
 function wire(e: unknown): WireError {
   if (isPayIvrError(e)) return { code: e.code, message: e.message, ...(e.details !== undefined ? { details: { ...e.details } } : {}) };
@@ -27,6 +28,8 @@ async function main(port: MessagePort): Promise<void> {
   /** Spare sessions announced to the main thread and not handed over by a 'create' since. */
   const unclaimed: number[] = [];
   let engine: MediaEngine | undefined;
+  // Before anything else runs on this thread: its timers must win the CPU (thread-priority.ts).
+  const priority = raiseThisThread(init.priority);
   try {
     if (init.preload !== undefined) await import(init.preload);
     // A worker has nothing else to do just before a burst: it sleeps the last millisecond precisely.
@@ -136,7 +139,7 @@ async function main(port: MessagePort): Promise<void> {
         return;
     }
   });
-  send({ t: 'ready' });
+  send({ t: 'ready', priority: priority.applied, refused: priority.refused });
 }
 
 if (parentPort !== null) void main(parentPort);

@@ -11,6 +11,7 @@ import type { MediaEngineOptions } from '../media/engine.js';
 import type { MediaEngineLike, MediaSessionEvents, MediaSessionLike } from '../media-port.js';
 import type { AsyncRequest, FromWorker, WireError, WorkerInit } from './protocol.js';
 import { SyncChannel } from './sync-call.js';
+import type { MediaThreadPriority } from './thread-priority.js';
 
 const START_TIMEOUT_MS = 30_000;
 
@@ -24,6 +25,14 @@ const STOP_TIMEOUT_MS = 5_000;
 const SPARES_PER_WORKER = 4;
 /** After a spare could not be created (ports used up), wait this long before asking again. */
 const SPARE_RETRY_MS = 1000;
+/**
+ * Young generation cap of a worker's V8 heap. The media path allocates a little per packet
+ * (dgram's send request), which V8 answers by growing the young generation to its default
+ * maximum (tens of MB per thread, resident) although almost nothing survives a scavenge;
+ * capped, the scavenges come more often and are as short, and memory per call halved in the
+ * bench (docs/benchmarks.md).
+ */
+const WORKER_YOUNG_GENERATION_MB = 6;
 
 export interface MediaWorkerPoolOptions extends Omit<MediaEngineOptions, 'mediaRanges'> {
   /** security.mediaRanges entries (each worker builds its own MediaRanges from them). */
@@ -32,6 +41,8 @@ export interface MediaWorkerPoolOptions extends Omit<MediaEngineOptions, 'mediaR
   workers: number;
   /** Module each worker imports before its engine starts (bench instrumentation only). */
   preload?: string;
+  /** Scheduling priority of the worker threads (rtp.workerPriority; default normal). */
+  priority?: MediaThreadPriority;
 }
 
 function toError(e: WireError): PayIvrError {
@@ -75,6 +86,10 @@ class WorkerHandle {
   readonly sessions = new Map<number, RemoteMediaSession>();
   /** False once it exited or is being stopped: no new sessions. */
   alive = true;
+  /** The scheduling priority the thread got (it may be lower than asked). */
+  priority: MediaThreadPriority = 'normal';
+  /** Why it is lower than asked. */
+  refused: string[] = [];
   /** Sessions created ahead (port bound, nothing negotiated) and the ones asked for. */
   readonly spares: { sid: number; port: number }[] = [];
   sparesAsked = 0;
@@ -119,6 +134,11 @@ export class MediaWorkerPool implements MediaEngineLike {
     return this.#handles.filter((h) => h.alive).length;
   }
 
+  /** The scheduling priority each worker thread got, in worker order. */
+  get priorities(): MediaThreadPriority[] {
+    return this.#handles.map((h) => h.priority);
+  }
+
   /** Sessions per worker, in worker order (tests, bench). */
   get load(): number[] {
     return this.#handles.map((h) => h.sessions.size);
@@ -142,17 +162,28 @@ export class MediaWorkerPool implements MediaEngineLike {
     this.#handles = handles;
     this.#running = true;
     for (const h of handles) this.#refill(h);
-    this.#log.info({ workers: handles.length, shares: this.#shares.map((s) => `${s.portMin}-${s.portMax}`) }, 'media workers started');
+    this.#log.info({ workers: handles.length, shares: this.#shares.map((s) => `${s.portMin}-${s.portMax}`), priority: handles.map((h) => h.priority) }, 'media workers started');
+    const lower = handles.find((h) => h.refused.length > 0);
+    if (lower !== undefined) {
+      // Once for the pool: every worker asks the same OS for the same thing.
+      this.#log.warn({ asked: this.#opts.priority, running: lower.priority, refused: lower.refused }, 'media workers run at a lower scheduling priority than rtp.workerPriority asks (grant CAP_SYS_NICE, or raise RLIMIT_NICE / RLIMIT_RTPRIO)');
+    }
   }
 
   #spawn(k: number): Promise<WorkerHandle> {
     const share = this.#shares[k] as { portMin: number; portMax: number };
-    const { logger: _logger, workers: _workers, preload, mediaRanges, ...engine } = this.#opts;
+    const { logger: _logger, workers: _workers, preload, mediaRanges, priority = 'normal', ...engine } = this.#opts;
     const flag = new SharedArrayBuffer(4);
     const { port1, port2 } = new MessageChannel();
-    const init: WorkerInit = { engine: { ...engine, ...share }, mediaRanges: [...(mediaRanges ?? [])], logLevel: this.#log.level, flag, replyPort: port1, ...(preload !== undefined ? { preload } : {}) };
+    const init: WorkerInit = { engine: { ...engine, ...share }, mediaRanges: [...(mediaRanges ?? [])], logLevel: this.#log.level, flag, replyPort: port1, priority, ...(preload !== undefined ? { preload } : {}) };
     const entry = workerEntry();
-    const worker = new Worker(entry.script, { eval: entry.eval, workerData: init, transferList: [port1], name: `pay-ivr media ${k}` });
+    const worker = new Worker(entry.script, {
+      eval: entry.eval,
+      workerData: init,
+      transferList: [port1],
+      name: `pay-ivr media ${k}`,
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
+    });
     // The main thread's SIP sockets keep the process alive; a worker alone must not.
     worker.unref();
     threadsAlive++;
@@ -169,6 +200,8 @@ export class MediaWorkerPool implements MediaEngineLike {
           case 'ready':
             ready = true;
             clearTimeout(timer);
+            handle.priority = m.priority;
+            handle.refused = m.refused;
             resolve(handle);
             return;
           case 'start-failed':

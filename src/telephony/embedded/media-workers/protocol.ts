@@ -3,6 +3,7 @@ import type { DtmfDigit } from '../../../domain/dtmf.js';
 import type { ErrorCode } from '../../../errors.js';
 import type { DtmfSource, PlayOptions, PlayResult } from '../../types.js';
 import type { MediaEngineOptions } from '../media/engine.js';
+import type { MediaThreadPriority } from './thread-priority.js';
 
 /**
  * Messages between the main thread (pool.ts: SIP and the dialogue) and a media worker
@@ -23,6 +24,8 @@ export interface WorkerInit {
   replyPort: MessagePort;
   /** Module imported before the engine starts (bench instrumentation); never from configuration. */
   preload?: string;
+  /** Scheduling priority the worker asks for its thread (rtp.workerPriority). */
+  priority: MediaThreadPriority;
 }
 
 /** Requests answered on the reply port. */
@@ -59,7 +62,7 @@ export type SyncReply = { rid: number; ok: true; value: unknown } | { rid: numbe
 
 /** Events from a worker (its parentPort). Digits stay in memory: a structured clone, never written anywhere. */
 export type FromWorker =
-  | { t: 'ready' }
+  | { t: 'ready'; priority: MediaThreadPriority; refused: string[] }
   | { t: 'stopped' }
   | { t: 'start-failed'; error: WireError }
   | { t: 'spare-ready'; sid: number; port: number }
