@@ -1,8 +1,9 @@
 /**
- * The server side of a bench's measurement window, shared by load-server.ts (sipp-load) and
- * product-server.ts (product-load): wall time and process CPU, the main thread's event-loop
- * delay, the media probes of the main thread and of the media workers (media-probe.ts), an
- * optional V8 CPU profile of the main thread; and the process's memory snapshot.
+ * A bench process's measurement window. ProcessWindow: wall time, CPU and main-thread event-loop
+ * delay of any bench process (the servers, rtp-caller.ts). MeasurementWindow: the server side,
+ * shared by load-server.ts (sipp-load) and product-server.ts (product-load): that, plus the media
+ * probes of the main thread and of the media workers (media-probe.ts) and an optional V8 CPU
+ * profile of the main thread. And the process's memory snapshot.
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -35,6 +36,64 @@ export function memorySnapshot(liveCalls: number, activeCalls: number, gc = fals
   return { at: performance.now(), rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, liveCalls, activeCalls, cpuUserUs: c.user, cpuSystemUs: c.system };
 }
 
+export interface ProcessFigures {
+  wallMs: number;
+  cpu: NodeJS.CpuUsage;
+  cpuPercentOfOneCore: number;
+  /** The main thread's event-loop delay, the monitor's own period taken out. */
+  eventLoopDelayMs: { p50: number; p99: number; p999: number; max: number };
+}
+
+/** Wall time, CPU and event-loop delay of this process from open() to close() (or to now while open). */
+export class ProcessWindow {
+  readonly #resolutionMs: number;
+  readonly #eld: ReturnType<typeof monitorEventLoopDelay>;
+  #wall0 = 0;
+  #wall1: number | undefined;
+  #cpu0: NodeJS.CpuUsage = { user: 0, system: 0 };
+  #cpu: NodeJS.CpuUsage | undefined;
+
+  /** resolutionMs: the event-loop delay monitor's period (a timer of its own). */
+  constructor(resolutionMs = 5) {
+    this.#resolutionMs = resolutionMs;
+    this.#eld = monitorEventLoopDelay({ resolution: resolutionMs });
+  }
+
+  get isOpen(): boolean {
+    return this.#wall1 === undefined && this.#wall0 > 0;
+  }
+
+  open(): void {
+    this.#eld.reset();
+    this.#eld.enable();
+    this.#wall1 = undefined;
+    this.#cpu = undefined;
+    this.#wall0 = performance.now();
+    this.#cpu0 = process.cpuUsage();
+  }
+
+  close(): void {
+    if (!this.isOpen) return;
+    this.#cpu = process.cpuUsage(this.#cpu0);
+    this.#wall1 = performance.now();
+    this.#eld.disable();
+  }
+
+  figures(): ProcessFigures {
+    const wallMs = (this.#wall1 ?? performance.now()) - this.#wall0;
+    const cpu = this.#cpu ?? process.cpuUsage(this.#cpu0);
+    // The histogram counts the timer's own period in every sample: take it out.
+    const delay = (ns: number): number => Math.max(0, ns / 1e6 - this.#resolutionMs);
+    const eld = this.#eld;
+    return {
+      wallMs,
+      cpu,
+      cpuPercentOfOneCore: (100 * (cpu.user + cpu.system)) / 1000 / Math.max(1, wallMs),
+      eventLoopDelayMs: { p50: delay(eld.percentile(50)), p99: delay(eld.percentile(99)), p999: delay(eld.percentile(99.9)), max: delay(eld.max) },
+    };
+  }
+}
+
 export interface WindowMeasurements {
   wallMs: number;
   cpu: NodeJS.CpuUsage;
@@ -49,13 +108,10 @@ export interface WindowMeasurements {
   profileFile?: string;
 }
 
-const ELD_RESOLUTION_MS = 5;
-
 export class MeasurementWindow {
   readonly #probe: Probe;
   readonly #workers: number;
-  readonly #eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
-  #open: { wall0: number; cpu0: NodeJS.CpuUsage } | undefined;
+  readonly #process = new ProcessWindow();
   #profiler: Session | undefined;
 
   /** probe: this thread's (installProbe); workers: media worker threads (0 = media on this thread). */
@@ -72,33 +128,19 @@ export class MeasurementWindow {
       await this.#profiler.post('Profiler.setSamplingInterval', { interval: 1000 });
       await this.#profiler.post('Profiler.start');
     }
-    this.#eld.reset();
-    this.#eld.enable();
     this.#probe.start();
     if (this.#workers >= 1) startWorkerProbes();
-    this.#open = { wall0: performance.now(), cpu0: process.cpuUsage() };
+    this.#process.open();
   }
 
   /** Closes the window; the profile, if one runs, is written to profileFile. */
   async end(profileFile: string): Promise<WindowMeasurements> {
-    const w = this.#open;
-    if (w === undefined) throw new Error('no window started');
-    const cpu = process.cpuUsage(w.cpu0);
-    const wallMs = performance.now() - w.wall0;
-    this.#eld.disable();
+    if (!this.#process.isOpen) throw new Error('no window started');
+    this.#process.close();
+    const { eventLoopDelayMs, ...p } = this.#process.figures();
     const main = this.#probe.dump();
     const media = this.#workers >= 1 ? mergeProbes(await collectWorkerProbes(this.#workers)) : mergeProbes([main]);
-    this.#open = undefined;
-    // The histogram counts the timer's own period in every sample: take it out.
-    const delay = (ns: number): number => Math.max(0, ns / 1e6 - ELD_RESOLUTION_MS);
-    const out: WindowMeasurements = {
-      wallMs,
-      cpu,
-      cpuPercentOfOneCore: (100 * (cpu.user + cpu.system)) / 1000 / wallMs,
-      mainEventLoopDelayMs: { p50: delay(this.#eld.percentile(50)), p99: delay(this.#eld.percentile(99)), p999: delay(this.#eld.percentile(99.9)), max: delay(this.#eld.max) },
-      main,
-      media,
-    };
+    const out: WindowMeasurements = { ...p, mainEventLoopDelayMs: eventLoopDelayMs, main, media };
     if (this.#profiler !== undefined) {
       const { profile } = await this.#profiler.post('Profiler.stop');
       this.#profiler.disconnect();
