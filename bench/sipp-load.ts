@@ -35,13 +35,14 @@ import { parseArgs } from 'node:util';
 import { formatProfile, summariseProfile, type ProfileSummary } from './support/cpuprofile.js';
 import type { HistogramSummary } from './support/histogram.js';
 import type { MemorySnapshot, ServerArgs, ServerCounters, WindowStats } from './support/load-server.js';
+import { f1, f2, fms, mib } from './support/format.js';
 import { machineCpu, machineCpuDelta, processCpuUs } from './support/proc.js';
 import { RpcClient, type RpcPush } from './support/rpc.js';
 import type { SinkReport } from './support/rtp-sink.js';
 import { SippProcess, type SippLoadResult } from './support/sipp-runner.js';
 import { DEFAULT_PACER_SLOTS } from '../src/telephony/embedded/media/pacer.js';
 import { availableParallelism } from 'node:os';
-import { MEDIA_THREAD_PRIORITIES, raiseThread, type MediaThreadPriority } from '../src/telephony/embedded/media-workers/thread-priority.js';
+import { priorityOption, raiseChild, type MediaThreadPriority } from './support/priority.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const SIP_PORT = 26060;
@@ -80,12 +81,6 @@ interface Options {
   /** Scheduling priority of the server's media worker threads, and of the sink's thread. */
   priority: MediaThreadPriority;
   sinkPriority: MediaThreadPriority;
-}
-
-function priorityOption(name: string, v: string): MediaThreadPriority {
-  const p = MEDIA_THREAD_PRIORITIES.find((x) => x === v);
-  if (p === undefined) throw new Error(`${name} must be one of ${MEDIA_THREAD_PRIORITIES.join(', ')}`);
-  return p;
 }
 
 function options(): Options {
@@ -325,11 +320,7 @@ async function waitIdle(server: RpcClient, timeoutMs: number): Promise<ServerCou
 
 // ---- report -----------------------------------------------------------------------------------------
 
-const f1 = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? 'n/a' : x.toFixed(1));
 /** SIPp times in whole milliseconds: 0 means under 1 ms. */
-const fms = (x: number): string => (Number.isNaN(x) ? 'n/a' : x < 1 ? '<1' : x.toFixed(0));
-const f2 = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? 'n/a' : x.toFixed(2));
-const mib = (b: number): string => `${(b / 1024 / 1024).toFixed(1)} MiB`;
 const mark = (ok: boolean | undefined): string => (ok === undefined ? '' : ok ? 'PASS' : 'MISS');
 
 function gapLine(g: HistogramSummary): string {
@@ -417,6 +408,10 @@ async function runKnee(
     );
   }
   console.log(`knee (largest N with p99 within 20 +/- 5 ms, max <= 40 ms, 0 loss, all completed): ${knee > 0 ? knee : 'none of the steps'}`);
+  for (const x of steps.filter((s) => s.calls === 1000)) {
+    const ok = x.gap !== undefined && x.gap.max <= 30 && x.streamsOver30 === 0;
+    console.log(`1,000 calls, no gap over 30 ms: max ${f2(x.gap?.max)} ms at the sink (${f2(x.senderGap?.max)} ms at the sender), ${x.streamsOver30} streams with a gap over 30 ms: ${ok ? 'PASS' : 'MISS'}`);
+  }
   writeFileSync(join(ctx.dir, 'knee.json'), JSON.stringify({ options: o, steps, knee }, null, 2));
   if (o.out !== undefined) writeFileSync(o.out, JSON.stringify({ options: o, steps, knee }, null, 2));
   console.log(`files: ${ctx.dir}`);
@@ -437,9 +432,7 @@ async function main(): Promise<void> {
 
   const sinkChild = forkChild('bench/support/rtp-sink.ts', ['127.0.0.1', String(SINK_PORT), String(SINK_PORTS), String(o.returnMs)], []);
   const sink = new RpcClient(sinkChild, 'rtp sink');
-  // The sink's one thread is its main thread, which the process id names.
-  const sinkPrio = sinkChild.pid === undefined ? undefined : raiseThread(sinkChild.pid, o.sinkPriority);
-  if (sinkPrio !== undefined && sinkPrio.refused.length > 0) console.error(`sink runs at ${sinkPrio.applied} priority: ${sinkPrio.refused.join('; ')}`);
+  raiseChild(sinkChild, 'the sink', o.sinkPriority);
   const sinkReady = new Pushes(sink).next('ready');
 
   const serverArgs: ServerArgs = {

@@ -8,18 +8,16 @@
  *
  *   argv: one JSON object, see ServerArgs
  */
-import { writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { parseConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { EmbeddedBackend } from '../../src/telephony/embedded/backend.js';
-import { MediaEngine, type MediaEngineOptions } from '../../src/telephony/embedded/media/engine.js';
 import { DEFAULT_PACER_SLOTS } from '../../src/telephony/embedded/media/pacer.js';
-import type { MediaEngineLike } from '../../src/telephony/embedded/media-port.js';
 import type { InboundCall } from '../../src/telephony/types.js';
 import type { HistogramSummary } from './histogram.js';
-import { collectWorkerProbes, installProbe, mergeProbes, startWorkerProbes, type GcStats, type ProbeDump } from './media-probe.js';
+import { MeasurementWindow, memorySnapshot } from './measurement-window.js';
+import { installProbe, type GcStats, type ProbeDump } from './media-probe.js';
+import { createProbedMedia } from './probed-media.js';
 import { push, serveRpc, type RpcRequest } from './rpc.js';
 
 export interface ServerArgs {
@@ -46,18 +44,8 @@ export interface ServerArgs {
 /** What every call hears, looped: a realistic mix of short and long fragments (about 30 s). */
 export const PROMPT_SEQUENCE = ['welcome', 'enter-amount', 'you-are-about-to-pay', 'n-49', 'cur-usd-n', 'enter-card-number', 'card-ending-in', 'h-4', 'h-2', 'wait-music'];
 
-export interface MemorySnapshot {
-  at: number;
-  rss: number;
-  heapUsed: number;
-  heapTotal: number;
-  external: number;
-  arrayBuffers: number;
-  liveCalls: number;
-  activeCalls: number;
-  cpuUserUs: number;
-  cpuSystemUs: number;
-}
+/** Moved to measurement-window.ts; re-exported for the benches that import it from here. */
+export type { MemorySnapshot } from './measurement-window.js';
 
 export interface WindowStats {
   wallMs: number;
@@ -100,13 +88,11 @@ export interface ServerCounters {
   activeCalls: number;
 }
 
-const ELD_RESOLUTION_MS = 5;
-
 async function main(): Promise<void> {
   const args = JSON.parse(process.argv[2] ?? '{}') as ServerArgs;
   const config = parseConfig({
     sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: args.sipPort }] },
-    rtp: { host: '127.0.0.1', portMin: args.rtpMin, portMax: args.rtpMax, noRtpTimeoutMs: args.noRtpTimeoutMs },
+    rtp: { host: '127.0.0.1', portMin: args.rtpMin, portMax: args.rtpMax, noRtpTimeoutMs: args.noRtpTimeoutMs, ...(args.priority !== undefined ? { workerPriority: args.priority } : {}) },
     promptsDir: args.promptsDir,
     // A load test from one source address: the per-source INVITE rate and the call cap are
     // configuration, raised here the way an operator would for a busy trunk.
@@ -119,27 +105,11 @@ async function main(): Promise<void> {
   const mainProbe = installProbe(args.rtpMin, args.rtpMax);
   const logger = createLogger({ level: config.log.level, destination: args.logFile, name: 'pay-ivr-bench' });
   // The engine createDefaultMedia would build, with the pacer's slot count set by the bench.
-  const engineOpts: Omit<MediaEngineOptions, 'mediaRanges'> = {
-    host: config.rtp.host,
-    portMin: config.rtp.portMin,
-    portMax: config.rtp.portMax,
-    promptsDir: config.promptsDir,
-    noRtpTimeoutMs: config.rtp.noRtpTimeoutMs,
-    logger,
-    srtp: config.rtp.srtp,
-    comfortNoiseDbov: config.rtp.comfortNoiseDbov,
+  const engine = await createProbedMedia(config, logger, args.workers, {
     pacerSlots,
     connectSockets: args.connectSockets,
     ...(args.imprecise === true ? { preciseWake: false } : {}),
-  };
-  let engine: MediaEngineLike;
-  if (args.workers >= 1) {
-    // Loaded only here, so this server also runs against a tree from before media workers existed.
-    const { MediaWorkerPool } = await import('../../src/telephony/embedded/media-workers/pool.js');
-    engine = new MediaWorkerPool({ ...engineOpts, workers: args.workers, ...(args.priority !== undefined ? { priority: args.priority } : {}), preload: new URL('./media-probe.ts', import.meta.url).href });
-  } else {
-    engine = new MediaEngine(engineOpts);
-  }
+  });
   const backend = new EmbeddedBackend(config, logger, { media: engine });
 
   const counters: ServerCounters = { offered: 0, answered: 0, answerFailed: 0, playFailed: 0, playResults: {}, ended: {}, liveCalls: 0, activeCalls: 0 };
@@ -187,36 +157,10 @@ async function main(): Promise<void> {
 
   await backend.start();
 
-  const eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
-  let window: { wall0: number; cpu0: NodeJS.CpuUsage } | undefined;
-  let profiler: Session | undefined;
-
-  const snapshot = (): MemorySnapshot => {
-    const m = process.memoryUsage();
-    const c = process.cpuUsage();
-    return {
-      at: performance.now(),
-      rss: m.rss,
-      heapUsed: m.heapUsed,
-      heapTotal: m.heapTotal,
-      external: m.external,
-      arrayBuffers: m.arrayBuffers,
-      liveCalls: live,
-      activeCalls: backend.activeCalls,
-      cpuUserUs: c.user,
-      cpuSystemUs: c.system,
-    };
-  };
+  const measurement = new MeasurementWindow(mainProbe, args.workers);
 
   serveRpc({
-    snapshot: (req: RpcRequest) => {
-      if (req.gc === true) {
-        // Twice: the first pass may leave finalised objects for the second.
-        global.gc?.();
-        global.gc?.();
-      }
-      return snapshot();
-    },
+    snapshot: (req: RpcRequest) => memorySnapshot(live, backend.activeCalls, req.gc === true),
     arm: (req: RpcRequest) => {
       target = Number(req.target);
       allUpSent = false;
@@ -224,61 +168,29 @@ async function main(): Promise<void> {
       return { live };
     },
     counters: (): ServerCounters => ({ ...counters, liveCalls: live, activeCalls: backend.activeCalls }),
-    'window-start': async (req: RpcRequest) => {
-      if (req.profile === true) {
-        profiler = new Session();
-        profiler.connect();
-        await profiler.post('Profiler.enable');
-        await profiler.post('Profiler.setSamplingInterval', { interval: 1000 });
-        await profiler.post('Profiler.start');
-      }
-      eld.reset();
-      eld.enable();
-      mainProbe.start();
-      if (args.workers >= 1) startWorkerProbes();
-      window = { wall0: performance.now(), cpu0: process.cpuUsage() };
-      return { ok: true };
-    },
-    'window-end': async (req: RpcRequest): Promise<WindowStats> => {
-      const w = window;
-      if (w === undefined) throw new Error('no window started');
-      const cpu = process.cpuUsage(w.cpu0);
-      const wallMs = performance.now() - w.wall0;
-      eld.disable();
-      const mainDump = mainProbe.dump();
-      const media = args.workers >= 1 ? mergeProbes(await collectWorkerProbes(args.workers)) : mergeProbes([mainDump]);
-      window = undefined;
-      // The histogram counts the timer's own period in every sample: take it out.
-      const delay = (ns: number): number => Math.max(0, ns / 1e6 - ELD_RESOLUTION_MS);
-      const stats: WindowStats = {
-        wallMs,
+    ...measurement.rpcHandlers('server.cpuprofile', (w): WindowStats => {
+      const media = w.media;
+      return {
+        wallMs: w.wallMs,
         senderGapsMs: media.senderGaps.summary(),
         rtpSends: media.sends,
         tickIntervalMs: media.slotIntervals.summary(),
         tickSpanMs: media.burstSpans.summary(),
         gapByPositionMs: media.byPosition.map((h) => h.summary()),
         gc: media.gc,
-        mainGc: args.workers >= 1 ? mainDump.gc : undefined,
+        mainGc: args.workers >= 1 ? w.main.gc : undefined,
         lateTurns: media.late,
         mediaEventLoopDelayMs: media.eventLoopDelayMs,
         workers: args.workers,
-        cpuUserUs: cpu.user,
-        cpuSystemUs: cpu.system,
-        cpuPercentOfOneCore: (100 * (cpu.user + cpu.system)) / 1000 / wallMs,
-        eventLoopDelayMs: { p50: delay(eld.percentile(50)), p99: delay(eld.percentile(99)), p999: delay(eld.percentile(99.9)), max: delay(eld.max) },
+        cpuUserUs: w.cpu.user,
+        cpuSystemUs: w.cpu.system,
+        cpuPercentOfOneCore: w.cpuPercentOfOneCore,
+        eventLoopDelayMs: w.mainEventLoopDelayMs,
         pacerTicks: media.bursts,
         pacerLateTicks: media.lateBursts,
+        ...(w.profileFile !== undefined ? { profileFile: w.profileFile } : {}),
       };
-      if (profiler !== undefined) {
-        const { profile } = await profiler.post('Profiler.stop');
-        profiler.disconnect();
-        profiler = undefined;
-        const file = String(req.profileFile ?? 'server.cpuprofile');
-        writeFileSync(file, JSON.stringify(profile));
-        stats.profileFile = file;
-      }
-      return stats;
-    },
+    }),
     stop: async () => {
       await backend.stop();
       logger.flush();

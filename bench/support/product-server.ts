@@ -7,18 +7,15 @@
  *
  *   argv: one JSON object, see ProductServerArgs
  */
-import { Session } from 'node:inspector/promises';
-import { writeFileSync } from 'node:fs';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { startApp } from '../../src/app.js';
 import { parseConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
-import { MediaEngine, type MediaEngineOptions } from '../../src/telephony/embedded/media/engine.js';
-import type { MediaEngineLike } from '../../src/telephony/embedded/media-port.js';
 import type { InboundCall } from '../../src/telephony/types.js';
 import type { HistogramSummary } from './histogram.js';
-import type { MemorySnapshot } from './load-server.js';
-import { collectWorkerProbes, installProbe, mergeProbes, startWorkerProbes, type GcStats, type ProbeDump } from './media-probe.js';
+import { MeasurementWindow, memorySnapshot } from './measurement-window.js';
+import { installProbe, type GcStats, type ProbeDump } from './media-probe.js';
+import { createProbedMedia } from './probed-media.js';
 import { push, serveRpc, type RpcRequest } from './rpc.js';
 
 export interface ProductServerArgs {
@@ -30,6 +27,8 @@ export interface ProductServerArgs {
   promptsDir: string;
   logFile: string;
   maxConcurrentCalls: number;
+  /** rtp.workerPriority. */
+  priority: 'normal' | 'high' | 'realtime';
 }
 
 export interface ProductWindow {
@@ -42,7 +41,7 @@ export interface ProductWindow {
   gc: GcStats;
   mainGc: GcStats | undefined;
   cpuPercentOfOneCore: number;
-  mainEventLoopDelayMs: { p50: number; p99: number; max: number };
+  mainEventLoopDelayMs: { p50: number; p99: number; p999: number; max: number };
   mediaEventLoopDelayMs: { p50: number; p99: number; max: number };
 }
 
@@ -52,13 +51,11 @@ export interface ProductCounters {
   activeCalls: number;
 }
 
-const ELD_RESOLUTION_MS = 5;
-
 async function main(): Promise<void> {
   const args = JSON.parse(process.argv[2] ?? '{}') as ProductServerArgs;
   const config = parseConfig({
     sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: args.sipPort }] },
-    rtp: { host: '127.0.0.1', portMin: args.rtpMin, portMax: args.rtpMax, noRtpTimeoutMs: 120_000 },
+    rtp: { host: '127.0.0.1', portMin: args.rtpMin, portMax: args.rtpMax, noRtpTimeoutMs: 120_000, workerPriority: args.priority },
     promptsDir: args.promptsDir,
     security: { allowList: ['127.0.0.1/32'], ratePerSource: 1000, maxConcurrentCalls: args.maxConcurrentCalls },
     log: { level: 'warn', file: args.logFile },
@@ -79,23 +76,7 @@ async function main(): Promise<void> {
   });
   const mainProbe = installProbe(args.rtpMin, args.rtpMax);
   const logger = createLogger({ level: 'warn', destination: args.logFile, name: 'pay-ivr-bench' });
-  const engineOpts: Omit<MediaEngineOptions, 'mediaRanges'> = {
-    host: config.rtp.host,
-    portMin: config.rtp.portMin,
-    portMax: config.rtp.portMax,
-    promptsDir: config.promptsDir,
-    noRtpTimeoutMs: config.rtp.noRtpTimeoutMs,
-    logger,
-    srtp: config.rtp.srtp,
-    comfortNoiseDbov: config.rtp.comfortNoiseDbov,
-  };
-  let media: MediaEngineLike;
-  if (args.workers >= 1) {
-    const { MediaWorkerPool } = await import('../../src/telephony/embedded/media-workers/pool.js');
-    media = new MediaWorkerPool({ ...engineOpts, workers: args.workers, preload: new URL('./media-probe.ts', import.meta.url).href });
-  } else {
-    media = new MediaEngine(engineOpts);
-  }
+  const media = await createProbedMedia(config, logger, args.workers);
   // The options' media is what rtp.workers would build, with the probe preloaded in the workers.
   const app = await startApp(config, logger, { media } as Parameters<typeof startApp>[2]);
 
@@ -121,23 +102,10 @@ async function main(): Promise<void> {
     }
   }, 50).unref();
 
-  const eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
-  let window: { wall0: number; cpu0: NodeJS.CpuUsage } | undefined;
-  let profiler: Session | undefined;
-  const snapshot = (): MemorySnapshot => {
-    const m = process.memoryUsage();
-    const c = process.cpuUsage();
-    return { at: performance.now(), rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, liveCalls: app.backend.activeCalls, activeCalls: app.backend.activeCalls, cpuUserUs: c.user, cpuSystemUs: c.system };
-  };
+  const measurement = new MeasurementWindow(mainProbe, args.workers);
 
   serveRpc({
-    snapshot: (req: RpcRequest) => {
-      if (req.gc === true) {
-        global.gc?.();
-        global.gc?.();
-      }
-      return snapshot();
-    },
+    snapshot: (req: RpcRequest) => memorySnapshot(app.backend.activeCalls, app.backend.activeCalls, req.gc === true),
     arm: (req: RpcRequest) => {
       target = Number(req.target);
       allUpSent = false;
@@ -145,51 +113,22 @@ async function main(): Promise<void> {
       return { ok: true };
     },
     counters: (): ProductCounters => ({ ...counters, activeCalls: app.backend.activeCalls }),
-    'window-start': async (req: RpcRequest) => {
-      if (req.profile === true) {
-        profiler = new Session();
-        profiler.connect();
-        await profiler.post('Profiler.enable');
-        await profiler.post('Profiler.setSamplingInterval', { interval: 1000 });
-        await profiler.post('Profiler.start');
-      }
-      eld.reset();
-      eld.enable();
-      mainProbe.start();
-      if (args.workers >= 1) startWorkerProbes();
-      window = { wall0: performance.now(), cpu0: process.cpuUsage() };
-      return { ok: true };
-    },
-    'window-end': async (req: RpcRequest): Promise<ProductWindow> => {
-      const w = window;
-      if (w === undefined) throw new Error('no window started');
-      const cpu = process.cpuUsage(w.cpu0);
-      const wallMs = performance.now() - w.wall0;
-      eld.disable();
-      const mainDump = mainProbe.dump();
-      const m = args.workers >= 1 ? mergeProbes(await collectWorkerProbes(args.workers)) : mergeProbes([mainDump]);
-      window = undefined;
-      if (profiler !== undefined) {
-        const { profile } = await profiler.post('Profiler.stop');
-        profiler.disconnect();
-        profiler = undefined;
-        writeFileSync(String(req.profileFile ?? 'product.cpuprofile'), JSON.stringify(profile));
-      }
-      const delay = (ns: number): number => Math.max(0, ns / 1e6 - ELD_RESOLUTION_MS);
+    ...measurement.rpcHandlers('product.cpuprofile', (w): ProductWindow => {
+      const m = w.media;
       return {
-        wallMs,
+        wallMs: w.wallMs,
         senderGapsMs: m.senderGaps.summary(),
         senderGapsOver30: m.senderGaps.countAbove(30),
         senderGapsOver40: m.senderGaps.countAbove(40),
         rtpSends: m.sends,
         lateTurns: m.late,
         gc: m.gc,
-        mainGc: args.workers >= 1 ? mainDump.gc : undefined,
-        cpuPercentOfOneCore: (100 * (cpu.user + cpu.system)) / 1000 / wallMs,
-        mainEventLoopDelayMs: { p50: delay(eld.percentile(50)), p99: delay(eld.percentile(99)), max: delay(eld.max) },
+        mainGc: args.workers >= 1 ? w.main.gc : undefined,
+        cpuPercentOfOneCore: w.cpuPercentOfOneCore,
+        mainEventLoopDelayMs: w.mainEventLoopDelayMs,
         mediaEventLoopDelayMs: m.eventLoopDelayMs,
       };
-    },
+    }),
     stop: async () => {
       await app.stop();
       logger.flush();

@@ -1,0 +1,24 @@
+/**
+ * Scheduling priority in the benches: the server's media workers get rtp.workerPriority; the
+ * process that stands for the far end (the RTP sink, the callers) gets the same by default. On a
+ * real network the far end is another machine; on this one box it must not be starved by what
+ * it measures, or its own lateness reads as the server's gaps.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { MEDIA_THREAD_PRIORITIES, raiseThread, type MediaThreadPriority } from '../../src/telephony/embedded/media-workers/thread-priority.js';
+
+export type { MediaThreadPriority };
+
+/** A command-line value as a priority, or an error naming the option. */
+export function priorityOption(name: string, v: string): MediaThreadPriority {
+  const p = MEDIA_THREAD_PRIORITIES.find((x) => x === v);
+  if (p === undefined) throw new Error(`${name} must be one of ${MEDIA_THREAD_PRIORITIES.join(', ')}`);
+  return p;
+}
+
+/** Raises a one-threaded child (its JS runs on the thread the process id names); says so when it could not. */
+export function raiseChild(child: ChildProcess, what: string, want: MediaThreadPriority): void {
+  if (child.pid === undefined) return;
+  const r = raiseThread(child.pid, want);
+  if (r.refused.length > 0) console.error(`${what} runs at ${r.applied} priority: ${r.refused.join('; ')}`);
+}
