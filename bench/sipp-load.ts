@@ -356,6 +356,8 @@ interface KneeStep {
   machineBusy: number | undefined;
   loadAvg: number;
   rssPerCallKb: number | undefined;
+  /** GC of the media threads in the window. */
+  mediaGc: WindowStats['gc'] | undefined;
   pass: boolean;
 }
 
@@ -391,6 +393,7 @@ async function runKnee(
       machineBusy: r.machine !== undefined ? r.machine.busy * cpus().length : undefined,
       loadAvg,
       rssPerCallKb: r.midSnapshot !== undefined ? (r.midSnapshot.rss - baseline.rss) / Math.max(1, r.midSnapshot.liveCalls) / 1000 : undefined,
+      mediaGc: r.window?.gc,
       pass,
     };
     steps.push(step);
@@ -400,11 +403,11 @@ async function runKnee(
   console.log('');
   console.log(`sipp-load knee: ${o.workers >= 1 ? `${o.workers} media worker(s) at ${o.priority} priority` : 'engine on the main thread'}, sink at ${o.sinkPriority} priority, ${o.rate} calls/s, ${new Date().toISOString()}`);
   console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, Node ${process.version}`);
-  console.log('| calls | completed | gap p50 / p99 / p99.9 / max (ms) at the sink | gaps > 40 ms | streams > 30 ms | loss | sender gap p99 / max | late turns gc / wake-up / burst | INVITE p99 | server CPU | machine busy (of 200 %) | load avg | RSS/call | |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('| calls | completed | gap p50 / p99 / p99.9 / max (ms) at the sink | gaps > 40 ms | streams > 30 ms | loss | sender gap p99 / max | late turns gc / wake-up / burst | media GC scavenges / mark-compacts, longest (ms) | INVITE p99 | server CPU | machine busy (of 200 %) | load avg | RSS/call | |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const x of steps) {
     console.log(
-      `| ${x.calls} | ${x.completed} | ${x.gap !== undefined ? gapLine(x.gap) : 'n/a'} | ${x.gapsOver40} | ${x.streamsOver30} | ${x.lossPackets} | ${f2(x.senderGap?.p99)} / ${f2(x.senderGap?.max)} | ${x.late !== undefined ? `${x.late.gc} / ${x.late.wakeUp} / ${x.late.burst}` : 'n/a'} | ${fms(x.inviteP99)} | ${f1(x.serverCpu)} % | ${f1(x.machineBusy)} % | ${x.loadAvg.toFixed(2)} | ${f1(x.rssPerCallKb)} kB | ${x.pass ? 'PASS' : 'MISS'} |`,
+      `| ${x.calls} | ${x.completed} | ${x.gap !== undefined ? gapLine(x.gap) : 'n/a'} | ${x.gapsOver40} | ${x.streamsOver30} | ${x.lossPackets} | ${f2(x.senderGap?.p99)} / ${f2(x.senderGap?.max)} | ${x.late !== undefined ? `${x.late.gc} / ${x.late.wakeUp} / ${x.late.burst}` : 'n/a'} | ${x.mediaGc !== undefined ? `${x.mediaGc.minorCount} / ${x.mediaGc.majorCount}, ${f1(x.mediaGc.maxPauseMs)}` : 'n/a'} | ${fms(x.inviteP99)} | ${f1(x.serverCpu)} % | ${f1(x.machineBusy)} % | ${x.loadAvg.toFixed(2)} | ${f1(x.rssPerCallKb)} kB | ${x.pass ? 'PASS' : 'MISS'} |`,
     );
   }
   console.log(`knee (largest N with p99 within 20 +/- 5 ms, max <= 40 ms, 0 loss, all completed): ${knee > 0 ? knee : 'none of the steps'}`);
