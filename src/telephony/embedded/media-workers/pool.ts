@@ -29,8 +29,8 @@ const SPARE_RETRY_MS = 1000;
  * Young generation cap of a worker's V8 heap. The media path allocates a little per packet
  * (dgram's send request), which V8 answers by growing the young generation to its default
  * maximum (tens of MB per thread, resident) although almost nothing survives a scavenge;
- * capped, the scavenges come more often and are as short, and memory per call halved in the
- * bench (docs/benchmarks.md).
+ * capped, the scavenges come more often and are as short, and the bench's memory per call
+ * fell by a third to a half (docs/benchmarks.md).
  */
 const WORKER_YOUNG_GENERATION_MB = 6;
 
