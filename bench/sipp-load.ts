@@ -320,7 +320,6 @@ async function waitIdle(server: RpcClient, timeoutMs: number): Promise<ServerCou
 
 // ---- report -----------------------------------------------------------------------------------------
 
-/** SIPp times in whole milliseconds: 0 means under 1 ms. */
 const mark = (ok: boolean | undefined): string => (ok === undefined ? '' : ok ? 'PASS' : 'MISS');
 
 function gapLine(g: HistogramSummary): string {
