@@ -40,6 +40,7 @@ import type { CallerReport } from './support/rtp-caller.js';
 import { priorityOption, raiseChild } from './support/priority.js';
 import { RpcClient, type RpcPush } from './support/rpc.js';
 import { SippProcess } from './support/sipp-runner.js';
+import { BenchChildren, runBench } from './support/children.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const SIP_PORT = 26060;
@@ -86,19 +87,7 @@ const priority = priorityOption('--priority', values.priority);
 const callerPriority = priorityOption('--caller-priority', values['caller-priority'] ?? values.priority);
 if (!CALLERS.includes(caller)) throw new Error(`--caller must be one of ${CALLERS.join(', ')}`);
 
-const children = new Set<ChildProcess>();
-let sipp: SippProcess | undefined;
-function killAll(): void {
-  sipp?.kill();
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-}
-process.on('exit', killAll);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(sig, () => {
-    killAll();
-    process.exit(130);
-  });
-}
+const children = new BenchChildren('SIPp, the server and the caller');
 const sleep = (ms: number): Promise<'timeout'> => new Promise((r) => setTimeout(() => r('timeout'), ms));
 
 /**
@@ -220,14 +209,15 @@ async function main(): Promise<void> {
   let tshark: ChildProcess | undefined;
   const capture = join(dir, 'sip.pcap');
   if (values['no-capture'] !== true) {
-    tshark = spawn('tshark', ['-i', 'lo', '-f', `udp port ${SIP_PORT}`, '-w', capture, '-q'], { stdio: 'ignore' });
-    children.add(tshark);
+    // Its own process group: an aborted run kills tshark's dumpcap with it.
+    tshark = spawn('tshark', ['-i', 'lo', '-f', `udp port ${SIP_PORT}`, '-w', capture, '-q'], { stdio: 'ignore', detached: true });
+    children.add(tshark, true);
     await sleep(2000);
   }
   await server.request('arm', { target: calls });
   const rampS = calls / rate;
   const loadBefore = loadavg()[0] ?? 0;
-  sipp = new SippProcess({
+  const sipp = new SippProcess({
     scenario,
     dir: join(dir, 'sipp'),
     target: `127.0.0.1:${SIP_PORT}`,
@@ -240,6 +230,7 @@ async function main(): Promise<void> {
     extraArgs: ['-key', 'uui', `00${Buffer.from(UUI, 'latin1').toString('hex').toUpperCase()}`, '-key', 'cnv', 'bench', '-trace_logs', '-log_file', referLog],
     globalTimeoutS: Math.ceil(rampS + 240),
   });
+  children.sipp = sipp;
   const t0 = performance.now();
   const progress = setInterval(() => {
     void server
@@ -346,13 +337,4 @@ async function main(): Promise<void> {
   console.log(`files: ${dir}`);
 }
 
-main()
-  .then(() => {
-    killAll();
-    process.exit(0);
-  })
-  .catch((e: unknown) => {
-    console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
-    killAll();
-    process.exit(1);
-  });
+runBench(main, children);

@@ -40,6 +40,7 @@ import { machineCpu, machineCpuDelta, processCpuUs } from './support/proc.js';
 import { RpcClient, type RpcPush } from './support/rpc.js';
 import type { SinkReport } from './support/rtp-sink.js';
 import { SippProcess, type SippLoadResult } from './support/sipp-runner.js';
+import { BenchChildren, runBench } from './support/children.js';
 import { DEFAULT_PACER_SLOTS } from '../src/telephony/embedded/media/pacer.js';
 import { availableParallelism } from 'node:os';
 import { priorityOption, raiseChild, type MediaThreadPriority } from './support/priority.js';
@@ -149,22 +150,7 @@ function options(): Options {
 
 // ---- process bookkeeping: everything started is stopped, also on Ctrl-C and errors ---------------
 
-const children = new Set<ChildProcess>();
-let sippNow: SippProcess | undefined;
-
-function killAll(): void {
-  sippNow?.kill();
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-}
-
-process.on('exit', killAll);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(sig, () => {
-    console.error(`\n${sig}: stopping SIPp, the server and the sink`);
-    killAll();
-    process.exit(130);
-  });
-}
+const children = new BenchChildren('SIPp, the server and the sink');
 
 function forkChild(script: string, args: string[], execArgv: string[]): ChildProcess {
   const c = fork(join(ROOT, script), args, {
@@ -172,9 +158,7 @@ function forkChild(script: string, args: string[], execArgv: string[]): ChildPro
     execArgv: ['--import', 'tsx', ...execArgv],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  children.add(c);
-  c.on('exit', () => children.delete(c));
-  return c;
+  return children.add(c);
 }
 
 /** Resolves with the next push of that name from the child. */
@@ -242,7 +226,7 @@ async function runPhase(
     injectionFile: ctx.injection,
     globalTimeoutS: Math.ceil(rampS + o.holdS + 60),
   });
-  sippNow = sipp;
+  children.sipp = sipp;
   const t0 = performance.now();
   const progress = setInterval(() => {
     void server
@@ -305,7 +289,7 @@ async function runPhase(
   } finally {
     clearInterval(progress);
     sipp.kill();
-    sippNow = undefined;
+    children.sipp = undefined;
   }
 }
 
@@ -579,13 +563,4 @@ async function main(): Promise<void> {
   console.log(`\nfiles (SIPp stats, response times, server log, results.json): ${dir}`);
 }
 
-main()
-  .then(() => {
-    killAll();
-    process.exit(0);
-  })
-  .catch((e: unknown) => {
-    console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
-    killAll();
-    process.exit(1);
-  });
+runBench(main, children);
