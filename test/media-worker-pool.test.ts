@@ -130,4 +130,19 @@ describe('MediaWorkerPool', () => {
     expect(c.localPort).toBeGreaterThanOrEqual(36400);
     c.close();
   }, 60_000);
+  it('a worker that crashes is replaced at the same priority (the replacement thread is raised too)', async () => {
+    const p = pool(36700, 36715, new URL('./fixtures/media-worker-exit.ts', import.meta.url).href, 'high');
+    await p.start();
+    const first = threadSchedule().filter((t) => t.nice === HIGH_NICE).map((t) => t.tid);
+    expect(first).toHaveLength(2);
+    const ch = new BroadcastChannel('test-media-worker-exit');
+    ch.postMessage({ kill: 'all' });
+    ch.close();
+    await until('the old threads gone', () => threadSchedule().every((t) => !first.includes(t.tid)));
+    await until('two replacement workers', () => p.workers === 2 && liveMediaWorkerThreads() === 2);
+    expect(p.priorities).toEqual(['high', 'high']);
+    const raised = threadSchedule().filter((t) => t.nice === HIGH_NICE);
+    expect(raised).toHaveLength(2);
+    expect(raised.map((t) => t.tid).some((tid) => first.includes(tid))).toBe(false);
+  }, 60_000);
 });
