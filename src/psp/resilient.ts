@@ -245,7 +245,9 @@ export class ResilientGateway extends TypedEmitter<ResilientEvents> implements P
             if (down) this.#breaker.failure();
             else this.#breaker.release(gate);
           }
-          reason = kind === 'http' ? `http-${pe.status ?? 'error'}` : kind;
+          // A lookup that our own budget cut short says nothing new about the attempt: what the
+          // PSP said last (pending, no record) stays the reason the caller and reconciliation see.
+          if (!(op !== 'send' && opTimeout.aborted)) reason = kind === 'http' ? `http-${pe.status ?? 'error'}` : kind;
           if (op === 'send' && this.#breaker.state === 'open') {
             reason = 'circuit-open';
             sendingDone = true;
