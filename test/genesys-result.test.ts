@@ -165,7 +165,7 @@ describe('buildReferTo', () => {
   const hexOf = (s: string): string => Buffer.from(s, 'latin1').toString('hex').toUpperCase();
   const uui = 'res=approved|ref=INV-77|txn=pi_1|amt=4990|cur=EUR|brand=visa|last4=4242|att=1';
 
-  it('the DESIGN.md form, exactly', () => {
+  it('the documented form, exactly', () => {
     const referTo = buildReferTo('sip:+33140000000@genesys.example.com', uui);
     expect(referTo).toBe(`<sip:+33140000000@genesys.example.com?User-to-User=00${hexOf(uui)}%3Bencoding%3Dhex>`);
     // Decoding the header back gives the ASCII.

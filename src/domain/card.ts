@@ -54,7 +54,7 @@ export interface IinRange {
 }
 
 /**
- * The IIN table (DESIGN.md section 7). Overlaps are resolved by specificity: the range with the
+ * The IIN table. Overlaps are resolved by specificity: the range with the
  * most prefix digits wins (622126-622925 Discover over 62 UnionPay over 6x Maestro).
  */
 export const IIN_TABLE: readonly IinRange[] = [

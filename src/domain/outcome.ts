@@ -1,4 +1,4 @@
-/** The one outcome vocabulary (DESIGN.md section 2): REFER UUI, logs, reports and metrics. */
+/** The one outcome vocabulary: REFER UUI, logs, reports and metrics. */
 export const OUTCOMES = [
   'approved',
   'declined',
@@ -16,7 +16,7 @@ export const OUTCOMES = [
 ] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
-/** PSP decline, mapped to what the caller is told and may do next (DESIGN.md section 7). */
+/** PSP decline, mapped to what the caller is told and may do next. */
 export const DECLINE_CLASSES = [
   'insufficient-funds', // try another card
   'do-not-honor', // generic decline: try another card

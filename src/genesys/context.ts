@@ -15,7 +15,7 @@ export interface RejectedField {
 }
 
 /**
- * What the INVITE says about the payment (DESIGN.md sections 1 and 6). Every field is optional
+ * What the INVITE says about the payment. Every field is optional
  * except the mode, the identification flag, the UUI status and the rejected fields: the call layer
  * fills the gaps from the profile. A key sent twice, or a value that does not parse, is rejected
  * (listed in `rejected`, never guessed); whether the call goes on without it is the profile's

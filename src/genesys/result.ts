@@ -13,7 +13,7 @@ export { toSipTarget } from './sip-target.js';
  */
 
 /**
- * Output keys in the order they are written (DESIGN.md section 6). These are the logical names;
+ * Output keys in the order they are written. These are the logical names;
  * the names written are genesys.resultKeys (by default the same).
  */
 export const RESULT_KEYS = ['res', 'why', 'ref', 'txn', 'amt', 'cur', 'src', 'brand', 'last4', 'att', 'code'] as const;
@@ -97,7 +97,7 @@ export function parseResultUui(ascii: string, cfg: Pick<GenesysConfig, 'fieldSep
 }
 
 /**
- * The complete Refer-To header value carrying the result UUI (DESIGN.md section 1 step 8):
+ * The complete Refer-To header value carrying the result UUI:
  *   <sip:+33140000000@host?User-to-User=00<HEX>%3Bencoding%3Dhex>
  * The header rides in the URI's headers component (RFC 3261 section 19.1.1): its value may not
  * contain ';' or '=' unescaped, hence %3B and %3D; the hex digits need no escaping. A target that

@@ -14,7 +14,7 @@ import { bearerMatches } from './token.js';
 export { bearerMatches } from './token.js';
 
 /**
- * The admin HTTP API (DESIGN.md section 3, http/):
+ * The admin HTTP API:
  *   GET /health                      liveness: 200 while the process runs
  *   GET /ready                       200 when the telephony backend takes calls, else 503
  *   GET /metrics                     Prometheus exposition

@@ -1,7 +1,7 @@
 import { DECLINE_CLASSES, type DeclineClass } from '../domain/outcome.js';
 
 /**
- * PSP decline codes -> our decline classes (DESIGN.md section 7), which decide what the caller
+ * PSP decline codes -> our decline classes, which decide what the caller
  * hears and may do next. Unknown codes fall back to the generic decline: "try another card".
  */
 

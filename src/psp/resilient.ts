@@ -60,7 +60,7 @@ export interface ResilientStats {
 type UnknownReason = string;
 
 /**
- * The no-double-charge layer around one PSP adapter (DESIGN.md section 5, docs/psp.md):
+ * The no-double-charge layer around one PSP adapter (docs/psp.md):
  * - the caller's idempotency key (made once per attempt) is used for every send of the attempt;
  * - on timeout, network error, 5xx, 429 or 409 the identical request is resent with the same key,
  *   with exponential backoff and jitter (Retry-After honoured), up to maxSends;

@@ -2,8 +2,8 @@ import type { Logger } from '../log.js';
 import { PayIvrError } from '../errors.js';
 
 /**
- * Defence in depth before anything is written to a store: card data must never be persisted
- * (DESIGN.md section 5). The dialogue never puts card data in a result; this check catches a bug
+ * Defence in depth before anything is written to a store: card data must never be persisted.
+ * The dialogue never puts card data in a result; this check catches a bug
  * that would, and refuses the whole record rather than trying to clean it.
  */
 

@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import { ALLOW_LIST_ENTRY_PROBLEM, parseCidr, unmapIPv4 } from '../net/cidr.js';
 
 /**
- * Who may call (DESIGN section 5), the one place for the rule whatever the SIP stack: every new
+ * Who may call, the one place for the rule whatever the SIP stack: every new
  * INVITE is checked here before a call object exists. Checks in order, cheapest and least
  * revealing first:
  *   1. source allow-list (IPv4/IPv6 CIDRs)                        -> 403

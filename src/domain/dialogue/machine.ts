@@ -19,7 +19,7 @@ import type { DialogueCommand, DialogueEvent, DialogueInput, DialogueResult, Tra
 export { createDialogue, type DialogueState, type Phase, type MenuKind, type CardField } from './state.js';
 
 /**
- * The payment dialogue (DESIGN.md section 1, steps 2-7): a pure state machine.
+ * The payment dialogue: a pure state machine.
  * `step(state, event)` returns the next state and the commands the call layer carries out. No I/O,
  * no clock, no randomness; it never throws (an internal error ends the dialogue with `error`).
  *

@@ -1,5 +1,5 @@
 /**
- * The sandbox's test cards. The numbers are Stripe's documented test numbers (DESIGN.md section 7)
+ * The sandbox's test cards. The numbers are Stripe's documented test numbers
  * and behave the same on both faces; the Adyen face maps each decline to the Adyen refusal code
  * of the same meaning. Any other number that passes Luhn is approved, so unseen test numbers work.
  */

@@ -18,7 +18,7 @@ const STOP_CALLS_MS = 5000;
  * The production backend: SIP through drachtio-server (drachtio-srf), media through FreeSWITCH
  * (drachtio-fsmrf), behind the same call port as the embedded engine.
  *
- * Start order (DESIGN section 4): connect to drachtio-server, then to FreeSWITCH, then register
+ * Start order: connect to drachtio-server, then to FreeSWITCH, then register
  * the INVITE route. Before that drachtio-server itself answers INVITEs 503 (no route); OPTIONS
  * has its own route from the first connection on and is answered 200. When FreeSWITCH goes away
  * the INVITE route is removed again (so drachtio-server sends calls to another pay-ivr node, or
