@@ -41,6 +41,7 @@ import { priorityOption, raiseChild } from './support/priority.js';
 import { RpcClient, type RpcPush } from './support/rpc.js';
 import { SippProcess } from './support/sipp-runner.js';
 import { BenchChildren, runBench } from './support/children.js';
+import { requireTool } from '../test/support/tools.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const SIP_PORT = 26060;
@@ -97,7 +98,7 @@ const sleep = (ms: number): Promise<'timeout'> => new Promise((r) => setTimeout(
 function wireInviteTo200(pcap: string): number[] {
   let out: string;
   try {
-    out = execFileSync('tshark', ['-r', pcap, '-Y', 'sip.CSeq.method == "INVITE"', '-T', 'fields', '-e', 'frame.time_relative', '-e', 'sip.Call-ID', '-e', 'sip.Method', '-e', 'sip.Status-Code'], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+    out = execFileSync(requireTool('tshark'), ['-r', pcap, '-Y', 'sip.CSeq.method == "INVITE"', '-T', 'fields', '-e', 'frame.time_relative', '-e', 'sip.Call-ID', '-e', 'sip.Method', '-e', 'sip.Status-Code'], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
   } catch {
     return [];
   }
@@ -210,7 +211,7 @@ async function main(): Promise<void> {
   const capture = join(dir, 'sip.pcap');
   if (values['no-capture'] !== true) {
     // Its own process group: an aborted run kills tshark's dumpcap with it.
-    tshark = spawn('tshark', ['-i', 'lo', '-f', `udp port ${SIP_PORT}`, '-w', capture, '-q'], { stdio: 'ignore', detached: true });
+    tshark = spawn(requireTool('tshark'), ['-i', 'lo', '-f', `udp port ${SIP_PORT}`, '-w', capture, '-q'], { stdio: 'ignore', detached: true });
     children.add(tshark, true);
     await sleep(2000);
   }

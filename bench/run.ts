@@ -10,6 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { MissingToolError, requireTool, type Tool } from '../test/support/tools.js';
 
 const DIR = import.meta.dirname;
 
@@ -31,7 +32,17 @@ process.on('SIGTERM', () => {
   current?.kill('SIGTERM');
 });
 
+/** The real peers each benchmark drives: a missing one is said in one line before it starts. */
+const TOOLS: Record<string, Tool[]> = { 'sipp-load': ['sipp'], 'product-load': ['sipp', 'tshark'] };
+
 function run(name: string, args: string[]): Promise<number> {
+  try {
+    for (const t of TOOLS[name] ?? []) requireTool(t);
+  } catch (e) {
+    if (!(e instanceof MissingToolError)) throw e;
+    console.error(`${name}: ${e.message}`);
+    return Promise.resolve(1);
+  }
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(DIR, `${name}.ts`), ...args], { stdio: 'inherit' });
     current = child;

@@ -7,23 +7,12 @@
  */
 import { parseArgs } from 'node:util';
 import { writeDtmfPcap, type DtmfStep } from '../test/support/dtmf-pcap.js';
+import { paymentSteps } from '../test/support/payment-steps.js';
+import { runWithTools } from '../test/support/tools.js';
 import { runGenesysCall } from '../test/support/genesys-sipp.js';
 
-/** The approved Visa payment: confirm the amount (after its menu), card, expiry, security code. */
-export const APPROVED_VISA: DtmfStep[] = [
-  { pauseMs: 15_000 },
-  { keys: '1' },
-  { pauseMs: 1_000 },
-  { keys: '4242424242424242#' },
-  { pauseMs: 600 },
-  { keys: '1' },
-  { pauseMs: 600 },
-  { keys: '1234' },
-  { pauseMs: 600 },
-  { keys: '1' },
-  { pauseMs: 600 },
-  { keys: '737' },
-];
+/** The approved Visa payment: confirm the amount (barge-in, as soon as media flows), card, expiry, security code. */
+export const APPROVED_VISA: DtmfStep[] = paymentSteps('4242424242424242', { expiry: '1234', cvc: '737' });
 
 const { values } = parseArgs({
   options: {
@@ -34,14 +23,16 @@ const { values } = parseArgs({
   },
 });
 
-if (values['write-pcaps']) {
-  const r = writeDtmfPcap('sipp-scenarios/genesys/pcap/approved-visa.pcap', APPROVED_VISA);
-  process.stdout.write(`approved-visa.pcap: ${r.packets} packets, ${r.durationMs} ms\n`);
-} else {
+await runWithTools(async () => {
+  if (values['write-pcaps']) {
+    const r = writeDtmfPcap('sipp-scenarios/genesys/pcap/approved-visa.pcap', APPROVED_VISA);
+    process.stdout.write(`approved-visa.pcap: ${r.packets} packets, ${r.durationMs} ms\n`);
+    return;
+  }
   const r = await runGenesysCall({ scenario: 'payment', target: values.target, uui: values.uui, conversationId: values.cnv, steps: APPROVED_VISA, localPort: 5070, mediaPort: 6000, timeoutS: 120 });
   if (r.exitCode !== 0 || !r.resultUui) {
     process.stderr.write(`SIPp call failed (exit ${r.exitCode}); traces in ${r.dir}\n${r.output}\n`);
     process.exit(1);
   }
   process.stdout.write(`REFER Refer-To: ${r.referTo}\nresult UUI: ${r.resultUui}\n`);
-}
+});

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -13,6 +12,7 @@ import { SipPeer } from './support/sip-peer.js';
 import dgram from 'node:dgram';
 import { parseMessage } from '../src/telephony/embedded/sip/parser.js';
 import { Capture, eventKeys, isKnownG711, promptAudioIndex, rtpPackets, sipReadable, tlsAppDataRecords, tlsVersions, tsharkEventCodes, udpPortsIn, type RtpPacket } from './support/capture.js';
+import { selfSignedCert } from './support/certs.js';
 
 /**
  * A real softphone pays over SIP/TLS with mandatory SDES-SRTP through the whole product
@@ -66,7 +66,7 @@ function appConfig(over: Record<string, unknown>): ReturnType<typeof parseConfig
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'payivr-tls-srtp-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  selfSignedCert(dir, { ipSan: true });
   capture = await Capture.start(join(dir, 'call.pcapng'), `udp or tcp port ${TLS_PORT}`);
   appTls = await startApp(
     appConfig({

@@ -1,6 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +14,7 @@ import type { DtmfDigit } from '../src/domain/dtmf.js';
 import { headerValue, headerValues, tagOf, type SipRequest } from '../src/telephony/embedded/sip/message.js';
 import { FakeMedia } from './support/fake-media.js';
 import { SipPeer, offerSdp, type PeerCall } from './support/sip-peer.js';
+import { selfSignedCert } from './support/certs.js';
 
 /**
  * The embedded backend's SIP behaviour against a scripted peer (raw SIP over UDP/TCP), with a
@@ -546,7 +546,7 @@ describe('embedded backend over TLS', () => {
   const port = PORT + 6;
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'payivr-tls-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+    selfSignedCert(dir);
     h = await startBackend(
       configSchema.parse({
         sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port }, { transport: 'tls', host: '127.0.0.1', port: port + 1 }], tls: { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem') } },

@@ -7,6 +7,7 @@ import { ALAW_DECODE, decode, encode, encodeSample, transcode, ULAW_DECODE } fro
 import { parseWav, writeWavPcm16 } from '../src/telephony/embedded/media/wav.js';
 import { PromptLibrary, promptFromWav } from '../src/telephony/embedded/media/prompt-library.js';
 import { isPayIvrError } from '../src/errors.js';
+import { requireTool } from './support/tools.js';
 
 /**
  * Independent G.711 reference, written from the segment tables of ITU-T G.711 (not from the
@@ -162,7 +163,7 @@ describe('WAV parsing', () => {
       ['a-law', 'PCMA'],
     ] as const) {
       const out = join(dir, `${enc}.wav`);
-      execFileSync('sox', [src, '-e', enc, '-b', '8', out]);
+      execFileSync(requireTool('sox'), [src, '-e', enc, '-b', '8', out]);
       const bytes = readFileSync(out);
       const w = parseWav(bytes);
       expect(w.kind).toBe('g711');

@@ -9,6 +9,7 @@ import { InbandDtmfDetector } from '../src/telephony/embedded/media/goertzel-dtm
 import { Rfc4733Receiver } from '../src/telephony/embedded/media/rfc4733.js';
 import { parseWav } from '../src/telephony/embedded/media/wav.js';
 import { dtmfPcm, prng, readPcapRtp } from './support/rtp-peer.js';
+import { requireTool } from './support/tools.js';
 
 const ALL: DtmfDigit[] = ['1', '2', '3', 'A', '4', '5', '6', 'B', '7', '8', '9', 'C', '*', '0', '#', 'D'];
 
@@ -214,8 +215,8 @@ describe('in-band DTMF (Goertzel)', () => {
       ];
       texts.forEach(([voice, text], i) => {
         const raw = join(dir, `raw${i}.wav`);
-        execFileSync('espeak-ng', ['-v', voice, '-s', '150', '-w', raw, text]);
-        execFileSync('sox', [raw, '-r', '8000', '-c', '1', '-b', '16', join(dir, `speech${i}.wav`), 'norm', '-1']);
+        execFileSync(requireTool('espeak-ng'), ['-v', voice, '-s', '150', '-w', raw, text]);
+        execFileSync(requireTool('sox'), [raw, '-r', '8000', '-c', '1', '-b', '16', join(dir, `speech${i}.wav`), 'norm', '-1']);
         rmSync(raw);
       });
     });

@@ -1,7 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import type { CallEndInfo, InboundCall } from '../src/telephony/types.js';
 import { headerValue } from '../src/telephony/embedded/sip/message.js';
 import { FakeMedia } from './support/fake-media.js';
 import { SipPeer, offerSdp, type PeerCall } from './support/sip-peer.js';
+import { selfSignedCert } from './support/certs.js';
 
 /**
  * The SIP edge against a hostile network, with real sockets: a third party on 127.0.0.2 (the
@@ -242,7 +242,7 @@ describe('TCP and TLS under a connection flood from one source', () => {
   let dir: string;
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'pay-ivr-flood-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+    selfSignedCert(dir);
   });
   afterAll(() => {
     rmSync(dir, { recursive: true, force: true });

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import tls from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -7,6 +6,7 @@ import { join } from 'node:path';
 import { parseConfig } from '../src/config/load.js';
 import { silentLogger } from '../src/log.js';
 import { SipTransport, type TlsMaterial } from '../src/telephony/embedded/sip/transport.js';
+import { selfSignedCert } from './support/certs.js';
 
 /**
  * SIP over TLS versions: TLS 1.2 by default (what Genesys BYOC speaks), TLS 1.3 only when
@@ -16,7 +16,7 @@ import { SipTransport, type TlsMaterial } from '../src/telephony/embedded/sip/tr
 let dir: string;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'payivr-tlsver-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  selfSignedCert(dir, { ipSan: true });
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { quantileSorted } from './histogram.js';
+import { requireTool } from '../../test/support/tools.js';
 
 /**
  * SIPp as the load generator of bench/sipp-load.ts: one run of a UAC scenario with its
@@ -68,7 +69,7 @@ export class SippProcess {
       opts.target,
     ];
     const out = openSync(join(opts.dir, 'sipp.out'), 'w');
-    this.child = spawn('sipp', args, { cwd: opts.dir, stdio: ['ignore', out, out] });
+    this.child = spawn(requireTool('sipp'), args, { cwd: opts.dir, stdio: ['ignore', out, out] });
     closeSync(out);
     this.exited = new Promise<number>((resolve) => {
       this.child.on('error', () => resolve(-1));

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { requireTool } from './tools.js';
 
 /**
  * baresip (Debian baresip-core 1.0) as a headless softphone for tests: a temp config dir
@@ -120,7 +121,7 @@ export class Baresip {
     );
     writeFileSync(join(dir, 'accounts'), `<sip:caller@127.0.0.1>${o.accountParams ?? ';regint=0;audio_codecs=PCMU,PCMA'}\n`);
     writeFileSync(join(dir, 'contacts'), '');
-    const proc = spawn('baresip', ['-f', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(requireTool('baresip'), ['-f', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     const b = new Baresip(proc, dir);
     // ctrl_tcp listens once baresip is ready: retry the connection for a while.
     const deadline = Date.now() + 10_000;

@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promptFromWav } from '../../src/telephony/embedded/media/prompt-library.js';
+import { requireTool } from './tools.js';
 
 /**
  * A packet capture of loopback (tshark, inside the test's network namespace) and what a sniffer
@@ -24,7 +25,7 @@ export class Capture {
 
   /** Starts tshark on lo with a capture filter; resolves once it captures. */
   static async start(file: string, filter: string): Promise<Capture> {
-    const proc = spawn('tshark', ['-i', 'lo', '-n', '-q', '-w', file, '-f', filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(requireTool('tshark'), ['-i', 'lo', '-n', '-q', '-w', file, '-f', filter], { stdio: ['ignore', 'ignore', 'pipe'] });
     const c = new Capture(file, proc);
     const deadline = Date.now() + 10_000;
     while (!c.#stderr.includes('Capturing on')) {

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync } fro
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeDtmfPcap, type DtmfStep } from './dtmf-pcap.js';
+import { requireTool } from './tools.js';
 
 /** Runs one of the sipp-scenarios/genesys scenarios as the Genesys side of a call. */
 
@@ -81,7 +82,7 @@ export async function runGenesysCall(o: GenesysCallOptions): Promise<GenesysCall
     o.target,
   ];
   const output = await new Promise<{ code: number; out: string }>((res) => {
-    const p = spawn('sipp', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(requireTool('sipp'), args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.stderr.on('data', (d: Buffer) => (out += d.toString()));

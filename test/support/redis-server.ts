@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { requireTool } from './tools.js';
 
 /** A real redis-server on 127.0.0.1 for a test file: no persistence, stopped by `stop()`. */
 export interface RedisServer {
@@ -14,7 +15,7 @@ export interface RedisServer {
  */
 export async function startRedisServer(port: number, opts: { persistDir?: string } = {}): Promise<RedisServer> {
   const persist = opts.persistDir !== undefined ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', opts.persistDir] : ['--appendonly', 'no'];
-  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persist, '--daemonize', 'no'], {
+  const server = spawn(requireTool('redis-server'), ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persist, '--daemonize', 'no'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   await new Promise<void>((resolve, reject) => {

@@ -7,6 +7,7 @@ import { silentLogger, type Logger } from '../../src/log.js';
 import { EmbeddedBackend } from '../../src/telephony/embedded/backend.js';
 import type { CallEndInfo, DtmfSource, InboundCall, PlayResult, ReferResult } from '../../src/telephony/types.js';
 import type { DtmfDigit } from '../../src/domain/dtmf.js';
+import { requireTool } from './tools.js';
 
 /**
  * SIPp as a child process, and a conformance harness: an EmbeddedBackend (real SIP stack and
@@ -60,7 +61,7 @@ export async function runSipp(o: SippOptions): Promise<SippRun> {
   for (const [k, v] of Object.entries(o.keys ?? {})) args.push('-key', k, v);
   args.push(o.target);
   const { code, out } = await new Promise<{ code: number; out: string }>((res) => {
-    const p = spawn('sipp', args, { cwd: resolve('.'), stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(requireTool('sipp'), args, { cwd: resolve('.'), stdio: ['ignore', 'pipe', 'pipe'] });
     running.add(p);
     let text = '';
     p.stdout.on('data', (d: Buffer) => (text = (text + d.toString()).slice(-20000)));
