@@ -7,6 +7,8 @@ import { createLogger } from '../src/log.js';
 import { startApp, type App } from '../src/app.js';
 import { parseUui, runGenesysCall, type GenesysCallResult } from './support/genesys-sipp.js';
 import type { DtmfStep } from './support/dtmf-pcap.js';
+import { cardSteps, paymentSteps } from './support/payment-steps.js';
+import { e2eNodeConfig } from './support/app-config.js';
 
 /**
  * Rows of the UUI abuse table (test/genesys-uui-abuse.test.ts) through the real embedded SIP
@@ -23,27 +25,21 @@ const CVC = '737';
 const CARD_LIKE = ['12345678901234567890', '4111111111111111', '5555555555554444'];
 const SECRETS = [VISA, VISA.slice(0, 12), ...CARD_LIKE];
 
-/** Waits for the amount announcement (it cannot be interrupted) before its menu key. */
-const AMOUNT_MENU_MS = 15_000;
-
 const AUTOMATED = 'sip:+18005550100@127.0.0.1';
 const AGENT = 'sip:+18005550177@127.0.0.1';
 
-function card(): DtmfStep[] {
-  return [{ keys: `${VISA}#` }, { pauseMs: 600 }, { keys: '1' }, { pauseMs: 600 }, { keys: EXPIRY }, { pauseMs: 600 }, { keys: '1' }, { pauseMs: 600 }, { keys: CVC }];
-}
+const card = (): DtmfStep[] => cardSteps(VISA, { expiry: EXPIRY, cvc: CVC });
 
 let app: App | undefined;
 let dir: string;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'payivr-e2e-abuse-'));
-  const config = parseConfig({
-    journal: { dataDir: join(dir, 'data') },
-    sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: 25090 }] },
-    rtp: { host: '127.0.0.1', portMin: 36400, portMax: 36999, noRtpTimeoutMs: 120_000 },
-    admin: { enabled: false },
-    log: { level: 'debug' },
+  const config = parseConfig(e2eNodeConfig({
+    dir,
+    sip: [{ transport: 'udp', port: 25090 }],
+    rtp: [36400, 36999],
+    rest: { admin: { enabled: false } },
     profiles: {
       default: {
         language: 'en-US',
@@ -72,7 +68,7 @@ beforeAll(async () => {
         handBack: { automated: AUTOMATED, agent: AGENT, returnHost: 'genesys.example' },
       },
     },
-  });
+  }));
   // debug level on purpose: the leak scan must hold even at the most verbose shipped level.
   app = await startApp(config, createLogger({ level: 'debug', destination: join(dir, 'pay-ivr.log') }));
 }, 60_000);
@@ -105,7 +101,7 @@ const CASES: Case[] = [
   // enter-amount: the bad amount is rejected and the caller enters 12.50; the result says src=caller.
   { name: 'lenient-bad-amount', service: LENIENT, uui: 'acct=C-10|amt=1e3|cur=USD|ref=INV-10', steps: [{ pauseMs: 3_000 }, { keys: '12*5#' }, { pauseMs: 1_500 }, { keys: '1' }, { pauseMs: 800 }, ...card()] },
   // An accepted other currency: charged in GBP, src=context.
-  { name: 'lenient-gbp', service: LENIENT, uui: 'acct=C-11|amt=49.90|cur=GBP|ref=INV-11', steps: [{ pauseMs: AMOUNT_MENU_MS }, { keys: '1' }, { pauseMs: 1_000 }, ...card()] },
+  { name: 'lenient-gbp', service: LENIENT, uui: 'acct=C-11|amt=49.90|cur=GBP|ref=INV-11', steps: paymentSteps(VISA, { expiry: EXPIRY, cvc: CVC }) },
 ];
 
 const results = new Map<string, GenesysCallResult>();

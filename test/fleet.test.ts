@@ -7,6 +7,7 @@ import { startSandbox, type Sandbox } from '../src/psp/index.js';
 import { startRedisServer, type RedisServer } from './support/redis-server.js';
 import { startKamailio, startLoad, startNode, sleep, type FleetNode, type Kamailio, type NodeSpec } from './support/fleet.js';
 import { decodeReferToUui, parseUui } from './support/genesys-sipp.js';
+import { cliArgs } from './support/dist.js';
 
 /**
  * Two pay-ivr nodes (real `pay-ivr serve` processes, embedded backend) share a real Redis, behind
@@ -96,7 +97,7 @@ describe('a fleet of two nodes behind Kamailio', () => {
   }, 180_000);
 
   it('rolling restart under load: each node drains (SIGTERM) and comes back, 0 failed calls, every payment recorded once', async () => {
-    const run = startLoad({ target: `127.0.0.1:${KAMAILIO_PORT}`, calls: 120, rate: 1.6, localPort: 26200, mediaPort: 46000, dir, prefix: 'rolling', uui: uui('INV-ROLL') });
+    const run = startLoad({ target: `127.0.0.1:${KAMAILIO_PORT}`, calls: 120, rate: 3, localPort: 26200, mediaPort: 46000, dir, prefix: 'rolling', uui: uui('INV-ROLL') });
     const timeline: string[] = [];
     // Peak of calls in progress on the fleet, from both nodes' readiness answers.
     let peak = 0;
@@ -117,7 +118,7 @@ describe('a fleet of two nodes behind Kamailio', () => {
         n.process.kill('SIGTERM');
       } else {
         // The other way in: `pay-ivr drain` asks the node's admin API.
-        const out = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'drain', '--config', join(dir, `${n.spec.name}.yaml`)], { encoding: 'utf8' });
+        const out = execFileSync(process.execPath, cliArgs('drain', '--config', join(dir, `${n.spec.name}.yaml`)), { encoding: 'utf8' });
         mark(`pay-ivr drain b: ${out.trim()}`);
         expect(out).toMatch(/^draining: \d+ call\(s\) in progress/);
       }
@@ -148,14 +149,15 @@ describe('a fleet of two nodes behind Kamailio', () => {
   }, 400_000);
 
   it('a node killed (-9) under load: new calls go to the other node, its calls are untouched; the dead node BYEs its callers and reconciles their charges when it returns', async () => {
-    const CALLS = 60;
+    const CALLS = 40;
     const RATE = 2;
     // Charges take 3 s, so some are with the PSP when the node dies: only reconciliation can
     // record those.
     psp.inject({ fault: { kind: 'latency', ms: 3_000 }, count: 1_000, method: 'POST' });
     const run = startLoad({ target: `127.0.0.1:${KAMAILIO_PORT}`, calls: CALLS, rate: RATE, localPort: 26300, mediaPort: 48000, dir, prefix: 'kill', uui: uui('INV-KILL'), scenario: 'payment-or-bye' });
     const started = Date.now();
-    await sleep(25_000);
+    // Kill in the middle of the arrivals: calls in every step on the node, more still to come.
+    await sleep(12_000);
     const a = nodes.a!;
     const onA = ((await (await fetch(`http://127.0.0.1:${a.spec.adminPort}/ready`)).json()) as { activeCalls: number }).activeCalls;
     a.process.kill('SIGKILL');

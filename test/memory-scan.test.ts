@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseUui, runGenesysCall, type GenesysCallResult } from './support/genesys-sipp.js';
 import type { DtmfStep } from './support/dtmf-pcap.js';
+import { paymentSteps } from './support/payment-steps.js';
 import { panNeedles, randomLuhnPan, scanProcessMemory } from './support/proc-mem.js';
+import { cliArgs } from './support/dist.js';
 
 /**
  * Card data lifetime (issue 9 item 6): the server runs as a child process (embedded SIP/RTP
@@ -22,9 +24,6 @@ const ADMIN_PORT = 18460;
 const STRIPE_SANDBOX_PORT = 18461;
 const ADYEN_SANDBOX_PORT = 18462;
 const TOKEN = 'memscan-token-0123456789abcdef';
-const EXPIRY = '1234';
-const CVC = '737';
-const AMOUNT_MENU_MS = 15_000;
 
 interface Payment {
   label: string;
@@ -43,9 +42,7 @@ const PAYMENTS: Payment[] = [
 /** Not card data: a number the test itself puts into the server's memory, to prove the scan finds such things. */
 const CANARY = randomLuhnPan('9', 16);
 
-function keys(pan: string): DtmfStep[] {
-  return [{ pauseMs: AMOUNT_MENU_MS }, { keys: '1' }, { pauseMs: 1_000 }, { keys: `${pan}#` }, { pauseMs: 600 }, { keys: '1' }, { pauseMs: 600 }, { keys: EXPIRY }, { pauseMs: 600 }, { keys: '1' }, { pauseMs: 600 }, { keys: CVC }];
-}
+const keys = (pan: string): DtmfStep[] => paymentSteps(pan);
 
 let child: ChildProcess | undefined;
 let dir: string;
@@ -90,7 +87,7 @@ beforeAll(async () => {
   };
   const cfg = join(dir, 'config.json');
   writeFileSync(cfg, JSON.stringify(config));
-  child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_ENV: 'production' } });
+  child = spawn(process.execPath, cliArgs('serve', '--config', cfg), { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_ENV: 'production' } });
   child.stderr?.on('data', (d: Buffer) => {
     stderr += d.toString();
   });

@@ -27,6 +27,13 @@ export interface DtmfPcapOptions {
   tailMs?: number;
 }
 
+/**
+ * Silence before a call's first key. Every menu takes barge-in, the amount announcement and the
+ * welcome before it included, so the first key only has to wait for the media to flow (the pcap
+ * starts after SIPp's ACK and already leads with 400 ms of silence).
+ */
+export const FIRST_KEY_PAUSE_MS = 1_000;
+
 const EVENT_CODES: Record<string, number> = { '*': 10, '#': 11, A: 12, B: 13, C: 14, D: 15 };
 const FRAME_MS = 20;
 const SAMPLES_PER_FRAME = 160;
@@ -150,4 +157,11 @@ export function writeDtmfPcap(path: string, steps: readonly DtmfStep[], opts: Dt
   writeFileSync(path, Buffer.concat(chunks));
   const last = packets[packets.length - 1];
   return { packets: packets.length, durationMs: last ? Math.round(last.timeUs / 1000) + FRAME_MS : 0 };
+}
+
+/** When the last key of `steps` has been sent, in ms from the start of the stream (the tail of silence left out). */
+export function keysEndMs(steps: readonly DtmfStep[], opts: DtmfPcapOptions = {}): number {
+  const packets = buildDtmfRtp(steps, { ...opts, tailMs: 0 });
+  const last = packets[packets.length - 1];
+  return last === undefined ? 0 : Math.round(last.timeUs / 1000) + FRAME_MS;
 }

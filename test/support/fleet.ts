@@ -3,6 +3,10 @@ import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { hexUui } from './genesys-sipp.js';
+import { cliArgs } from './dist.js';
+import { requireTool } from './tools.js';
+import dgram from 'node:dgram';
+import { shortPromptsDir } from './short-prompts.js';
 
 /**
  * A pay-ivr fleet on loopback for tests: nodes as real `pay-ivr serve` child processes (embedded
@@ -45,7 +49,8 @@ export function nodeConfig(s: NodeSpec): Record<string, unknown> {
     journal: { dataDir: join(s.dir, `${s.name}-data`), nodeId: s.name },
     security: { allowList: ['127.0.0.0/8'], ratePerSource: 200 },
     drain: { maxMs: s.drainMaxMs ?? 120_000, retryAfterSeconds: 5 },
-    promptsDir: join(ROOT, 'prompts'),
+    // The fleet tests check calls, results and the books, not the audio: the short pack.
+    promptsDir: shortPromptsDir(),
     profiles: {
       default: {
         currency: 'EUR',
@@ -61,7 +66,7 @@ export async function startNode(s: NodeSpec): Promise<FleetNode> {
   const cfgFile = join(s.dir, `${s.name}.yaml`);
   writeFileSync(cfgFile, stringify(nodeConfig(s)));
   const logFile = join(s.dir, `${s.name}.log`);
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli.ts'), 'serve', '--config', cfgFile], {
+  const child = spawn(process.execPath, cliArgs('serve', '--config', cfgFile), {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, PAYIVR_CONFIG: '' },
@@ -103,14 +108,17 @@ export async function startKamailio(o: { port: number; nodes: number[]; dir: str
     '-A', `DISPATCHER_LIST="${list}"`, '-A', `PROBE_INTERVAL=${o.probeIntervalS ?? 1}`, '-A', 'NODE_TIMEOUT_MS=1000',
     '-w', o.dir, '-Y', o.dir,
   ];
-  const child = spawn('kamailio', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(requireTool('kamailio'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise((r) => child.once('exit', r));
-  // Ready when it answers an OPTIONS probe of its own (any reply: the listeners are up).
-  await sleep(1500);
-  if (child.exitCode !== null) throw new Error(`kamailio exited at start:\n${out.slice(-3000)}`);
+  // Ready when it answers an OPTIONS (any reply: the listeners are up).
+  const deadline = Date.now() + 15_000;
+  while (!(await answersOptions(o.port))) {
+    if (child.exitCode !== null) throw new Error(`kamailio exited at start:\n${out.slice(-3000)}`);
+    if (Date.now() > deadline) throw new Error(`kamailio did not answer OPTIONS in 15 s:\n${out.slice(-3000)}`);
+  }
   return {
     port: o.port,
     log: () => out,
@@ -121,6 +129,38 @@ export async function startKamailio(o: { port: number; nodes: number[]; dir: str
       if (child.exitCode === null) child.kill('SIGKILL');
     },
   };
+}
+
+/** True when something answers a SIP OPTIONS on 127.0.0.1:`port` (UDP) within 200 ms. */
+function answersOptions(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = dgram.createSocket('udp4');
+    const done = (ok: boolean): void => {
+      clearTimeout(timer);
+      sock.close();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), 200);
+    sock.once('message', (m) => done(m.toString('latin1').startsWith('SIP/2.0 ')));
+    sock.once('error', () => done(false));
+    sock.bind(0, '127.0.0.1', () => {
+      const { port: local } = sock.address();
+      const branch = `z9hG4bK-ready-${Date.now()}`;
+      const msg = [
+        `OPTIONS sip:127.0.0.1:${port} SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${local};branch=${branch};rport`,
+        'Max-Forwards: 70',
+        `From: <sip:probe@127.0.0.1:${local}>;tag=ready`,
+        `To: <sip:127.0.0.1:${port}>`,
+        `Call-ID: ready-${branch}`,
+        'CSeq: 1 OPTIONS',
+        'Content-Length: 0',
+        '',
+        '',
+      ].join('\r\n');
+      sock.send(msg, port, '127.0.0.1');
+    });
+  });
 }
 
 export interface LoadRun {
@@ -174,7 +214,7 @@ export function startLoad(o: { target: string; calls: number; rate: number; loca
     '-timeout', '400s', '-timeout_error', '-nostdin', '-t', 'u1',
     o.target,
   ];
-  const child = spawn('sipp', args, { cwd: o.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(requireTool('sipp'), args, { cwd: o.dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
   child.stderr.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
