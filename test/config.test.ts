@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { parseConfig, loadConfig, SHIPPED_PROMPTS_DIR } from '../src/config/load.js';
 import { selectProfile, dialogueSettings } from '../src/config/profiles.js';
 import { profileSchema } from '../src/config/schema.js';
+import { cliArgs } from './support/dist.js';
 
 function cli(args: string[], env: Record<string, string> = {}): { code: number; out: string } {
   try {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const out = execFileSync(process.execPath, cliArgs(...args), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     return { code: 0, out };
   } catch (e) {
     const err = e as { status: number; stdout: string; stderr: string };

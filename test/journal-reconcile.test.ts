@@ -14,6 +14,7 @@ import { LocalJournalBackend } from '../src/journal/local-backend.js';
 import { RedisJournalBackend } from '../src/journal/redis-backend.js';
 import { PaymentJournal } from '../src/journal/journal.js';
 import { startRedisServer, type RedisServer } from './support/redis-server.js';
+import { cliArgs } from './support/dist.js';
 
 /**
  * Reconciliation against the sandbox PSP (real HTTP, Stripe face): open attempts are settled by
@@ -50,7 +51,7 @@ afterAll(async () => {
 /** The CLI as a child process; asynchronously, since the sandbox answers from this process. */
 function runCli(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, cliArgs(...args), { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { cliArgs } from './support/dist.js';
 
 /**
  * rtp.workerPriority where the OS refuses it: `pay-ivr serve` started without CAP_SYS_NICE
@@ -45,7 +46,7 @@ describe('rtp.workerPriority without CAP_SYS_NICE', () => {
         '',
       ].join('\n'),
     );
-    const p = spawn('setpriv', ['--bounding-set=-sys_nice', process.execPath, '--import', 'tsx', 'src/cli.ts', 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('setpriv', ['--bounding-set=-sys_nice', process.execPath, ...cliArgs('serve', '--config', config)], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = p;
     let stderr = '';
     p.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -4,9 +4,9 @@ import { ADYEN_HOLDER_NAME_TRIGGERS, APPROVED_TEST_CARDS } from '../src/psp/sand
 import { AdyenGateway, ADYEN_API_VERSION, adyenBaseUrl } from '../src/psp/adyen.js';
 import { ResilientGateway } from '../src/psp/resilient.js';
 import { adyenDeclineClass } from '../src/psp/decline-codes.js';
-import type { DeclineClass } from '../src/domain/outcome.js';
 import { ADAPTER_TIMEOUT_MS, FAST_RETRY, TEST_CVC, captureLogs, card, chargeRequest, findCardData } from './support/psp-fixtures.js';
 import { describeFaultSuite, type FaultTally, type PspHarness } from './support/psp-suite.js';
+import { declineCases } from './support/decline-cards.js';
 
 const logs = captureLogs();
 let sandbox: Sandbox;
@@ -60,17 +60,18 @@ describe('Adyen adapter against the sandbox (Checkout /payments, shopperInteract
     }
   });
 
-  const declines: [string, DeclineClass, string][] = [
-    ['4000000000000002', 'do-not-honor', '2'],
-    ['4000000000009995', 'insufficient-funds', '12'],
-    ['4000000000000069', 'expired-card', '6'],
-    ['4000000000000127', 'incorrect-cvc', '24'],
-    ['4000000000000119', 'processing-error', '4'],
-    ['4000000000009987', 'fraud', '5'],
-    ['4000000000009979', 'fraud', '5'],
-    ['4100000000000019', 'fraud', '20'],
-    ['4242424242424241', 'incorrect-number', 'validation-101'],
-  ];
+  // Adyen's refusal reason codes.
+  const declines = declineCases({
+    '4000000000000002': '2',
+    '4000000000009995': '12',
+    '4000000000000069': '6',
+    '4000000000000127': '24',
+    '4000000000000119': '4',
+    '4000000000009987': '5',
+    '4000000000009979': '5',
+    '4100000000000019': '20',
+    '4242424242424241': 'validation-101',
+  });
   it.each(declines)('declines %s as %s (refusal %s), with no charge on the books', async (pan, cls, code) => {
     const r = req(pan);
     const out = await gateway.charge(r);

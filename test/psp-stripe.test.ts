@@ -3,9 +3,9 @@ import { startSandbox, type Sandbox } from '../src/psp/sandbox/index.js';
 import { APPROVED_TEST_CARDS } from '../src/psp/sandbox/cards.js';
 import { StripeGateway } from '../src/psp/stripe.js';
 import { ResilientGateway } from '../src/psp/resilient.js';
-import type { DeclineClass } from '../src/domain/outcome.js';
 import { ADAPTER_TIMEOUT_MS, FAST_RETRY, TEST_CVC, captureLogs, card, chargeRequest, findCardData } from './support/psp-fixtures.js';
 import { describeFaultSuite, type FaultTally, type PspHarness } from './support/psp-suite.js';
+import { declineCases } from './support/decline-cards.js';
 
 const logs = captureLogs();
 let sandbox: Sandbox;
@@ -49,18 +49,19 @@ describe('Stripe adapter against the sandbox (official stripe SDK, PaymentIntent
     expect(out.status).toBe('approved');
   });
 
-  const declines: [string, DeclineClass, string][] = [
-    ['4000000000000002', 'do-not-honor', 'generic_decline'],
-    ['4000000000009995', 'insufficient-funds', 'insufficient_funds'],
-    ['4000000000000069', 'expired-card', 'expired_card'],
-    ['4000000000000127', 'incorrect-cvc', 'incorrect_cvc'],
-    ['4242424242424241', 'incorrect-number', 'incorrect_number'],
-    ['4000000000000119', 'processing-error', 'processing_error'],
-    ['4000000000009987', 'fraud', 'lost_card'],
-    ['4000000000009979', 'fraud', 'stolen_card'],
-    ['4100000000000019', 'fraud', 'fraudulent'],
-    ['4000000000006975', 'insufficient-funds', 'card_velocity_exceeded'],
-  ];
+  // Stripe's decline codes.
+  const declines = declineCases({
+    '4000000000000002': 'generic_decline',
+    '4000000000009995': 'insufficient_funds',
+    '4000000000000069': 'expired_card',
+    '4000000000000127': 'incorrect_cvc',
+    '4242424242424241': 'incorrect_number',
+    '4000000000000119': 'processing_error',
+    '4000000000009987': 'lost_card',
+    '4000000000009979': 'stolen_card',
+    '4100000000000019': 'fraudulent',
+    '4000000000006975': 'card_velocity_exceeded',
+  });
   it.each(declines)('declines %s as %s (%s), with no charge on the books', async (pan, cls, code) => {
     const r = req(pan);
     const out = await gateway.charge(r);
