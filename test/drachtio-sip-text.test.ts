@@ -4,13 +4,13 @@ import {
   canonicalHeaderName,
   formatReason,
   parseRawHeaders,
-  sdpOrigin,
   sipfragStatus,
   subscriptionTerminated,
   transportOf,
   uriOfNameAddr,
   userOfUri,
 } from '../src/telephony/drachtio/sip-text.js';
+import { sdpOrigin } from '../src/telephony/sdp-reader.js';
 import { playbackCommand, promptFile } from '../src/telephony/drachtio/playback.js';
 import { isPayIvrError } from '../src/errors.js';
 import { installedFsmrfVersion, SUPPORTED_FSMRF_MAJOR } from '../src/telephony/drachtio/freeswitch-link.js';

@@ -1,6 +1,7 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { PayIvrError } from '../errors.js';
 import { ALLOW_LIST_ENTRY_PROBLEM, parseCidr, unmapIPv4 } from '../net/cidr.js';
+import { audioStreamsToCheck } from './sdp-reader.js';
 
 /**
  * The address ranges media may come from and go to (security.mediaRanges), for both backends.
@@ -55,30 +56,10 @@ export class MediaRanges {
   }
 }
 
-/** Media addresses (c= lines in effect for each non-rejected m=audio) of an SDP; undefined entries are holds (0.0.0.0). */
+/**
+ * Media addresses (the c= in effect for each active m=audio section, and for each m= line that
+ * cannot be read); undefined entries are holds (0.0.0.0) or sections without any c=.
+ */
 export function sdpMediaAddresses(sdp: string): (string | undefined)[] {
-  const lines = sdp.split(/\r?\n/);
-  let session: string | undefined;
-  const out: (string | undefined)[] = [];
-  let inMedia = false;
-  let inAudio = false;
-  let mediaAddr: string | undefined | null = null;
-  const flush = (): void => {
-    if (inAudio) out.push(mediaAddr === null ? session : mediaAddr);
-  };
-  for (const line of lines) {
-    if (line.startsWith('m=')) {
-      flush();
-      inMedia = true;
-      inAudio = /^m=audio [1-9]/.test(line);
-      mediaAddr = null;
-    } else if (line.startsWith('c=')) {
-      const ip = /^c=IN IP[46] ([^\s/]+)/.exec(line)?.[1];
-      const addr = ip === undefined || ip === '0.0.0.0' || ip === '::' ? undefined : ip;
-      if (!inMedia) session = addr;
-      else mediaAddr = addr;
-    }
-  }
-  flush();
-  return out;
+  return audioStreamsToCheck(sdp).map((x) => x.address);
 }

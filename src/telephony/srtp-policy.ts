@@ -1,8 +1,10 @@
+import { audioStreamsToCheck, sdpStreams } from './sdp-reader.js';
+
 /**
  * The SRTP policy (config `rtp.srtp`), one rule for both backends: 'required' refuses plain
  * RTP/AVP offers, 'off' refuses RTP/SAVP ones, 'optional' takes either. Only SDES-keyed SRTP
  * (RTP/SAVP, RTP/SAVPF with a=crypto) counts as secure; DTLS-SRTP (UDP/TLS/RTP/SAVP) is not
- * offered by Genesys BYOC and is refused. Pure text functions: no SDP library needed.
+ * offered by Genesys BYOC and is refused. The SDP is read by sdp-reader.ts, like every other rule.
  */
 export type SrtpPolicy = 'off' | 'optional' | 'required';
 
@@ -23,13 +25,21 @@ export function profileAllowed(protocol: string, policy: SrtpPolicy): boolean {
 
 /**
  * Why the SRTP policy refuses every audio stream of an offer (the text of a 488's Warning and of
- * the log line), or undefined when at least one active audio stream has an allowed profile. Says
- * nothing about codecs or keys: those are the media answerer's business.
+ * the log line), or undefined when at least one active audio stream has an allowed profile. An
+ * m= line that cannot be read has no profile that could be allowed. Says nothing about codecs or
+ * keys: those are the media answerer's business.
  */
 export function srtpRefusal(offerSdp: string, policy: SrtpPolicy): string | undefined {
-  const profiles = [...offerSdp.matchAll(/^m=audio[ \t]+(\d+)(?:\/\d+)?[ \t]+(\S+)/gm)].filter((m) => m[1] !== '0').map((m) => m[2] as string);
-  if (profiles.length === 0 || profiles.some((p) => profileAllowed(p, policy))) return undefined;
+  const streams = audioStreamsToCheck(offerSdp);
+  const profiles = streams.flatMap((x) => (x.protocol === undefined ? [] : [x.protocol]));
+  if (streams.length === 0 || profiles.some((p) => profileAllowed(p, policy))) return undefined;
   if (policy === 'required' && profiles.some(isPlainProfile)) return 'SRTP required: offer RTP/SAVP with an SDES a=crypto line';
   if (policy === 'off' && profiles.some(isSecureProfile)) return 'SRTP disabled here: offer RTP/AVP';
-  return `transport profile ${(profiles[0] ?? '').slice(0, 32)} not supported`;
+  const first = streams[0]?.protocol;
+  return first === undefined ? 'm= line not readable' : `transport profile ${first.slice(0, 32)} not supported`;
+}
+
+/** True when an audio m= line of the offer (rejected ones too) names an SRTP profile: FreeSWITCH must then answer first, with its key. */
+export function offersSrtp(offerSdp: string): boolean {
+  return sdpStreams(offerSdp).some((x) => x.type === 'audio' && (x.protocol ?? '').includes('SAVP'));
 }

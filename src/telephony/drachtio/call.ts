@@ -17,14 +17,14 @@ import type {
   RemoteEndpoint,
 } from '../types.js';
 import type { DtmfDigit } from '../../domain/dtmf.js';
-import { srtpRefusal, type SrtpPolicy } from '../srtp-policy.js';
+import { offersSrtp, srtpRefusal, type SrtpPolicy } from '../srtp-policy.js';
+import { sdpOrigin } from '../sdp-reader.js';
 import { playbackCommand, promptFile } from './playback.js';
 import {
   bracketUri,
   canonicalHeaderName,
   formatReason,
   parseRawHeaders,
-  sdpOrigin,
   sipfragStatus,
   subscriptionTerminated,
   transportOf,
@@ -209,7 +209,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     let ep: Endpoint | undefined;
     let dialog: Dialog;
     try {
-      if (/^m=audio[^\r\n]*SAVP/m.test(offer)) {
+      if (offersSrtp(offer)) {
         // SRTP: FreeSWITCH must answer first (its crypto), so fsmrf's connectCaller does the order.
         const pair = await ms.connectCaller(this.#req, this.#res, { headers });
         ep = pair.endpoint;

@@ -107,10 +107,3 @@ export function bracketUri(uri: string): string {
   const t = uri.trim();
   return t.startsWith('<') || t.includes('<') ? t : `<${t}>`;
 }
-
-/** origin line identity of an SDP ("o=" session id and version), to tell a refresh from a change. */
-export function sdpOrigin(sdp: string | undefined): string | undefined {
-  if (!sdp) return undefined;
-  const m = /^o=\S+\s+(\S+)\s+(\S+)/m.exec(sdp);
-  return m ? `${m[1]}/${m[2]}` : undefined;
-}

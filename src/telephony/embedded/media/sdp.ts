@@ -1,6 +1,7 @@
 import { isIPv6 } from 'node:net';
 import * as sdpTransform from 'sdp-transform';
 import type { MediaDescription, SessionDescription } from 'sdp-transform';
+import { cryptoValuesBySection, connectionAddress, parseSdp, portOf } from '../../sdp-reader.js';
 import { isSecureProfile, profileAllowed, type SrtpPolicy } from '../../srtp-policy.js';
 import type { G711Codec } from './g711.js';
 import { formatCryptoAttribute, parseCryptoAttribute } from './sdes.js';
@@ -68,15 +69,6 @@ export function mirrorDirection(d: Direction): Direction {
   return d;
 }
 
-export function parseSdp(sdp: string): SessionDescription | undefined {
-  try {
-    const s = sdpTransform.parse(sdp);
-    return Array.isArray(s.media) ? s : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 function payloadList(m: MediaDescription): number[] {
   return String(m.payloads ?? '')
     .trim()
@@ -97,28 +89,7 @@ function directionOf(m: MediaDescription, s: SessionDescription): Direction {
   return d !== undefined && DIRECTIONS.includes(d) ? d : 'sendrecv';
 }
 
-function remoteAddressOf(m: MediaDescription, s: SessionDescription): string | undefined {
-  const ip = m.connection?.ip ?? s.connection?.ip;
-  if (ip === undefined) return undefined;
-  const addr = ip.split('/')[0] ?? ip;
-  if (addr === '0.0.0.0' || addr === '::') return undefined;
-  return addr;
-}
-
 const isSecure = isSecureProfile;
-
-/**
- * The raw a=crypto values of each m-section, in m-line order. Read from the text rather than
- * sdp-transform's parse, which keeps only the first session parameter of a crypto line.
- */
-function cryptoValuesBySection(sdpText: string): string[][] {
-  const sections: string[][] = [];
-  for (const line of sdpText.split(/\r?\n/)) {
-    if (line.startsWith('m=')) sections.push([]);
-    else if (line.startsWith('a=crypto:')) sections[sections.length - 1]?.push(line.slice('a=crypto:'.length));
-  }
-  return sections;
-}
 
 /** The first a=crypto line we can honour, in the offerer's order (sdes.ts says what that means). */
 function pickCrypto(values: readonly string[], suites: readonly SrtpSuite[] | undefined): (NegotiatedSrtp & { echoParams: string[] }) | undefined {
@@ -199,24 +170,25 @@ export function answerOffer(offerSdp: string, local: LocalSdpParams): { sdp: str
   if (offer === undefined) return undefined;
   const cryptos = cryptoValuesBySection(offerSdp);
   const usable = offer.media.map((m, i) => {
-    if (m.type !== 'audio' || m.port === 0 || !profileAllowed(m.protocol, local.srtp)) return undefined;
+    const port = portOf(m);
+    if (m.type !== 'audio' || port === undefined || port === 0 || !profileAllowed(m.protocol, local.srtp)) return undefined;
     const choice = chooseAudio(m);
     const picked = isSecure(m.protocol) ? pickCrypto(cryptos[i] ?? [], local.srtpSuites) : undefined;
     if (choice === undefined || (isSecure(m.protocol) && picked === undefined)) return undefined;
-    return { m, choice, picked };
+    return { m, port, choice, picked };
   });
   const secureIndex = usable.findIndex((u) => u?.picked !== undefined);
   const chosen = usable[secureIndex >= 0 ? secureIndex : usable.findIndex((u) => u !== undefined)];
   if (chosen === undefined) return undefined;
-  const { m, choice, picked } = chosen;
+  const { m, port, choice, picked } = chosen;
   const remoteDirection = directionOf(m, offer);
   const localDirection = mirrorDirection(remoteDirection);
   const media: NegotiatedMedia = {
     codec: choice.codec,
     payloadType: choice.payloadType,
     telephoneEvent: choice.telephoneEvent,
-    remoteAddress: remoteAddressOf(m, offer),
-    remotePort: m.port,
+    remoteAddress: connectionAddress(m, offer),
+    remotePort: port,
     remoteDirection,
     localDirection,
     srtp: picked === undefined ? undefined : { suite: picked.suite, tag: picked.tag, remoteKey: picked.remoteKey },
@@ -246,9 +218,10 @@ export function createOffer(local: LocalSdpParams): { sdp: string; state: OfferS
 export function applyAnswer(answerSdp: string, offered: OfferState): NegotiatedMedia | undefined {
   const ans = parseSdp(answerSdp);
   if (ans === undefined) return undefined;
-  const index = ans.media.findIndex((x) => x.type === 'audio' && x.port !== 0);
+  const index = ans.media.findIndex((x) => x.type === 'audio' && (portOf(x) ?? 0) !== 0);
   const m = ans.media[index];
-  if (m === undefined || m.protocol !== offered.protocol) return undefined;
+  const port = m === undefined ? undefined : portOf(m);
+  if (m === undefined || port === undefined || m.protocol !== offered.protocol) return undefined;
   const choice = chooseAudio(m);
   if (choice === undefined) return undefined;
   let srtp: NegotiatedSrtp | undefined;
@@ -262,8 +235,8 @@ export function applyAnswer(answerSdp: string, offered: OfferState): NegotiatedM
     codec: choice.codec,
     payloadType: choice.payloadType,
     telephoneEvent: choice.telephoneEvent,
-    remoteAddress: remoteAddressOf(m, ans),
-    remotePort: m.port,
+    remoteAddress: connectionAddress(m, ans),
+    remotePort: port,
     remoteDirection,
     localDirection: mirrorDirection(remoteDirection),
     srtp,

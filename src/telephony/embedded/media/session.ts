@@ -4,7 +4,6 @@ import { performance } from 'node:perf_hooks';
 import { PayIvrError } from '../../../errors.js';
 import type { Logger } from '../../../log.js';
 import { TypedEmitter } from '../../../util/typed-emitter.js';
-import { unmapIPv4 } from '../../../net/cidr.js';
 import type { MediaRanges } from '../../media-ranges.js';
 import type { DtmfSource, PlayOptions, PlayResult } from '../../types.js';
 import type { DtmfDigit } from '../../../domain/dtmf.js';
@@ -15,6 +14,7 @@ import type { Prompt, PromptLibrary } from './prompt-library.js';
 import { Rfc4733Receiver } from './rfc4733.js';
 import { newRtpHeader, parseRtpHeader, RTP_HEADER_SIZE, writeRtpHeader } from './rtp-packet.js';
 import * as sdp from './sdp.js';
+import { RtpSourceRule, type RtpEndpoint } from './source-rule.js';
 import { SdesKey, SrtpContext, type SrtpSuite } from './srtp.js';
 import { srtpRefusal } from '../../srtp-policy.js';
 
@@ -25,8 +25,6 @@ const PACKET_SIZE = RTP_HEADER_SIZE + SAMPLES_PER_FRAME;
  * send path; eight frames (160 ms) later it is long gone, so the buffer can be rewritten.
  */
 const RING = 8;
-/** A latched source that has been silent this long may be replaced by another port of its address (NAT rebinding). */
-const RELATCH_AFTER_MS = 2000;
 
 export interface MediaSessionEvents extends Record<string, unknown[]> {
   digit: [digit: DtmfDigit, source: DtmfSource];
@@ -87,17 +85,12 @@ function expectsInbound(m: sdp.NegotiatedMedia): boolean {
 /**
  * One call's audio stream: SDP negotiation, the RTP sender (driven by the engine's pacer),
  * playback of prompt fragments, DTMF detection (RFC 4733, SIP INFO injected, in-band fallback),
- * symmetric RTP latching, SRTP and the no-RTP watchdog.
+ * SRTP and the no-RTP watchdog.
  *
- * Source rules (docs/adr/0007-media-source-rules.md):
- * - RTP is taken only from the address the SDP names; with security.mediaRanges configured,
- *   also from another address inside them. The first such packet latches its address and port.
- * - Once latched, never another address until the SDP moves the stream; another port of the same
- *   address (NAT rebinding) only after the latched one has been quiet for RELATCH_AFTER_MS.
- * - With SRTP, a packet counts only once its tag verified: a forged one latches nothing, feeds
- *   no watchdog, moves no SRTP state and carries no digit.
- * - Nothing is sent before confirm() (the ACK confirmed the dialog, proving the peer receives
- *   what we send to its signalling address).
+ * Where RTP may come from and go to (latching, nothing sent before confirm()) is decided by
+ * RtpSourceRule (source-rule.ts, docs/adr/0007-media-source-rules.md). It is asked first for
+ * every datagram, before any SRTP work; with SRTP a packet is taken only once its tag verified:
+ * a forged one latches nothing, feeds no watchdog, moves no SRTP state and carries no digit.
  */
 export class MediaSession extends TypedEmitter<MediaSessionEvents> implements PacedStream {
   readonly localPort: number;
@@ -121,19 +114,11 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
   #txSrtp: SrtpContext | undefined;
   #rxSrtp: SrtpContext | undefined;
 
-  #latched: { address: string; port: number } | undefined;
-  /** The peer the socket is connect()ed to: always the #latched object itself, or undefined. */
-  #connected: { address: string; port: number } | undefined;
-  /** The source latched before the SDP moved the stream elsewhere; ignored until #staleUntil. */
-  #staleSource: { address: string; port: number } | undefined;
-  #staleUntil = 0;
-  /** The SDP's address, kept as one object so the per-tick path allocates nothing. */
-  #sdpDestination: { address: string; port: number } | undefined;
-  #lastRxAt = 0;
+  readonly #source: RtpSourceRule;
+  /** The peer the socket is connect()ed to: always the source rule's latched object itself, or undefined. */
+  #connected: RtpEndpoint | undefined;
   #armedAt = 0;
   #timeoutFired = false;
-  /** False until the dialog is confirmed (ACK): until then no RTP leaves. */
-  #confirmed = false;
   readonly #stats: RtpReceiveStats = { accepted: 0, refusedSource: 0, unauthenticated: 0, malformed: 0 };
 
   #play: Playback | undefined;
@@ -147,6 +132,7 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
   constructor(ctx: MediaContext, port: number, socket: Socket) {
     super();
     this.#ctx = ctx;
+    this.#source = new RtpSourceRule(ctx.mediaRanges);
     this.localPort = port;
     this.#socket = socket;
     this.#log = ctx.logger.child({ rtpPort: port });
@@ -177,7 +163,7 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
   }
 
   /** Where RTP goes now: the latched source, else the SDP address; undefined when nothing is sent. */
-  get remote(): { address: string; port: number } | undefined {
+  get remote(): RtpEndpoint | undefined {
     return this.#destination();
   }
 
@@ -201,8 +187,8 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
    * INVITE named, and an INVITE that is never ACKed must not turn us into a traffic reflector.
    */
   confirm(): void {
-    if (this.#confirmed || this.#closed) return;
-    this.#confirmed = true;
+    if (this.#source.confirmed || this.#closed) return;
+    this.#source.confirm();
     this.#marker = true;
     this.#armedAt = performance.now(); // the no-RTP watchdog counts from here
   }
@@ -278,15 +264,8 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
     const now = performance.now();
     if (prev === undefined || prev.payloadType !== m.payloadType) this.#marker = true;
     if (prev !== undefined && !canSend(prev) && canSend(m)) this.#marker = true;
-    if (prev === undefined || prev.remoteAddress !== m.remoteAddress || prev.remotePort !== m.remotePort) {
-      // The far end moved: for a while, late packets from where it was must not latch us back
-      // there. Only for a while: behind NAT the real source may stay the same while the SDP changes.
-      this.#staleSource = this.#latched;
-      this.#staleUntil = now + RELATCH_AFTER_MS;
-      this.#latched = undefined;
-      this.#disconnect();
-    }
-    this.#sdpDestination = m.remoteAddress === undefined || m.remotePort === 0 ? undefined : { address: m.remoteAddress, port: m.remotePort };
+    // The far end moved: the latch is dropped (source-rule.ts), and with it the connected peer.
+    if (this.#source.negotiated(m.remoteAddress, m.remotePort, now)) this.#disconnect();
     if (m.srtp !== undefined) {
       if (this.#txSrtp?.suite !== m.srtp.suite) this.#txSrtp = new SrtpContext(m.srtp.suite, this.#localKey);
       const p = prev?.srtp;
@@ -317,10 +296,10 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
     this.#ring = Array.from({ length: RING }, () => Buffer.alloc(size));
   }
 
-  #destination(): { address: string; port: number } | undefined {
+  #destination(): RtpEndpoint | undefined {
     const m = this.#media;
-    if (m === undefined || this.#closed || !this.#confirmed || !canSend(m)) return undefined;
-    return this.#latched ?? this.#sdpDestination;
+    if (m === undefined || this.#closed) return undefined;
+    return this.#source.destination(canSend(m));
   }
 
   // ---- sending (called by the pacer) ---------------------------------------------------------
@@ -351,10 +330,10 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
       if (finished) this.#finishPlay('done');
     }
     // The latched source went quiet: another may take over now, which a connected socket would not let in.
-    if (this.#connected !== undefined && now - this.#lastRxAt >= RELATCH_AFTER_MS) this.#disconnect();
+    if (this.#connected !== undefined && this.#source.latchedQuiet(now)) this.#disconnect();
     // Not before the ACK: an un-ACKed INVITE ends by its own timer, and the watchdog's BYE would go
     // to the very addresses nobody has vouched for.
-    if (m !== undefined && this.#confirmed && !this.#timeoutFired && expectsInbound(m) && now - Math.max(this.#lastRxAt, this.#armedAt) >= this.#ctx.noRtpTimeoutMs) {
+    if (m !== undefined && this.#source.confirmed && !this.#timeoutFired && expectsInbound(m) && now - Math.max(this.#source.lastAcceptedAt, this.#armedAt) >= this.#ctx.noRtpTimeoutMs) {
       this.#timeoutFired = true;
       this.#log.debug({ timeoutMs: this.#ctx.noRtpTimeoutMs }, 'no inbound rtp');
       this.emit('rtp-timeout');
@@ -478,13 +457,11 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
     const m = this.#media;
     if (this.#closed || m === undefined) return;
     const now = performance.now();
-    const l = this.#latched;
-    const fromLatched = l !== undefined && l.address === rinfo.address && l.port === rinfo.port;
     // Source rules first: they cost nothing, and a refused packet must not cost an HMAC either.
-    if (!fromLatched && !this.#mayLatch(rinfo, l, now)) {
+    if (this.#source.check(rinfo.address, rinfo.port, now) === 'refused') {
       // Once per session: enough to diagnose missing media ranges, too little to flood the log.
       if (this.#stats.refusedSource++ === 0) {
-        this.#log.info({ from: rinfo.address, sdpAddress: m.remoteAddress, latched: l?.address }, 'rtp from a source the SDP does not name ignored (see security.mediaRanges)');
+        this.#log.info({ from: rinfo.address, sdpAddress: m.remoteAddress, latched: this.#source.latched?.address }, 'rtp from a source the SDP does not name ignored (see security.mediaRanges)');
       }
       return;
     }
@@ -506,14 +483,13 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
       return;
     }
     this.#stats.accepted++;
-    if (!fromLatched) {
-      this.#latched = { address: rinfo.address, port: rinfo.port };
-      this.#log.debug({ relatch: l !== undefined }, 'rtp source latched');
-      this.#connectTo(this.#latched);
-    } else if (this.#connected === undefined) {
-      this.#connectTo(l); // the latched source is back after a quiet spell
+    const before = this.#source.latched;
+    if (this.#source.accept(rinfo.address, rinfo.port, now)) {
+      this.#log.debug({ relatch: before !== undefined }, 'rtp source latched');
     }
-    this.#lastRxAt = now;
+    // A new latch, or the latched source back after a quiet spell.
+    const latched = this.#source.latched;
+    if (latched !== undefined && this.#connected !== latched) this.#connectTo(latched);
     this.#timeoutFired = false;
     const te = m.telephoneEvent;
     if (te !== undefined) {
@@ -533,32 +509,14 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
   }
 
   /**
-   * May a packet from `src` (not the latched source) become the source? Before any latch: the
-   * SDP's address, or an address inside security.mediaRanges. After: only the latched address,
-   * on another port (NAT rebinding), once the latched port has been quiet for RELATCH_AFTER_MS.
-   * Never a source the SDP just moved away from, for RELATCH_AFTER_MS (late packets).
-   */
-  #mayLatch(src: RemoteInfo, l: { address: string; port: number } | undefined, now: number): boolean {
-    if (l !== undefined) {
-      if (src.address !== l.address) return false;
-      if (now - this.#lastRxAt < RELATCH_AFTER_MS) return false;
-    } else if (unmapIPv4(src.address) !== this.#media?.remoteAddress && !this.#ctx.mediaRanges.includes(src.address)) {
-      // (unmapIPv4: a dual-stack socket reports IPv4 sources as ::ffff:a.b.c.d.)
-      return false;
-    }
-    const stale = this.#staleSource;
-    return !(stale !== undefined && now < this.#staleUntil && stale.address === src.address && stale.port === src.port);
-  }
-
-  /**
    * Connects the socket to the just-latched source: sends then skip dgram's per-packet address
    * handling and the kernel's route lookup (about 15 % cheaper, bench/support/udp-send-cost.ts).
    * Safe for symmetric RTP because a connected socket only drops what the latching rules would
    * ignore anyway: other sources while the latched one is alive. It is disconnected when another
-   * source may take over (the latched one quiet for RELATCH_AFTER_MS, checked each tick) and when
+   * source may take over (the latched one quiet for RELATCH_AFTER_MS: latchedQuiet, checked each tick) and when
    * the SDP moves the stream (latch dropped).
    */
-  #connectTo(peer: { address: string; port: number }): void {
+  #connectTo(peer: RtpEndpoint): void {
     if (!this.#ctx.connectSockets || this.#connected === peer) return;
     this.#disconnect();
     try {
