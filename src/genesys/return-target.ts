@@ -6,6 +6,7 @@
  * escapes, brackets, spaces, non-ASCII) can ever reach it.
  */
 
+import { numberPattern } from '../net/sip-target.js';
 import { toSipTarget } from './sip-target.js';
 
 /** What `ret=` may pick (a profile's handBack.returnTargets). */
@@ -27,27 +28,6 @@ export type ReturnTargetDecision = { ok: true; target: AllowedReturnTarget } | {
 const NUMBER = /^(?:tel:)?(\+?[0-9]{2,32})$/i;
 /** `sip:user@host[:port]`: unreserved user characters, a DNS name or IPv4, nothing after. */
 const SIP = /^sip:([A-Za-z0-9+._~-]{1,64})@([A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)(?::([0-9]{1,5}))?$/i;
-export const HOST_PORT = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?$/;
-
-const compiled = new Map<string, RegExp>();
-function numberPattern(source: string): RegExp {
-  let re = compiled.get(source);
-  if (re === undefined) {
-    re = new RegExp(`^(?:${source})$`);
-    compiled.set(source, re);
-  }
-  return re;
-}
-
-/** Whether a configured number pattern compiles (config validation). */
-export function isValidNumberPattern(source: string): boolean {
-  try {
-    numberPattern(source);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** RFC 3261 section 25.1 `user`: unreserved / user-unreserved kept, anything else %HH-escaped. */
 export function escapeSipUser(user: string): string {

@@ -4,7 +4,9 @@
  * (RTP/SAVP, RTP/SAVPF with a=crypto) counts as secure; DTLS-SRTP (UDP/TLS/RTP/SAVP) is not
  * offered by Genesys BYOC and is refused. Pure text functions: no SDP library needed.
  */
-export type SrtpPolicy = 'off' | 'optional' | 'required';
+import type { SrtpPolicy } from '../config/media-options.js';
+
+export type { SrtpPolicy };
 
 export function isSecureProfile(protocol: string): boolean {
   return protocol === 'RTP/SAVP' || protocol === 'RTP/SAVPF';

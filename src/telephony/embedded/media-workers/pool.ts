@@ -11,7 +11,7 @@ import type { MediaEngineOptions } from '../media/engine.js';
 import type { MediaEngineLike, MediaSessionEvents, MediaSessionLike } from '../media-port.js';
 import type { AsyncRequest, FromWorker, WireError, WorkerInit } from './protocol.js';
 import { SyncChannel } from './sync-call.js';
-import type { MediaThreadPriority } from './thread-priority.js';
+import type { MediaThreadPriority } from '../../../config/media-options.js';
 
 const START_TIMEOUT_MS = 30_000;
 

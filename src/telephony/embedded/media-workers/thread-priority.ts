@@ -20,9 +20,7 @@
 import { execFileSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
-
-export const MEDIA_THREAD_PRIORITIES = ['normal', 'high', 'realtime'] as const;
-export type MediaThreadPriority = (typeof MEDIA_THREAD_PRIORITIES)[number];
+import type { MediaThreadPriority } from '../../../config/media-options.js';
 
 /** The nice value of a 'high' media thread. */
 export const HIGH_NICE = -10;

@@ -1,4 +1,5 @@
-import { SdesKey, SRTP_SUITES, type SrtpSuite } from './srtp.js';
+import { SRTP_SUITES, type SrtpSuite } from '../../../config/media-options.js';
+import { SdesKey } from './srtp.js';
 
 /**
  * The SDP crypto attribute of SDES (RFC 4568 §9.1), as far as pay-ivr can honour it:

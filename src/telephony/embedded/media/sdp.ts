@@ -4,7 +4,8 @@ import type { MediaDescription, SessionDescription } from 'sdp-transform';
 import { isSecureProfile, profileAllowed, type SrtpPolicy } from '../../srtp-policy.js';
 import type { G711Codec } from './g711.js';
 import { formatCryptoAttribute, parseCryptoAttribute } from './sdes.js';
-import { SdesKey, SRTP_SUITES, type SrtpSuite } from './srtp.js';
+import { SRTP_SUITES, type SrtpSuite } from '../../../config/media-options.js';
+import { SdesKey } from './srtp.js';
 
 /**
  * SDP offer/answer (RFC 3264) for one audio stream: G.711 (PCMU/PCMA) at 20 ms, RFC 4733

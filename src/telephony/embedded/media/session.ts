@@ -15,7 +15,8 @@ import type { Prompt, PromptLibrary } from './prompt-library.js';
 import { Rfc4733Receiver } from './rfc4733.js';
 import { newRtpHeader, parseRtpHeader, RTP_HEADER_SIZE, writeRtpHeader } from './rtp-packet.js';
 import * as sdp from './sdp.js';
-import { SdesKey, SrtpContext, type SrtpSuite } from './srtp.js';
+import type { SrtpSuite } from '../../../config/media-options.js';
+import { SdesKey, SrtpContext } from './srtp.js';
 import { srtpRefusal } from '../../srtp-policy.js';
 
 export const SAMPLES_PER_FRAME = 160;
