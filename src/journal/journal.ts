@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import { PayIvrError, describeError } from '../errors.js';
-import { assertNoCardData } from '../store/validate.js';
+import { assertNoCardData } from '../store/refuse-card-data.js';
 import type { Spool } from './spool.js';
 import { Outbox, type StoreHealth } from './outbox.js';
 import type { AttemptOutcome, JournalAttempt, JournalBackend, OrphanDialog, SettleOrigin } from './types.js';

@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { PayIvrError, describeError } from '../errors.js';
-import { findCardData } from '../store/validate.js';
+import { findCardData } from '../domain/card-data-guard.js';
 
 /**
  * The node's durable local file: a key -> JSON value map kept as an append-only log of JSON

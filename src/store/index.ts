@@ -8,7 +8,6 @@ export type { LiveCallInfo, LiveCallState, ResultStore, StoredResult } from './t
 export { LIVE_CALL_STATES, safeLiveState } from './types.js';
 export { MemoryStore } from './memory.js';
 export { RedisStore } from './redis.js';
-export { findCardData } from './validate.js';
 
 export interface CreateStoreOptions {
   /** Node id for the Redis live-call keys (default: hostname + random suffix). */

@@ -3,7 +3,7 @@ import { silentLogger } from '../log.js';
 import type { PaymentResult } from '../domain/outcome.js';
 import { PayIvrError } from '../errors.js';
 import { safeCharge, safeLiveState, type LiveCallInfo, type LiveCallState, type ResultStore, type StoredResult } from './types.js';
-import { assertNoCardData } from './validate.js';
+import { assertNoCardData } from './refuse-card-data.js';
 
 export interface MemoryStoreOptions {
   /** Results kept; the oldest saved is evicted first. */
