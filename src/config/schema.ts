@@ -511,6 +511,4 @@ export type Profile = z.infer<typeof profileSchema>;
 export type PspConfig = z.infer<typeof pspSchema>;
 export type RetryConfig = z.infer<typeof retrySchema>;
 export type GenesysConfig = z.infer<typeof genesysSchema>;
-export type JournalConfig = z.infer<typeof journalSchema>;
-export type ReconcileConfig = z.infer<typeof reconcileSchema>;
 export { profileSchema };

@@ -18,7 +18,7 @@ const DIGIT_RUN = /[0-9]{13,}/;
 const DIGIT_RUN_EXEMPT = new Set(['transactionId']);
 
 /** Why a record is refused: the offending path (no value, so no card data in the reason). */
-export interface CardDataFinding {
+interface CardDataFinding {
   path: string;
   rule: 'forbidden-field' | 'digit-run';
 }

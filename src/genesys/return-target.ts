@@ -10,7 +10,7 @@ import { numberPattern } from '../net/sip-target.js';
 import { toSipTarget } from './sip-target.js';
 
 /** What `ret=` may pick (a profile's handBack.returnTargets). */
-export interface ReturnTargetRules {
+interface ReturnTargetRules {
   /** Regular expression a number must match entirely (anchored here), e.g. "\\+33[0-9]{9}". */
   numbers?: string | undefined;
   /** Hosts (optionally "host:port") on which `sip:user@host` is accepted. */
@@ -22,7 +22,7 @@ export interface ReturnTargetRules {
 /** A Refer-To target built by pay-ivr from allowed parts (never a string taken from the context). */
 export type AllowedReturnTarget = string & { readonly __allowedReturnTarget: true };
 
-export type ReturnTargetDecision = { ok: true; target: AllowedReturnTarget } | { ok: false; why: 'not-a-target' | 'not-allowed' };
+type ReturnTargetDecision = { ok: true; target: AllowedReturnTarget } | { ok: false; why: 'not-a-target' | 'not-allowed' };
 
 /** "+33140000000" or "tel:+33140000000": digits only, no visual separators, no parameters. */
 const NUMBER = /^(?:tel:)?(\+?[0-9]{2,32})$/i;

@@ -7,9 +7,9 @@ import type { AttemptOutcome, JournalAttempt, JournalBackend, OrphanDialog, Sett
 
 /** Spool key prefixes: attempts waiting for Redis, and the dialogs of calls in progress. */
 const PENDING_ATTEMPT_PREFIX = 'oj:';
-export const DIALOG_PREFIX = 'd:';
+const DIALOG_PREFIX = 'd:';
 
-export interface PaymentJournalOptions {
+interface PaymentJournalOptions {
   backend: JournalBackend;
   spool: Spool;
   /** Shared outage tracker (Redis only). */

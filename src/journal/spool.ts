@@ -28,7 +28,7 @@ import { findCardData } from '../domain/card-data-guard.js';
  * and the lock of a dead process (kill -9) is taken over.
  */
 
-export interface SpoolOptions {
+interface SpoolOptions {
   path: string;
   maxBytes: number;
   logger?: Logger;

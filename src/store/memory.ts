@@ -5,7 +5,7 @@ import { PayIvrError } from '../errors.js';
 import { safeCharge, safeLiveState, type LiveCallInfo, type LiveCallState, type ResultStore, type StoredResult } from './types.js';
 import { assertNoCardData } from './refuse-card-data.js';
 
-export interface MemoryStoreOptions {
+interface MemoryStoreOptions {
   /** Results kept; the oldest saved is evicted first. */
   maxResults?: number;
   /** Results older than this are not returned (checked on read). */

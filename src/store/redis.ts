@@ -22,7 +22,7 @@ import { assertNoCardData } from './refuse-card-data.js';
  *   <prefix>live-nodes         set of node ids that may have live calls (pruned when the hash is gone)
  * Index members whose result has expired are pruned when read. No clock is compared across nodes.
  */
-export interface RedisStoreOptions {
+interface RedisStoreOptions {
   url: string;
   keyPrefix: string;
   resultTtlSeconds: number;

@@ -34,7 +34,7 @@ export function isReferEvent(value: string | undefined): boolean {
   return value !== undefined && (value.split(';')[0] ?? '').trim().toLowerCase() === 'refer';
 }
 
-export interface ReferTrackerOptions {
+interface ReferTrackerOptions {
   /** How long to wait for the final NOTIFY (profile timeouts.referMs). */
   timeoutMs: number;
   /** Called once, synchronously, with the result (the backend frees its REFER slot here). */

@@ -6,13 +6,11 @@
  */
 import type { SrtpPolicy } from '../config/media-options.js';
 
-export type { SrtpPolicy };
-
 export function isSecureProfile(protocol: string): boolean {
   return protocol === 'RTP/SAVP' || protocol === 'RTP/SAVPF';
 }
 
-export function isPlainProfile(protocol: string): boolean {
+function isPlainProfile(protocol: string): boolean {
   return protocol === 'RTP/AVP' || protocol === 'RTP/AVPF';
 }
 

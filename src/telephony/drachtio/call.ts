@@ -17,7 +17,8 @@ import type {
   RemoteEndpoint,
 } from '../types.js';
 import type { DtmfDigit } from '../../domain/dtmf.js';
-import { srtpRefusal, type SrtpPolicy } from '../srtp-policy.js';
+import type { SrtpPolicy } from '../../config/media-options.js';
+import { srtpRefusal } from '../srtp-policy.js';
 import { bracketUri, isReferEvent, ReferTracker } from '../refer-tracker.js';
 import { formatReason, unansweredStatus } from '../sip-reason.js';
 import { playbackCommand, promptFile } from './playback.js';
@@ -37,7 +38,7 @@ const DEFAULT_REFER_MS = 15_000;
 /** 64*T1 with RFC 3261's T1 of 500 ms: how long the caller's ACK may take before the call ends. */
 const ACK_TIMEOUT_MS = 32_000;
 
-export interface DrachtioCallDeps {
+interface DrachtioCallDeps {
   srf: Srf;
   /** security.mediaRanges: re-INVITEs moving media outside them get 488. */
   mediaRanges: MediaRanges;

@@ -23,7 +23,7 @@ import { UserAgent, type InviteRefusal } from './sip/user-agent.js';
  * secret, digest) and need a usable SDP offer (or none: late offer) before 'call' is emitted.
  */
 
-export interface EmbeddedBackendOptions {
+interface EmbeddedBackendOptions {
   /** RFC 3261 T1/T2/T4 (tests shrink them). */
   timers?: TimerConfig;
   /** Milliseconds per session-timer second (tests shrink it). */

@@ -34,7 +34,7 @@ const SPARE_RETRY_MS = 1000;
  */
 const WORKER_YOUNG_GENERATION_MB = 6;
 
-export interface MediaWorkerPoolOptions extends Omit<MediaEngineOptions, 'mediaRanges'> {
+interface MediaWorkerPoolOptions extends Omit<MediaEngineOptions, 'mediaRanges'> {
   /** security.mediaRanges entries (each worker builds its own MediaRanges from them). */
   mediaRanges?: readonly string[];
   /** Worker threads (>= 1); the RTP port range is split evenly between them. */

@@ -27,7 +27,7 @@ export const HIGH_NICE = -10;
 /** The SCHED_FIFO priority of a 'realtime' media thread: above every ordinary thread, below the kernel's own (50). */
 export const REALTIME_FIFO_PRIORITY = 10;
 
-export interface PriorityOutcome {
+interface PriorityOutcome {
   /** What the thread runs at now. */
   applied: MediaThreadPriority;
   /** Why it is lower than asked, one reason per level that failed. */

@@ -1,7 +1,8 @@
 import { isIPv6 } from 'node:net';
 import * as sdpTransform from 'sdp-transform';
 import type { MediaDescription, SessionDescription } from 'sdp-transform';
-import { isSecureProfile, profileAllowed, type SrtpPolicy } from '../../srtp-policy.js';
+import type { SrtpPolicy } from '../../../config/media-options.js';
+import { isSecureProfile, profileAllowed } from '../../srtp-policy.js';
 import type { G711Codec } from './g711.js';
 import { formatCryptoAttribute, parseCryptoAttribute } from './sdes.js';
 import { SRTP_SUITES, type SrtpSuite } from '../../../config/media-options.js';
@@ -13,8 +14,7 @@ import { SdesKey } from './srtp.js';
  * Pure functions: the media session keeps the state.
  */
 
-export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
-export type { SrtpPolicy };
+type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
 
 export interface LocalSdpParams {
   /** Address written in o= and c= (advertised address). */
@@ -29,7 +29,7 @@ export interface LocalSdpParams {
   localKey: Buffer | SdesKey;
 }
 
-export interface NegotiatedSrtp {
+interface NegotiatedSrtp {
   suite: SrtpSuite;
   /** Crypto attribute tag of the accepted line. */
   tag: number;
@@ -58,18 +58,18 @@ export interface OfferState {
 }
 
 const STATIC_PT: Readonly<Record<number, string>> = { 0: 'PCMU', 8: 'PCMA' };
-export const DEFAULT_TE_PT = 101;
+const DEFAULT_TE_PT = 101;
 const DEFAULT_TE_FMTP = '0-16';
 
 const DIRECTIONS: readonly string[] = ['sendrecv', 'sendonly', 'recvonly', 'inactive'];
 
-export function mirrorDirection(d: Direction): Direction {
+function mirrorDirection(d: Direction): Direction {
   if (d === 'sendonly') return 'recvonly';
   if (d === 'recvonly') return 'sendonly';
   return d;
 }
 
-export function parseSdp(sdp: string): SessionDescription | undefined {
+function parseSdp(sdp: string): SessionDescription | undefined {
   try {
     const s = sdpTransform.parse(sdp);
     return Array.isArray(s.media) ? s : undefined;

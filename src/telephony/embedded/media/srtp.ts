@@ -8,15 +8,15 @@ import type { SrtpSuite } from '../../../config/media-options.js';
  * stripped (one master key per direction). RTP only: pay-ivr neither sends nor reads RTCP, so
  * there is no SRTCP to protect. The suite list is a config option list (`config/media-options.ts`).
  */
-export const SRTP_MASTER_KEY_LEN = 16;
-export const SRTP_MASTER_SALT_LEN = 14;
+const SRTP_MASTER_KEY_LEN = 16;
+const SRTP_MASTER_SALT_LEN = 14;
 
-export function srtpTagLength(suite: SrtpSuite): number {
+function srtpTagLength(suite: SrtpSuite): number {
   return suite === 'AES_CM_128_HMAC_SHA1_80' ? 10 : 4;
 }
 
 /** The Master Key Identifier a far end puts in each packet (RFC 3711 §3.1, RFC 4568 §6.1). */
-export interface SrtpMki {
+interface SrtpMki {
   /** The MKI field as sent: the value big-endian in `length` bytes. */
   readonly bytes: Buffer;
 }
@@ -66,7 +66,7 @@ export class SdesKey {
   }
 }
 
-export interface SrtpSessionKeys {
+interface SrtpSessionKeys {
   cipherKey: Buffer;
   authKey: Buffer;
   salt: Buffer;

@@ -34,7 +34,7 @@ export interface SessionContext {
 }
 
 /** SDP operations the session needs from the media engine. */
-export interface SessionMedia {
+interface SessionMedia {
   /** New offer in a re-INVITE/UPDATE; undefined -> 488. */
   reoffer(offer: string): string | undefined;
   /** Our offer when the peer sends an INVITE without SDP. */
@@ -54,7 +54,7 @@ interface SessionEvents extends Record<string, unknown[]> {
   terminated: [info: SessionEnd];
 }
 
-export type AcceptOutcome = 'ack' | 'no-ack' | 'ended';
+type AcceptOutcome = 'ack' | 'no-ack' | 'ended';
 
 type Timer = ReturnType<typeof setTimeout>;
 

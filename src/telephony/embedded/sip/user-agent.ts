@@ -21,7 +21,7 @@ import { SipTransport, type Flow, type ListenSpec, type StreamLimits, type TlsMa
  * 3.3.11), so Max-Forwards: 0 is served, not answered 483.
  */
 
-export const ALLOWED_METHODS = ['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'INFO', 'REFER', 'NOTIFY', 'UPDATE', 'PRACK'] as const;
+const ALLOWED_METHODS = ['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'INFO', 'REFER', 'NOTIFY', 'UPDATE', 'PRACK'] as const;
 /** Methods we know but do not serve (405 rather than 501). */
 const KNOWN_UNSUPPORTED = new Set(['REGISTER', 'SUBSCRIBE', 'PUBLISH', 'MESSAGE']);
 /** Option tags we accept in Require. 100rel: we never send reliable provisionals, so it costs nothing. */
@@ -36,7 +36,7 @@ const URI_SCHEMES = new Set(['sip', 'sips', 'tel']);
  */
 export type InviteRefusal = { status: number; reason?: string | undefined; headers: SipHeader[] } | { silent: true };
 
-export interface UserAgentOptions {
+interface UserAgentOptions {
   listen: readonly ListenSpec[];
   limits: ParseLimits;
   logger: Logger;
