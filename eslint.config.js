@@ -20,6 +20,20 @@ const domainImportRules = [0, 1, 2, 3, 4, 5].map((depth) => ({
   },
 }));
 
+// src/config validates a file against domain words and its own option lists: it may climb out of
+// src/config only to src/domain, src/net and src/errors.ts (packages such as zod and yaml are fine).
+// Edge folders import their option lists from src/config, never the reverse.
+const CONFIG_ONLY = 'src/config depends only on src/domain, src/net and src/errors.ts: put an option list in a constants module under src/config and let the edge import it';
+const configImportRules = [0, 1, 2].map((depth) => ({
+  files: [`src/config/${'*/'.repeat(depth)}*.ts`],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      { patterns: [{ regex: `^(\\.\\./){${depth + 1}}(?!(domain|net)/|errors\\.js$)`, message: CONFIG_ONLY }] },
+    ],
+  },
+}));
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'coverage/', 'prompts/', '**/*.js', '!eslint.config.js'] },
   js.configs.recommended,
@@ -36,4 +50,5 @@ export default tseslint.config(
     rules: { 'no-console': 'off' },
   },
   ...domainImportRules,
+  ...configImportRules,
 );

@@ -47,7 +47,7 @@ function createBackend(config: Config, logger: Logger, fleetRate: FleetRateCount
  * API, and a CallController per inbound call. Start order: what calls depend on first, the
  * backend (which starts taking calls) last.
  */
-export interface AppOptions {
+interface AppOptions {
   /** Called once a drain asked over the admin API is over (the CLI then stops and exits). */
   onDrained?: () => void;
   /** Embedded backend only: this media engine instead of the one rtp.* describes (the bench's instrumented one). */

@@ -8,7 +8,7 @@ export type { Logger };
  */
 const CARD_KEYS = ['pan', 'cardNumber', 'number', 'cvc', 'cvv', 'cvc2', 'securityCode', 'expiry', 'exp_month', 'exp_year', 'expiryMonth', 'expiryYear', 'card', 'digits', 'dtmf', 'encryptedCardNumber'];
 
-export const REDACT_PATHS: string[] = [
+const REDACT_PATHS: string[] = [
   ...CARD_KEYS,
   ...CARD_KEYS.map((k) => `*.${k}`),
   ...CARD_KEYS.map((k) => `*.*.${k}`),
@@ -18,7 +18,7 @@ export const REDACT_PATHS: string[] = [
   '*.secret',
 ];
 
-export interface LogOptions {
+interface LogOptions {
   level?: string;
   destination?: DestinationStream | string;
   name?: string;

@@ -320,7 +320,7 @@ describe('drachtio backend contract: one call', () => {
     expect(n1?.status).toBe(200);
     const n2 = await leg.notify('SIP/2.0 200 OK', 'terminated;reason=noresource');
     expect(n2?.status).toBe(200);
-    expect(await result).toEqual({ ok: true, referStatus: 202, finalStatus: 200, detail: 'transfer completed' });
+    expect(await result).toEqual({ ok: true, referStatus: 202, finalStatus: 200, detail: 'transfer accepted' });
     const bye = await leg.bye();
     expect(bye?.status).toBe(200);
     await until(() => ends.length === 1 && h.drachtio.dialogs.size === 0);

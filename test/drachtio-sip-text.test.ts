@@ -1,16 +1,8 @@
 import { describe, it, expect } from 'vitest';
-import {
-  bracketUri,
-  canonicalHeaderName,
-  formatReason,
-  parseRawHeaders,
-  sipfragStatus,
-  subscriptionTerminated,
-  transportOf,
-  uriOfNameAddr,
-  userOfUri,
-} from '../src/telephony/drachtio/sip-text.js';
+import { canonicalHeaderName, parseRawHeaders, transportOf, uriOfNameAddr, userOfUri } from '../src/telephony/drachtio/sip-text.js';
 import { sdpOrigin } from '../src/telephony/sdp-reader.js';
+import { formatReason } from '../src/telephony/sip-reason.js';
+import { bracketUri, sipfragStatus, subscriptionTerminated } from '../src/telephony/refer-tracker.js';
 import { playbackCommand, promptFile } from '../src/telephony/drachtio/playback.js';
 import { isPayIvrError } from '../src/errors.js';
 import { installedFsmrfVersion, SUPPORTED_FSMRF_MAJOR } from '../src/telephony/drachtio/freeswitch-link.js';

@@ -4,7 +4,8 @@ import { BroadcastChannel } from 'node:worker_threads';
 import { silentLogger } from '../src/log.js';
 import { isPayIvrError } from '../src/errors.js';
 import { liveMediaWorkerThreads, MediaWorkerPool } from '../src/telephony/embedded/media-workers/pool.js';
-import { HIGH_NICE, REALTIME_FIFO_PRIORITY, type MediaThreadPriority } from '../src/telephony/embedded/media-workers/thread-priority.js';
+import type { MediaThreadPriority } from '../src/config/media-options.js';
+import { HIGH_NICE, REALTIME_FIFO_PRIORITY } from '../src/telephony/embedded/media-workers/thread-priority.js';
 import { RtpPeer } from './support/rtp-peer.js';
 import { offerSdp } from './support/sip-peer.js';
 

@@ -8,7 +8,7 @@ import { MemoryStore } from '../src/store/memory.js';
 import { RedisStore } from '../src/store/redis.js';
 import { createStore } from '../src/store/index.js';
 import type { LiveCallInfo, ResultStore } from '../src/store/types.js';
-import { findCardData } from '../src/store/validate.js';
+import { findCardData } from '../src/domain/card-data-guard.js';
 import { startRedisServer, type RedisServer } from './support/redis-server.js';
 import { capturedLogger, sampleResult } from './support/result-fixtures.js';
 

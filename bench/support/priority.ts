@@ -5,7 +5,8 @@
  * it measures, or its own lateness reads as the server's gaps.
  */
 import type { ChildProcess } from 'node:child_process';
-import { MEDIA_THREAD_PRIORITIES, raiseThread, type MediaThreadPriority } from '../../src/telephony/embedded/media-workers/thread-priority.js';
+import { MEDIA_THREAD_PRIORITIES, type MediaThreadPriority } from '../../src/config/media-options.js';
+import { raiseThread } from '../../src/telephony/embedded/media-workers/thread-priority.js';
 
 export type { MediaThreadPriority };
 

@@ -19,7 +19,7 @@ import type { PaymentJournal, JournalAttempt } from '../journal/index.js';
 import type { ChargeOutcome } from '../domain/charge.js';
 import type { Reports } from '../reports/index.js';
 
-export interface CallControllerDeps {
+interface CallControllerDeps {
   config: Config;
   logger: Logger;
   store: ResultStore;

@@ -13,7 +13,7 @@ import { describeError } from '../errors.js';
 export type ChargeFn = (req: { amount: number; currency: string; card: CardData; brand: Brand; attempt: number }) => Promise<ChargeOutcome>;
 
 /** Observers for the call layer (live-call state, metrics). Never given card data. */
-export interface RunnerHooks {
+interface RunnerHooks {
   onCharge?: (phase: 'start' | 'end', outcome?: ChargeOutcome) => void;
   /** After every transition: the step reached and what was counted at the step left (reports). */
   onProgress?: (p: DialogueProgress) => void;

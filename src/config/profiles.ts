@@ -1,7 +1,7 @@
 import type { Config, Profile } from './schema.js';
 import type { DialogueSettings } from '../domain/dialogue/types.js';
 
-export interface SelectedProfile {
+interface SelectedProfile {
   name: string;
   profile: Profile;
 }
@@ -25,7 +25,7 @@ export function selectProfile(config: Config, calledUser: string, uuiProfile: st
 }
 
 /** Currency of the charge and its bounds (minor units) when the context picked an accepted one. */
-export interface ChargeCurrency {
+interface ChargeCurrency {
   currency: string;
   minAmount: number;
   maxAmount: number;

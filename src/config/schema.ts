@@ -3,10 +3,8 @@ import { BRANDS } from '../domain/brand.js';
 import { OUTCOMES } from '../domain/outcome.js';
 import { currencyExponent } from '../domain/money.js';
 import { ALLOW_LIST_ENTRY_PROBLEM, parseCidr } from '../net/cidr.js';
-import { HOST_PORT, isValidNumberPattern } from '../genesys/return-target.js';
-import { toSipTarget } from '../genesys/sip-target.js';
-import { SRTP_SUITES } from '../telephony/embedded/media/srtp.js';
-import { MEDIA_THREAD_PRIORITIES } from '../telephony/embedded/media-workers/thread-priority.js';
+import { HOST_PORT, isValidNumberPattern, sipTargetOf } from '../net/sip-target.js';
+import { MEDIA_THREAD_PRIORITIES, SRTP_POLICIES, SRTP_SUITES } from './media-options.js';
 
 /**
  * The configuration schema. Every parameter of the use case is a profile setting; server-wide
@@ -74,7 +72,7 @@ const rtpSchema = z.strictObject({
    * SDES-SRTP (RFC 4568): 'optional' answers RTP/SAVP and RTP/AVP offers in kind, 'required'
    * refuses RTP/AVP offers with 488, 'off' refuses RTP/SAVP ones. Both backends.
    */
-  srtp: z.enum(['off', 'optional', 'required']).default('optional'),
+  srtp: z.enum(SRTP_POLICIES).default('optional'),
   /** SDES suites accepted (embedded backend); the offerer's order picks among them. */
   srtpSuites: z.array(z.enum(SRTP_SUITES)).min(1).default([...SRTP_SUITES]),
   /** Comfort noise level in dBov when nothing plays (0 = digital silence). */
@@ -497,9 +495,7 @@ export const configSchema = z
       ];
       for (const [path, target] of targets) {
         if (target === undefined) continue;
-        try {
-          toSipTarget(target, hb.returnHost);
-        } catch {
+        if (sipTargetOf(target, hb.returnHost) === undefined) {
           ctx.addIssue({ code: 'custom', path: ['profiles', name, 'handBack', ...path], message: 'must be a sip:/sips: URI, a tel: URI or a number (sent to returnHost)' });
         }
       }
@@ -515,6 +511,4 @@ export type Profile = z.infer<typeof profileSchema>;
 export type PspConfig = z.infer<typeof pspSchema>;
 export type RetryConfig = z.infer<typeof retrySchema>;
 export type GenesysConfig = z.infer<typeof genesysSchema>;
-export type JournalConfig = z.infer<typeof journalSchema>;
-export type ReconcileConfig = z.infer<typeof reconcileSchema>;
 export { profileSchema };

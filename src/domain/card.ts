@@ -7,7 +7,7 @@ import type { SensitiveDigits } from './sensitive.js';
  * into a string, so nothing here can leak a PAN into a log or an error.
  */
 
-export interface BrandInfo {
+interface BrandInfo {
   brand: Brand;
   /** Valid PAN lengths, ascending. */
   lengths: readonly number[];
@@ -37,16 +37,16 @@ const BRAND_INFO: Readonly<Record<Brand, BrandInfo>> = {
 };
 
 /** The longest PAN any brand allows (ISO/IEC 7812). */
-export const MAX_PAN_LENGTH = 19;
+const MAX_PAN_LENGTH = 19;
 /** The shortest PAN any brand allows. */
-export const MIN_PAN_LENGTH = 12;
+const MIN_PAN_LENGTH = 12;
 
 export function brandInfo(brand: Brand): BrandInfo {
   return BRAND_INFO[brand];
 }
 
 /** One IIN range: the first `digits` digits of the PAN, read as a number, in [from, to]. */
-export interface IinRange {
+interface IinRange {
   brand: Brand;
   digits: number;
   from: number;
@@ -118,7 +118,7 @@ export function luhnValid(pan: SensitiveDigits): boolean {
   return sum % 10 === 0;
 }
 
-export type PanCheck =
+type PanCheck =
   | { ok: true; brand: Brand }
   | { ok: false; reason: 'too-short' | 'invalid' | 'unknown-brand' | 'brand-not-accepted'; brand?: Brand };
 
@@ -149,7 +149,7 @@ export function securityCodeRule(brand: Brand, profileRule: 'required' | 'brand'
   return { length: info.securityCodeLength, ask: !(profileRule === 'brand' && info.securityCodeOptional) };
 }
 
-export type ExpiryCheck = { ok: true; month: number; year: number } | { ok: false; reason: 'format' | 'month' | 'expired' };
+type ExpiryCheck = { ok: true; month: number; year: number } | { ok: false; reason: 'format' | 'month' | 'expired' };
 
 /**
  * Expiry as typed (MMYY). A card is valid through the end of its expiry month, so the current

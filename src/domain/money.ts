@@ -40,7 +40,7 @@ export function currencyExponent(code: string): number | undefined {
  */
 export const MAX_MAJOR = 999_999_999;
 
-export type AmountParse = { ok: true; minor: number } | { ok: false; reason: 'empty' | 'format' | 'too-many-decimals' | 'too-large' };
+type AmountParse = { ok: true; minor: number } | { ok: false; reason: 'empty' | 'format' | 'too-many-decimals' | 'too-large' };
 
 const DIGITS = /^[0-9]+$/;
 

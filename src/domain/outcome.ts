@@ -58,7 +58,7 @@ export type ContextProblem = (typeof CONTEXT_PROBLEMS)[number];
  * Why a call ended with outcome `error` (UUI `why`): a bad context, or `node-drained` when the
  * node's drain deadline ended the dialogue before a payment was made (docs/fleet.md).
  */
-export type ErrorReason = ContextProblem | 'node-drained';
+type ErrorReason = ContextProblem | 'node-drained';
 
 /**
  * What one payment call ended with. Never PAN, security code or expiry: last 4 only.

@@ -47,7 +47,7 @@ export interface CallContext {
 }
 
 /** Header names tried in order; the lookup function is case-insensitive (InboundCall.header). */
-export const UUI_HEADERS = ['User-to-User', 'x-User-To-User'] as const;
+const UUI_HEADERS = ['User-to-User', 'x-User-To-User'] as const;
 
 /** Free-text fields: printable ASCII without spaces at the ends, bounded, no card-like digit run. */
 const TEXT = /^[\x21-\x7E](?:[\x20-\x7E]*[\x21-\x7E])?$/;
@@ -67,7 +67,7 @@ const MAX_SHOWN = 48;
  * or more (it could be card data), otherwise printable ASCII with anything else as '?', cut at
  * 48 characters (a log display, never a value that is used).
  */
-export function showableValue(value: string): string | undefined {
+function showableValue(value: string): string | undefined {
   if ((value.match(/[0-9]/g)?.length ?? 0) >= CARD_LIKE_DIGITS) return undefined;
   // Non-ASCII digits (Arabic-Indic, full-width...) count as digits too.
   if ((value.match(/\p{Nd}/gu)?.length ?? 0) >= CARD_LIKE_DIGITS) return undefined;
@@ -108,7 +108,7 @@ function parseLanguage(v: string): 'fr-FR' | 'en-US' | undefined {
   return undefined;
 }
 
-export interface UuiFields {
+interface UuiFields {
   /** Lower-cased key -> value as sent, for keys that appear exactly once. */
   values: Map<string, string>;
   /** Lower-cased keys that appear more than once. */
@@ -121,7 +121,7 @@ export interface UuiFields {
  * wins. A field without the key/value separator is a key with an empty value; an empty key is
  * ignored.
  */
-export function parseUuiFields(data: string, cfg: Pick<GenesysConfig, 'fieldSeparator' | 'keyValueSeparator'>): UuiFields {
+function parseUuiFields(data: string, cfg: Pick<GenesysConfig, 'fieldSeparator' | 'keyValueSeparator'>): UuiFields {
   const values = new Map<string, string>();
   const duplicates = new Set<string>();
   for (const field of data.split(cfg.fieldSeparator)) {

@@ -17,7 +17,7 @@ export { toSipTarget } from './sip-target.js';
  * the names written are genesys.resultKeys (by default the same).
  */
 export const RESULT_KEYS = ['res', 'why', 'ref', 'txn', 'amt', 'cur', 'src', 'brand', 'last4', 'att', 'code'] as const;
-export type ResultKey = (typeof RESULT_KEYS)[number];
+type ResultKey = (typeof RESULT_KEYS)[number];
 
 /**
  * Which optional keys survive a tight budget, most important first. `res` is always written; the

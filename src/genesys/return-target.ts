@@ -6,10 +6,11 @@
  * escapes, brackets, spaces, non-ASCII) can ever reach it.
  */
 
+import { numberPattern } from '../net/sip-target.js';
 import { toSipTarget } from './sip-target.js';
 
 /** What `ret=` may pick (a profile's handBack.returnTargets). */
-export interface ReturnTargetRules {
+interface ReturnTargetRules {
   /** Regular expression a number must match entirely (anchored here), e.g. "\\+33[0-9]{9}". */
   numbers?: string | undefined;
   /** Hosts (optionally "host:port") on which `sip:user@host` is accepted. */
@@ -21,33 +22,12 @@ export interface ReturnTargetRules {
 /** A Refer-To target built by pay-ivr from allowed parts (never a string taken from the context). */
 export type AllowedReturnTarget = string & { readonly __allowedReturnTarget: true };
 
-export type ReturnTargetDecision = { ok: true; target: AllowedReturnTarget } | { ok: false; why: 'not-a-target' | 'not-allowed' };
+type ReturnTargetDecision = { ok: true; target: AllowedReturnTarget } | { ok: false; why: 'not-a-target' | 'not-allowed' };
 
 /** "+33140000000" or "tel:+33140000000": digits only, no visual separators, no parameters. */
 const NUMBER = /^(?:tel:)?(\+?[0-9]{2,32})$/i;
 /** `sip:user@host[:port]`: unreserved user characters, a DNS name or IPv4, nothing after. */
 const SIP = /^sip:([A-Za-z0-9+._~-]{1,64})@([A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)(?::([0-9]{1,5}))?$/i;
-export const HOST_PORT = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?$/;
-
-const compiled = new Map<string, RegExp>();
-function numberPattern(source: string): RegExp {
-  let re = compiled.get(source);
-  if (re === undefined) {
-    re = new RegExp(`^(?:${source})$`);
-    compiled.set(source, re);
-  }
-  return re;
-}
-
-/** Whether a configured number pattern compiles (config validation). */
-export function isValidNumberPattern(source: string): boolean {
-  try {
-    numberPattern(source);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** RFC 3261 section 25.1 `user`: unreserved / user-unreserved kept, anything else %HH-escaped. */
 export function escapeSipUser(user: string): string {

@@ -12,7 +12,7 @@
  * network and a bad one must only mean "no context", never a dropped call.
  */
 
-export interface DecodedUui {
+interface DecodedUui {
   /** The payload as printable ASCII (discriminator octet removed). */
   data: string;
   /** How the payload was carried on the wire. */
@@ -26,7 +26,7 @@ export interface DecodedUui {
 }
 
 /** Longest header value we look at; Genesys recommends ~128 characters of UUI. */
-export const MAX_UUI_HEADER_LENGTH = 4096;
+const MAX_UUI_HEADER_LENGTH = 4096;
 
 /** Leading protocol-discriminator octets in use: 00 (user-specific), 04 (IA5 characters). */
 const DISCRIMINATORS = new Set(['00', '04']);

@@ -20,7 +20,7 @@ function stepWord(step: string): string {
 }
 
 /** What the health gauges read at each scrape (wired by app.ts). */
-export interface HealthProbes {
+interface HealthProbes {
   /** The telephony backend takes calls (the trunk side is up). */
   backendReady: () => boolean;
   /** The result store answers. */

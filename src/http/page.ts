@@ -41,7 +41,7 @@ async function sendAsset(reply: FastifyReply, name: string): Promise<FastifyRepl
     .send(body);
 }
 
-export interface PageOptions {
+interface PageOptions {
   token: string | undefined;
   sessions: Sessions;
   /** Mark the cookie Secure (the admin server is behind TLS). */

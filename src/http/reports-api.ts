@@ -23,7 +23,7 @@ const MAX_RANGE_MS = 400 * 24 * 3_600_000;
 /** SSE comment line interval: keeps proxies from closing an idle stream. */
 const HEARTBEAT_MS = 15_000;
 
-export interface Range {
+interface Range {
   fromMs: number;
   toMs: number;
   tz: string;

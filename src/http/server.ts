@@ -43,7 +43,7 @@ export interface BackendStatus {
 /** Above this share of journal.maxSpoolBytes the node is not ready: attempts could soon not be recorded. */
 const SPOOL_NOT_READY = 0.9;
 
-export interface AdminServerOptions {
+interface AdminServerOptions {
   config: Pick<Config, 'admin'> & Partial<Pick<Config, 'reports'>>;
   /** Segment records and call events; without it the report routes and the page are absent. */
   reports?: Reports | undefined;

@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
  * hash of the id is kept here, so a memory dump does not hand out live sessions either.
  */
 
-export const SESSION_COOKIE = 'payivr_session';
+const SESSION_COOKIE = 'payivr_session';
 /** Most sessions at once; the oldest goes first. */
 const MAX_SESSIONS = 1_000;
 

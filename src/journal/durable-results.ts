@@ -1,6 +1,6 @@
 import type { PaymentResult } from '../domain/outcome.js';
 import type { LiveCallInfo, LiveCallState, ResultStore, StoredResult } from '../store/types.js';
-import { assertNoCardData } from '../store/validate.js';
+import { assertNoCardData } from '../store/refuse-card-data.js';
 import type { Logger } from '../log.js';
 import type { Spool } from './spool.js';
 import { Outbox, type StoreHealth } from './outbox.js';

@@ -12,12 +12,12 @@ import { LocalJournalBackend, retainAttempt } from './local-backend.js';
 import { RedisJournalBackend } from './redis-backend.js';
 
 export { Spool } from './spool.js';
-export { PaymentJournal, type NewAttempt, type Settlement } from './journal.js';
+export { PaymentJournal, type NewAttempt } from './journal.js';
 export { Reconciler, type ReconcileEntry } from './reconciler.js';
 export { DurableResultStore } from './durable-results.js';
-export type { JournalAttempt, OrphanDialog, StoredDialog, AttemptOutcome } from './types.js';
+export type { JournalAttempt } from './types.js';
 
-export interface JournalStatus {
+interface JournalStatus {
   /** The store is unreachable: journal entries and results go to the spool. */
   degraded: boolean;
   spoolBytes: number;
@@ -40,7 +40,7 @@ export interface JournalRuntime {
 }
 
 /** The spool file of a configuration. */
-export function spoolPath(config: Config): string {
+function spoolPath(config: Config): string {
   return config.journal.spoolFile ?? join(config.journal.dataDir, 'journal-spool.jsonl');
 }
 

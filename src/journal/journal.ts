@@ -1,15 +1,15 @@
 import type { Logger } from '../log.js';
 import { PayIvrError, describeError } from '../errors.js';
-import { assertNoCardData } from '../store/validate.js';
+import { assertNoCardData } from '../store/refuse-card-data.js';
 import type { Spool } from './spool.js';
 import { Outbox, type StoreHealth } from './outbox.js';
 import type { AttemptOutcome, JournalAttempt, JournalBackend, OrphanDialog, SettleOrigin } from './types.js';
 
 /** Spool key prefixes: attempts waiting for Redis, and the dialogs of calls in progress. */
 const PENDING_ATTEMPT_PREFIX = 'oj:';
-export const DIALOG_PREFIX = 'd:';
+const DIALOG_PREFIX = 'd:';
 
-export interface PaymentJournalOptions {
+interface PaymentJournalOptions {
   backend: JournalBackend;
   spool: Spool;
   /** Shared outage tracker (Redis only). */

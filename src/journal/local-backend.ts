@@ -2,7 +2,7 @@ import type { Spool } from './spool.js';
 import type { JournalAttempt, JournalBackend } from './types.js';
 
 /** Spool key prefix of journal records. */
-export const ATTEMPT_PREFIX = 'j:';
+const ATTEMPT_PREFIX = 'j:';
 
 /**
  * Journal records in the node's spool file (memory store): put() resolves once fsync'd, so they

@@ -11,7 +11,7 @@ import type { Spool } from './spool.js';
  * Writes are idempotent (whole-record replace or versioned), so a replay may repeat safely.
  */
 
-export interface OutboxHealth {
+interface OutboxHealth {
   /** Called on every success/failure of the remote store; logs once per outage. */
   failed(what: string, err: unknown): void;
   ok(): void;

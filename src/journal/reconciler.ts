@@ -18,7 +18,7 @@ export interface ReconcileEntry {
   detail: string;
 }
 
-export interface ReconcilerOptions {
+interface ReconcilerOptions {
   journal: PaymentJournal;
   results: ResultStore;
   /** The gateway of a profile (undefined: the profile is gone from the configuration). */

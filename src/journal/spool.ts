@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { PayIvrError, describeError } from '../errors.js';
-import { findCardData } from '../store/validate.js';
+import { findCardData } from '../domain/card-data-guard.js';
 
 /**
  * The node's durable local file: a key -> JSON value map kept as an append-only log of JSON
@@ -28,7 +28,7 @@ import { findCardData } from '../store/validate.js';
  * and the lock of a dead process (kill -9) is taken over.
  */
 
-export interface SpoolOptions {
+interface SpoolOptions {
   path: string;
   maxBytes: number;
   logger?: Logger;

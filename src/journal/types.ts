@@ -6,7 +6,7 @@ export type { StoredDialog };
 /**
  * The payment journal: one record per charge attempt, written before the first send and updated
  * when the outcome is known, so that no charge can happen without a trace. Never card data: the
- * brand and last 4 only (records are checked like results, store/validate.ts).
+ * brand and last 4 only (records are checked like results: domain/card-data-guard.ts).
  */
 
 /** What the PSP did with an attempt. `not-charged`: the PSP has no charge for it. */

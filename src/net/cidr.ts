@@ -1,6 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 
-export interface Cidr {
+interface Cidr {
   address: string;
   prefix: number;
   family: 'ipv4' | 'ipv6';

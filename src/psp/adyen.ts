@@ -14,7 +14,7 @@ import { hasPanLikeDigits, sanitizePspBody } from './sanitize.js';
 /** Checkout API version of @adyen/api-library 32 (its PaymentsApi base path). */
 export const ADYEN_API_VERSION = 'v72';
 
-export interface AdyenGatewayOptions {
+interface AdyenGatewayOptions {
   apiKey: string;
   merchantAccount: string;
   /** Checkout base URL including the version, e.g. https://checkout-test.adyen.com/v72. */
@@ -90,7 +90,7 @@ function safeMetadata(req: ChargeRequest): Record<string, string> {
  * @adyen/api-library's PaymentRequest, so the adapter and the sandbox cannot drift from Adyen's
  * API together. Card fields hold CardJsonBody placeholders, never digits.
  */
-export interface AdyenPaymentRequest {
+interface AdyenPaymentRequest {
   amount: { value: number; currency: string };
   reference: string;
   merchantAccount: string;

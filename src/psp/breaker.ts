@@ -1,6 +1,6 @@
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
-export interface BreakerOptions {
+interface BreakerOptions {
   /** Consecutive transport failures that open the circuit. */
   failures: number;
   /** How long the circuit stays open before one probe may go through. */

@@ -67,7 +67,7 @@ export class CardJsonBody {
 }
 
 /** Card digits [start, end) of a sensitive value, for a form field. */
-export interface CardDigitsRef {
+interface CardDigitsRef {
   src: SensitiveDigits;
   start?: number;
   end?: number;

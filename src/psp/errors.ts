@@ -1,14 +1,14 @@
 import { PayIvrError } from '../errors.js';
 
 /** What went wrong with one PSP send, as far as retrying is concerned. */
-export type PspFailureKind =
+type PspFailureKind =
   | 'timeout' // no answer in time: the PSP may or may not have executed it
   | 'network' // connection failed or was cut
   | 'http' // 5xx, 429, 409 in-flight: the PSP asked us to come back
   | 'aborted' // the caller (or the budget) gave up
   | 'protocol'; // a 4xx or an answer we cannot read: resending the same bytes cannot help
 
-export interface PspErrorInit {
+interface PspErrorInit {
   status?: number | undefined;
   retryAfterMs?: number | undefined;
   /** False only when the request certainly never reached the PSP's processing (refused connection, 429). */

@@ -4,7 +4,7 @@ import type net from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { PspError } from './errors.js';
 
-export interface HttpSend {
+interface HttpSend {
   method: 'GET' | 'POST';
   url: URL;
   headers: Record<string, string>;

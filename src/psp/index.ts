@@ -9,16 +9,15 @@ import { RestGateway } from './rest.js';
 import { loadSecret } from './secrets.js';
 import { startSandbox, type Sandbox } from './sandbox/index.js';
 
-export type { ChargeRequest, LookupKey, PaymentGateway } from './types.js';
-export type { PspAdapter, PspCapabilities } from './adapter.js';
-export { ResilientGateway, type ResilientOptions, type ResilientStats, type ChargeReport, type ResilientEvents } from './resilient.js';
-export type { BreakerState } from './breaker.js';
+export type { PspAdapter } from './adapter.js';
+export { ResilientGateway } from './resilient.js';
+
 export { StripeGateway } from './stripe.js';
 export { AdyenGateway } from './adyen.js';
 export { RestGateway } from './rest.js';
-export { PspError } from './errors.js';
-export { newIdempotencyKey, isValidIdempotencyKey } from './idempotency.js';
-export { sanitizePspBody } from './sanitize.js';
+
+export { newIdempotencyKey } from './idempotency.js';
+
 export { startSandbox, type Sandbox } from './sandbox/index.js';
 
 /** Keys a standalone sandbox accepts by default (any sk_test_ key / any Adyen key). */
@@ -35,7 +34,7 @@ export interface GatewayHandle {
   close(): Promise<void>;
 }
 
-export interface CreateGatewayOptions {
+interface CreateGatewayOptions {
   /** Config path of this PSP block, for error messages (default "psp"). */
   configPath?: string;
   env?: NodeJS.ProcessEnv;

@@ -27,7 +27,7 @@ export interface ResilientOptions {
   random?: () => number;
 }
 
-export interface ChargeReport {
+interface ChargeReport {
   psp: string;
   status: ChargeOutcome['status'];
   /** Sends of the charge request (resends included, lookups excluded). */
@@ -38,12 +38,12 @@ export interface ChargeReport {
   ms: number;
 }
 
-export type ResilientEvents = {
+type ResilientEvents = {
   breaker: [state: BreakerState, psp: string];
   charge: [report: ChargeReport];
 };
 
-export interface ResilientStats {
+interface ResilientStats {
   charges: number;
   approved: number;
   declined: number;

@@ -15,7 +15,7 @@ import type { DeclineClass } from '../domain/outcome.js';
 
 export type RestPspConfig = Extract<PspConfig, { type: 'rest' }>;
 
-export interface RestGatewayOptions {
+interface RestGatewayOptions {
   config: RestPspConfig;
   /** Value of the auth header (from authEnv/authFile); never logged. */
   authValue: string | undefined;
@@ -44,7 +44,7 @@ function placeholders(v: unknown, out: Set<string> = new Set()): Set<string> {
 }
 
 /** Value at a dotted path (`data.items.0.id`) of parsed JSON. */
-export function getPath(v: unknown, path: string): unknown {
+function getPath(v: unknown, path: string): unknown {
   let cur: unknown = v;
   for (const seg of path.split('.')) {
     if (cur === null || typeof cur !== 'object') return undefined;

@@ -46,7 +46,7 @@ const SENSITIVE_KEYS = new Set([
 const PAN_LIKE = /\d(?:[ -]?\d){12,18}/g;
 const API_KEY_LIKE = /\b(?:sk|rk|pk)_(?:test|live)_[A-Za-z0-9]+|\bBearer\s+\S+/g;
 
-export function isSensitiveKey(key: string): boolean {
+function isSensitiveKey(key: string): boolean {
   return SENSITIVE_KEYS.has(key.toLowerCase().replace(/[_-]/g, ''));
 }
 

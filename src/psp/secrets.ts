@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { PayIvrError } from '../errors.js';
 
-export interface SecretSource {
+interface SecretSource {
   /** Environment variable holding the secret. */
   env?: string | undefined;
   /** File holding the secret (Docker/Kubernetes secrets); wins over the variable when set. */

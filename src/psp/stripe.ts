@@ -10,7 +10,7 @@ import { cardFormBody, type FormField } from './card-body.js';
 import { stripeDeclineClass } from './decline-codes.js';
 import { hasPanLikeDigits, sanitizePspBody } from './sanitize.js';
 
-export interface StripeGatewayOptions {
+interface StripeGatewayOptions {
   /** Secret key (sk_live_/sk_test_); never logged. */
   apiKey: string;
   /** API base URL; default https://api.stripe.com. The sandbox passes its own. */

@@ -11,14 +11,14 @@ import { dayKey, hourKey } from './time.js';
 export const GROUP_BY = ['hour', 'day', 'profile', 'outcome', 'brand', 'declineClass'] as const;
 export type GroupBy = (typeof GROUP_BY)[number];
 
-export interface Percentiles {
+interface Percentiles {
   count: number;
   p50: number | null;
   p95: number | null;
   p99: number | null;
 }
 
-export interface SummaryFigures {
+interface SummaryFigures {
   /** Segments (calls). */
   count: number;
   /** Segments per outcome (every outcome of the vocabulary, zeros included). */
@@ -43,11 +43,11 @@ export interface SummaryFigures {
   pspMs: Percentiles;
 }
 
-export interface SummaryGroup extends SummaryFigures {
+interface SummaryGroup extends SummaryFigures {
   key: string;
 }
 
-export interface Summary {
+interface Summary {
   groupBy: GroupBy | undefined;
   tz: string;
   total: SummaryFigures;
@@ -65,7 +65,7 @@ function ratio(a: number, b: number): number | null {
   return b === 0 ? null : Math.round((a / b) * 10_000) / 10_000;
 }
 
-export function figures(segs: readonly SegmentRecord[]): SummaryFigures {
+function figures(segs: readonly SegmentRecord[]): SummaryFigures {
   const outcomes: Record<string, number> = Object.fromEntries(OUTCOMES.map((o) => [o, 0]));
   const declines: Record<string, number> = Object.fromEntries(DECLINE_CLASSES.map((c) => [c, 0]));
   const amount: Record<string, number> = {};
@@ -138,7 +138,7 @@ export function timeBuckets(by: 'hour' | 'day', fromMs: number, toMs: number, tz
   return keys;
 }
 
-export interface SummaryOptions {
+interface SummaryOptions {
   groupBy?: GroupBy | undefined;
   tz: string;
   /** The range, to list empty hour/day buckets too (charts need the gaps). */
@@ -169,7 +169,7 @@ export function summarize(segs: readonly SegmentRecord[], o: SummaryOptions): Su
   return { groupBy: o.groupBy, tz: o.tz, total: figures(segs), groups };
 }
 
-export interface FunnelRow {
+interface FunnelRow {
   step: DialogueStep;
   /** Calls that reached the step (once per call, however often they came back to it). */
   reached: number;

@@ -5,7 +5,7 @@ import type { SegmentRecord } from './segment.js';
  * Pure. Text cells that a spreadsheet would run as a formula are prefixed with a quote.
  */
 
-export const CSV_COLUMNS = [
+const CSV_COLUMNS = [
   'id',
   'node',
   'profile',

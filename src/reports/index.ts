@@ -8,11 +8,11 @@ import { MemorySegmentStore, RedisSegmentStore, type SegmentStore } from './segm
 import type { SegmentRecord } from './segment.js';
 import { RedisEventRelay } from './relay.js';
 
-export { CallEvents, type CallEvent } from './live.js';
+export { CallEvents } from './live.js';
 export { RedisEventRelay } from './relay.js';
 export { SegmentRecorder, type FunnelMetrics } from './recorder.js';
 export { MemorySegmentStore, RedisSegmentStore, type SegmentStore } from './segment-store.js';
-export { assertValidSegment, type SegmentRecord } from './segment.js';
+export type { SegmentRecord } from './segment.js';
 
 /** What the call layer and the admin API share for reports: the segment store, live events, node. */
 export class Reports {

@@ -21,13 +21,13 @@ export type CallEvent =
       durationMs: number;
     };
 
-export interface LiveStep {
+interface LiveStep {
   step: DialogueStep;
   since: string;
 }
 
 /** Most listeners (stream clients) at once; more are refused so a leak cannot grow unbounded. */
-export const MAX_LISTENERS = 200;
+const MAX_LISTENERS = 200;
 /** Most calls whose step is remembered (a crashed node's calls never send `ended`). */
 const MAX_TRACKED = 20_000;
 

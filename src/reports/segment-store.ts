@@ -21,7 +21,7 @@ export interface SegmentStore {
 /** Most segments one report reads (the API refuses wider ranges rather than truncating silently). */
 export const MAX_RANGE_SEGMENTS = 200_000;
 
-export interface MemorySegmentStoreOptions {
+interface MemorySegmentStoreOptions {
   maxSegments: number;
   retentionSeconds: number;
   now?: () => number;
@@ -82,7 +82,7 @@ export class MemorySegmentStore implements SegmentStore {
   }
 }
 
-export interface RedisSegmentStoreOptions {
+interface RedisSegmentStoreOptions {
   url: string;
   keyPrefix: string;
   retentionSeconds: number;

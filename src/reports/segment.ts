@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { AMOUNT_SOURCES, DECLINE_CLASSES, OUTCOMES, type AmountSource, type CallMode, type DeclineClass, type Outcome } from '../domain/outcome.js';
 import { DIALOGUE_STEPS, type DialogueStep } from '../domain/dialogue/steps.js';
-import { findCardData } from '../store/validate.js';
+import { findCardData } from '../domain/card-data-guard.js';
 import { PayIvrError } from '../errors.js';
 
 /**
@@ -79,7 +79,7 @@ const segmentSchema = z.strictObject({
 
 /**
  * Throws ERR_STORE when `rec` is not a well-formed segment or holds card-like data (the path of
- * the problem only, never the value). Called before every write, like store/validate.ts.
+ * the problem only, never the value). Called before every write (the card-data rule: domain/card-data-guard.ts).
  */
 export function assertValidSegment(rec: unknown): asserts rec is SegmentRecord {
   const parsed = segmentSchema.safeParse(rec);

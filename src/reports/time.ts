@@ -33,7 +33,7 @@ function formatter(tz: string): Intl.DateTimeFormat {
   return f;
 }
 
-export interface LocalParts {
+interface LocalParts {
   year: number;
   month: number;
   day: number;
@@ -43,7 +43,7 @@ export interface LocalParts {
 }
 
 /** The wall-clock time in `tz` of the instant `ms`. */
-export function localParts(ms: number, tz: string): LocalParts {
+function localParts(ms: number, tz: string): LocalParts {
   const p: Record<string, number> = {};
   for (const part of formatter(tz).formatToParts(new Date(ms))) {
     if (part.type !== 'literal') p[part.type] = Number(part.value);
@@ -52,14 +52,14 @@ export function localParts(ms: number, tz: string): LocalParts {
 }
 
 /** Offset of `tz` from UTC at the instant `ms`, in ms (positive east of Greenwich). */
-export function offsetMs(ms: number, tz: string): number {
+function offsetMs(ms: number, tz: string): number {
   const l = localParts(ms, tz);
   const asUtc = Date.UTC(l.year, l.month - 1, l.day, l.hour, l.minute, l.second);
   return asUtc - Math.floor(ms / 1000) * 1000;
 }
 
 /** The instant of a wall-clock time in `tz` (the earlier one in a DST fold; shifted past a gap). */
-export function zonedToUtc(year: number, month: number, day: number, hour: number, tz: string): number {
+function zonedToUtc(year: number, month: number, day: number, hour: number, tz: string): number {
   const guess = Date.UTC(year, month - 1, day, hour);
   let t = guess - offsetMs(guess, tz);
   // Second pass: the offset at the result may differ from the offset at the guess (DST change).

@@ -4,13 +4,12 @@ import { MemoryStore } from './memory.js';
 import { RedisStore } from './redis.js';
 import type { ResultStore } from './types.js';
 
-export type { LiveCallInfo, LiveCallState, ResultStore, StoredResult } from './types.js';
-export { LIVE_CALL_STATES, safeLiveState } from './types.js';
+export type { ResultStore, StoredResult } from './types.js';
+
 export { MemoryStore } from './memory.js';
 export { RedisStore } from './redis.js';
-export { findCardData } from './validate.js';
 
-export interface CreateStoreOptions {
+interface CreateStoreOptions {
   /** Node id for the Redis live-call keys (default: hostname + random suffix). */
   nodeId?: string;
   /** Redis live-call hash lifetime without heartbeat, seconds (default 30). */

@@ -3,9 +3,9 @@ import { silentLogger } from '../log.js';
 import type { PaymentResult } from '../domain/outcome.js';
 import { PayIvrError } from '../errors.js';
 import { safeCharge, safeLiveState, type LiveCallInfo, type LiveCallState, type ResultStore, type StoredResult } from './types.js';
-import { assertNoCardData } from './validate.js';
+import { assertNoCardData } from './refuse-card-data.js';
 
-export interface MemoryStoreOptions {
+interface MemoryStoreOptions {
   /** Results kept; the oldest saved is evicted first. */
   maxResults?: number;
   /** Results older than this are not returned (checked on read). */

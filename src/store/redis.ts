@@ -6,7 +6,7 @@ import { silentLogger } from '../log.js';
 import type { PaymentResult } from '../domain/outcome.js';
 import { PayIvrError, describeError } from '../errors.js';
 import { safeCharge, safeLiveState, type LiveCallInfo, type LiveCallState, type ResultStore, type StoredResult } from './types.js';
-import { assertNoCardData } from './validate.js';
+import { assertNoCardData } from './refuse-card-data.js';
 
 /**
  * Results and live calls in Redis, shared by every pay-ivr node of a trunk.
@@ -22,7 +22,7 @@ import { assertNoCardData } from './validate.js';
  *   <prefix>live-nodes         set of node ids that may have live calls (pruned when the hash is gone)
  * Index members whose result has expired are pruned when read. No clock is compared across nodes.
  */
-export interface RedisStoreOptions {
+interface RedisStoreOptions {
   url: string;
   keyPrefix: string;
   resultTtlSeconds: number;

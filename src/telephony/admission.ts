@@ -29,13 +29,13 @@ export interface AdmissionRequest {
   header(name: string): string | undefined;
 }
 
-export interface ResponseHeader {
+interface ResponseHeader {
   readonly name: string;
   readonly value: string;
 }
 
 /** Which rule refused, for the log. A fixed set: a header value can never end up in it. */
-export type RefusalWhy =
+type RefusalWhy =
   | 'source not in security.allowList'
   | 'security.ratePerSource exceeded'
   | 'security.maxConcurrentCalls reached'
@@ -45,7 +45,7 @@ export type RefusalWhy =
   | 'digest nonce expired'
   | 'digest uri is not the Request-URI';
 
-export interface AdmissionRefusal {
+interface AdmissionRefusal {
   readonly admitted: false;
   readonly status: number;
   readonly reason: string;

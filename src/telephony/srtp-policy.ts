@@ -6,13 +6,13 @@ import { audioStreamsToCheck, sdpStreams } from './sdp-reader.js';
  * (RTP/SAVP, RTP/SAVPF with a=crypto) counts as secure; DTLS-SRTP (UDP/TLS/RTP/SAVP) is not
  * offered by Genesys BYOC and is refused. The SDP is read by sdp-reader.ts, like every other rule.
  */
-export type SrtpPolicy = 'off' | 'optional' | 'required';
+import type { SrtpPolicy } from '../config/media-options.js';
 
 export function isSecureProfile(protocol: string): boolean {
   return protocol === 'RTP/SAVP' || protocol === 'RTP/SAVPF';
 }
 
-export function isPlainProfile(protocol: string): boolean {
+function isPlainProfile(protocol: string): boolean {
   return protocol === 'RTP/AVP' || protocol === 'RTP/AVPF';
 }
 

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 
 /** Map of event name -> listener argument tuple. */
-export type EventMap = Record<string, unknown[]>;
+type EventMap = Record<string, unknown[]>;
 
 /**
  * A typed facade over Node's EventEmitter (the mediasoup pattern): listeners and emits are

@@ -13,7 +13,8 @@ import { performance } from 'node:perf_hooks';
 import type { DtmfDigit } from '../../src/domain/dtmf.js';
 import { encode, type G711Codec } from '../../src/telephony/embedded/media/g711.js';
 import { promptFromWav } from '../../src/telephony/embedded/media/prompt-library.js';
-import { SrtpContext, type SrtpSuite } from '../../src/telephony/embedded/media/srtp.js';
+import type { SrtpSuite } from '../../src/config/media-options.js';
+import { SrtpContext } from '../../src/telephony/embedded/media/srtp.js';
 
 export interface ReceivedRtp {
   /** performance.now() at arrival (ms). */

@@ -59,7 +59,7 @@ export { createDialogue, type DialogueState, type Phase, type MenuKind, type Car
  * more consecutive digits than that, so a card number typed at the amount prompt by mistake is
  * never kept as text.
  */
-export const MAX_AMOUNT_INTEGER_KEYS = 9;
+const MAX_AMOUNT_INTEGER_KEYS = 9;
 
 function amountKeyLimits(s: DialogueState): { integer: number; fraction: number } {
   const { maxAmount, currency } = s.input.settings;
@@ -84,11 +84,6 @@ export function step(state: DialogueState, event: DialogueEvent): Transition<Dia
   } catch {
     return fault(state, event);
   }
-}
-
-/** The outcome an ended dialogue reported, if it ended. */
-export function dialogueResult(state: DialogueState): DialogueResult | undefined {
-  return state.phase.kind === 'done' ? state.phase.result : undefined;
 }
 
 function dispatch(s: DialogueState, out: Out, ev: DialogueEvent): void {

@@ -10,7 +10,7 @@ import type { CardField, DialogueState, MenuKind } from './state.js';
  * time they are played, so the state never holds a fragment list that spells card digits.
  */
 
-export interface Prompt {
+interface Prompt {
   fragments: string[];
   bargeIn: boolean;
   /** The fragments spell card data (never log them). */
@@ -18,9 +18,9 @@ export interface Prompt {
 }
 
 /** The longest transaction id read back to the caller; longer PSP ids (pi_3Mt...) are not speakable. */
-export const MAX_SPOKEN_TRANSACTION_ID = 12;
+const MAX_SPOKEN_TRANSACTION_ID = 12;
 /** The longest context payment reference read back when the transaction id is too long. */
-export const MAX_SPOKEN_REFERENCE = 20;
+const MAX_SPOKEN_REFERENCE = 20;
 
 export function entryPromptId(field: CardField | 'amount', codeLength: 3 | 4): string {
   switch (field) {
@@ -122,7 +122,7 @@ export function declineMessageId(cls: DeclineClass): string {
  * The reference spoken after an approval: the PSP transaction id when it is short enough to be
  * useful by phone, else the payment reference from the context when short, else none.
  */
-export function spokenReference(s: DialogueState): string | undefined {
+function spokenReference(s: DialogueState): string | undefined {
   const txn = s.transactionId;
   if (txn !== undefined && txn.length > 0 && txn.length <= MAX_SPOKEN_TRANSACTION_ID) return txn;
   const ref = s.input.context.reference;

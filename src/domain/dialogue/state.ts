@@ -48,7 +48,7 @@ export type Phase =
   | { kind: 'done'; result: DialogueResult };
 
 /** The card being collected: confirmed fields of the current attempt (kept for decline re-entries). */
-export interface CardFields {
+interface CardFields {
   pan: SensitiveDigits | undefined;
   brand: Brand | undefined;
   /** MMYY */

@@ -25,7 +25,7 @@ export const DIALOGUE_STEPS = [
 export type DialogueStep = (typeof DIALOGUE_STEPS)[number];
 
 /** The step of a phase; undefined for the phases that are not a step (idle, done). */
-export function stepOfPhase(p: Phase): DialogueStep | undefined {
+function stepOfPhase(p: Phase): DialogueStep | undefined {
   switch (p.kind) {
     case 'amount-entry':
       return 'amount';
@@ -80,7 +80,7 @@ function typedNothing(p: Phase): boolean {
  * What `progressOf` needs from the state before a transition, taken before `step` runs (the step
  * may wipe the field buffer it replaces, and a wiped buffer reads as empty).
  */
-export interface ProgressMark {
+interface ProgressMark {
   step: DialogueStep | undefined;
   invalidEntries: number;
   timerId: number | undefined;

@@ -105,7 +105,7 @@ function frBelow100(n: number): string {
 }
 
 /** French numbers below 100 with a feminine form ("une", "vingt et une"...); 71 and 91 end in "onze". */
-export const FR_FEMININE = [1, 21, 31, 41, 51, 61, 81] as const;
+const FR_FEMININE = [1, 21, 31, 41, 51, 61, 81] as const;
 
 const EN_MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
 const FR_MONTHS = ['janvier', 'février', 'mars', 'avril', 'mai', 'juin', 'juillet', 'août', 'septembre', 'octobre', 'novembre', 'décembre'];

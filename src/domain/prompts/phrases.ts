@@ -217,8 +217,3 @@ export const PHRASES: Record<string, Texts> = {
     'fr-FR': "Ce choix n'est pas valide.",
   },
 };
-
-/** Every phrase id the dialogue may play, sorted. */
-export function dialoguePromptIds(): string[] {
-  return Object.keys(PHRASES).sort();
-}

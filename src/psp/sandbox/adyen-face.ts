@@ -36,7 +36,7 @@ function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
-export interface AdyenFaceOptions {
+interface AdyenFaceOptions {
   /** Accepted API keys; empty = any non-empty key. */
   keys: readonly string[];
   now: () => Date;

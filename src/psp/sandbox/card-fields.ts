@@ -12,7 +12,7 @@ import { ownBuffer } from '../card-body.js';
 /** A card field as found: its digits, or `invalid` when present but not plain ASCII digits. */
 export type TakenField = SensitiveDigits | 'invalid';
 
-export interface TakenBody {
+interface TakenBody {
   /** The body without the card values (form: pairs removed; JSON: digits masked as 'X'). */
   text: string;
   fields: Map<string, TakenField>;

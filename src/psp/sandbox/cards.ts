@@ -18,7 +18,7 @@ export interface AdyenRefusal {
   refusalReason: string;
 }
 
-export type CardScenario = { kind: 'approve' } | { kind: 'decline'; stripe: StripeDecline; adyen: AdyenRefusal };
+type CardScenario = { kind: 'approve' } | { kind: 'decline'; stripe: StripeDecline; adyen: AdyenRefusal };
 
 /** Stripe's approved test numbers, one or more per brand. */
 export const APPROVED_TEST_CARDS: readonly string[] = [
@@ -57,7 +57,7 @@ export const DECLINE_TEST_CARDS: ReadonlyMap<string, CardScenario> = new Map([
 ]);
 
 /** A number that fails Luhn (Stripe's `incorrect_number` test card is 4242424242424241). */
-export const INCORRECT_NUMBER: CardScenario = declined(
+const INCORRECT_NUMBER: CardScenario = declined(
   { code: 'incorrect_number', message: 'Your card number is incorrect.' },
   { resultCode: 'Refused', refusalReasonCode: '8', refusalReason: 'Invalid Card Number' },
 );
@@ -66,14 +66,14 @@ export const INCORRECT_NUMBER: CardScenario = declined(
  * The card number as the sandbox sees it: digits readable one by one (SensitiveDigits), never a
  * JS string (the sandbox may run inside pay-ivr's process; see card-fields.ts).
  */
-export interface PanDigits {
+interface PanDigits {
   readonly length: number;
   digitAt(i: number): number;
   /** Numeric value of digits [start, end). */
   slice(start: number, end: number): number;
 }
 
-export function luhnOk(pan: PanDigits): boolean {
+function luhnOk(pan: PanDigits): boolean {
   if (pan.length === 0) return false;
   let sum = 0;
   for (let i = 0; i < pan.length; i++) {

@@ -4,7 +4,7 @@
  * `expand[]=...`). Parsed into plain objects; arrays come back as arrays.
  */
 
-export type FormValue = string | FormObject | FormValue[];
+type FormValue = string | FormObject | FormValue[];
 export interface FormObject {
   [key: string]: FormValue;
 }

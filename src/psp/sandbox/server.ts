@@ -8,7 +8,7 @@ import { StripeFace } from './stripe-face.js';
 import { AdyenFace } from './adyen-face.js';
 import type { Face, FaceRequest, FaceResponse, LedgerEntry, RequestRecord } from './types.js';
 
-export interface SandboxOptions {
+interface SandboxOptions {
   /** Bind address (default 127.0.0.1). */
   host?: string;
   /** Port (default 0: an ephemeral port). */

@@ -53,7 +53,7 @@ function invalid(message: string, param?: string, code = 'parameter_invalid'): F
   return { response: err(400, { type: 'invalid_request_error', code, message, ...(param ? { param } : {}) }), store: false };
 }
 
-export interface StripeFaceOptions {
+interface StripeFaceOptions {
   /** Accepted secret keys; empty = any `sk_test_` key. */
   keys: readonly string[];
   now: () => Date;

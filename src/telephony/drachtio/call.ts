@@ -17,20 +17,13 @@ import type {
   RemoteEndpoint,
 } from '../types.js';
 import type { DtmfDigit } from '../../domain/dtmf.js';
-import { offersSrtp, srtpRefusal, type SrtpPolicy } from '../srtp-policy.js';
+import type { SrtpPolicy } from '../../config/media-options.js';
+import { offersSrtp, srtpRefusal } from '../srtp-policy.js';
 import { sdpOrigin } from '../sdp-reader.js';
+import { bracketUri, isReferEvent, ReferTracker } from '../refer-tracker.js';
+import { formatReason, unansweredStatus } from '../sip-reason.js';
 import { playbackCommand, promptFile } from './playback.js';
-import {
-  bracketUri,
-  canonicalHeaderName,
-  formatReason,
-  parseRawHeaders,
-  sipfragStatus,
-  subscriptionTerminated,
-  transportOf,
-  uriOfNameAddr,
-  userOfUri,
-} from './sip-text.js';
+import { canonicalHeaderName, parseRawHeaders, transportOf, uriOfNameAddr, userOfUri } from './sip-text.js';
 
 type Dialog = Srf.Dialog;
 type Endpoint = Mrf.Endpoint;
@@ -46,7 +39,7 @@ const DEFAULT_REFER_MS = 15_000;
 /** 64*T1 with RFC 3261's T1 of 500 ms: how long the caller's ACK may take before the call ends. */
 const ACK_TIMEOUT_MS = 32_000;
 
-export interface DrachtioCallDeps {
+interface DrachtioCallDeps {
   srf: Srf;
   /** security.mediaRanges: re-INVITEs moving media outside them get 488. */
   mediaRanges: MediaRanges;
@@ -69,11 +62,6 @@ interface ActivePlay {
   graceTimer: ReturnType<typeof setTimeout> | undefined;
   finish: (r: PlayResult) => void;
   fail: (e: Error) => void;
-}
-
-interface ActiveRefer {
-  notify(status: number | undefined, terminated: boolean): void;
-  ended(): void;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
@@ -129,7 +117,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
   #dialog: Dialog | undefined;
   #ep: Endpoint | undefined;
   #play: ActivePlay | undefined;
-  #refer: ActiveRefer | undefined;
+  #refer: ReferTracker | undefined;
   #remoteOrigin: string | undefined;
   #teardown: Promise<void> | undefined;
   #cancelled = false;
@@ -344,64 +332,21 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     if (this.#state === 'ended') return { ok: false, referStatus: 481, detail: 'call already ended' };
     if (this.#state !== 'answered' || !dialog) return { ok: false, referStatus: 481, detail: 'call not answered' };
     if (this.#refer) return { ok: false, referStatus: 491, detail: 'a REFER is already in progress' };
-    const timeoutMs = options?.timeoutMs ?? DEFAULT_REFER_MS;
-
-    let referStatus: number | undefined;
-    let lastFrag: number | undefined;
-    let finalFrag: number | undefined;
-    let settle!: (r: ReferResult) => void;
-    const done = new Promise<ReferResult>((resolve) => {
-      settle = (r) => {
-        clearTimeout(timer);
+    const tracker = new ReferTracker({
+      timeoutMs: options?.timeoutMs ?? DEFAULT_REFER_MS,
+      onSettled: () => {
         if (this.#refer === tracker) this.#refer = undefined;
-        resolve(r);
-      };
-    });
-    const settleFinal = (): void => {
-      const fs = finalFrag as number;
-      const ok = fs >= 200 && fs < 300;
-      settle({ ok, referStatus: referStatus !== undefined && referStatus >= 200 ? referStatus : 202, finalStatus: fs, detail: ok ? 'transfer completed' : `transfer failed: final NOTIFY ${fs}` });
-    };
-    const tracker: ActiveRefer = {
-      notify: (status, terminated) => {
-        if (status !== undefined) lastFrag = status;
-        if (status !== undefined && status >= 200) {
-          finalFrag = status;
-          settleFinal();
-        } else if (terminated) {
-          settle({ ok: false, referStatus: referStatus ?? 202, finalStatus: lastFrag, detail: 'subscription terminated without a final status' });
-        }
       },
-      ended: () =>
-        settle({ ok: false, referStatus: referStatus ?? 481, finalStatus: lastFrag, detail: 'call ended before the final NOTIFY' }),
-    };
-    const timer = setTimeout(
-      () =>
-        settle({
-          ok: false,
-          referStatus: 408,
-          finalStatus: lastFrag,
-          detail: referStatus === undefined ? `no answer to REFER within ${timeoutMs} ms` : `no final NOTIFY within ${timeoutMs} ms`,
-        }),
-      timeoutMs,
-    );
+    });
     this.#refer = tracker;
-
     dialog
       .request({ method: 'REFER', headers: { 'Refer-To': bracketUri(referTo), 'Referred-By': `<${dialog.local.uri}>` } })
       .then(
-        (res) => {
-          // drachtio-srf resolves on the first response; a provisional one leaves the NOTIFYs to decide.
-          if (res.status < 200) return;
-          referStatus = res.status;
-          if (res.status >= 300) settle({ ok: false, referStatus: res.status, detail: `REFER refused: ${res.status} ${res.reason}` });
-        },
-        (e: unknown) => {
-          const status = e instanceof Srf.SipError ? e.status : 500;
-          settle({ ok: false, referStatus: status, detail: `REFER not sent: ${describeError(e)}` });
-        },
+        // drachtio-srf resolves on the first response; a provisional one leaves the NOTIFYs to decide.
+        (res) => tracker.referAnswered(res.status),
+        (e: unknown) => tracker.referFailed(e instanceof Srf.SipError ? e.status : 500, `REFER not sent: ${describeError(e)}`),
       );
-    const r = await done;
+    const r = await tracker.result;
     this.#log.info({ referStatus: r.referStatus, finalStatus: r.finalStatus, ok: r.ok }, 'REFER finished');
     return r;
   }
@@ -410,8 +355,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     if (this.#answering) await this.#answering.catch(() => undefined);
     if (this.#state === 'ended') return this.#teardown;
     if (this.#state === 'offered') {
-      const status = reason && reason.protocol === 'SIP' && reason.cause >= 400 && reason.cause < 700 ? reason.cause : 480;
-      this.#sendFinal(status, reason?.text);
+      this.#sendFinal(unansweredStatus(reason), reason?.text);
       return this.#finish({ by: 'local', reason: 'hangup' }, false);
     }
     return this.#finish({ by: 'local', reason: 'hangup' }, true, reason);
@@ -449,7 +393,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
       const media = this.#ep;
       if (media?.connected) media.api('uuid_break', `${media.uuid} all`).catch(() => undefined);
     }
-    this.#refer?.ended();
+    this.#refer?.callEnded();
     const dialog = this.#dialog;
     const ep = this.#ep;
     if (dialog) {
@@ -535,8 +479,9 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     const t = this.#refer;
     if (!t) return;
     const event = req.get('Event');
-    if (event !== undefined && !/^\s*refer\b/i.test(event)) return;
-    t.notify(sipfragStatus(req.body), subscriptionTerminated(req.get('Subscription-State')));
+    // Lenient on a missing Event header: drachtio-srf routed the NOTIFY to this dialog.
+    if (event !== undefined && !isReferEvent(event)) return;
+    t.notify(req.body, req.get('Subscription-State'));
   };
 
   readonly #onInfo = (req: Srf.SrfRequest, res: Srf.SrfResponse): void => {

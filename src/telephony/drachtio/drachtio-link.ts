@@ -4,7 +4,7 @@ import type { Logger } from '../../log.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
 import { RetryTimer, shouldLogFailure } from './retry.js';
 
-export interface DrachtioLinkEvents extends Record<string, unknown[]> {
+interface DrachtioLinkEvents extends Record<string, unknown[]> {
   /** Authenticated to drachtio-server (routes registered with the Srf are being sent). */
   up: [hostport: string];
   /** The connection closed after it was up. */

@@ -15,7 +15,7 @@ export const MRF_PROFILE = 'drachtio_mrf';
 
 export type MediaServer = Mrf.MediaServer;
 
-export interface FreeswitchLinkEvents extends Record<string, unknown[]> {
+interface FreeswitchLinkEvents extends Record<string, unknown[]> {
   up: [ms: MediaServer];
   down: [reason: string];
 }

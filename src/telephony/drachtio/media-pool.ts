@@ -4,7 +4,7 @@ import type { Logger } from '../../log.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
 import { FreeswitchLink, type MediaServer } from './freeswitch-link.js';
 
-export interface MediaPoolEvents extends Record<string, unknown[]> {
+interface MediaPoolEvents extends Record<string, unknown[]> {
   /** A media server became usable (the first one makes the pool available). */
   up: [ms: MediaServer];
   /** A media server was lost: the calls it carried must end; the others go on. */

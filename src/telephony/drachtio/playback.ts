@@ -22,7 +22,7 @@ export function promptFile(promptsDir: string, language: string, id: string): st
   return posix.join(promptsDir, language, ...segments) + '.wav';
 }
 
-export interface PlaybackCommand {
+interface PlaybackCommand {
   app: 'playback' | 'endless_playback';
   arg: string;
 }

@@ -1,8 +1,9 @@
-import type { HangupReason, Transport } from '../types.js';
+import type { Transport } from '../types.js';
 
 /**
  * Small text helpers for what drachtio hands us as strings: the raw INVITE (headers in wire
- * order), name-addr URIs, the Reason header we put on BYE and the message/sipfrag of a NOTIFY.
+ * order), name-addr URIs, transports and SDP origins. The Reason header and the NOTIFY's
+ * message/sipfrag are shared with the embedded backend: `../sip-reason.ts`, `../refer-tracker.ts`.
  */
 
 /** RFC 3261 compact header forms (plus the RFC 3515/4028/3265 ones a peer may use). */
@@ -82,28 +83,4 @@ export function transportOf(protocol: string | undefined): Transport {
   if (p === 'tls' || p === 'wss') return 'tls';
   if (p === 'tcp' || p === 'ws') return 'tcp';
   return 'udp';
-}
-
-/** RFC 3326 Reason header value; the text is quoted and stripped of what could break the header. */
-export function formatReason(reason: HangupReason): string {
-  const text = reason.text.replace(/[\r\n"\\]/g, ' ').slice(0, 120);
-  return `${reason.protocol};cause=${reason.cause};text="${text}"`;
-}
-
-/** The status code of a message/sipfrag body ("SIP/2.0 200 OK"), or undefined. */
-export function sipfragStatus(body: string | undefined): number | undefined {
-  if (!body) return undefined;
-  const m = /^\s*SIP\/2\.0\s+(\d{3})\b/.exec(body);
-  return m?.[1] !== undefined ? Number(m[1]) : undefined;
-}
-
-/** True when a Subscription-State header value says the subscription is over. */
-export function subscriptionTerminated(value: string | undefined): boolean {
-  return value !== undefined && /^\s*terminated\b/i.test(value);
-}
-
-/** "<uri>" around a Refer-To value that is a bare URI (a URI with headers must be bracketed). */
-export function bracketUri(uri: string): string {
-  const t = uri.trim();
-  return t.startsWith('<') || t.includes('<') ? t : `<${t}>`;
 }

@@ -7,7 +7,7 @@ import { TypedEmitter } from '../../util/typed-emitter.js';
 import { AdmissionControl, type FleetRateCounter } from '../admission.js';
 import { srtpRefusal } from '../srtp-policy.js';
 import type { BackendEvents, HangupReason, StoredDialog, TelephonyBackend } from '../types.js';
-import { EmbeddedCall, reasonHeader } from './embedded-call.js';
+import { EmbeddedCall } from './embedded-call.js';
 import { createDefaultMedia } from './media-factory.js';
 import type { MediaEngineLike, MediaSessionLike } from './media-port.js';
 import { contentType, headerValue, type SipHeader, type SipRequest } from './sip/message.js';
@@ -23,7 +23,7 @@ import { UserAgent, type InviteRefusal } from './sip/user-agent.js';
  * secret, digest) and need a usable SDP offer (or none: late offer) before 'call' is emitted.
  */
 
-export interface EmbeddedBackendOptions {
+interface EmbeddedBackendOptions {
   /** RFC 3261 T1/T2/T4 (tests shrink them). */
   timers?: TimerConfig;
   /** Milliseconds per session-timer second (tests shrink it). */
@@ -127,7 +127,7 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
   async endStoredDialog(dialog: StoredDialog, reason: HangupReason): Promise<number> {
     const ua = this.#ua;
     if (ua === undefined) throw new PayIvrError('ERR_BACKEND_UNAVAILABLE', 'embedded backend not started');
-    return ua.byeStoredDialog(dialog, reasonHeader(reason));
+    return ua.byeStoredDialog(dialog, reason);
   }
 
   /** BYE to every call, then close sockets and media. Idempotent. */

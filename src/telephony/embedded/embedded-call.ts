@@ -17,6 +17,7 @@ import type { MediaSessionLike } from './media-port.js';
 import { headerValue, headerValues, parseNameAddr, parseUri } from './sip/message.js';
 import type { ServerSession, SessionEnd } from './sip/session.js';
 import { dialogState } from './sip/dialog.js';
+import { unansweredStatus } from '../sip-reason.js';
 
 /**
  * The call port over one SIP session and one media session. Every path that ends the dialog
@@ -91,7 +92,7 @@ export class EmbeddedCall extends TypedEmitter<CallEvents> implements InboundCal
     });
     this.#media.on('rtp-timeout', () => {
       this.#log.info({ callId: this.callId }, 'no RTP from the caller, ending the call');
-      void this.#session.bye('SIP;cause=408;text="no RTP received"', { by: 'error', reason: 'rtp-timeout' });
+      void this.#session.bye({ protocol: 'SIP', cause: 408, text: 'no RTP received' }, { by: 'error', reason: 'rtp-timeout' });
     });
   }
 
@@ -169,11 +170,10 @@ export class EmbeddedCall extends TypedEmitter<CallEvents> implements InboundCal
   async hangup(reason?: HangupReason): Promise<void> {
     if (this.#state === 'ended') return;
     if (this.#state === 'offered') {
-      const status = reason?.protocol === 'SIP' && reason.cause >= 300 && reason.cause <= 699 ? reason.cause : 480;
-      this.#session.reject(status);
+      this.#session.reject(unansweredStatus(reason));
       return;
     }
-    await this.#session.bye(reason === undefined ? undefined : reasonHeader(reason), { by: 'local', reason: 'hangup' });
+    await this.#session.bye(reason, { by: 'local', reason: 'hangup' });
   }
 
   /** The answered dialog's state (payment journal: a restarted node ends the call with it). */
@@ -213,12 +213,6 @@ export class EmbeddedCall extends TypedEmitter<CallEvents> implements InboundCal
       this.#log.error({ err: describeError(e), callId: this.callId }, 'call listener failed');
     }
   }
-}
-
-/** `Reason: SIP;cause=200;text="..."` (RFC 3326). */
-export function reasonHeader(r: HangupReason): string {
-  const text = r.text.replace(/["\\\r\n]/g, ' ').slice(0, 100);
-  return `${r.protocol};cause=${Math.trunc(r.cause)};text="${text}"`;
 }
 
 /** User part of the Request-URI, URL-decoded (tel: URIs give the number). */

@@ -13,7 +13,7 @@ export function mediaWorkerCount(rtp: Config['rtp'], cores: number = availablePa
 }
 
 /** What the engine is built from: the same whether it runs in-process or in workers. */
-export function mediaEngineOptions(config: Config, logger: Logger): MediaEngineOptions {
+function mediaEngineOptions(config: Config, logger: Logger): MediaEngineOptions {
   const { rtp, sip } = config;
   return {
     host: rtp.host,

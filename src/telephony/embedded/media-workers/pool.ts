@@ -11,7 +11,7 @@ import type { MediaEngineOptions } from '../media/engine.js';
 import type { MediaEngineLike, MediaSessionEvents, MediaSessionLike } from '../media-port.js';
 import type { AsyncRequest, FromWorker, WireError, WorkerInit } from './protocol.js';
 import { SyncChannel } from './sync-call.js';
-import type { MediaThreadPriority } from './thread-priority.js';
+import type { MediaThreadPriority } from '../../../config/media-options.js';
 
 const START_TIMEOUT_MS = 30_000;
 
@@ -34,7 +34,7 @@ const SPARE_RETRY_MS = 1000;
  */
 const WORKER_YOUNG_GENERATION_MB = 6;
 
-export interface MediaWorkerPoolOptions extends Omit<MediaEngineOptions, 'mediaRanges'> {
+interface MediaWorkerPoolOptions extends Omit<MediaEngineOptions, 'mediaRanges'> {
   /** security.mediaRanges entries (each worker builds its own MediaRanges from them). */
   mediaRanges?: readonly string[];
   /** Worker threads (>= 1); the RTP port range is split evenly between them. */

@@ -3,7 +3,7 @@ import type { DtmfDigit } from '../../../domain/dtmf.js';
 import type { ErrorCode } from '../../../errors.js';
 import type { DtmfSource, PlayOptions, PlayResult } from '../../types.js';
 import type { MediaEngineOptions } from '../media/engine.js';
-import type { MediaThreadPriority } from './thread-priority.js';
+import type { MediaThreadPriority } from '../../../config/media-options.js';
 
 /**
  * Messages between the main thread (pool.ts: SIP and the dialogue) and a media worker

@@ -3,7 +3,7 @@ import { PayIvrError } from '../../../errors.js';
 import type { SyncReply, SyncRequest } from './protocol.js';
 
 /** How long the main thread waits for a worker's synchronous reply before giving up on it. */
-export const SYNC_TIMEOUT_MS = 2000;
+const SYNC_TIMEOUT_MS = 2000;
 
 type WithoutRid<T> = T extends unknown ? Omit<T, 'rid'> : never;
 

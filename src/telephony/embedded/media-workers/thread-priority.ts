@@ -20,16 +20,14 @@
 import { execFileSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
-
-export const MEDIA_THREAD_PRIORITIES = ['normal', 'high', 'realtime'] as const;
-export type MediaThreadPriority = (typeof MEDIA_THREAD_PRIORITIES)[number];
+import type { MediaThreadPriority } from '../../../config/media-options.js';
 
 /** The nice value of a 'high' media thread. */
 export const HIGH_NICE = -10;
 /** The SCHED_FIFO priority of a 'realtime' media thread: above every ordinary thread, below the kernel's own (50). */
 export const REALTIME_FIFO_PRIORITY = 10;
 
-export interface PriorityOutcome {
+interface PriorityOutcome {
   /** What the thread runs at now. */
   applied: MediaThreadPriority;
   /** Why it is lower than asked, one reason per level that failed. */

@@ -5,8 +5,8 @@ import { encode, type G711Codec } from './g711.js';
 import { atomicsSleep, Pacer } from './pacer.js';
 import { RtpPortPool } from './port-pool.js';
 import { PromptLibrary } from './prompt-library.js';
-import type { SrtpPolicy } from './sdp.js';
-import type { SrtpSuite } from './srtp.js';
+import type { SrtpPolicy } from '../../../config/media-options.js';
+import type { SrtpSuite } from '../../../config/media-options.js';
 import { MediaSession, type MediaContext } from './session.js';
 
 export { MediaSession, type MediaSessionEvents } from './session.js';

@@ -8,9 +8,6 @@
 
 export type G711Codec = 'PCMU' | 'PCMA';
 
-/** Static RTP payload types (RFC 3551). */
-export const G711_PAYLOAD_TYPE: Readonly<Record<G711Codec, number>> = { PCMU: 0, PCMA: 8 };
-
 /** The code of digital silence (linear 0) in each law, used to fill idle frames. */
 export const G711_SILENCE: Readonly<Record<G711Codec, number>> = { PCMU: 0xff, PCMA: 0xd5 };
 
@@ -86,11 +83,6 @@ export const ALAW_DECODE: Readonly<Int16Array> = buildDecodeTable(alawExpand);
 export function encodeSample(codec: G711Codec, linear: number): number {
   const t = codec === 'PCMU' ? ULAW_ENCODE : ALAW_ENCODE;
   return t[linear & 0xffff] as number;
-}
-
-export function decodeSample(codec: G711Codec, code: number): number {
-  const t = codec === 'PCMU' ? ULAW_DECODE : ALAW_DECODE;
-  return t[code & 0xff] as number;
 }
 
 /** Encodes 16-bit linear samples; writes into `out` when given (no allocation). */

@@ -9,7 +9,7 @@ const KEYS: readonly (readonly DtmfDigit[])[] = [
   ['*', '0', '#', 'D'],
 ];
 
-export interface InbandDtmfOptions {
+interface InbandDtmfOptions {
   sampleRate?: number;
   /** Analysis window in samples (205 at 8 kHz puts the 8 DTMF tones near DFT bins). */
   window?: number;

@@ -10,7 +10,7 @@ export const MAX_BURST_FRAMES = 5;
  * bench (docs/benchmarks.md): 4 slots of 5 ms cut the burst a stream waits behind to a quarter.
  */
 export const DEFAULT_PACER_SLOTS = 4;
-export const MAX_PACER_SLOTS = 20;
+const MAX_PACER_SLOTS = 20;
 
 /**
  * Blocks the thread for `ms` (sub-millisecond precision). Node's timers have a resolution of a
@@ -19,7 +19,7 @@ export const MAX_PACER_SLOTS = 20;
  * the last millisecond before a burst, so it sleeps it precisely (Atomics.wait on a private
  * word) instead; the main thread never does (SIP would wait).
  */
-export type PreciseSleep = (ms: number) => void;
+type PreciseSleep = (ms: number) => void;
 
 /** The longest the pacer sleeps with a PreciseSleep (more means the timer fired far too early). */
 const MAX_PRECISE_SLEEP_MS = 2;

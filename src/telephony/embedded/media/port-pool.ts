@@ -15,7 +15,7 @@ function literalLookup(family: 4 | 6): (address: string, opts: unknown, cb: Look
 }
 
 /** Binds a UDP socket to host:port now; returns undefined when the port is taken. */
-export function bindUdpSync(host: string, port: number): Socket | undefined {
+function bindUdpSync(host: string, port: number): Socket | undefined {
   const v6 = isIPv6(host);
   const sock = createSocket({ type: v6 ? 'udp6' : 'udp4', lookup: literalLookup(v6 ? 6 : 4) as never });
   let failure: NodeJS.ErrnoException | undefined;

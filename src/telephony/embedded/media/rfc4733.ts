@@ -2,11 +2,7 @@ import type { DtmfDigit } from '../../../domain/dtmf.js';
 import { tsAfter } from './rtp-packet.js';
 
 /** RFC 4733 §3.2 DTMF event codes 0-15. */
-export const DTMF_EVENTS: readonly DtmfDigit[] = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '#', 'A', 'B', 'C', 'D'];
-
-export function dtmfEventCode(digit: DtmfDigit): number {
-  return DTMF_EVENTS.indexOf(digit);
-}
+const DTMF_EVENTS: readonly DtmfDigit[] = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '#', 'A', 'B', 'C', 'D'];
 
 // A long event is split into segments once its duration would overflow 16 bits (RFC 4733
 // §2.5.1.3); a new timestamp right after such a segment continues the same key press.
@@ -23,8 +19,8 @@ const VOLUME_MASK = 0x3f;
  * RFC 4733 §3.2 (after ITU-T Q.24): DTMF from 0 to -36 dBm0 must be accepted, below -55 dBm0
  * rejected. The volume field is the level with the sign dropped, so larger means quieter.
  */
-export const MAX_DTMF_VOLUME = 55;
-export const EVENT_BLOCK_SIZE = 4;
+const MAX_DTMF_VOLUME = 55;
+const EVENT_BLOCK_SIZE = 4;
 
 /** Why a telephone-event payload or event block was not taken as a key press (tests, debug counters). */
 export type Rfc4733Verdict = 'digit' | 'repeat' | 'long-event-segment' | 'bad-length' | 'unended-packed-event' | 'reserved-bit' | 'zero-duration' | 'too-quiet' | 'unknown-event';
@@ -139,11 +135,4 @@ export class Rfc4733Receiver {
     this.#lastEnded = false;
     this.#lastDuration = 0;
   }
-}
-
-/** Writes one RFC 4733 event payload (4 bytes) at `offset`. */
-export function writeDtmfEvent(buf: Buffer, offset: number, code: number, end: boolean, volume: number, duration: number): void {
-  buf[offset] = code;
-  buf[offset + 1] = (end ? 0x80 : 0) | (volume & 0x3f);
-  buf.writeUInt16BE(duration & 0xffff, offset + 2);
 }

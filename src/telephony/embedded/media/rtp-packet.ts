@@ -3,7 +3,7 @@
 export const RTP_HEADER_SIZE = 12;
 
 /** A parsed header; parseRtpHeader fills a caller-owned instance so the receive path allocates nothing. */
-export interface RtpHeader {
+interface RtpHeader {
   marker: boolean;
   payloadType: number;
   sequence: number;

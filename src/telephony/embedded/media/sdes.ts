@@ -1,4 +1,5 @@
-import { SdesKey, SRTP_SUITES, type SrtpSuite } from './srtp.js';
+import { SRTP_SUITES, type SrtpSuite } from '../../../config/media-options.js';
+import { SdesKey } from './srtp.js';
 
 /**
  * The SDP crypto attribute of SDES (RFC 4568 §9.1), as far as pay-ivr can honour it:
@@ -16,7 +17,7 @@ import { SdesKey, SRTP_SUITES, type SrtpSuite } from './srtp.js';
  * Pure functions; the reasons never hold key material.
  */
 
-export interface SdesCrypto {
+interface SdesCrypto {
   tag: number;
   suite: SrtpSuite;
   key: SdesKey;
@@ -24,7 +25,7 @@ export interface SdesCrypto {
   echoParams: string[];
 }
 
-export type SdesParse = { ok: true; crypto: SdesCrypto } | { ok: false; reason: string };
+type SdesParse = { ok: true; crypto: SdesCrypto } | { ok: false; reason: string };
 
 const KEY_B64 = /^[A-Za-z0-9+/]{40}$/; // 30 bytes, no padding
 const LIFETIME = /^(?:2\^(\d{1,2})|(\d{1,15}))$/;

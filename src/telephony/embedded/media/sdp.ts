@@ -2,10 +2,12 @@ import { isIPv6 } from 'node:net';
 import * as sdpTransform from 'sdp-transform';
 import type { MediaDescription, SessionDescription } from 'sdp-transform';
 import { cryptoValuesBySection, connectionAddress, parseSdp, portOf } from '../../sdp-reader.js';
-import { isSecureProfile, profileAllowed, type SrtpPolicy } from '../../srtp-policy.js';
+import type { SrtpPolicy } from '../../../config/media-options.js';
+import { isSecureProfile, profileAllowed } from '../../srtp-policy.js';
 import type { G711Codec } from './g711.js';
 import { formatCryptoAttribute, parseCryptoAttribute } from './sdes.js';
-import { SdesKey, SRTP_SUITES, type SrtpSuite } from './srtp.js';
+import { SRTP_SUITES, type SrtpSuite } from '../../../config/media-options.js';
+import { SdesKey } from './srtp.js';
 
 /**
  * SDP offer/answer (RFC 3264) for one audio stream: G.711 (PCMU/PCMA) at 20 ms, RFC 4733
@@ -13,8 +15,7 @@ import { SdesKey, SRTP_SUITES, type SrtpSuite } from './srtp.js';
  * Pure functions: the media session keeps the state.
  */
 
-export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
-export type { SrtpPolicy };
+type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
 
 export interface LocalSdpParams {
   /** Address written in o= and c= (advertised address). */
@@ -29,7 +30,7 @@ export interface LocalSdpParams {
   localKey: Buffer | SdesKey;
 }
 
-export interface NegotiatedSrtp {
+interface NegotiatedSrtp {
   suite: SrtpSuite;
   /** Crypto attribute tag of the accepted line. */
   tag: number;
@@ -58,12 +59,12 @@ export interface OfferState {
 }
 
 const STATIC_PT: Readonly<Record<number, string>> = { 0: 'PCMU', 8: 'PCMA' };
-export const DEFAULT_TE_PT = 101;
+const DEFAULT_TE_PT = 101;
 const DEFAULT_TE_FMTP = '0-16';
 
 const DIRECTIONS: readonly string[] = ['sendrecv', 'sendonly', 'recvonly', 'inactive'];
 
-export function mirrorDirection(d: Direction): Direction {
+function mirrorDirection(d: Direction): Direction {
   if (d === 'sendonly') return 'recvonly';
   if (d === 'recvonly') return 'sendonly';
   return d;

@@ -15,10 +15,11 @@ import { Rfc4733Receiver } from './rfc4733.js';
 import { newRtpHeader, parseRtpHeader, RTP_HEADER_SIZE, writeRtpHeader } from './rtp-packet.js';
 import * as sdp from './sdp.js';
 import { RtpSourceRule, type RtpEndpoint } from './source-rule.js';
-import { SdesKey, SrtpContext, type SrtpSuite } from './srtp.js';
+import type { SrtpPolicy, SrtpSuite } from '../../../config/media-options.js';
+import { SdesKey, SrtpContext } from './srtp.js';
 import { srtpRefusal } from '../../srtp-policy.js';
 
-export const SAMPLES_PER_FRAME = 160;
+const SAMPLES_PER_FRAME = 160;
 const PACKET_SIZE = RTP_HEADER_SIZE + SAMPLES_PER_FRAME;
 /**
  * Packet buffers per session, used in turn. dgram may still hold a buffer queued in the kernel
@@ -38,7 +39,7 @@ export interface MediaContext {
   readonly pacer: Pacer;
   readonly logger: Logger;
   readonly advertisedAddress: string;
-  readonly srtp: sdp.SrtpPolicy;
+  readonly srtp: SrtpPolicy;
   /** SDES suites accepted (config rtp.srtpSuites). */
   readonly srtpSuites?: readonly SrtpSuite[] | undefined;
   /** security.mediaRanges: where SDP addresses must lie and RTP may come from (empty = the SDP address only). */
@@ -52,7 +53,7 @@ export interface MediaContext {
 }
 
 /** What became of received datagrams (diagnostics and tests). */
-export interface RtpReceiveStats {
+interface RtpReceiveStats {
   /** Taken: authenticated (SRTP), from the accepted source, a valid RTP header. */
   accepted: number;
   /** From an address (or, while the latched port is alive, a port) the source rules refuse. */

@@ -1,23 +1,22 @@
 import { createCipheriv, createHmac, randomBytes, timingSafeEqual, type Cipher } from 'node:crypto';
 import { inspect } from 'node:util';
+import type { SrtpSuite } from '../../../config/media-options.js';
 
 /**
  * SRTP (RFC 3711) for the SDES suites Genesys BYOC uses: AES-128 counter mode, HMAC-SHA1
  * authentication (80- or 32-bit tag), key derivation rate 0; a far end's MKI is checked and
  * stripped (one master key per direction). RTP only: pay-ivr neither sends nor reads RTCP, so
- * there is no SRTCP to protect.
+ * there is no SRTCP to protect. The suite list is a config option list (`config/media-options.ts`).
  */
-export const SRTP_SUITES = ['AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32'] as const;
-export type SrtpSuite = (typeof SRTP_SUITES)[number];
-export const SRTP_MASTER_KEY_LEN = 16;
-export const SRTP_MASTER_SALT_LEN = 14;
+const SRTP_MASTER_KEY_LEN = 16;
+const SRTP_MASTER_SALT_LEN = 14;
 
-export function srtpTagLength(suite: SrtpSuite): number {
+function srtpTagLength(suite: SrtpSuite): number {
   return suite === 'AES_CM_128_HMAC_SHA1_80' ? 10 : 4;
 }
 
 /** The Master Key Identifier a far end puts in each packet (RFC 3711 §3.1, RFC 4568 §6.1). */
-export interface SrtpMki {
+interface SrtpMki {
   /** The MKI field as sent: the value big-endian in `length` bytes. */
   readonly bytes: Buffer;
 }
@@ -67,7 +66,7 @@ export class SdesKey {
   }
 }
 
-export interface SrtpSessionKeys {
+interface SrtpSessionKeys {
   cipherKey: Buffer;
   authKey: Buffer;
   salt: Buffer;

@@ -2,7 +2,7 @@ import { PayIvrError } from '../../../errors.js';
 import { type G711Codec } from './g711.js';
 
 /** Audio from a WAV file: either 16-bit linear or G.711 bytes (kept as is, bit-exact). */
-export type WavAudio =
+type WavAudio =
   | { kind: 'linear'; sampleRate: number; samples: Int16Array }
   | { kind: 'g711'; codec: G711Codec; sampleRate: number; data: Buffer };
 

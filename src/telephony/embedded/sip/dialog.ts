@@ -114,7 +114,7 @@ export function dialogId(callId: string, localTag: string, remoteTag: string): s
 }
 
 /** The URI of the first Contact, when it is a usable sip/sips URI. */
-export function contactUri(req: SipRequest): string | undefined {
+function contactUri(req: SipRequest): string | undefined {
   const c = headerValues(req, 'contact')[0];
   if (c === undefined) return undefined;
   const na = parseNameAddr(c);

@@ -30,7 +30,7 @@ export interface SipResponse extends SipMessageBase {
 export type SipMessage = SipRequest | SipResponse;
 
 /** RFC 3261 7.3.3 and later RFCs' compact forms. */
-export const COMPACT_FORMS: Readonly<Record<string, string>> = {
+const COMPACT_FORMS: Readonly<Record<string, string>> = {
   i: 'call-id',
   m: 'contact',
   f: 'from',
@@ -93,7 +93,7 @@ export function canonicalHeaderName(name: string): string {
   return lower.replace(/(^|-)([a-z])/g, (_m, sep: string, ch: string) => sep + ch.toUpperCase());
 }
 
-export function isListHeader(name: string): boolean {
+function isListHeader(name: string): boolean {
   return LIST_HEADERS.has(normalizeHeaderName(name));
 }
 
@@ -171,12 +171,12 @@ function splitOutsideQuotes(text: string, sep: string): string[] {
   return out;
 }
 
-export function unquote(v: string): string {
+function unquote(v: string): string {
   if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) return v.slice(1, -1).replace(/\\(.)/g, '$1');
   return v;
 }
 
-export interface NameAddr {
+interface NameAddr {
   displayName: string | undefined;
   /** The URI as written (inside the angle brackets when present). */
   uri: string;
@@ -249,7 +249,7 @@ export function tagOf(value: string | undefined): string | undefined {
   return t === null || t === undefined || t === '' ? undefined : t;
 }
 
-export interface SipUri {
+interface SipUri {
   scheme: string;
   user: string | undefined;
   host: string;
@@ -292,7 +292,7 @@ export function parseUri(uri: string): SipUri | undefined {
 }
 
 /** `host`, `host:port`, `[v6]`, `[v6]:port`; host returned without brackets. */
-export function splitHostPort(hostport: string): { host: string; port: number | undefined } | undefined {
+function splitHostPort(hostport: string): { host: string; port: number | undefined } | undefined {
   const hpv = hostport.trim();
   if (hpv === '') return undefined;
   let host: string;
@@ -323,7 +323,7 @@ export function splitHostPort(hostport: string): { host: string; port: number | 
   return { host, port };
 }
 
-export interface Via {
+interface Via {
   /** "UDP", "TCP", "TLS", ... upper-cased. */
   transport: string;
   host: string;
@@ -350,7 +350,7 @@ export function parseVia(value: string): Via | undefined {
   };
 }
 
-export interface CSeq {
+interface CSeq {
   seq: number;
   method: string;
 }
@@ -374,10 +374,6 @@ export function contentType(msg: SipMessage): string | undefined {
   const v = headerValue(msg, 'content-type');
   if (v === undefined) return undefined;
   return (v.split(';')[0] as string).trim().toLowerCase();
-}
-
-export function isIpLiteral(host: string): boolean {
-  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(':');
 }
 
 /** `host` for use in a URI/Via: IPv6 bracketed. */

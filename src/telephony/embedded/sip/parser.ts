@@ -24,7 +24,7 @@ export interface ParseLimits {
   maxLineLength: number;
 }
 
-export const DEFAULT_LIMITS: ParseLimits = { maxMessageBytes: 16384, maxHeaders: 100, maxLineLength: 8192 };
+const DEFAULT_LIMITS: ParseLimits = { maxMessageBytes: 16384, maxHeaders: 100, maxLineLength: 8192 };
 
 export class SipParseError extends PayIvrError {
   /** Status to answer with (400, 505, 513) when `request` is set. */
@@ -223,7 +223,7 @@ function validate(msg: SipMessage): void {
   }
 }
 
-export type FrameResult =
+type FrameResult =
   | { kind: 'message'; length: number }
   /** Bytes of CRLF keep-alive to drop; `ping` when it was a double-CRLF ping (RFC 5626 3.5.1). */
   | { kind: 'keepalive'; length: number; ping: boolean }

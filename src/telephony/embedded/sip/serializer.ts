@@ -37,7 +37,7 @@ const REASONS: Readonly<Record<number, string>> = {
   603: 'Decline',
 };
 
-export function reasonPhrase(status: number): string {
+function reasonPhrase(status: number): string {
   return REASONS[status] ?? (status < 200 ? 'Progress' : status < 300 ? 'OK' : 'Error');
 }
 

@@ -5,7 +5,7 @@ import { headerValue, optionTags, parseParams, type SipRequest } from './message
  * 2xx, or the Min-SE to demand with 422.
  */
 
-export const MIN_SE = 90;
+const MIN_SE = 90;
 
 export interface SessionTimerPlan {
   /** Seconds. */
@@ -15,7 +15,7 @@ export interface SessionTimerPlan {
   require: boolean;
 }
 
-export type SessionTimerDecision = { kind: 'none' } | { kind: 'reject'; minSE: number } | { kind: 'use'; plan: SessionTimerPlan };
+type SessionTimerDecision = { kind: 'none' } | { kind: 'reject'; minSE: number } | { kind: 'use'; plan: SessionTimerPlan };
 
 function deltaSeconds(v: string | undefined): { value: number; params: Map<string, string | null> } | undefined {
   if (v === undefined) return undefined;

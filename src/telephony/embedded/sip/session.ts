@@ -1,14 +1,16 @@
 import type { Logger } from '../../../log.js';
 import { PayIvrError, describeError } from '../../../errors.js';
 import { TypedEmitter } from '../../../util/typed-emitter.js';
-import type { ReferResult, Transport } from '../../types.js';
+import type { HangupReason, ReferResult, Transport } from '../../types.js';
+import { bracketUri, isReferEvent, ReferTracker } from '../../refer-tracker.js';
+import { formatReason } from '../../sip-reason.js';
 import type { DtmfDigit } from '../../../domain/dtmf.js';
 import { Dialog, type LocalEndpoint } from './dialog.js';
 import { DTMF_INFO_TYPES, parseDtmfInfo } from './dtmf-info.js';
 import { contentType, headerValue, optionTags, parseCSeq, parseNameAddr, type SipHeader, type SipRequest, type SipResponse } from './message.js';
 import { buildResponse, header, randomToken } from './serializer.js';
 import { negotiateSessionTimer, sessionExpiresValue, type SessionTimerPlan } from './session-timer.js';
-import type { ClientTxResult, ServerTransaction, TransactionLayer } from './transaction.js';
+import type { ServerTransaction, TransactionLayer } from './transaction.js';
 import type { Flow } from './transport.js';
 
 /**
@@ -32,7 +34,7 @@ export interface SessionContext {
 }
 
 /** SDP operations the session needs from the media engine. */
-export interface SessionMedia {
+interface SessionMedia {
   /** New offer in a re-INVITE/UPDATE; undefined -> 488. */
   reoffer(offer: string): string | undefined;
   /** Our offer when the peer sends an INVITE without SDP. */
@@ -52,7 +54,7 @@ interface SessionEvents extends Record<string, unknown[]> {
   terminated: [info: SessionEnd];
 }
 
-export type AcceptOutcome = 'ack' | 'no-ack' | 'ended';
+type AcceptOutcome = 'ack' | 'no-ack' | 'ended';
 
 type Timer = ReturnType<typeof setTimeout>;
 
@@ -61,13 +63,6 @@ interface Pending2xx {
   timers: Timer[];
   lateOffer: boolean;
   resolve: (o: AcceptOutcome) => void;
-}
-
-interface PendingRefer {
-  timer: Timer;
-  referStatus: number | undefined;
-  final: { status: number | undefined; ok: boolean } | undefined;
-  resolve: (r: ReferResult) => void;
 }
 
 export class ServerSession extends TypedEmitter<SessionEvents> {
@@ -84,7 +79,7 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
   #pending2xx: Pending2xx | undefined;
   #plan: SessionTimerPlan | undefined;
   #sessionTimer: Timer | undefined;
-  #refer: PendingRefer | undefined;
+  #refer: ReferTracker | undefined;
   #refreshing = false;
   readonly #peerAllowsUpdate: boolean;
 
@@ -141,11 +136,11 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
     return new Promise<AcceptOutcome>((resolve) => this.#send2xxReliably(res, seq, opts.lateOffer, resolve));
   }
 
-  /** BYE (with an optional Reason header value); the session ends at once with `end`. */
-  bye(reason?: string, end: SessionEnd = { by: 'local', reason: 'hangup' }): Promise<void> {
+  /** BYE (with an optional Reason header); the session ends at once with `end`. */
+  bye(reason?: HangupReason, end: SessionEnd = { by: 'local', reason: 'hangup' }): Promise<void> {
     if (this.state === 'terminated' || this.#dialog === undefined) return Promise.resolve();
     const dialog = this.#dialog;
-    const headers: SipHeader[] = reason !== undefined ? [header('reason', reason)] : [];
+    const headers: SipHeader[] = reason !== undefined ? [header('reason', formatReason(reason))] : [];
     const { request, flow } = dialog.createRequest('BYE', (t) => this.#ctx.localFor(t), { headers });
     this.#terminate(end);
     return new Promise<void>((resolve) => {
@@ -160,24 +155,25 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
     }
     if (this.#refer !== undefined) return Promise.reject(new PayIvrError('ERR_REFER_FAILED', 'a REFER is already pending'));
     const dialog = this.#dialog as Dialog;
-    const target = referTo.trim().startsWith('<') ? referTo.trim() : `<${referTo.trim()}>`;
     const local = parseNameAddr(dialog.localParty);
     const headers: SipHeader[] = [
-      header('refer-to', target),
+      header('refer-to', bracketUri(referTo)),
       header('referred-by', `<${local?.uri ?? ''}>`),
       ...this.#dialogHeaders(),
     ];
     const { request, flow } = dialog.createRequest('REFER', (t) => this.#ctx.localFor(t), { headers });
-    return new Promise<ReferResult>((resolve) => {
-      const pending: PendingRefer = {
-        referStatus: undefined,
-        final: undefined,
-        resolve,
-        timer: setTimeout(() => this.#finishRefer({ ok: false, referStatus: 408, detail: 'no final NOTIFY before timeout' }), timeoutMs),
-      };
-      this.#refer = pending;
-      this.#ctx.layer.sendRequest(request, flow, (r) => this.#onReferResponse(pending, r));
+    const tracker = new ReferTracker({
+      timeoutMs,
+      onSettled: () => {
+        if (this.#refer === tracker) this.#refer = undefined;
+      },
     });
+    this.#refer = tracker;
+    this.#ctx.layer.sendRequest(request, flow, (r) => {
+      if (r.kind === 'timeout') tracker.referFailed(408, 'REFER timed out');
+      else tracker.referAnswered(r.response.status);
+    });
+    return tracker.result;
   }
 
   /** CANCEL matched this INVITE: 487 and end (true when it still was pending). */
@@ -203,7 +199,7 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
       const ok = contentType(req) === 'application/sdp' && req.body.length > 0 && this.media?.applyAnswer(req.body.toString('utf8')) === true;
       if (!ok) {
         p.resolve('ended');
-        void this.bye('SIP;cause=488;text="no usable SDP answer in ACK"', { by: 'error', reason: 'bad-sdp-answer' });
+        void this.bye({ protocol: 'SIP', cause: 488, text: 'no usable SDP answer in ACK' }, { by: 'error', reason: 'bad-sdp-answer' });
         return;
       }
     }
@@ -357,55 +353,12 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
   }
 
   #onNotify(req: SipRequest, tx: ServerTransaction): void {
-    const event = (headerValue(req, 'event') ?? '').split(';')[0]?.trim().toLowerCase();
-    if (event !== 'refer') {
+    if (!isReferEvent(headerValue(req, 'event'))) {
       tx.respond(buildResponse(req, 489));
       return;
     }
     tx.respond(buildResponse(req, 200));
-    const pending = this.#refer;
-    if (pending === undefined) return;
-    const frag = /^SIP\/2\.0\s+(\d{3})/.exec(req.body.toString('utf8', 0, Math.min(req.body.length, 200)));
-    const status = frag === null ? undefined : Number(frag[1]);
-    const terminated = (headerValue(req, 'subscription-state') ?? '').trim().toLowerCase().startsWith('terminated');
-    if ((status !== undefined && status >= 200) || terminated) {
-      pending.final = { status, ok: status !== undefined && status >= 200 && status < 300 };
-      if (pending.referStatus !== undefined && pending.referStatus < 300) this.#resolveReferFromFinal(pending);
-    }
-  }
-
-  #onReferResponse(pending: PendingRefer, r: ClientTxResult): void {
-    if (this.#refer !== pending) return;
-    if (r.kind === 'timeout') {
-      this.#finishRefer({ ok: false, referStatus: 408, detail: 'REFER timed out' });
-      return;
-    }
-    const status = r.response.status;
-    pending.referStatus = status;
-    if (status >= 300) {
-      this.#finishRefer({ ok: false, referStatus: status, detail: `REFER rejected with ${status}` });
-      return;
-    }
-    if (pending.final !== undefined) this.#resolveReferFromFinal(pending);
-  }
-
-  #resolveReferFromFinal(pending: PendingRefer): void {
-    const f = pending.final;
-    if (f === undefined) return;
-    this.#finishRefer({
-      ok: f.ok,
-      referStatus: pending.referStatus ?? 202,
-      finalStatus: f.status,
-      detail: f.ok ? 'transfer accepted' : `transfer failed${f.status !== undefined ? ` with ${f.status}` : ''}`,
-    });
-  }
-
-  #finishRefer(result: ReferResult): void {
-    const p = this.#refer;
-    if (p === undefined) return;
-    this.#refer = undefined;
-    clearTimeout(p.timer);
-    p.resolve(result);
+    this.#refer?.notify(req.body.toString('utf8', 0, Math.min(req.body.length, 200)), headerValue(req, 'subscription-state'));
   }
 
   /** Sends a 2xx until its ACK: T1 doubling up to T2 on UDP; 64*T1 without ACK ends the call. */
@@ -434,7 +387,7 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
       // forged INVITE cost its target more traffic. A re-INVITE's dialog was confirmed: BYE.
       if (dialog !== undefined && this.state === 'confirmed') {
         const { request, flow: byeFlow } = dialog.createRequest('BYE', (t) => this.#ctx.localFor(t), {
-          headers: [header('reason', 'SIP;cause=408;text="no ACK"')],
+          headers: [header('reason', formatReason({ protocol: 'SIP', cause: 408, text: 'no ACK' }))],
         });
         this.#ctx.layer.sendRequest(request, byeFlow, () => undefined);
       }
@@ -464,7 +417,7 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
       this.#sessionTimer = setTimeout(() => {
         if (this.state === 'terminated') return;
         this.#ctx.log.info({ callId: this.callId }, 'sip: session expired without refresh');
-        void this.bye('SIP;cause=408;text="session expired"', { by: 'local', reason: 'session-expired' });
+        void this.bye({ protocol: 'SIP', cause: 408, text: 'session expired' }, { by: 'local', reason: 'session-expired' });
       }, (plan.interval - grace) * unit);
     }
   }
@@ -503,7 +456,7 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
         return;
       }
       this.#ctx.log.info({ callId: this.callId }, 'sip: session refresh failed, ending the call');
-      void this.bye('SIP;cause=408;text="session refresh failed"', { by: 'error', reason: 'session-refresh-failed' });
+      void this.bye({ protocol: 'SIP', cause: 408, text: 'session refresh failed' }, { by: 'error', reason: 'session-refresh-failed' });
     });
     if (!useUpdate) tx.on2xxRetransmission = sendAck;
   }
@@ -537,7 +490,7 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
     p?.resolve('ended');
     if (this.#sessionTimer !== undefined) clearTimeout(this.#sessionTimer);
     this.#sessionTimer = undefined;
-    this.#finishRefer({ ok: false, referStatus: this.#refer?.referStatus ?? 408, detail: 'call ended before the final NOTIFY' });
+    this.#refer?.callEnded();
     this.#ctx.unregister(this);
     this.#safeEmit('terminated', info);
     this.removeAllListeners();

@@ -17,7 +17,7 @@ export interface TimerConfig {
 
 export const DEFAULT_TIMERS: TimerConfig = { t1: 500, t2: 4000, t4: 5000 };
 
-export type SendFn = (msg: SipRequest | SipResponse, flow: Flow) => void;
+type SendFn = (msg: SipRequest | SipResponse, flow: Flow) => void;
 
 interface LayerContext {
   send: SendFn;
@@ -52,7 +52,7 @@ abstract class TimedTransaction {
   }
 }
 
-export type ServerTxState = 'trying' | 'proceeding' | 'accepted' | 'completed' | 'confirmed' | 'terminated';
+type ServerTxState = 'trying' | 'proceeding' | 'accepted' | 'completed' | 'confirmed' | 'terminated';
 
 /** Server transaction (INVITE or non-INVITE, by the request method). */
 export class ServerTransaction extends TimedTransaction {
@@ -148,10 +148,10 @@ export class ServerTransaction extends TimedTransaction {
   }
 }
 
-export type ClientTxResult = { kind: 'response'; response: SipResponse } | { kind: 'timeout' };
+type ClientTxResult = { kind: 'response'; response: SipResponse } | { kind: 'timeout' };
 
 /** Client non-INVITE transaction (Timers E, F, K) or client INVITE (A, B, D; ACK for non-2xx). */
-export class ClientTransaction extends TimedTransaction {
+class ClientTransaction extends TimedTransaction {
   readonly branch: string;
   readonly request: SipRequest;
   readonly flow: Flow;
@@ -277,7 +277,7 @@ function buildNonSuccessAck(invite: SipRequest, res: SipResponse): SipRequest {
 }
 
 /** Transaction key of a request (RFC 3261 17.2.3), with a fallback for pre-3261 branches. */
-export function serverKey(req: SipRequest): string | undefined {
+function serverKey(req: SipRequest): string | undefined {
   const top = rawHeaders(req, 'via')[0];
   if (top === undefined) return undefined;
   const via = parseVia(top.split(',')[0] as string);

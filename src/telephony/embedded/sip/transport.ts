@@ -56,9 +56,9 @@ export interface StreamLimits {
   allowed?: ((address: string) => boolean) | undefined;
 }
 
-export const DEFAULT_STREAM_LIMITS: StreamLimits = { maxConnections: 1024, maxConnectionsPerSource: 32, messageTimeoutMs: 5000, idleTimeoutMs: 60_000 };
+const DEFAULT_STREAM_LIMITS: StreamLimits = { maxConnections: 1024, maxConnectionsPerSource: 32, messageTimeoutMs: 5000, idleTimeoutMs: 60_000 };
 
-export interface SipTransportOptions {
+interface SipTransportOptions {
   listen: readonly ListenSpec[];
   limits: ParseLimits;
   logger: Logger;
@@ -405,6 +405,6 @@ export class SipTransport extends TypedEmitter<TransportEvents> {
 }
 
 /** "::ffff:127.0.0.1" -> "127.0.0.1". */
-export function normalizeAddress(a: string): string {
+function normalizeAddress(a: string): string {
   return a.startsWith('::ffff:') && net.isIPv4(a.slice(7)) ? a.slice(7) : a;
 }

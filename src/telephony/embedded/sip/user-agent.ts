@@ -2,7 +2,8 @@ import type { Logger } from '../../../log.js';
 import { describeError } from '../../../errors.js';
 import { OncePerWindow } from '../../../util/once-per-window.js';
 import { TypedEmitter } from '../../../util/typed-emitter.js';
-import type { StoredDialog, Transport } from '../../types.js';
+import type { HangupReason, StoredDialog, Transport } from '../../types.js';
+import { formatReason } from '../../sip-reason.js';
 import { dialogId, restoreDialog, type Dialog, type LocalEndpoint } from './dialog.js';
 import { contentType, headerValue, headerValues, optionTags, parseVia, rawHeaders, splitList, tagOf, type SipHeader, type SipMessage, type SipRequest } from './message.js';
 import type { ParseLimits, SipParseError } from './parser.js';
@@ -20,7 +21,7 @@ import { SipTransport, type Flow, type ListenSpec, type StreamLimits, type TlsMa
  * 3.3.11), so Max-Forwards: 0 is served, not answered 483.
  */
 
-export const ALLOWED_METHODS = ['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'INFO', 'REFER', 'NOTIFY', 'UPDATE', 'PRACK'] as const;
+const ALLOWED_METHODS = ['INVITE', 'ACK', 'CANCEL', 'BYE', 'OPTIONS', 'INFO', 'REFER', 'NOTIFY', 'UPDATE', 'PRACK'] as const;
 /** Methods we know but do not serve (405 rather than 501). */
 const KNOWN_UNSUPPORTED = new Set(['REGISTER', 'SUBSCRIBE', 'PUBLISH', 'MESSAGE']);
 /** Option tags we accept in Require. 100rel: we never send reliable provisionals, so it costs nothing. */
@@ -35,7 +36,7 @@ const URI_SCHEMES = new Set(['sip', 'sips', 'tel']);
  */
 export type InviteRefusal = { status: number; reason?: string | undefined; headers: SipHeader[] } | { silent: true };
 
-export interface UserAgentOptions {
+interface UserAgentOptions {
   listen: readonly ListenSpec[];
   limits: ParseLimits;
   logger: Logger;
@@ -124,7 +125,7 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
     const byes: Promise<void>[] = [];
     for (const s of [...this.#sessions]) {
       if (s.state === 'offered') s.reject(503, { headers: [header('retry-after', '30')] });
-      else byes.push(s.bye('SIP;cause=503;text="service shutting down"', { by: 'local', reason: 'shutdown' }));
+      else byes.push(s.bye({ protocol: 'SIP', cause: 503, text: 'service shutting down' }, { by: 'local', reason: 'shutdown' }));
     }
     if (byes.length > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -141,9 +142,9 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
    * BYE in a dialog a previous run left behind (restored from the journal). Resolves with the
    * final status (481 when the peer no longer knows the dialog), 408 when nothing answered.
    */
-  byeStoredDialog(state: StoredDialog, reason: string): Promise<number> {
+  byeStoredDialog(state: StoredDialog, reason: HangupReason): Promise<number> {
     const dialog = restoreDialog(state);
-    const { request, flow } = dialog.createRequest('BYE', (t) => this.localFor(t), { headers: [header('reason', reason)] });
+    const { request, flow } = dialog.createRequest('BYE', (t) => this.localFor(t), { headers: [header('reason', formatReason(reason))] });
     return new Promise<number>((resolve) => {
       this.#layer.sendRequest(request, flow, (r) => resolve(r.kind === 'response' ? r.response.status : 408));
     });

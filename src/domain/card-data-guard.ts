@@ -1,10 +1,8 @@
-import type { Logger } from '../log.js';
-import { PayIvrError } from '../errors.js';
-
 /**
- * Defence in depth before anything is written to a store: card data must never be persisted.
- * The dialogue never puts card data in a result; this check catches a bug
- * that would, and refuses the whole record rather than trying to clean it.
+ * The card-data guard: the one rule for "this record looks like it holds card data", applied
+ * before anything is written to the store, the journal spool or a report segment. The dialogue
+ * never puts card data in a record; this check catches a bug that would, and the writer refuses
+ * the whole record rather than trying to clean it. Pure: the writers decide how to refuse.
  */
 
 /** Field names that only card data would use (compared case-insensitively, at any depth). */
@@ -20,7 +18,7 @@ const DIGIT_RUN = /[0-9]{13,}/;
 const DIGIT_RUN_EXEMPT = new Set(['transactionId']);
 
 /** Why a record is refused: the offending path (no value, so no card data in the reason). */
-export interface CardDataFinding {
+interface CardDataFinding {
   path: string;
   rule: 'forbidden-field' | 'digit-run';
 }
@@ -50,14 +48,7 @@ export function findCardData(value: unknown, path = '$', key = ''): CardDataFind
   return undefined;
 }
 
-/**
- * Throws ERR_STORE (and logs an error naming the path, never the value) when `record` holds
- * card-like data. `what` names the record kind in the log line.
- */
-export function assertNoCardData(record: unknown, what: 'result' | 'live call', recordId: string, log: Logger): void {
-  const finding = findCardData(record);
-  if (finding === undefined) return;
-  const safeId = DIGIT_RUN.test(recordId) ? '[refused]' : recordId.slice(0, 128);
-  log.error({ recordId: safeId, path: finding.path, rule: finding.rule }, `refused to store a ${what} that looks like card data`);
-  throw new PayIvrError('ERR_STORE', `${what} refused: card-like data at ${finding.path}`, { details: { ...finding } });
+/** A refused record's id as it may be logged: "[refused]" when the id itself holds a digit run. */
+export function recordIdForLog(recordId: string): string {
+  return DIGIT_RUN.test(recordId) ? '[refused]' : recordId.slice(0, 128);
 }
