@@ -1,8 +1,9 @@
 /**
  * The edge role's media anchor against a real rtpengine (Debian rtpengine-daemon 10.5, userspace):
  * two plain UDP RTP endpoints act as the caller and Genesys, the anchor sets the call up, relays,
- * blocks and reports keys. Ports: 50010-50013 (ng, DTMF events, control, forger), 50020-50023 and
- * 50030-50033 (the daemons a test kills), 50100-50299 (rtpengine media), 50300-50399 (the peers).
+ * blocks and reports keys. Ports: 50010-50015 (ng, DTMF events, control, forger, raw client, CLI),
+ * 50020-50025 and 50030-50035 (the daemons a test kills), 50100-50299 (rtpengine media),
+ * 50300-50399 (the peers).
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -426,5 +427,56 @@ describe('PCI: card digits keyed through rtpengine', () => {
       expect(text).not.toMatch(/DTMF event packet|DTMF DSP/);
     }
     expect(rtpLog).toMatch(/Blocking directional DTMF/);
+  });
+});
+
+describe('rtpengine anchor: rtpengine gone', () => {
+  it('reports unreachable when rtpengine is killed, commands fail fast with a coded error, and reachable again after a restart', async () => {
+    const d = await RtpengineDaemon.start({ ngPort: 50020, dtmfLogPort: 50021, portMin: 50200, portMax: 50249 });
+    const a = await RtpengineAnchor.open({ host: HOST, port: 50020, dtmfLogAddress: HOST, dtmfLogPort: 50021, controlPort: 50022, timeoutMs: 300, pingIntervalMs: 100 });
+    const changes: boolean[] = [];
+    a.on('reachable', (up) => changes.push(up));
+    try {
+      expect(a.reachable).toBe(true);
+      await d.kill();
+      await until(() => changes.includes(false), 'reachable false');
+      expect(a.reachable).toBe(false);
+      const err = await a.offer({ callId: 'gone', fromTag: 'x' }, sdp(50398)).catch((e: unknown) => e);
+      expect(isPayIvrError(err, 'ERR_RTPENGINE_UNREACHABLE')).toBe(true);
+      expect((err as Error).message).toMatch(/did not answer 'offer' within 300 ms/);
+      await d.restart();
+      await until(() => changes.at(-1) === true, 'reachable again');
+      expect(a.reachable).toBe(true);
+      await a.close();
+      const closed = await a.delete('gone').catch((e: unknown) => e);
+      expect(isPayIvrError(closed, 'ERR_RTPENGINE_CLOSED')).toBe(true);
+    } finally {
+      await a.close();
+      await d.dispose();
+    }
+  });
+
+  it("why 'random' is refused: rtpengine 10.5 crashes at the first blocked key with it", async () => {
+    const d = await RtpengineDaemon.start({ ngPort: 50030, dtmfLogPort: 50031, portMin: 50250, portMax: 50299 });
+    const a = await RtpengineAnchor.open({ host: HOST, port: 50030, dtmfLogAddress: HOST, dtmfLogPort: 50031, controlPort: 50032, timeoutMs: 300, pingIntervalMs: 60_000 });
+    const raw = new rtpengine.Client({ localAddress: HOST, localPort: 50033, timeout: 300 });
+    raw.on('error', () => undefined);
+    try {
+      const call = await openCall(a);
+      const r = await raw.blockDTMF({ host: HOST, port: 50030 }, { 'call-id': call.callId, 'from-tag': call.callerTag, 'DTMF-security': 'random', 'delay-buffer': 100, flags: ['detect DTMF'] });
+      expect(r.result).toBe('ok');
+      void pressRfc(call.caller, '4');
+      await until(() => !d.running, 'rtpengine to exit');
+      expect(d.running).toBe(false);
+    } finally {
+      raw.close();
+      await a.close();
+      await d.dispose();
+    }
+  });
+
+  it('names the Debian package when the rtpengine binary is missing', async () => {
+    const err = await RtpengineDaemon.start({ ngPort: 50034, dtmfLogPort: 50035, portMin: 50250, portMax: 50299, bin: '/nonexistent/rtpengine' }).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/install the Debian package rtpengine-daemon/);
   });
 });

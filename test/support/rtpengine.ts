@@ -1,7 +1,7 @@
 /**
  * A real rtpengine (Debian package rtpengine-daemon) for one test: userspace forwarding
- * (`--table=-1`), loopback only, its own ng port, RTP port range and DTMF event destination, its
- * log (stderr) and pid file in a temp dir. `start` resolves once the daemon answers `ping`.
+ * (`--table=-1`), loopback only, no system config file, its own ng and CLI ports, RTP port range
+ * and DTMF event destination, its log (stderr) and pid file in a temp dir. `start` resolves once the daemon answers `ping`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
@@ -19,6 +19,10 @@ export interface RtpengineDaemonOptions {
   /** Address of the DTMF event destination (default 127.0.0.1). */
   dtmfLogAddress?: string;
   logLevel?: number;
+  /** rtpengine's CLI port (it always opens one; default ngPort + 5). */
+  cliPort?: number;
+  /** The daemon binary (default RTPENGINE_BIN). */
+  bin?: string;
 }
 
 /** An error whose report is its message alone (no stack): the operator only needs to install a package. */
@@ -51,8 +55,9 @@ export class RtpengineDaemon {
   }
 
   static async start(opts: RtpengineDaemonOptions): Promise<RtpengineDaemon> {
-    if (!existsSync(RTPENGINE_BIN)) {
-      const msg = `rtpengine not found at ${RTPENGINE_BIN}: install the Debian package rtpengine-daemon (apt-get install rtpengine-daemon)`;
+    const bin = opts.bin ?? RTPENGINE_BIN;
+    if (!existsSync(bin)) {
+      const msg = `rtpengine not found at ${bin}: install the Debian package rtpengine-daemon (apt-get install rtpengine-daemon)`;
       console.error(msg);
       throw plainError(msg);
     }
@@ -65,12 +70,15 @@ export class RtpengineDaemon {
   async restart(): Promise<void> {
     const o = this.opts;
     const args = [
+      // Not the package's /etc/rtpengine/rtpengine.conf (its CLI and HTTP ports, recording dir).
+      '--config-file=none',
       '--table=-1',
       '--foreground',
       '--log-stderr',
       `--log-level=${o.logLevel ?? 6}`,
       `--interface=${this.host}`,
       `--listen-ng=${this.host}:${o.ngPort}`,
+      `--listen-cli=${this.host}:${o.cliPort ?? o.ngPort + 5}`,
       `--port-min=${o.portMin}`,
       `--port-max=${o.portMax}`,
       `--dtmf-log-dest=${o.dtmfLogAddress ?? '127.0.0.1'}:${o.dtmfLogPort}`,
@@ -80,7 +88,7 @@ export class RtpengineDaemon {
       '--http-threads=1',
     ];
     const fd = openSync(this.logFile, 'a');
-    const proc = spawn(RTPENGINE_BIN, args, { stdio: ['ignore', fd, fd], cwd: this.dir });
+    const proc = spawn(o.bin ?? RTPENGINE_BIN, args, { stdio: ['ignore', fd, fd], cwd: this.dir });
     closeSync(fd);
     this.#proc = proc;
     this.#exited = new Promise((resolve) => proc.once('exit', () => resolve()));
