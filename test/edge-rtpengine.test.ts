@@ -15,6 +15,7 @@ import { isPayIvrError } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
 import { decode, encode } from '../src/telephony/embedded/media/g711.js';
 import { InbandDtmfDetector } from '../src/telephony/embedded/media/goertzel-dtmf.js';
+import { randomBytes } from 'node:crypto';
 import { RtpPeer, dtmfEventCode, type ReceivedRtp } from './support/rtp-peer.js';
 import { RtpengineDaemon } from './support/rtpengine.js';
 
@@ -218,6 +219,47 @@ describe('rtpengine anchor: offer, answer, relay', () => {
     expect(reported.map((k) => k.sourceTag)).toEqual([call.callerTag, call.callerTag]);
     expect(reported[0]?.duration).toBe(80 * 8);
     await anchor.delete(call.callId);
+  });
+
+  it('relays between a plain RTP caller and an SRTP (SDES) Genesys leg, keys included', async () => {
+    const n = ++callSeq;
+    const callId = `edge-test-srtp-${n}`;
+    const caller = await RtpPeer.open({ port: nextPeerPort, ssrc: 0x33330000 + n });
+    const genesys = await RtpPeer.open({ port: nextPeerPort + 2, ssrc: 0x44440000 + n });
+    nextPeerPort += 4;
+    try {
+      const towardGenesys = await anchor.offer({ callId, fromTag: 'c' }, sdp(caller.port), { transportProtocol: 'RTP/SAVP' });
+      const crypto = /^a=crypto:(\d+) AES_CM_128_HMAC_SHA1_80 inline:([A-Za-z0-9+/=]+)/m.exec(towardGenesys);
+      expect(crypto).not.toBeNull();
+      const theirKey = Buffer.from(crypto?.[2] ?? '', 'base64');
+      const ourKey = randomBytes(30);
+      const genesysSdp = sdp(genesys.port)
+        .replace('RTP/AVP', 'RTP/SAVP')
+        .replace('a=sendrecv', `a=crypto:${crypto?.[1] ?? '1'} AES_CM_128_HMAC_SHA1_80 inline:${ourKey.toString('base64')}\r\na=sendrecv`);
+      const towardCaller = await anchor.answer({ callId, fromTag: 'c', toTag: 'g' }, genesysSdp);
+      expect(towardCaller).toMatch(/^m=audio \d+ RTP\/AVP /m);
+      expect(towardCaller).not.toMatch(/a=crypto/);
+      genesys.setSrtp({ suite: 'AES_CM_128_HMAC_SHA1_80', txKey: ourKey, rxKey: theirKey });
+      caller.setTarget(HOST, mediaPort(towardCaller));
+      genesys.setTarget(HOST, mediaPort(towardGenesys));
+      caller.start();
+      genesys.start();
+      const tone = new Int16Array(800).map((_, i) => Math.round(8000 * Math.sin((2 * Math.PI * 1000 * i) / 8000)));
+      const bytes = encode('PCMU', tone);
+      await Promise.all([caller.sendAudio(tone), genesys.sendAudio(tone)]);
+      await afterPackets(genesys, 5);
+      await afterPackets(caller, 5);
+      // The SRTP side decrypts what it got (RtpPeer drops what fails authentication).
+      expect(genesys.audio().indexOf(bytes)).toBeGreaterThanOrEqual(0);
+      expect(caller.audio().indexOf(bytes)).toBeGreaterThanOrEqual(0);
+      await anchor.blockDtmf(callId, 'c', 'silence');
+      await pressRfc(caller, '3');
+      await until(() => keysOf(callId) === '3', 'key reported over the SRTP call');
+    } finally {
+      caller.close();
+      genesys.close();
+      await anchor.delete(callId);
+    }
   });
 
   it('offers RTP/SAVP with SDES toward the other leg when asked, and removes ICE', async () => {

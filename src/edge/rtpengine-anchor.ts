@@ -215,7 +215,14 @@ export class RtpengineAnchor extends TypedEmitter<MediaAnchorEvents> implements 
   }
 
   async offer(ids: AnchorIds, sdp: string, opts?: { transportProtocol?: Transport }): Promise<string> {
-    const res = await this.#command('offer', { ...offerAnswerOptions(opts?.transportProtocol ?? 'RTP/AVP'), 'call-id': ids.callId, 'from-tag': ids.fromTag, sdp });
+    const res = await this.#command('offer', {
+      ...offerAnswerOptions(opts?.transportProtocol ?? 'RTP/AVP'),
+      'call-id': ids.callId,
+      'from-tag': ids.fromTag,
+      // A re-offer inside the dialog (either side) names both tags.
+      ...(ids.toTag === undefined ? {} : { 'to-tag': ids.toTag }),
+      sdp,
+    });
     const entry = this.#calls.get(ids.callId) ?? { legs: new Map<string, KeyFilter>() };
     this.#addLeg(entry, ids.fromTag);
     if (ids.toTag !== undefined) this.#addLeg(entry, ids.toTag);
