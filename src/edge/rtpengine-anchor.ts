@@ -24,7 +24,8 @@ import type { AnchorIds, DtmfSecurityMode, MediaAnchor, MediaAnchorEvents } from
  *   address and port as the peer at once (no learning window), and the `strict source` flag is
  *   meant to drop every packet from another address or port; media goes back to that address
  *   (symmetric). Measured: with these flags 10.5.3.5 in userspace still relays RTP sent to the
- *   caller's rtpengine port from another port of the caller's host (the test keeps this visible).
+ *   caller's rtpengine port from another port of the caller's host (the test keeps this visible;
+ *   `query` shows the stream flagged "strict source address" but never "confirmed").
  *   The source rule of ADR 0007 therefore has to come from the network in front of rtpengine
  *   (firewall: media ports only from the carrier's and Genesys's media ranges) until it does.
  * - `block DTMF` with a `from-tag` blocks that leg's keys toward the other leg only (directional;
