@@ -54,6 +54,10 @@ import type { AnchorIds, DtmfSecurityMode, MediaAnchor, MediaAnchorEvents } from
  *   level 7 (debug); at 6 its log holds no digit.
  * - `play media` plays to the leg named by `from-tag` (the other leg does not hear it).
  *
+ * Running rtpengine for this: `--dtmf-log-dest` = the configured dtmfLogAddress:dtmfLogPort;
+ * `--log-level` at most 6 and no `--log-facility-dtmf` (at 7, or with a DTMF syslog facility, it
+ * writes every key, so card digits, to its log); `--table=-1` works (no kernel module needed).
+ *
  * Card data: DTMF datagrams carry card digits during a capture. They are parsed, turned into
  * 'dtmf' events and dropped; no datagram, digit or event field is ever logged. SDP is not logged.
  */
