@@ -62,7 +62,12 @@ export class RtpengineDaemon {
       throw plainError(msg);
     }
     const d = new RtpengineDaemon(opts, mkdtempSync(join(tmpdir(), 'pay-ivr-rtpengine-')));
-    await d.restart();
+    try {
+      await d.restart();
+    } catch (e) {
+      await d.dispose();
+      throw e;
+    }
     return d;
   }
 
