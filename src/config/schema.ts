@@ -7,6 +7,7 @@ import { HOST_PORT, isValidNumberPattern } from '../genesys/return-target.js';
 import { toSipTarget } from '../genesys/sip-target.js';
 import { SRTP_SUITES } from '../telephony/embedded/media/srtp.js';
 import { MEDIA_THREAD_PRIORITIES } from '../telephony/embedded/media-workers/thread-priority.js';
+import { edgeSchema } from './assist-schema.js';
 
 /**
  * The configuration schema. Every parameter of the use case is a profile setting; server-wide
@@ -453,6 +454,8 @@ export const configSchema = z
     log: logSchema.default(logSchema.parse({})),
     drain: drainSchema.default(drainSchema.parse({})),
     genesys: genesysSchema.default(genesysSchema.parse({})),
+    /** The edge role (B2BUA in front of Genesys, media on rtpengine): Agent Assist capture. */
+    edge: edgeSchema.optional(),
     promptsDir: z.string().default('prompts'),
     /** Profile used when no called number or UUI profile field matches. */
     defaultProfile: z.string().default('default'),
@@ -461,6 +464,10 @@ export const configSchema = z
   .superRefine((cfg, ctx) => {
     if (!(cfg.defaultProfile in cfg.profiles)) {
       ctx.addIssue({ code: 'custom', path: ['defaultProfile'], message: `no profile named "${cfg.defaultProfile}"` });
+    }
+    const assistProfile = cfg.edge?.assist?.profile;
+    if (assistProfile !== undefined && !(assistProfile in cfg.profiles)) {
+      ctx.addIssue({ code: 'custom', path: ['edge', 'assist', 'profile'], message: `no profile named "${assistProfile}"` });
     }
     const fsListen = new Set<string>();
     for (const [i, fs] of [cfg.telephony.freeswitch, ...cfg.telephony.freeswitchPool].entries()) {
@@ -517,4 +524,5 @@ export type RetryConfig = z.infer<typeof retrySchema>;
 export type GenesysConfig = z.infer<typeof genesysSchema>;
 export type JournalConfig = z.infer<typeof journalSchema>;
 export type ReconcileConfig = z.infer<typeof reconcileSchema>;
+export type { AssistConfig } from './assist-schema.js';
 export { profileSchema };
