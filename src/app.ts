@@ -17,6 +17,8 @@ import { endOrphanedCalls } from './journal/orphans.js';
 import { RedisRateCounter } from './store/redis-rate.js';
 import type { FleetRateCounter } from './telephony/admission.js';
 import type { MediaEngineLike } from './telephony/embedded/media-port.js';
+import type { CaptureHost } from './edge/types.js';
+import { AssistService } from './assist/service.js';
 
 export interface App {
   readonly backend: TelephonyBackend;
@@ -52,6 +54,11 @@ export interface AppOptions {
   onDrained?: () => void;
   /** Embedded backend only: this media engine instead of the one rtp.* describes (the bench's instrumented one). */
   media?: MediaEngineLike;
+  /**
+   * The edge role's relayed calls (the B2BUA): with `edge.assist` configured, Agent Assist
+   * captures run on them and the admin server serves /v1/assist and the agent panel.
+   */
+  captureHost?: CaptureHost;
 }
 
 /** How long calls cut short at the drain deadline get to hand back before the node stops anyway. */
@@ -155,6 +162,20 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
       return draining;
     };
 
+    const gatewayFor = (name: string): PaymentGateway => {
+      const g = gateways.get(name);
+      if (!g) throw new PayIvrError('ERR_INTERNAL', `no gateway for profile ${name}`);
+      return g;
+    };
+    let assist: AssistService | undefined;
+    if (config.edge?.assist !== undefined && options.captureHost !== undefined) {
+      const service = new AssistService({ config, host: options.captureHost, gatewayFor, journal: journal.journal, store, reports, metrics, logger });
+      closers.push(() => service.close());
+      assist = service;
+    } else if (config.edge?.assist !== undefined) {
+      logger.warn('edge.assist is configured but no edge call host runs: the assist API is off');
+    }
+
     let adminPort = 0;
     if (config.admin.enabled) {
       const admin = await startAdminServer({
@@ -162,6 +183,7 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
         store,
         metrics,
         reports,
+        assist,
         backendStatus: () => ({ ready: backend.ready, activeCalls: backend.activeCalls, draining: backend.draining, journal: journal.status() }),
         drain: () => void drain().then(() => options.onDrained?.()),
         logger,
