@@ -103,6 +103,11 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
       storeUp: () => Promise.race([store.ping(), new Promise<boolean>((r) => setTimeout(() => r(false), 1_000).unref())]),
       breakers: () => [...gateways].map(([profile, g]) => ({ profile, open: 'breakerState' in g && g.breakerState === 'open' })),
     });
+    const gatewayFor = (name: string): PaymentGateway => {
+      const g = gateways.get(name);
+      if (!g) throw new PayIvrError('ERR_INTERNAL', `no gateway for profile ${name}`);
+      return g;
+    };
     const controllers = new Set<CallController>();
     const running = new Set<Promise<unknown>>();
     let idleWaiters: (() => void)[] = [];
@@ -114,11 +119,7 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
         metrics,
         journal: journal.journal,
         reports,
-        gatewayFor: (name) => {
-          const g = gateways.get(name);
-          if (!g) throw new PayIvrError('ERR_INTERNAL', `no gateway for profile ${name}`);
-          return g;
-        },
+        gatewayFor,
       });
       controllers.add(ctl);
       const p = ctl.run().finally(() => {
@@ -162,11 +163,6 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
       return draining;
     };
 
-    const gatewayFor = (name: string): PaymentGateway => {
-      const g = gateways.get(name);
-      if (!g) throw new PayIvrError('ERR_INTERNAL', `no gateway for profile ${name}`);
-      return g;
-    };
     let assist: AssistService | undefined;
     if (config.edge?.assist !== undefined && options.captureHost !== undefined) {
       const service = new AssistService({ config, host: options.captureHost, gatewayFor, journal: journal.journal, store, reports, metrics, logger });

@@ -347,13 +347,18 @@ export class AssistService {
     }
   }
 
-  /** Forgets ended captures older than ENDED_KEPT_MS. */
+  /** Forgets ended captures older than ENDED_KEPT_MS, and the oldest ended ones beyond maxCaptures. */
   #prune(): void {
     const limit = this.#now().getTime() - ENDED_KEPT_MS;
+    let endedKept = 0;
+    for (const e of this.#byId.values()) if (e.endedAtMs !== undefined) endedKept++;
+    // Insertion order is start order: the first ones are the oldest.
     for (const [id, e] of this.#byId) {
-      if (e.endedAtMs !== undefined && e.endedAtMs < limit) {
+      if (e.endedAtMs === undefined) continue;
+      if (e.endedAtMs < limit || endedKept > this.#cfg.maxCaptures) {
         e.subscribers.clear();
         this.#byId.delete(id);
+        endedKept--;
       }
     }
   }
