@@ -112,7 +112,14 @@ export class CaptureTask {
       if ((call.state as EdgeCall['state']) === 'ended') throw new PayIvrError('ERR_ASSIST_CALL_ENDED', 'the call ended while its keys were being blocked');
       if (this.#killed) throw new PayIvrError('ERR_ASSIST_STATE', 'the capture was stopped before it started');
     } catch (e) {
-      const err = e instanceof PayIvrError ? e : new PayIvrError('ERR_ASSIST_BLOCK', 'the media anchor did not block the caller keys', { cause: e });
+      // A block refused because the call went meanwhile is an ended call, not a media fault.
+      const gone = (call.state as EdgeCall['state']) === 'ended';
+      const err =
+        e instanceof PayIvrError
+          ? e
+          : gone
+            ? new PayIvrError('ERR_ASSIST_CALL_ENDED', 'the call ended while its keys were being blocked', { cause: e })
+            : new PayIvrError('ERR_ASSIST_BLOCK', 'the media anchor did not block the caller keys', { cause: e });
       this.#failStart?.(err);
       throw err;
     }
