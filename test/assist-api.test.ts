@@ -149,6 +149,23 @@ describe('assist API: who may do what', () => {
     expect((await call('POST', `/v1/assist/captures/${next.captureId}/cancel`, { auth: `Bearer ${next.panelToken}` })).status).toBe(200);
   });
 
+  it('an event stream the panel closes is let go (no listener left behind)', async () => {
+    const c = newCall();
+    const s = await start(c);
+    const a = stream(s);
+    const b = stream(s);
+    await a.waitFor(() => true);
+    await b.waitFor(() => true);
+    expect(h.service.streams(s.captureId)).toBe(2);
+    a.close();
+    await expect.poll(() => h.service.streams(s.captureId)).toBe(1);
+    c.press('4');
+    await b.waitFor((e) => (e.data as CaptureSnapshot).view.pan.digits === 1);
+    expect((await call('POST', `/v1/assist/captures/${s.captureId}/cancel`, { auth: `Bearer ${s.panelToken}` })).status).toBe(200);
+    await b.done;
+    expect(h.service.streams(s.captureId)).toBe(0);
+  });
+
   it('a media anchor that does not block the keys means no capture (502), and the call is free again', async () => {
     const c = newCall();
     c.failBlock = true;

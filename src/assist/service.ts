@@ -288,6 +288,11 @@ export class AssistService {
     return () => void e.subscribers.delete(fn);
   }
 
+  /** Event streams open on a capture (0 when unknown). */
+  streams(id: string): number {
+    return this.#byId.get(id)?.subscribers.size ?? 0;
+  }
+
   clearField(id: string, field?: CaptureField): CaptureSnapshot {
     this.#entry(id).task.clearField(field);
     return this.#entry(id).snapshot;
