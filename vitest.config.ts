@@ -9,6 +9,9 @@ import { defineConfig } from 'vitest/config';
  * `npm run test:quick` runs the unit project alone.
  */
 export const E2E_FILES = [
+  'test/assist-api.test.ts',
+  'test/assist-app.test.ts',
+  'test/assist-panel-browser.test.ts',
   'test/baresip-call.test.ts',
   'test/drachtio-contract.test.ts',
   'test/drain.test.ts',
@@ -17,6 +20,7 @@ export const E2E_FILES = [
   'test/e2e-baresip.test.ts',
   'test/e2e-genesys.test.ts',
   'test/e2e-uui-abuse.test.ts',
+  'test/edge-rtpengine.test.ts',
   'test/embedded-backend.test.ts',
   'test/fleet-shared-state.test.ts',
   'test/fleet.test.ts',

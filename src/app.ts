@@ -17,6 +17,8 @@ import { endOrphanedCalls } from './journal/orphans.js';
 import { RedisRateCounter } from './store/redis-rate.js';
 import type { FleetRateCounter } from './telephony/admission.js';
 import type { MediaEngineLike } from './telephony/embedded/media-port.js';
+import type { CaptureHost } from './edge/types.js';
+import { AssistService } from './assist/service.js';
 
 export interface App {
   readonly backend: TelephonyBackend;
@@ -52,6 +54,11 @@ interface AppOptions {
   onDrained?: () => void;
   /** Embedded backend only: this media engine instead of the one rtp.* describes (the bench's instrumented one). */
   media?: MediaEngineLike;
+  /**
+   * The edge role's relayed calls (the B2BUA): with `edge.assist` configured, Agent Assist
+   * captures run on them and the admin server serves /v1/assist and the agent panel.
+   */
+  captureHost?: CaptureHost;
 }
 
 /** How long calls cut short at the drain deadline get to hand back before the node stops anyway. */
@@ -96,6 +103,11 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
       storeUp: () => Promise.race([store.ping(), new Promise<boolean>((r) => setTimeout(() => r(false), 1_000).unref())]),
       breakers: () => [...gateways].map(([profile, g]) => ({ profile, open: 'breakerState' in g && g.breakerState === 'open' })),
     });
+    const gatewayFor = (name: string): PaymentGateway => {
+      const g = gateways.get(name);
+      if (!g) throw new PayIvrError('ERR_INTERNAL', `no gateway for profile ${name}`);
+      return g;
+    };
     const controllers = new Set<CallController>();
     const running = new Set<Promise<unknown>>();
     let idleWaiters: (() => void)[] = [];
@@ -107,11 +119,7 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
         metrics,
         journal: journal.journal,
         reports,
-        gatewayFor: (name) => {
-          const g = gateways.get(name);
-          if (!g) throw new PayIvrError('ERR_INTERNAL', `no gateway for profile ${name}`);
-          return g;
-        },
+        gatewayFor,
       });
       controllers.add(ctl);
       const p = ctl.run().finally(() => {
@@ -155,6 +163,15 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
       return draining;
     };
 
+    let assist: AssistService | undefined;
+    if (config.edge?.assist !== undefined && options.captureHost !== undefined) {
+      const service = new AssistService({ config, host: options.captureHost, gatewayFor, journal: journal.journal, store, reports, metrics, logger });
+      closers.push(() => service.close());
+      assist = service;
+    } else if (config.edge?.assist !== undefined) {
+      logger.warn('edge.assist is configured but no edge call host runs: the assist API is off');
+    }
+
     let adminPort = 0;
     if (config.admin.enabled) {
       const admin = await startAdminServer({
@@ -162,6 +179,7 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
         store,
         metrics,
         reports,
+        assist,
         backendStatus: () => ({ ready: backend.ready, activeCalls: backend.activeCalls, draining: backend.draining, journal: journal.status() }),
         drain: () => void drain().then(() => options.onDrained?.()),
         logger,

@@ -29,6 +29,20 @@ export type ErrorCode =
   | 'ERR_RTPENGINE_UNSUPPORTED'
   | 'ERR_RTPENGINE_CLOSED'
   | 'ERR_RTPENGINE_BIND'
+  /** Agent Assist: no call with that edge session id (404). */
+  | 'ERR_ASSIST_UNKNOWN_CALL'
+  /** Agent Assist: the call has ended (410). */
+  | 'ERR_ASSIST_CALL_ENDED'
+  /** Agent Assist: a capture already runs on that call (409). */
+  | 'ERR_ASSIST_BUSY'
+  /** Agent Assist: the command does not fit the capture's state, e.g. charge before the card is complete (409). */
+  | 'ERR_ASSIST_STATE'
+  /** Agent Assist: a request field is wrong (400, with the field path). */
+  | 'ERR_ASSIST_BAD_REQUEST'
+  /** Agent Assist: too many captures at once on this node (503). */
+  | 'ERR_ASSIST_CAPACITY'
+  /** Agent Assist: the media anchor did not block the caller's keys: no capture (502). */
+  | 'ERR_ASSIST_BLOCK'
   | 'ERR_INTERNAL';
 
 export class PayIvrError extends Error {

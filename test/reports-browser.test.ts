@@ -19,7 +19,7 @@ import { e2eNodeConfig, e2eProfile } from './support/app-config.js';
 /**
  * The reports page in a real browser (Debian's chromium driven by playwright-core): sign in with
  * the API token, place SIPp payment calls as Genesys, see them live (server-sent events), then in
- * the history; the page's numbers equal the API's. Screenshots go to docs/img/ (docs/reports.md).
+ * the history; the page's numbers equal the API's. Screenshots go to a temporary folder, or to docs/img/ with PAYIVR_SCREENSHOTS=docs/img (docs/reports.md).
  * Everything the run produced (API answers, exports, pages, logs, Redis, metrics) is then searched
  * for the test card digits.
  */
@@ -37,7 +37,8 @@ const TZ = ((): string => {
   const h = Number(new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Paris', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(new Date()).replace(':', '.'));
   return h >= 23.4 ? 'Asia/Tokyo' : 'Europe/Paris';
 })();
-const SHOTS = join(process.cwd(), 'docs', 'img');
+/** Screenshots: a temporary folder; `PAYIVR_SCREENSHOTS=docs/img` refreshes the ones the docs show. */
+const SHOTS = process.env.PAYIVR_SCREENSHOTS ?? join(tmpdir(), 'payivr-screenshots');
 
 const VISA = '4242424242424242';
 const AMEX = '378282246310005';

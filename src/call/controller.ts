@@ -12,10 +12,9 @@ import { encodeResultUui, buildReferTo, selectHandBackTarget } from '../genesys/
 import { resolveContext, type ResolvedContext } from '../genesys/resolve-context.js';
 import type { ContextProblem } from '../domain/outcome.js';
 import { DialogueRunner, type ChargeFn } from './dialogue-runner.js';
-import { newIdempotencyKey } from '../psp/idempotency.js';
 import { describeError } from '../errors.js';
-import { randomUUID } from 'node:crypto';
-import type { PaymentJournal, JournalAttempt } from '../journal/index.js';
+import { chargeWithJournal } from '../journal/journaled-charge.js';
+import type { PaymentJournal } from '../journal/index.js';
 import type { ChargeOutcome } from '../domain/charge.js';
 import type { Reports } from '../reports/index.js';
 
@@ -106,46 +105,29 @@ export class CallController {
       let declines = 0;
       const charge: ChargeFn = async (req) => {
         const t0 = Date.now();
-        const idempotencyKey = newIdempotencyKey();
         const reference = ctx.reference ?? this.#call.id;
-        const journal = this.#deps.journal;
-        let attempt: JournalAttempt | undefined;
-        if (journal !== undefined) {
-          try {
-            attempt = await journal.begin({
-              id: randomUUID(),
-              idempotencyKey,
-              callRef: this.#call.id,
-              callId: this.#call.callId,
-              psp: gateway.name,
-              profile: selected.name,
-              amount: req.amount,
-              currency: req.currency,
-              reference,
-              brand: req.brand,
-              last4: req.card.pan.lastDigits(4),
-              attempt: req.attempt,
-            });
-          } catch (e) {
-            // No record, no send: the card is not charged and the caller is told the PSP failed.
-            log.error({ err: describeError(e), attempt: req.attempt }, 'charge not sent: the attempt could not be journaled');
-            return { status: 'failed', reason: 'journal-unavailable' };
-          }
-        }
-        const outcome = await gateway.charge({
+        const { outcome, last4, sent } = await chargeWithJournal({
+          gateway,
+          journal: this.#deps.journal,
+          log,
+          callRef: this.#call.id,
+          callId: this.#call.callId,
+          profile: selected.name,
+          reference,
           amount: req.amount,
           currency: req.currency,
           card: req.card,
-          reference,
-          idempotencyKey,
+          brand: req.brand,
+          attempt: req.attempt,
           metadata: this.#metadata(ctx),
         });
+        // Not journaled, not sent: nothing to count or record.
+        if (!sent) return outcome;
         const secs = (Date.now() - t0) / 1000;
         pspMs += secs * 1000;
         this.#deps.metrics.pspRequest(gateway.name, outcome.status, secs);
         if (outcome.status === 'declined') this.#deps.metrics.decline(outcome.declineClass);
         log.info({ attempt: req.attempt, brand: req.brand, status: outcome.status, ms: Math.round(secs * 1000) }, 'charge finished');
-        if (journal !== undefined && attempt !== undefined) await this.#journalOutcome(journal, attempt, outcome, log);
         charges = req.attempt;
         if (outcome.status === 'declined') declines += 1;
         // The result exists as soon as the outcome is known, before the caller hears it.
@@ -154,7 +136,7 @@ export class CallController {
           outcome: PROVISIONAL_OUTCOME[outcome.status],
           amount: req.amount,
           brand: req.brand,
-          last4: attempt?.last4 ?? req.card.pan.lastDigits(4),
+          last4,
           transactionId: outcome.status === 'approved' || outcome.status === 'declined' ? outcome.transactionId : undefined,
           authCode: outcome.status === 'approved' ? outcome.authCode : undefined,
           declineClass: outcome.status === 'declined' ? outcome.declineClass : undefined,
@@ -291,22 +273,6 @@ export class CallController {
 
   async #saveResult(result: PaymentResult, log: Logger): Promise<void> {
     await this.#deps.store.saveResult({ ...result, id: this.#call.id }).catch((e: unknown) => log.error({ err: describeError(e) }, 'result not stored'));
-  }
-
-  /** Settles the attempt (approved/declined) or notes why its outcome is unknown; never throws. */
-  async #journalOutcome(journal: PaymentJournal, attempt: JournalAttempt, outcome: ChargeOutcome, log: Logger): Promise<void> {
-    try {
-      if (outcome.status === 'approved') await journal.settle(attempt, { outcome: 'approved', origin: 'call', transactionId: outcome.transactionId, authCode: outcome.authCode });
-      else if (outcome.status === 'declined') await journal.settle(attempt, { outcome: 'declined', origin: 'call', transactionId: outcome.transactionId, declineClass: outcome.declineClass });
-      // The PSP certainly did not charge (nothing reached its processing, or it refused the request).
-      else if (outcome.status === 'failed') await journal.settle(attempt, { outcome: 'not-charged', origin: 'call' });
-      else await journal.note(attempt, { unknownReason: outcome.reason });
-    } catch (e) {
-      // The attempt stays open in the journal: reconciliation will settle it by a lookup.
-      log.error({ err: describeError(e), attempt: attempt.id }, 'journal not updated with the charge outcome');
-    } finally {
-      journal.release(attempt.id);
-    }
   }
 
   /** Keeps the answered dialog beside the journal, so a restarted node can end the call. */

@@ -1,4 +1,3 @@
-import { isIP } from 'node:net';
 import { z } from 'zod';
 import { BRANDS } from '../domain/brand.js';
 import { OUTCOMES } from '../domain/outcome.js';
@@ -6,6 +5,7 @@ import { currencyExponent } from '../domain/money.js';
 import { ALLOW_LIST_ENTRY_PROBLEM, parseCidr } from '../net/cidr.js';
 import { HOST_PORT, isValidNumberPattern, sipTargetOf } from '../net/sip-target.js';
 import { MEDIA_THREAD_PRIORITIES, SRTP_POLICIES, SRTP_SUITES } from './media-options.js';
+import { edgeSchema } from './edge-schema.js';
 
 /**
  * The configuration schema. Every parameter of the use case is a profile setting; server-wide
@@ -211,45 +211,6 @@ const drainSchema = z.strictObject({
   maxMs: z.number().int().min(1_000).max(3_600_000).default(300_000),
   /** Retry-After (s) of the 503 that OPTIONS and new INVITEs get while draining. */
   retryAfterSeconds: z.number().int().min(0).max(86_400).default(30),
-});
-
-/** An IP literal (IPv4 or IPv6): where an address is compared with packet sources, names cannot be. */
-const ipLiteral = z.string().refine((s) => isIP(s) !== 0, { message: 'must be an IP address' });
-
-/**
- * rtpengine as the edge role's media anchor (Agent Assist): the ng control socket, and where
- * rtpengine sends its DTMF events (its `--dtmf-log-dest` must name the same address and port).
- */
-const rtpengineSchema = z.strictObject({
-  /** rtpengine's ng address; DTMF event datagrams are accepted only from this address. */
-  host: ipLiteral,
-  /** rtpengine's `--listen-ng` port. */
-  port: port.default(22222),
-  /** Local address pay-ivr receives DTMF events on (and sends ng commands from). */
-  dtmfLogAddress: ipLiteral,
-  dtmfLogPort: port,
-  /** How long one ng command may wait for rtpengine's answer. */
-  timeoutMs: z.number().int().min(50).max(30_000).default(1_000),
-  /** Time between two reachability pings. */
-  pingIntervalMs: z.number().int().min(100).max(600_000).default(5_000),
-  /**
-   * What replaces the caller's keys toward Genesys while a capture blocks them. rtpengine 10.5
-   * lets in-band tones through with 'zero' and crashes with 'random', so only these two.
-   */
-  dtmfSecurity: z.enum(['silence', 'tone'], { error: "must be 'silence' or 'tone' (rtpengine 10.5 lets in-band tones through with 'zero' and crashes with 'random')" }).default('silence'),
-  /**
-   * Audio delay toward Genesys while keys are blocked: rtpengine replaces a key only inside its
-   * delay buffer, and an in-band tone is detected some time after it starts (with 60 ms one 20 ms
-   * packet of a tone got through now and then; 100 ms kept every one out).
-   */
-  delayBufferMs: z.number().int().min(60).max(1_000).default(100),
-  /** Key events accepted per call and second (a burst of the same size is allowed); the rest are dropped. */
-  maxDtmfEventsPerSecond: z.number().int().min(1).max(1_000).default(20),
-});
-
-/** The edge role (Agent Assist: pay-ivr as a B2BUA between the carrier and Genesys). */
-const edgeSchema = z.strictObject({
-  rtpengine: rtpengineSchema,
 });
 
 const logSchema = z.strictObject({
@@ -491,7 +452,7 @@ export const configSchema = z
     log: logSchema.default(logSchema.parse({})),
     drain: drainSchema.default(drainSchema.parse({})),
     genesys: genesysSchema.default(genesysSchema.parse({})),
-    /** The edge role; absent: pay-ivr is not an edge. */
+    /** The edge role (B2BUA in front of Genesys, media on rtpengine): Agent Assist capture. */
     edge: edgeSchema.optional(),
     promptsDir: z.string().default('prompts'),
     /** Profile used when no called number or UUI profile field matches. */
@@ -501,6 +462,10 @@ export const configSchema = z
   .superRefine((cfg, ctx) => {
     if (!(cfg.defaultProfile in cfg.profiles)) {
       ctx.addIssue({ code: 'custom', path: ['defaultProfile'], message: `no profile named "${cfg.defaultProfile}"` });
+    }
+    const assistProfile = cfg.edge?.assist?.profile;
+    if (assistProfile !== undefined && !(assistProfile in cfg.profiles)) {
+      ctx.addIssue({ code: 'custom', path: ['edge', 'assist', 'profile'], message: `no profile named "${assistProfile}"` });
     }
     const fsListen = new Set<string>();
     for (const [i, fs] of [cfg.telephony.freeswitch, ...cfg.telephony.freeswitchPool].entries()) {
@@ -553,5 +518,5 @@ export type Profile = z.infer<typeof profileSchema>;
 export type PspConfig = z.infer<typeof pspSchema>;
 export type RetryConfig = z.infer<typeof retrySchema>;
 export type GenesysConfig = z.infer<typeof genesysSchema>;
-export type RtpengineConfig = z.infer<typeof rtpengineSchema>;
+export type { AssistConfig, RtpengineConfig } from './edge-schema.js';
 export { profileSchema };

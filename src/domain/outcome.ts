@@ -28,7 +28,8 @@ export const DECLINE_CLASSES = [
 ] as const;
 export type DeclineClass = (typeof DECLINE_CLASSES)[number];
 
-export type CallMode = 'automated' | 'agent';
+export const CALL_MODES = ['automated', 'agent'] as const;
+export type CallMode = (typeof CALL_MODES)[number];
 
 /**
  * Where the charged amount came from: the context's `amt` (confirmed or not), the balance the

@@ -10,6 +10,9 @@ import { registerReportRoutes } from './reports-api.js';
 import { registerPage } from './page.js';
 import { Sessions, sessionIdOf } from './session.js';
 import { bearerMatches } from './token.js';
+import type { AssistService } from '../assist/service.js';
+import { registerAssistRoutes } from './assist-api.js';
+import { registerAssistPage } from './assist-page.js';
 
 export { bearerMatches } from './token.js';
 
@@ -25,6 +28,8 @@ export { bearerMatches } from './token.js';
  *   GET /v1/calls                    live calls (every node with the Redis store)     (token)
  *   /v1/reports/*, /v1/calls/stream  reports (reports-api.ts)                         (token)
  *   GET /, /session                  the reports page and its sign-in (page.ts)
+ *   /v1/assist/*, /assist/*          Agent Assist capture API and agent panel (assist-api.ts,
+ *                                    assist-page.ts; their own credentials), when configured
  * "(token)": the bearer token, or the reports page's session cookie.
  * The /v1 routes need `Authorization: Bearer <admin.apiToken>`; with no token configured they
  * answer 503. Request logs carry the method, the route pattern, the status and the duration only:
@@ -50,6 +55,8 @@ interface AdminServerOptions {
   store: ResultStore;
   metrics: Metrics;
   backendStatus: () => BackendStatus;
+  /** Agent Assist capture (edge.assist); absent: no /v1/assist routes and no panel. */
+  assist?: AssistService | undefined;
   /** Starts a graceful drain (POST /v1/admin/drain); absent: the route answers 501. */
   drain?: (() => void) | undefined;
   logger: Logger;
@@ -163,6 +170,13 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   const sessions = new Sessions((config.reports?.sessionHours ?? 8) * 3_600_000);
   if (opts.reports !== undefined) {
     await app.register(async (root) => registerPage(root, { token: config.admin.apiToken, sessions, secureCookie: config.reports?.secureCookie === true }));
+  }
+
+  const assist = opts.assist;
+  if (assist !== undefined) {
+    // Beside /v1, not inside it: the admin token's hook does not apply, the assist credentials do.
+    await app.register(async (a) => registerAssistRoutes(a, assist), { prefix: '/v1/assist' });
+    await app.register(async (root) => registerAssistPage(root, assist.frameAncestors));
   }
 
   await app.register(async (v1) => {

@@ -15,6 +15,7 @@ export { Spool } from './spool.js';
 export { PaymentJournal, type NewAttempt } from './journal.js';
 export { Reconciler, type ReconcileEntry } from './reconciler.js';
 export { DurableResultStore } from './durable-results.js';
+export { chargeWithJournal, type JournaledCharge, type JournaledChargeRequest } from './journaled-charge.js';
 export type { JournalAttempt } from './types.js';
 
 interface JournalStatus {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { OUTCOMES, type CallMode, type Outcome } from '../domain/outcome.js';
+import { OUTCOMES, type Outcome } from '../domain/outcome.js';
 import { DIALOGUE_STEPS, type DialogueStep } from '../domain/dialogue/steps.js';
+import { SEGMENT_MODES, type SegmentMode } from './segment.js';
 
 /**
  * Call events for real-time views (the /v1/calls/stream server-sent events) and the current step
@@ -8,7 +9,7 @@ import { DIALOGUE_STEPS, type DialogueStep } from '../domain/dialogue/steps.js';
  * references or caller numbers.
  */
 export type CallEvent =
-  | { type: 'started'; id: string; at: string; profile: string; mode: CallMode; node: string }
+  | { type: 'started'; id: string; at: string; profile: string; mode: SegmentMode; node: string }
   | { type: 'step'; id: string; at: string; step: DialogueStep }
   | {
       type: 'ended';
@@ -34,7 +35,7 @@ const MAX_TRACKED = 20_000;
 const word = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/);
 const iso = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/);
 const eventSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('started'), id: word, at: iso, profile: word, mode: z.enum(['automated', 'agent']), node: word }),
+  z.strictObject({ type: z.literal('started'), id: word, at: iso, profile: word, mode: z.enum(SEGMENT_MODES), node: word }),
   z.strictObject({ type: z.literal('step'), id: word, at: iso, step: z.enum(DIALOGUE_STEPS) }),
   z.strictObject({
     type: z.literal('ended'),

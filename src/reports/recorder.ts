@@ -1,8 +1,8 @@
-import type { CallMode, DeclineClass, PaymentResult } from '../domain/outcome.js';
+import type { DeclineClass, PaymentResult } from '../domain/outcome.js';
 import type { DialogueProgress, DialogueStep } from '../domain/dialogue/steps.js';
 import type { ChargeOutcome } from '../domain/charge.js';
 import type { CallEvents } from './live.js';
-import type { SegmentRecord, SegmentStepVisit } from './segment.js';
+import type { SegmentMode, SegmentRecord, SegmentStepVisit } from './segment.js';
 
 /** The /metrics side of the funnel (implemented by http/metrics.ts). Step and outcome words only. */
 export interface FunnelMetrics {
@@ -17,7 +17,7 @@ export interface SegmentRecorderOptions {
   id: string;
   node: string;
   profile: string;
-  mode: CallMode;
+  mode: SegmentMode;
   language: string;
   now: () => Date;
   events?: CallEvents | undefined;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AMOUNT_SOURCES, DECLINE_CLASSES, OUTCOMES, type AmountSource, type CallMode, type DeclineClass, type Outcome } from '../domain/outcome.js';
+import { AMOUNT_SOURCES, CALL_MODES, DECLINE_CLASSES, OUTCOMES, type AmountSource, type DeclineClass, type Outcome } from '../domain/outcome.js';
 import { DIALOGUE_STEPS, type DialogueStep } from '../domain/dialogue/steps.js';
 import { findCardData } from '../domain/card-data-guard.js';
 import { PayIvrError } from '../errors.js';
@@ -9,6 +9,10 @@ import { PayIvrError } from '../errors.js';
  * brand and last 4 at most; no reference, account or conversation id either (a report needs none).
  * Times are ISO UTC; `at` of a step is the time it was reached.
  */
+/** Who took the card: the IVR (automated or agent mode), or the caller keying it with an agent on the line (Agent Assist). */
+export const SEGMENT_MODES = [...CALL_MODES, 'assist'] as const;
+export type SegmentMode = (typeof SEGMENT_MODES)[number];
+
 export interface SegmentStepVisit {
   step: DialogueStep;
   at: string;
@@ -23,7 +27,7 @@ export interface SegmentRecord {
   id: string;
   node: string;
   profile: string;
-  mode: CallMode;
+  mode: SegmentMode;
   language: string;
   startedAt: string;
   answeredAt?: string | undefined;
@@ -56,7 +60,7 @@ const segmentSchema = z.strictObject({
   id: word,
   node: word,
   profile: word,
-  mode: z.enum(['automated', 'agent']),
+  mode: z.enum(SEGMENT_MODES),
   language: z.string().regex(/^[a-z]{2}(-[A-Z]{2})?$/),
   startedAt: iso,
   answeredAt: iso.optional(),
