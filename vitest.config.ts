@@ -1,25 +1,30 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * Two projects that run side by side:
- * - e2e: files that bind fixed loopback ports, start real peers (SIPp, baresip, Redis, Kamailio,
- *   chromium, rtpengine) or time real RTP; one file at a time, so no two race for a port or a CPU-bound
- *   RTP timeline. Their fixed ports are all below the ephemeral range (test/support/port-guard.ts).
- * - unit: everything else, files in parallel; they bind port 0 only (the guard fails a fixed one).
- * `npm run test:quick` runs the unit project alone.
+ * Lane A of the end-to-end files: the app-level calls that share the 25xxx SIP and 35xxx RTP
+ * ports (Genesys round trip, audio, reports page, memory scan, drain, workers).
  */
-export const E2E_FILES = [
+export const E2E_LANE_A = [
+  'test/drain.test.ts',
+  'test/e2e-audio.test.ts',
+  'test/e2e-baresip.test.ts',
+  'test/e2e-genesys.test.ts',
+  'test/e2e-uui-abuse.test.ts',
+  'test/media-priority-fallback.test.ts',
+  'test/media-worker-pool.test.ts',
+  'test/media-workers.test.ts',
+  'test/memory-scan.test.ts',
+  'test/reports-browser.test.ts',
+];
+
+/** Lane B: everything else that binds fixed ports or starts real peers. */
+export const E2E_LANE_B = [
   'test/assist-api.test.ts',
   'test/assist-app.test.ts',
   'test/assist-panel-browser.test.ts',
   'test/baresip-call.test.ts',
   'test/drachtio-contract.test.ts',
-  'test/drain.test.ts',
-  'test/e2e-audio.test.ts',
   'test/e2e-baresip-tls.test.ts',
-  'test/e2e-baresip.test.ts',
-  'test/e2e-genesys.test.ts',
-  'test/e2e-uui-abuse.test.ts',
   'test/edge-rtpengine.test.ts',
   'test/embedded-backend.test.ts',
   'test/fleet-shared-state.test.ts',
@@ -27,14 +32,9 @@ export const E2E_FILES = [
   'test/journal-crash.test.ts',
   'test/journal-reconcile.test.ts',
   'test/media-pacer.test.ts',
-  'test/media-priority-fallback.test.ts',
   'test/media-sdp.test.ts',
   'test/media-session.test.ts',
   'test/media-source-rules.test.ts',
-  'test/media-worker-pool.test.ts',
-  'test/media-workers.test.ts',
-  'test/memory-scan.test.ts',
-  'test/reports-browser.test.ts',
   'test/reports-segments.test.ts',
   'test/rfc4475.test.ts',
   'test/sip-hostile.test.ts',
@@ -42,23 +42,34 @@ export const E2E_FILES = [
   'test/store-results.test.ts',
 ];
 
+export const E2E_FILES = [...E2E_LANE_A, ...E2E_LANE_B];
+
+/**
+ * Three projects that run side by side:
+ * - e2e-a and e2e-b: files that bind fixed loopback ports or start real peers (SIPp, baresip,
+ *   Redis, Kamailio, chromium, rtpengine); in each lane one file at a time. Each lane binds only
+ *   inside its own port bands, all below the ephemeral range (test/support/port-guard.ts), so the
+ *   two lanes never race for a port.
+ * - unit: everything else, files in parallel; they bind port 0 only (the guard fails a fixed one).
+ * `npm run test:quick` runs the unit project alone.
+ */
 export default defineConfig({
   test: {
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
-    // One serial e2e worker plus unit workers on a 2-core machine: most e2e time is waiting.
-    maxWorkers: 3,
+    // Two serial end-to-end lanes plus unit workers on a 2-core machine: most end-to-end time is
+    // waiting for real-time audio and peers.
+    maxWorkers: 4,
     globalSetup: ['test/setup/build.ts'],
     projects: [
       {
         extends: true,
-        test: {
-          name: 'e2e',
-          include: E2E_FILES,
-          setupFiles: ['test/setup/e2e.ts'],
-          fileParallelism: false,
-        },
+        test: { name: 'e2e-a', include: E2E_LANE_A, setupFiles: ['test/setup/e2e-a.ts'], fileParallelism: false },
+      },
+      {
+        extends: true,
+        test: { name: 'e2e-b', include: E2E_LANE_B, setupFiles: ['test/setup/e2e-b.ts'], fileParallelism: false },
       },
       {
         extends: true,

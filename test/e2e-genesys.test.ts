@@ -21,8 +21,8 @@ import { e2eNodeConfig, e2eProfile } from './support/app-config.js';
  * for card digits.
  */
 
-const REDIS_PORT = 16390;
-const ADMIN_PORT = 18201;
+const REDIS_PORT = 19390;
+const ADMIN_PORT = 19201;
 const TOKEN = 'e2e-token-0123456789abcdef';
 const external = process.env.PAYIVR_E2E_TARGET !== undefined;
 
@@ -45,10 +45,11 @@ let redis: RedisServer | undefined;
 let slowPsp: Sandbox | undefined;
 let app: App | undefined;
 let dir: string;
-let port = 15600;
+/** Each call's SIPp ports: its own SIP port and a media port pair, inside this lane's band. */
+let seq = 0;
 const nextPorts = (): { localPort: number; mediaPort: number } => {
-  port += 4;
-  return { localPort: 25100 + (port % 400), mediaPort: 33600 + (port % 300) * 2 };
+  seq += 4;
+  return { localPort: 25100 + (seq % 400), mediaPort: 37000 + (seq % 300) * 2 };
 };
 
 beforeAll(async () => {

@@ -9,6 +9,7 @@ import { parseUui, runGenesysCall, type GenesysCallResult } from './support/gene
 import type { DtmfStep } from './support/dtmf-pcap.js';
 import { cardSteps, paymentSteps } from './support/payment-steps.js';
 import { e2eNodeConfig } from './support/app-config.js';
+import { shortPromptsDir } from './support/short-prompts.js';
 
 /**
  * Rows of the UUI abuse table (test/genesys-uui-abuse.test.ts) through the real embedded SIP
@@ -39,7 +40,8 @@ beforeAll(async () => {
     dir,
     sip: [{ transport: 'udp', port: 25090 }],
     rtp: [36400, 36999],
-    rest: { admin: { enabled: false } },
+    // Results and logs are checked, not the audio: the short prompt pack.
+    rest: { admin: { enabled: false }, promptsDir: shortPromptsDir() },
     profiles: {
       default: {
         language: 'en-US',

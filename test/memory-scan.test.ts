@@ -8,6 +8,7 @@ import type { DtmfStep } from './support/dtmf-pcap.js';
 import { paymentSteps } from './support/payment-steps.js';
 import { panNeedles, randomLuhnPan, scanProcessMemory } from './support/proc-mem.js';
 import { cliArgs } from './support/dist.js';
+import { shortPromptsDir } from './support/short-prompts.js';
 
 /**
  * Card data lifetime (issue 9 item 6): the server runs as a child process (embedded SIP/RTP
@@ -20,9 +21,9 @@ import { cliArgs } from './support/dist.js';
  */
 
 const SIP_PORT = 25460;
-const ADMIN_PORT = 18460;
-const STRIPE_SANDBOX_PORT = 18461;
-const ADYEN_SANDBOX_PORT = 18462;
+const ADMIN_PORT = 19460;
+const STRIPE_SANDBOX_PORT = 19461;
+const ADYEN_SANDBOX_PORT = 19462;
 const TOKEN = 'memscan-token-0123456789abcdef';
 
 interface Payment {
@@ -82,6 +83,8 @@ beforeAll(async () => {
     rtp: { host: '127.0.0.1', portMin: 36100, portMax: 36299, noRtpTimeoutMs: 120_000 },
     admin: { host: '127.0.0.1', port: ADMIN_PORT, apiToken: TOKEN },
     log: { level: 'debug', file: join(dir, 'pay-ivr.log') },
+    // The scan reads memory, not audio: the short prompt pack.
+    promptsDir: shortPromptsDir(),
     journal: { dataDir: join(dir, 'data') },
     profiles: { default: profile('stripe', STRIPE_SANDBOX_PORT), adyen: profile('adyen', ADYEN_SANDBOX_PORT, ['+18005550126']) },
   };

@@ -3,8 +3,8 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { EPHEMERAL_RANGE, FIXED_PORT_LIMIT, kernelEphemeralRange, portViolation } from './support/port-guard.js';
-import { E2E_FILES } from '../vitest.config.js';
+import { EPHEMERAL_RANGE, FIXED_PORT_LIMIT, LANE_BANDS, kernelEphemeralRange, portViolation, type E2eLane } from './support/port-guard.js';
+import { E2E_FILES, E2E_LANE_A, E2E_LANE_B } from '../vitest.config.js';
 
 /**
  * The unit project (files in parallel) and the end-to-end project (serial, fixed ports) run side by
@@ -24,11 +24,46 @@ describe('unit and end-to-end projects use disjoint ports', () => {
     expect(port).toBeLessThanOrEqual(EPHEMERAL_RANGE[1]);
   });
 
-  it('the end-to-end guard refuses fixed ports inside the ephemeral range', () => {
-    expect(portViolation('e2e', FIXED_PORT_LIMIT - 1)).toBeUndefined();
-    expect(portViolation('e2e', 25_060)).toBeUndefined();
-    expect(portViolation('e2e', FIXED_PORT_LIMIT)).toMatch(/inside the ephemeral range/);
-    expect(portViolation('e2e', 0)).toBeUndefined();
+  it("each end-to-end lane's guard refuses the ephemeral range and the other lane's bands", () => {
+    expect(portViolation('e2e-b', FIXED_PORT_LIMIT - 1)).toBeUndefined();
+    expect(portViolation('e2e-a', 25_060)).toBeUndefined();
+    expect(portViolation('e2e-b', 25_060)).toMatch(/outside the bands of lane e2e-b/);
+    expect(portViolation('e2e-a', 16_379)).toMatch(/outside the bands of lane e2e-a/);
+    expect(portViolation('e2e-a', FIXED_PORT_LIMIT)).toMatch(/inside the ephemeral range/);
+    expect(portViolation('e2e-b', 0)).toBeUndefined();
+  });
+
+  it('the lanes\' bands are disjoint, below the ephemeral range, and every end-to-end file is in one lane', () => {
+    const a = LANE_BANDS['e2e-a'];
+    const b = LANE_BANDS['e2e-b'];
+    for (const [lo, hi] of a) for (const [lo2, hi2] of b) expect(hi < lo2 || hi2 < lo, `${lo}-${hi} and ${lo2}-${hi2}`).toBe(true);
+    for (const [, hi] of [...a, ...b]) expect(hi).toBeLessThan(FIXED_PORT_LIMIT);
+    expect(new Set(E2E_FILES).size).toBe(E2E_LANE_A.length + E2E_LANE_B.length);
+  });
+
+  it("the ports each end-to-end file names are inside its lane's bands", () => {
+    const offenders: string[] = [];
+    let seen = 0;
+    const lanes: [E2eLane, readonly string[]][] = [
+      ['e2e-a', E2E_LANE_A],
+      ['e2e-b', E2E_LANE_B],
+    ];
+    for (const [lane, files] of lanes) {
+      for (const f of files) {
+        readFileSync(f, 'utf8').split('\n').forEach((line, i) => {
+          const found: number[] = [];
+          // Port constants, bind keys, RTP ranges of a config (lines naming a host) and e2eNodeConfig's rtp tuple.
+          for (const m of line.matchAll(/\b[A-Z_]*PORT[A-Z_]*\s*=\s*(\d[\d_]*)|\b(?:port|sipPort|adminPort|localPort|mediaPort|ctrlPort|rtpMin|rtpMax|rtpPortMin)\s*:\s*(\d[\d_]*)/g)) found.push(Number((m[1] ?? m[2] ?? '').replace(/_/g, '')));
+          if (/host/.test(line)) for (const m of line.matchAll(/\bport(?:Min|Max)\s*:\s*(\d[\d_]*)/g)) found.push(Number((m[1] as string).replace(/_/g, '')));
+          for (const m of line.matchAll(/\brtp:\s*\[(\d[\d_]*),\s*(\d[\d_]*)\]/g)) found.push(Number((m[1] as string).replace(/_/g, '')), Number((m[2] as string).replace(/_/g, '')));
+          seen += found.length;
+          for (const n of found) if (n >= 1024 && portViolation(lane, n) !== undefined) offenders.push(`${f}:${i + 1}: ${n} (${lane})`);
+        });
+      }
+    }
+    expect(offenders).toEqual([]);
+    // The scan reads the ports it should (the SIP, Redis, admin and RTP ports of 30-odd files).
+    expect(seen).toBeGreaterThan(60);
   });
 
   it("the kernel's ephemeral range lies above every fixed test port (scripts/test-all.sh sets it)", () => {

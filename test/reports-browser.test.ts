@@ -25,8 +25,8 @@ import { e2eNodeConfig, e2eProfile } from './support/app-config.js';
  */
 
 const SIP_PORT = 25460;
-const ADMIN_PORT = 18401;
-const REDIS_PORT = 16401;
+const ADMIN_PORT = 19401;
+const REDIS_PORT = 19402;
 const TOKEN = 'reports-token-0123456789abcdef';
 const BASE = `http://127.0.0.1:${ADMIN_PORT}`;
 /**

@@ -3,8 +3,9 @@ import net from 'node:net';
 import { readFileSync } from 'node:fs';
 
 /**
- * How the two test projects keep out of each other's ports while they run side by side:
- * - the end-to-end project (serial) binds fixed ports, all below FIXED_PORT_LIMIT;
+ * How the test projects keep out of each other's ports while they run side by side:
+ * - two end-to-end lanes (each one file at a time) bind fixed ports, each lane inside its own
+ *   bands (LANE_BANDS), all below FIXED_PORT_LIMIT;
  * - the unit project (files in parallel) binds port 0 only, and the kernel hands out ephemeral
  *   ports from EPHEMERAL_RANGE, above every fixed port (scripts/test-all.sh sets the range).
  * Each project's setup file installs the guard for its side, so a file that breaks the rule fails
@@ -16,13 +17,30 @@ export const FIXED_PORT_LIMIT = 54_000;
 /** The kernel's ephemeral range while the tests run (net.ipv4.ip_local_port_range). */
 export const EPHEMERAL_RANGE = [54_000, 60_999] as const;
 
-export type PortSide = 'unit' | 'e2e';
+export type E2eLane = 'e2e-a' | 'e2e-b';
+export type PortSide = 'unit' | E2eLane;
+
+/** The fixed ports each end-to-end lane may bind (inclusive ranges); no port is in both. */
+export const LANE_BANDS: Record<E2eLane, readonly (readonly [number, number])[]> = {
+  'e2e-a': [
+    [19_000, 25_999],
+    [34_000, 37_999],
+  ],
+  'e2e-b': [
+    [5_000, 18_999],
+    [26_000, 33_999],
+    [38_000, FIXED_PORT_LIMIT - 1],
+  ],
+};
+
+const inBands = (lane: E2eLane, port: number): boolean => LANE_BANDS[lane].some(([lo, hi]) => port >= lo && port <= hi);
 
 /** Why a bind of `port` is against the rule of `side`, or undefined when it is fine. */
 export function portViolation(side: PortSide, port: number): string | undefined {
   if (!Number.isInteger(port) || port === 0) return undefined;
-  if (side === 'unit') return `the unit project binds port 0 only (got fixed port ${port}): fixed ports belong to the end-to-end project (vitest.config.ts)`;
+  if (side === 'unit') return `the unit project binds port 0 only (got fixed port ${port}): fixed ports belong to the end-to-end lanes (vitest.config.ts)`;
   if (port >= FIXED_PORT_LIMIT) return `fixed test port ${port} is inside the ephemeral range ${EPHEMERAL_RANGE.join('-')} the unit project uses: pick one below ${FIXED_PORT_LIMIT}`;
+  if (!inBands(side, port)) return `fixed test port ${port} is outside the bands of lane ${side} (${LANE_BANDS[side].map(([a, b]) => `${a}-${b}`).join(', ')}): the other lane may hold it (test/support/port-guard.ts)`;
   return undefined;
 }
 

@@ -1,0 +1,4 @@
+import { installPortGuard } from '../support/port-guard.js';
+
+// End-to-end lane A: fixed ports inside its own bands only, below the unit project's ephemeral range.
+installPortGuard('e2e-a');
