@@ -17,6 +17,8 @@ import { endOrphanedCalls } from './journal/orphans.js';
 import { RedisRateCounter } from './store/redis-rate.js';
 import type { FleetRateCounter } from './telephony/admission.js';
 import type { MediaEngineLike } from './telephony/embedded/media-port.js';
+import { EdgeBackend } from './edge/edge-backend.js';
+import type { CaptureHost, MediaAnchor } from './edge/types.js';
 
 export interface App {
   readonly backend: TelephonyBackend;
@@ -27,6 +29,8 @@ export interface App {
   readonly reconciler: Reconciler;
   /** Admin HTTP port actually bound (0 when disabled). */
   readonly adminPort: number;
+  /** Edge role (edge.enabled): the relayed calls by edge session id; undefined on a payment IVR node. */
+  readonly captureHost: CaptureHost | undefined;
   /** Resolves when every call in progress has finished (tests, graceful stop). */
   idle(): Promise<void>;
   /**
@@ -52,7 +56,13 @@ export interface AppOptions {
   onDrained?: () => void;
   /** Embedded backend only: this media engine instead of the one rtp.* describes (the bench's instrumented one). */
   media?: MediaEngineLike;
+  /** Edge role: makes the rtpengine media anchor (closed when the app stops). */
+  mediaAnchor?: MediaAnchorFactory;
+  /** Edge role: SIP timers (tests shrink them). */
+  edgeTimers?: { t1: number; t2: number; t4: number };
 }
+
+export type MediaAnchorFactory = (config: Config, logger: Logger) => MediaAnchor;
 
 /** How long calls cut short at the drain deadline get to hand back before the node stops anyway. */
 const DRAIN_HANDBACK_MS = 30_000;
@@ -89,7 +99,23 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
       closers.push(() => counter.close());
       fleetRate = counter;
     }
-    const backend = createBackend(config, logger.child({ backend: config.telephony.backend }), fleetRate, options.media);
+    let backend: TelephonyBackend;
+    let captureHost: (() => CaptureHost | undefined) | undefined;
+    if (config.edge.enabled) {
+      // Edge role: the B2BUA toward Genesys instead of the payment IVR; it never emits 'call'.
+      if (options.mediaAnchor === undefined) throw new PayIvrError('ERR_CONFIG_INVALID', 'edge.enabled: no media anchor (rtpengine) is available to this process');
+      const anchor = options.mediaAnchor(config, logger.child({ component: 'rtpengine' }));
+      closers.push(() => anchor.close());
+      const edge = new EdgeBackend(config, logger.child({ backend: 'edge' }), {
+        anchor,
+        ...(fleetRate !== undefined ? { fleetRate } : {}),
+        ...(options.edgeTimers !== undefined ? { timers: options.edgeTimers } : {}),
+      });
+      captureHost = () => edge.captureHost;
+      backend = edge;
+    } else {
+      backend = createBackend(config, logger.child({ backend: config.telephony.backend }), fleetRate, options.media);
+    }
     metrics.watch({
       backendReady: () => backend.ready,
       // A store that does not answer within a scrape's patience counts as down.
@@ -193,6 +219,9 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
       journal,
       reconciler,
       adminPort,
+      get captureHost() {
+        return captureHost?.();
+      },
       idle,
       drain,
       stop: closeAll,

@@ -7,6 +7,8 @@ import { HOST_PORT, isValidNumberPattern } from '../genesys/return-target.js';
 import { toSipTarget } from '../genesys/sip-target.js';
 import { SRTP_SUITES } from '../telephony/embedded/media/srtp.js';
 import { MEDIA_THREAD_PRIORITIES } from '../telephony/embedded/media-workers/thread-priority.js';
+import { normalizeHeaderName } from '../telephony/embedded/sip/message.js';
+import { NEVER_PASSED } from '../edge/edge-invite.js';
 
 /**
  * The configuration schema. Every parameter of the use case is a profile setting; server-wide
@@ -439,6 +441,38 @@ const profileSchema = z.strictObject({
     .default({ automated: 'sip:+10000000000@127.0.0.1', returnHost: '127.0.0.1', byOutcome: {}, returnTargets: { hosts: [], uris: [] } }),
 });
 
+/** A SIP header name (token characters only), as written in a header line. */
+const headerName = z.string().regex(/^[A-Za-z0-9!%*_+`'~.-]+$/, 'must be a SIP header name (token characters)');
+
+/**
+ * The edge role (Agent Assist): a SIP B2BUA between the carrier and Genesys BYOC with media
+ * anchored on rtpengine. The carrier side is served on sip.listen with the security.* checks.
+ */
+const edgeSchema = z.strictObject({
+  /** true: this node is the edge B2BUA instead of the payment IVR. */
+  enabled: z.boolean().default(false),
+  /** Where relayed calls go: the Genesys BYOC trunk's SIP address. */
+  genesys: z
+    .strictObject({
+      host,
+      port: port.default(5060),
+      transport: z.enum(['udp', 'tcp', 'tls']).default('udp'),
+    })
+    .optional(),
+  /** Header carrying the edge session id toward Genesys (an Architect flow reads it). */
+  sessionHeader: headerName.default('X-PayIvr-Edge-Session'),
+  /**
+   * Headers copied from the caller's INVITE to the Genesys INVITE (and from Genesys's responses
+   * back). Headers that make the dialog or the transaction cannot be listed.
+   */
+  passHeaders: z
+    .array(headerName.refine((n) => !NEVER_PASSED.has(normalizeHeaderName(n)), { message: 'is a header the B2BUA writes itself (dialog, transaction or auth): it cannot be passed through' }))
+    .default(['User-to-User', 'x-User-To-User']),
+  /** How long, and how many, ended calls are remembered (so the capture API can say "ended"). */
+  endedCallsKeptSeconds: z.number().int().min(1).max(86_400).default(3_600),
+  endedCallsKept: z.number().int().min(1).max(1_000_000).default(10_000),
+});
+
 export const configSchema = z
   .strictObject({
     sip: sipSchema.default(sipSchema.parse({})),
@@ -453,12 +487,24 @@ export const configSchema = z
     log: logSchema.default(logSchema.parse({})),
     drain: drainSchema.default(drainSchema.parse({})),
     genesys: genesysSchema.default(genesysSchema.parse({})),
+    edge: edgeSchema.default(edgeSchema.parse({})),
     promptsDir: z.string().default('prompts'),
     /** Profile used when no called number or UUI profile field matches. */
     defaultProfile: z.string().default('default'),
     profiles: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), profileSchema).default({ default: profileSchema.parse({}) }),
   })
   .superRefine((cfg, ctx) => {
+    if (cfg.edge.enabled && cfg.edge.genesys === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['edge', 'genesys'], message: 'is required when edge.enabled is true (the Genesys BYOC trunk address)' });
+    }
+    const sessionHeader = normalizeHeaderName(cfg.edge.sessionHeader);
+    cfg.edge.passHeaders.forEach((h, i) => {
+      // The caller must not be able to choose the session id Genesys reads.
+      if (normalizeHeaderName(h) === sessionHeader) ctx.addIssue({ code: 'custom', path: ['edge', 'passHeaders', i], message: 'is edge.sessionHeader: the session id is written by the edge, never passed through' });
+    });
+    if (cfg.edge.enabled && cfg.telephony.backend !== 'embedded') {
+      ctx.addIssue({ code: 'custom', path: ['telephony', 'backend'], message: 'must be embedded when edge.enabled is true (the edge runs on the embedded SIP stack)' });
+    }
     if (!(cfg.defaultProfile in cfg.profiles)) {
       ctx.addIssue({ code: 'custom', path: ['defaultProfile'], message: `no profile named "${cfg.defaultProfile}"` });
     }
@@ -515,6 +561,7 @@ export type Profile = z.infer<typeof profileSchema>;
 export type PspConfig = z.infer<typeof pspSchema>;
 export type RetryConfig = z.infer<typeof retrySchema>;
 export type GenesysConfig = z.infer<typeof genesysSchema>;
+export type EdgeConfig = z.infer<typeof edgeSchema>;
 export type JournalConfig = z.infer<typeof journalSchema>;
 export type ReconcileConfig = z.infer<typeof reconcileSchema>;
 export { profileSchema };
