@@ -73,13 +73,16 @@ async function relay(carrierScenario: string, genesysScenario: string): Promise<
     if (Date.now() - t0 > 5000) throw new Error('SIPp (Genesys side) did not start');
     await new Promise((r) => setTimeout(r, 10));
   }
-  const before = new Set(edge.b2bua?.calls.live() ?? []);
+  const b2bua = edge.b2bua;
+  if (b2bua === undefined) throw new Error('edge not started');
+  const call = new Promise<RelayedCall>((resolve) => {
+    const seen = (x: RelayedCall): void => {
+      b2bua.off('call', seen);
+      resolve(watch(x));
+    };
+    b2bua.on('call', seen);
+  });
   const c = carrier(carrierScenario);
-  const call = (async () => {
-    let found: RelayedCall | undefined;
-    await until(() => (found = edge.b2bua?.calls.live().find((x) => !before.has(x))) !== undefined);
-    return found as RelayedCall;
-  })();
   return { carrier: c, genesys: g, call };
 }
 
@@ -115,7 +118,7 @@ describe('edge B2BUA (SIPp carrier -> edge -> SIPp Genesys)', () => {
 
   it('sets the call up: INVITE to Genesys with the passed headers and a fresh session id, 180 and 200 relayed, rtpengine ids, caller BYE relayed', async () => {
     const r = await relay('carrier-call.xml', 'genesys-answer.xml');
-    const call = watch(await r.call);
+    const call = await r.call;
     const [c, g] = await Promise.all([r.carrier, r.genesys]);
     ok(c, 'carrier');
     ok(g, 'genesys');
@@ -163,7 +166,7 @@ describe('edge B2BUA (SIPp carrier -> edge -> SIPp Genesys)', () => {
 
   it('BYE from Genesys is relayed to the caller; each call has its own session id', async () => {
     const r = await relay('carrier-wait-bye.xml', 'genesys-bye.xml');
-    const call = watch(await r.call);
+    const call = await r.call;
     const [c, g] = await Promise.all([r.carrier, r.genesys]);
     ok(c, 'carrier');
     ok(g, 'genesys');
@@ -175,7 +178,7 @@ describe('edge B2BUA (SIPp carrier -> edge -> SIPp Genesys)', () => {
 
   it('CANCEL from the caller before the answer cancels the Genesys leg (487 both sides)', async () => {
     const r = await relay('carrier-cancel.xml', 'genesys-ring.xml');
-    const call = watch(await r.call);
+    const call = await r.call;
     const [c, g] = await Promise.all([r.carrier, r.genesys]);
     ok(c, 'carrier');
     ok(g, 'genesys');
@@ -187,7 +190,7 @@ describe('edge B2BUA (SIPp carrier -> edge -> SIPp Genesys)', () => {
 
   it('a Genesys 486 reaches the caller as 486 (without Genesys-only headers), the rtpengine call deleted', async () => {
     const r = await relay('carrier-refused-486.xml', 'genesys-busy.xml');
-    const call = watch(await r.call);
+    const call = await r.call;
     const [c, g] = await Promise.all([r.carrier, r.genesys]);
     ok(c, 'carrier');
     ok(g, 'genesys');
@@ -200,7 +203,7 @@ describe('edge B2BUA (SIPp carrier -> edge -> SIPp Genesys)', () => {
 
   it("the caller's re-INVITE goes through rtpengine (offer/answer) to Genesys and back", async () => {
     const r = await relay('carrier-reinvite.xml', 'genesys-reinvite.xml');
-    const call = watch(await r.call);
+    const call = await r.call;
     const [c, g] = await Promise.all([r.carrier, r.genesys]);
     ok(c, 'carrier');
     ok(g, 'genesys');
@@ -219,7 +222,7 @@ describe('edge B2BUA (SIPp carrier -> edge -> SIPp Genesys)', () => {
 
   it('rtpengine unreachable: new calls get 503 (media relay unavailable) and no INVITE reaches Genesys; the call in progress keeps its media', async () => {
     const r = await relay('carrier-wait-bye.xml', 'genesys-answer.xml');
-    const up = watch(await r.call);
+    const up = await r.call;
     await until(() => up.state === 'connected');
     anchor.failOffers = true;
     const refused = await carrier('carrier-refused-503.xml');
@@ -251,9 +254,26 @@ describe('edge B2BUA (SIPp carrier -> edge -> SIPp Genesys)', () => {
     }
   });
 
+  it('an INVITE without an SDP offer gets 488, one with Max-Forwards 0 gets 483; neither reaches Genesys or rtpengine', async () => {
+    const peer = await SipPeer.open('udp', EDGE_PORT, 51131);
+    const opsBefore = anchor.ops.length;
+    try {
+      const late = peer.newCall();
+      peer.send(peer.invite(late, { sdp: '' }));
+      const r488 = await peer.response(late.callId, 488);
+      expect(headerOf(`Warning: ${r488.headers.find((h) => h.name === 'warning')?.value ?? ''}`, 'Warning')).toMatch(/SDP offer/);
+      const looped = peer.newCall();
+      peer.send(peer.invite(looped).replace('Max-Forwards: 70', 'Max-Forwards: 0'));
+      await peer.response(looped.callId, 483);
+    } finally {
+      await peer.close();
+    }
+    expect(anchor.ops.length).toBe(opsBefore);
+  });
+
   it('the EdgeCall: a third address cannot send in the dialog (403), keys and prompts use the caller tag, hangup ends both legs', async () => {
     const r = await relay('carrier-wait-bye.xml', 'genesys-answer.xml');
-    const call = watch(await r.call);
+    const call = await r.call;
     await until(() => call.state === 'connected');
     expect(edge.captureHost?.find(call.sessionId)).toBe(call);
 

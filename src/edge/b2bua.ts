@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { EdgeConfig } from '../config/schema.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { TypedEmitter } from '../util/typed-emitter.js';
 import { contentType } from '../telephony/embedded/sip/message.js';
 import { header } from '../telephony/embedded/sip/serializer.js';
 import type { ServerSession } from '../telephony/embedded/sip/session.js';
@@ -29,7 +30,12 @@ export function newSessionId(): string {
   return randomBytes(16).toString('base64url');
 }
 
-export class B2bua {
+interface B2buaEvents extends Record<string, unknown[]> {
+  /** A new relayed call, before its set-up starts (listeners see every state and event). */
+  call: [call: RelayedCall];
+}
+
+export class B2bua extends TypedEmitter<B2buaEvents> {
   readonly calls: EdgeCallRegistry<RelayedCall>;
   readonly #opts: B2buaOptions;
   readonly #genesys: GenesysTarget;
@@ -39,6 +45,7 @@ export class B2bua {
   constructor(opts: B2buaOptions) {
     const genesys = opts.edge.genesys;
     if (genesys === undefined) throw new Error('edge.genesys is required'); // the config schema says so first
+    super();
     this.#opts = opts;
     this.#genesys = genesys;
     this.#log = opts.logger;
@@ -75,6 +82,11 @@ export class B2bua {
     });
     this.calls.add(call);
     this.#log.info({ edgeSession: sessionId, callId: session.callId }, 'edge: call from the carrier side');
+    try {
+      this.emit('call', call);
+    } catch (e) {
+      this.#log.error({ err: describeError(e), edgeSession: sessionId }, 'edge: call listener failed');
+    }
     call.run().catch((e: unknown) => {
       this.#log.error({ err: describeError(e), edgeSession: sessionId }, 'edge: call set-up failed');
       void call.hangup('internal error');
