@@ -19,6 +19,7 @@ import type { FleetRateCounter } from './telephony/admission.js';
 import type { MediaEngineLike } from './telephony/embedded/media-port.js';
 import { EdgeBackend } from './edge/edge-backend.js';
 import type { CaptureHost, MediaAnchor } from './edge/types.js';
+import type { RelayedCall } from './edge/edge-call.js';
 
 export interface App {
   readonly backend: TelephonyBackend;
@@ -99,6 +100,22 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
       closers.push(() => counter.close());
       fleetRate = counter;
     }
+    const controllers = new Set<CallController>();
+    const running = new Set<Promise<unknown>>();
+    let idleWaiters: (() => void)[] = [];
+    const track = (p: Promise<unknown>): void => {
+      const done = p.finally(() => {
+        running.delete(done);
+        if (running.size === 0) {
+          const w = idleWaiters;
+          idleWaiters = [];
+          for (const f of w) f();
+        }
+      });
+      running.add(done);
+    };
+    /** Edge role: relayed calls in progress (a drain waits for them, its deadline hangs them up). */
+    const edgeCalls = new Set<RelayedCall>();
     let backend: TelephonyBackend;
     let captureHost: (() => CaptureHost | undefined) | undefined;
     if (config.edge.enabled) {
@@ -110,6 +127,10 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
         anchor,
         ...(fleetRate !== undefined ? { fleetRate } : {}),
         ...(options.edgeTimers !== undefined ? { timers: options.edgeTimers } : {}),
+        onCall: (call) => {
+          edgeCalls.add(call);
+          track(new Promise<void>((r) => call.once('ended', () => r())).finally(() => edgeCalls.delete(call)));
+        },
       });
       captureHost = () => edge.captureHost;
       backend = edge;
@@ -122,9 +143,6 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
       storeUp: () => Promise.race([store.ping(), new Promise<boolean>((r) => setTimeout(() => r(false), 1_000).unref())]),
       breakers: () => [...gateways].map(([profile, g]) => ({ profile, open: 'breakerState' in g && g.breakerState === 'open' })),
     });
-    const controllers = new Set<CallController>();
-    const running = new Set<Promise<unknown>>();
-    let idleWaiters: (() => void)[] = [];
     backend.on('call', (call: InboundCall) => {
       const ctl = new CallController(call, {
         config,
@@ -140,16 +158,7 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
         },
       });
       controllers.add(ctl);
-      const p = ctl.run().finally(() => {
-        controllers.delete(ctl);
-        running.delete(p);
-        if (running.size === 0) {
-          const w = idleWaiters;
-          idleWaiters = [];
-          for (const f of w) f();
-        }
-      });
-      running.add(p);
+      track(ctl.run().finally(() => controllers.delete(ctl)));
     });
 
     const reconciler = new Reconciler({
@@ -174,6 +183,7 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
         if (how === 'late') {
           logger.warn({ activeCalls: running.size }, 'drain deadline reached: handing the remaining calls back');
           for (const c of controllers) c.endForDrain();
+          for (const c of edgeCalls) void c.hangup('node draining');
           await Promise.race([idle(), new Promise((r) => setTimeout(r, DRAIN_HANDBACK_MS).unref())]);
         }
         logger.info({ activeCalls: running.size }, 'drain finished');

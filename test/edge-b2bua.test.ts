@@ -1,7 +1,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import dgram from 'node:dgram';
 import { configSchema } from '../src/config/schema.js';
-import { silentLogger } from '../src/log.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '../src/log.js';
 import { EdgeBackend } from '../src/edge/edge-backend.js';
 import type { RelayedCall } from '../src/edge/edge-call.js';
 import type { DtmfDigit } from '../src/domain/dtmf.js';
@@ -29,9 +32,16 @@ const config = configSchema.parse({
   security: { allowList: ['127.0.0.1/32'] },
   edge: { enabled: true, genesys: { host: '127.0.0.1', port: GENESYS_PORT, transport: 'udp' } },
 });
-const edge = new EdgeBackend(config, silentLogger, { anchor, timers: { t1: 50, t2: 400, t4: 500 } });
+const logDir = mkdtempSync(join(tmpdir(), 'payivr-edge-'));
+const logFile = join(logDir, 'edge.log');
+const logger = createLogger({ level: 'trace', destination: logFile });
+const edge = new EdgeBackend(config, logger, { anchor, timers: { t1: 50, t2: 400, t4: 500 } });
+/** A test card number keyed by the caller while the call is relayed: it must appear nowhere. */
+const TEST_PAN = '4111111111111111';
+const runs: SippRun[] = [];
 
 function ok(run: SippRun, who: string): void {
+  runs.push(run);
   if (run.code !== 0) throw new Error(`${who} sipp exited ${run.code}:\n${run.output}\n${run.messages.slice(-4000)}`);
 }
 
@@ -112,6 +122,8 @@ describe('edge B2BUA (SIPp carrier -> edge -> SIPp Genesys)', () => {
     killAllSipp();
     await edge.stop();
     await anchor.close();
+    logger.flush();
+    rmSync(logDir, { recursive: true, force: true });
   });
 
   let firstSession = '';
@@ -309,6 +321,8 @@ describe('edge B2BUA (SIPp carrier -> edge -> SIPp Genesys)', () => {
     anchor.report({ callId: call.anchor.callId, sourceTag: call.anchor.toTag ?? '', digit: '7' }); // Genesys's side: not the caller's key
     anchor.report({ callId: 'another-call', sourceTag: call.anchor.fromTag, digit: '9' });
     expect(digits).toEqual(['5']);
+    for (const d of TEST_PAN) anchor.report({ callId: call.anchor.callId, sourceTag: call.anchor.fromTag, digit: d as DtmfDigit });
+    expect(digits.join('')).toBe(`5${TEST_PAN}`);
     const ops = anchor.ops.filter((o) => o.callId === call.anchor.callId && ['block', 'unblock', 'play'].includes(o.op));
     expect(ops).toEqual([
       { op: 'block', callId: call.anchor.callId, fromTag: call.anchor.fromTag, detail: 'silence' },
@@ -324,5 +338,15 @@ describe('edge B2BUA (SIPp carrier -> edge -> SIPp Genesys)', () => {
     expect(ended.get(call)).toEqual({ by: 'local', reason: 'agent finished' });
     expect(edge.captureHost?.find(call.sessionId)).toBe('ended');
     expect(anchor.liveCalls).toBe(0);
+  });
+
+  it('PCI: the card number keyed during a relayed call is in no log line and no SIP message of the run', async () => {
+    await new Promise<void>((r) => logger.flush(() => r()));
+    const log = readFileSync(logFile, 'utf8');
+    expect(log).toMatch(/edge: call from the carrier side/); // the log was written (trace level)
+    expect(log).not.toContain(TEST_PAN);
+    expect(log.replace(/[^0-9]/g, '')).not.toContain(TEST_PAN);
+    expect(runs.length).toBeGreaterThan(5);
+    for (const run of runs) expect(`${run.messages}${run.logs}${run.output}`).not.toContain(TEST_PAN);
   });
 });

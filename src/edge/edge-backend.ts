@@ -12,6 +12,7 @@ import { loadTls } from '../telephony/embedded/backend.js';
 import { UserAgent } from '../telephony/embedded/sip/user-agent.js';
 import type { BackendEvents, TelephonyBackend } from '../telephony/types.js';
 import { B2bua } from './b2bua.js';
+import type { RelayedCall } from './edge-call.js';
 import type { CaptureHost, MediaAnchor } from './types.js';
 
 /**
@@ -26,6 +27,8 @@ export interface EdgeBackendOptions {
   /** RFC 3261 T1/T2/T4 (tests shrink them). */
   timers?: TimerConfig;
   fleetRate?: FleetRateCounter;
+  /** Every new relayed call, before its set-up starts (the app tracks them for drain and stop). */
+  onCall?: (call: RelayedCall) => void;
 }
 
 export class EdgeBackend extends TypedEmitter<BackendEvents> implements TelephonyBackend {
@@ -107,6 +110,8 @@ export class EdgeBackend extends TypedEmitter<BackendEvents> implements Telephon
       unavailable,
     });
     const b2bua = new B2bua({ ua, anchor: this.#opts.anchor, edge, logger: this.#log });
+    const onCall = this.#opts.onCall;
+    if (onCall !== undefined) b2bua.on('call', onCall);
     ua.on('invite', (s) => b2bua.handle(s));
     try {
       await ua.start();

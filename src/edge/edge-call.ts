@@ -36,9 +36,15 @@ export interface RelayedCallDeps {
 /** The 503 a call gets when rtpengine cannot anchor it. */
 const MEDIA_RELAY_DOWN = 'media relay unavailable';
 
-/** Statuses not relayed as they are: a redirect would send the caller around the edge. */
-function callerStatus(genesysStatus: number): number {
-  return genesysStatus >= 300 && genesysStatus < 400 ? 480 : genesysStatus;
+/**
+ * The status the caller gets for Genesys's final refusal: the same, except a redirect (it would
+ * send the caller around the edge) and an authentication challenge (it is for our leg, which the
+ * caller cannot answer): 502 Bad Gateway for those.
+ */
+export function callerStatus(genesysStatus: number): number {
+  if (genesysStatus >= 300 && genesysStatus < 400) return 502;
+  if (genesysStatus === 401 || genesysStatus === 407) return 502;
+  return genesysStatus;
 }
 
 /** A Reason header value from free text (no quotes or line breaks can get through). */
@@ -123,7 +129,8 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
       case 'rejected': {
         const res = outcome.response;
         this.#log.info({ status: res.status }, 'edge: Genesys refused the call');
-        caller.reject(callerStatus(res.status), { reason: res.reason, headers: this.#deps.passHeaders(res) });
+        const status = callerStatus(res.status);
+        caller.reject(status, { ...(status === res.status ? { reason: res.reason } : {}), headers: this.#deps.passHeaders(res) });
         this.#finish('genesys', `rejected-${res.status}`);
         return;
       }
