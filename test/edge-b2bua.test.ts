@@ -10,6 +10,7 @@ import type { RelayedCall } from '../src/edge/edge-call.js';
 import type { DtmfDigit } from '../src/domain/dtmf.js';
 import { FakeAnchor } from './support/fake-anchor.js';
 import { SipPeer } from './support/sip-peer.js';
+import { headerValue } from '../src/telephony/embedded/sip/message.js';
 import { killAllSipp, runSipp, sippMessages, type SippRun } from './support/sipp.js';
 
 /**
@@ -75,14 +76,20 @@ function carrier(scenario: string): Promise<SippRun> {
   return run;
 }
 
-/** Genesys side first (up and listening), then the carrier side; the call the edge made for it. */
-async function relay(carrierScenario: string, genesysScenario: string): Promise<{ carrier: Promise<SippRun>; genesys: Promise<SippRun>; call: Promise<RelayedCall> }> {
-  const g = genesys(genesysScenario);
+/** SIPp as Genesys, once it listens. */
+async function genesysUp(scenario: string): Promise<{ run: Promise<SippRun> }> {
+  const g = genesys(scenario);
   const t0 = Date.now();
   while (!(await bound(GENESYS_PORT))) {
     if (Date.now() - t0 > 5000) throw new Error('SIPp (Genesys side) did not start');
     await new Promise((r) => setTimeout(r, 10));
   }
+  return { run: g };
+}
+
+/** Genesys side first (up and listening), then the carrier side; the call the edge made for it. */
+async function relay(carrierScenario: string, genesysScenario: string): Promise<{ carrier: Promise<SippRun>; genesys: Promise<SippRun>; call: Promise<RelayedCall> }> {
+  const g = (await genesysUp(genesysScenario)).run;
   const b2bua = edge.b2bua;
   if (b2bua === undefined) throw new Error('edge not started');
   const call = new Promise<RelayedCall>((resolve) => {
@@ -264,6 +271,29 @@ describe('edge B2BUA (SIPp carrier -> edge -> SIPp Genesys)', () => {
     } finally {
       await new Promise<void>((r) => silent.close(() => r()));
     }
+  });
+
+  it("an offerless re-INVITE from the caller is answered on the caller's leg with the SDP it has (not relayed)", async () => {
+    const g = (await genesysUp('genesys-answer.xml')).run;
+    const peer = await SipPeer.open('udp', EDGE_PORT, 51132);
+    try {
+      const c = peer.newCall();
+      peer.send(peer.invite(c));
+      const ok200 = await peer.response(c.callId, 200, 'INVITE');
+      c.to = headerValue(ok200, 'to') ?? '';
+      peer.send(peer.inDialog(c, 'ACK'));
+      peer.send(peer.inDialog(c, 'INVITE', { cseq: 2 }));
+      const refresh = await peer.response(c.callId, 200, '2 INVITE');
+      expect(refresh.body.toString()).toBe(ok200.body.toString());
+      peer.send(peer.inDialog(c, 'ACK', { cseq: 2, body: refresh.body.toString() }));
+      peer.send(peer.inDialog(c, 'BYE', { cseq: 3 }));
+      await peer.response(c.callId, 200, '3 BYE');
+    } finally {
+      await peer.close();
+    }
+    const run = await g;
+    ok(run, 'genesys');
+    expect(received(run, (t) => t.startsWith('INVITE '))).toHaveLength(1);
   });
 
   it('an INVITE without an SDP offer gets 488, one with Max-Forwards 0 gets 483; neither reaches Genesys or rtpengine', async () => {

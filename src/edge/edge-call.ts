@@ -66,6 +66,8 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
   #genesys: ClientSession | undefined;
   #anchored = false;
   #ended = false;
+  /** The SDP we last sent the caller: offered again for an offerless re-INVITE or our session refresh. */
+  #callerSdp = '';
 
   constructor(caller: ServerSession, sessionId: string, deps: RelayedCallDeps) {
     super();
@@ -96,6 +98,9 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
     const caller = this.#caller;
     caller.on('terminated', (info) => this.#onCallerEnded(info));
     caller.relay = (req) => this.#relayFromCaller(req);
+    // Offers with SDP are relayed; what stays with the caller's leg (an offerless re-INVITE, our
+    // own session refresh) is served with the SDP it already has, and its answer is not news.
+    caller.media = { reoffer: () => undefined, createOffer: () => this.#callerSdp, applyAnswer: () => true };
     const offer = caller.invite.body.toString('utf8');
     let toGenesys: string;
     try {
@@ -213,6 +218,7 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
       this.#finish('caller', 'CANCEL');
       return;
     }
+    this.#callerSdp = toCaller;
     const acked = await caller.accept(toCaller, { lateOffer: false, headers: this.#deps.passHeaders(res) });
     if (acked === 'ack') {
       if (!this.#ended) this.#state = 'connected';
@@ -236,7 +242,9 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
       return mediaRelayDown();
     }
     const r = await genesys.offer(req.method === 'UPDATE' ? 'UPDATE' : 'INVITE', sdp, this.#deps.passHeaders(req));
-    return this.#relayedAnswer(r, (answer) => this.#deps.anchor.answer(ids, answer));
+    const ans = await this.#relayedAnswer(r, (answer) => this.#deps.anchor.answer(ids, answer));
+    if (ans.sdp !== undefined) this.#callerSdp = ans.sdp;
+    return ans;
   }
 
   /** A re-INVITE/UPDATE offer from Genesys: rtpengine offer the other way, the same request to the caller. */
@@ -253,6 +261,7 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
       return mediaRelayDown();
     }
     const r = await caller.offer(req.method === 'UPDATE' ? 'UPDATE' : 'INVITE', sdp, this.#deps.passHeaders(req));
+    if (r.kind === 'response' && r.response.status < 300) this.#callerSdp = sdp;
     return this.#relayedAnswer(r, (answer) => this.#deps.anchor.answer(ids, answer));
   }
 
