@@ -296,6 +296,36 @@ describe('edge B2BUA (SIPp carrier -> edge -> SIPp Genesys)', () => {
     expect(received(run, (t) => t.startsWith('INVITE '))).toHaveLength(1);
   });
 
+  it('hangup while rtpengine is still making the call: 480 to the caller, no INVITE to Genesys, and the rtpengine call deleted once made', async () => {
+    let release!: () => void;
+    anchor.offerGate = new Promise<void>((r) => (release = r));
+    const silent = dgram.createSocket('udp4');
+    let invites = 0;
+    silent.on('message', () => (invites += 1));
+    await new Promise<void>((r) => silent.bind(GENESYS_PORT, '127.0.0.1', () => r()));
+    const peer = await SipPeer.open('udp', EDGE_PORT, 51133);
+    try {
+      const b2bua = edge.b2bua;
+      if (b2bua === undefined) throw new Error('edge not started');
+      const seen = new Promise<RelayedCall>((r) => b2bua.once('call', (x) => r(watch(x))));
+      const c = peer.newCall();
+      peer.send(peer.invite(c));
+      const call = await seen;
+      await until(() => anchor.ops.some((o) => o.op === 'offer' && o.callId === call.anchor.callId));
+      await call.hangup('agent gave up');
+      await peer.response(c.callId, 480);
+      release();
+      await until(() => anchor.ops.some((o) => o.op === 'delete' && o.callId === call.anchor.callId));
+      expect(ended.get(call)).toEqual({ by: 'local', reason: 'agent gave up' });
+      expect(invites).toBe(0);
+    } finally {
+      anchor.offerGate = undefined;
+      release();
+      await peer.close();
+      await new Promise<void>((r) => silent.close(() => r()));
+    }
+  });
+
   it('an INVITE without an SDP offer gets 488, one with Max-Forwards 0 gets 483; neither reaches Genesys or rtpengine', async () => {
     const peer = await SipPeer.open('udp', EDGE_PORT, 51131);
     const opsBefore = anchor.ops.length;

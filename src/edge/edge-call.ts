@@ -106,6 +106,11 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
     try {
       toGenesys = await this.#deps.anchor.offer({ callId: this.anchor.callId, fromTag: this.#callerTag }, offer);
       this.#anchored = true;
+      if (this.#state === 'ended') {
+        // hangup() came while rtpengine was making the call: it must not stay behind.
+        await this.#deleteAnchor();
+        return;
+      }
     } catch (e) {
       this.#log.warn({ err: describeError(e) }, 'edge: rtpengine offer failed, call refused');
       caller.reject(503, {
@@ -317,7 +322,10 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
     this.#state = 'ended';
     this.#safeEmit('ended', { by, reason });
     this.removeAllListeners();
-    if (!this.#anchored) return Promise.resolve();
+    return this.#anchored ? this.#deleteAnchor() : Promise.resolve();
+  }
+
+  #deleteAnchor(): Promise<void> {
     return this.#deps.anchor.delete(this.anchor.callId).catch((e: unknown) => this.#log.warn({ err: describeError(e) }, 'edge: rtpengine delete failed'));
   }
 

@@ -32,6 +32,8 @@ interface AnchoredCall {
 export class FakeAnchor extends TypedEmitter<MediaAnchorEvents> implements MediaAnchor {
   readonly ops: AnchorOp[] = [];
   failOffers = false;
+  /** While set, offers wait for it (an rtpengine that is slow to answer). */
+  offerGate: Promise<void> | undefined;
   reachable = true;
   readonly #calls = new Map<string, AnchoredCall>();
   #nextPort: number;
@@ -50,6 +52,7 @@ export class FakeAnchor extends TypedEmitter<MediaAnchorEvents> implements Media
 
   async offer(ids: AnchorIds, sdp: string): Promise<string> {
     this.ops.push({ op: 'offer', callId: ids.callId, fromTag: ids.fromTag, toTag: ids.toTag });
+    if (this.offerGate !== undefined) await this.offerGate;
     if (this.failOffers) throw new PayIvrError('ERR_BACKEND_UNAVAILABLE', 'rtpengine did not answer the offer');
     let call = this.#calls.get(ids.callId);
     if (call === undefined) {
