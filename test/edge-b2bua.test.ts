@@ -239,6 +239,27 @@ describe('edge B2BUA (SIPp carrier -> edge -> SIPp Genesys)', () => {
     expect(received(g, (t) => t.startsWith('ACK '))).toHaveLength(2);
   });
 
+  it("Genesys's re-INVITE goes through rtpengine the other way (offer from our tag) to the caller and back", async () => {
+    const r = await relay('carrier-answer-reinvite.xml', 'genesys-reinvite-out.xml');
+    const call = await r.call;
+    const [c, g] = await Promise.all([r.carrier, r.genesys]);
+    ok(c, 'carrier');
+    ok(g, 'genesys');
+    const toCaller = received(c, (t) => t.startsWith('INVITE '));
+    expect(toCaller).toHaveLength(1);
+    expect(toCaller[0]).toMatch(/^a=sendonly/m);
+    expect(toCaller[0]).toMatch(/^m=audio 51[5-8]\d\d /m);
+    const reply = received(g, (t) => t.startsWith('SIP/2.0 200') && (headerOf(t, 'CSeq') ?? '') === '1 INVITE')[0] as string;
+    expect(reply).toMatch(/^a=recvonly/m);
+    expect(reply).toMatch(/^m=audio 51[5-8]\d\d /m);
+    const ops = anchor.ops.filter((o) => o.callId === call.anchor.callId);
+    expect(ops.map((o) => o.op)).toEqual(['offer', 'answer', 'offer', 'answer', 'delete']);
+    expect(ops[2]).toMatchObject({ fromTag: call.anchor.toTag, toTag: call.anchor.fromTag });
+    expect(ops[3]).toMatchObject({ fromTag: call.anchor.toTag, toTag: call.anchor.fromTag });
+    await until(() => ended.has(call));
+    expect(ended.get(call)).toEqual({ by: 'genesys', reason: 'BYE' });
+  });
+
   it('rtpengine unreachable: new calls get 503 (media relay unavailable) and no INVITE reaches Genesys; the call in progress keeps its media', async () => {
     const r = await relay('carrier-wait-bye.xml', 'genesys-answer.xml');
     const up = await r.call;
