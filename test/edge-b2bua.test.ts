@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import { configSchema } from '../src/config/schema.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,6 +38,14 @@ const logDir = mkdtempSync(join(tmpdir(), 'payivr-edge-'));
 const logFile = join(logDir, 'edge.log');
 const logger = createLogger({ level: 'trace', destination: logFile });
 const edge = new EdgeBackend(config, logger, { anchor, timers: { t1: 50, t2: 400, t4: 500 } });
+// A second edge whose Genesys trunk is TCP (SIPp as Genesys on TCP 51111).
+const tcpConfig = configSchema.parse({
+  sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: 51101 }, { transport: 'tcp', host: '127.0.0.1', port: 51101 }] },
+  security: { allowList: ['127.0.0.1/32'] },
+  edge: { enabled: true, genesys: { host: '127.0.0.1', port: 51111, transport: 'tcp' } },
+});
+const tcpEdge = new EdgeBackend(tcpConfig, logger, { anchor, timers: { t1: 50, t2: 400, t4: 500 } });
+
 /** A test card number keyed by the caller while the call is relayed: it must appear nowhere. */
 const TEST_PAN = '4111111111111111';
 const runs: SippRun[] = [];
@@ -74,6 +83,17 @@ function carrier(scenario: string): Promise<SippRun> {
   nextLocal += 1;
   nextMedia += 4;
   return run;
+}
+
+/** True once something (SIPp) listens on the TCP port. */
+async function tcpBound(port: number): Promise<boolean> {
+  const srv = net.createServer();
+  const free = await new Promise<boolean>((r) => {
+    srv.once('error', () => r(false));
+    srv.listen(port, '127.0.0.1', () => r(true));
+  });
+  if (free) await new Promise<void>((r) => srv.close(() => r()));
+  return !free;
 }
 
 /** SIPp as Genesys, once it listens. */
@@ -121,6 +141,7 @@ function watch(call: RelayedCall): RelayedCall {
 describe('edge B2BUA (SIPp carrier -> edge -> SIPp Genesys)', () => {
   beforeAll(async () => {
     await edge.start();
+    await tcpEdge.start();
   });
   afterEach(() => {
     anchor.failOffers = false;
@@ -128,6 +149,7 @@ describe('edge B2BUA (SIPp carrier -> edge -> SIPp Genesys)', () => {
   afterAll(async () => {
     killAllSipp();
     await edge.stop();
+    await tcpEdge.stop();
     await anchor.close();
     logger.flush();
     rmSync(logDir, { recursive: true, force: true });
@@ -258,6 +280,25 @@ describe('edge B2BUA (SIPp carrier -> edge -> SIPp Genesys)', () => {
     expect(ops[3]).toMatchObject({ fromTag: call.anchor.toTag, toTag: call.anchor.fromTag });
     await until(() => ended.has(call));
     expect(ended.get(call)).toEqual({ by: 'genesys', reason: 'BYE' });
+  });
+
+  it('toward a TCP Genesys trunk: INVITE, ACK and BYE on one connection, no retransmissions', async () => {
+    const g = runSipp({ scenario: '../edge/genesys-answer.xml', target: '127.0.0.1:51101', localPort: 51111, mediaPort: 51194, transport: 'tcp', timeoutS: 20 });
+    const t0 = Date.now();
+    while (!(await tcpBound(51111))) {
+      if (Date.now() - t0 > 5000) throw new Error('SIPp (Genesys side, TCP) did not start');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const c = await runSipp({ scenario: '../edge/carrier-call.xml', target: '127.0.0.1:51101', localPort: 51134, mediaPort: 51260, service: SERVICE, timeoutS: 20 });
+    ok(c, 'carrier');
+    const run = await g;
+    ok(run, 'genesys');
+    const invites = received(run, (t) => t.startsWith('INVITE '));
+    expect(invites).toHaveLength(1);
+    expect(invites[0]?.split('\n')[0]?.trim()).toBe(`INVITE sip:${SERVICE}@127.0.0.1:51111;transport=tcp SIP/2.0`);
+    expect(headerOf(invites[0] as string, 'Via')).toMatch(/^SIP\/2\.0\/TCP 127\.0\.0\.1:51101;/);
+    expect(received(run, (t) => t.startsWith('ACK '))).toHaveLength(1);
+    expect(received(run, (t) => t.startsWith('BYE '))).toHaveLength(1);
   });
 
   it('rtpengine unreachable: new calls get 503 (media relay unavailable) and no INVITE reaches Genesys; the call in progress keeps its media', async () => {
