@@ -261,6 +261,33 @@ describe('edge B2BUA (SIPp carrier -> edge -> SIPp Genesys)', () => {
     expect(received(g, (t) => t.startsWith('ACK '))).toHaveLength(2);
   });
 
+  it('early media: a 183 with SDP reaches the caller with the anchor\'s SDP (rtpengine answer at the 183 and again at the 200)', async () => {
+    const r = await relay('carrier-call.xml', 'genesys-early.xml');
+    const call = await r.call;
+    const [c, g] = await Promise.all([r.carrier, r.genesys]);
+    ok(c, 'carrier');
+    ok(g, 'genesys');
+    const early = received(c, (t) => t.startsWith('SIP/2.0 183'));
+    expect(early).toHaveLength(1);
+    expect(early[0]).toMatch(/^m=audio 51[5-8]\d\d /m);
+    expect(headerOf(early[0] as string, 'Contact')).toMatch(/^<sip:pay-ivr@127\.0\.0\.1:51100>$/);
+    expect(anchor.ops.filter((o) => o.callId === call.anchor.callId).map((o) => o.op)).toEqual(['offer', 'answer', 'answer', 'delete']);
+  });
+
+  it("the caller's UPDATE with SDP is relayed as an UPDATE through rtpengine", async () => {
+    const r = await relay('carrier-update.xml', 'genesys-update.xml');
+    const call = await r.call;
+    const [c, g] = await Promise.all([r.carrier, r.genesys]);
+    ok(c, 'carrier');
+    ok(g, 'genesys');
+    const update = received(g, (t) => t.startsWith('UPDATE '));
+    expect(update).toHaveLength(1);
+    expect(update[0]).toMatch(/^a=inactive/m);
+    const reply = received(c, (t) => t.startsWith('SIP/2.0 200') && (headerOf(t, 'CSeq') ?? '') === '2 UPDATE')[0] as string;
+    expect(reply).toMatch(/^m=audio 51[5-8]\d\d /m);
+    expect(anchor.ops.filter((o) => o.callId === call.anchor.callId).map((o) => o.op)).toEqual(['offer', 'answer', 'offer', 'answer', 'delete']);
+  });
+
   it("Genesys's re-INVITE goes through rtpengine the other way (offer from our tag) to the caller and back", async () => {
     const r = await relay('carrier-answer-reinvite.xml', 'genesys-reinvite-out.xml');
     const call = await r.call;
