@@ -415,7 +415,7 @@ export class ClientSession extends TypedEmitter<ClientSessionEvents> implements 
     if (this.#cancelReason !== undefined) headers.push(header('reason', this.#cancelReason));
     const cancel: SipRequest = { kind: 'request', method: 'CANCEL', uri: inv.uri, headers, body: Buffer.alloc(0) };
     this.#ctx.layer.sendRequest(cancel, this.#target, () => undefined);
-    tx.cancelSent();
+    tx.deadline();
   }
 
   #capabilities(): SipHeader[] {

@@ -616,7 +616,10 @@ export class ServerSession extends TypedEmitter<SessionEvents> implements Dialog
       this.#ctx.log.info({ callId: this.callId }, 'sip: session refresh failed, ending the call');
       void this.bye('SIP;cause=408;text="session refresh failed"', { by: 'error', reason: 'session-refresh-failed' });
     });
-    if (!useUpdate) tx.on2xxRetransmission = sendAck;
+    if (!useUpdate) {
+      tx.on2xxRetransmission = sendAck;
+      tx.deadline(); // a refresh that only rings is a failed refresh
+    }
   }
 
   /** Contact, Allow, Supported, Accept, Server. */

@@ -210,8 +210,11 @@ export class ClientTransaction extends TimedTransaction {
     });
   }
 
-  /** A CANCEL sent for this INVITE: without a final response within 64*T1 the transaction gives up (9.1). */
-  cancelSent(): void {
+  /**
+   * Ends an INVITE transaction as a timeout 64*T1 from now unless a final response came: after
+   * our CANCEL (9.1), and for in-dialog offers, which must not hang on a provisional.
+   */
+  deadline(): void {
     if (!this.isInvite) return;
     this.after(64 * this.#ctx.timers.t1, () => {
       if (this.state !== 'calling' && this.state !== 'proceeding') return;

@@ -74,6 +74,9 @@ export function sendOffer(
       if (ok) dialog.refreshTarget(r.response);
       resolve({ kind: 'response', response: r.response });
     });
-    if (method === 'INVITE') tx.on2xxRetransmission = () => sendAck();
+    if (method === 'INVITE') {
+      tx.on2xxRetransmission = () => sendAck();
+      tx.deadline();
+    }
   });
 }
