@@ -37,7 +37,8 @@ const config = configSchema.parse({
 const logDir = mkdtempSync(join(tmpdir(), 'payivr-edge-'));
 const logFile = join(logDir, 'edge.log');
 const logger = createLogger({ level: 'trace', destination: logFile });
-const edge = new EdgeBackend(config, logger, { anchor, timers: { t1: 50, t2: 400, t4: 500 } });
+// Session-timer seconds last 10 ms here (a 90 s interval ends after 0.6 s without refresh).
+const edge = new EdgeBackend(config, logger, { anchor, timers: { t1: 50, t2: 400, t4: 500 }, sessionTimerUnitMs: 10 });
 // A second edge whose Genesys trunk is TCP (SIPp as Genesys on TCP 51111).
 const tcpConfig = configSchema.parse({
   sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: 51101 }, { transport: 'tcp', host: '127.0.0.1', port: 51101 }] },
@@ -360,6 +361,30 @@ describe('edge B2BUA (SIPp carrier -> edge -> SIPp Genesys)', () => {
     } finally {
       await new Promise<void>((r) => silent.close(() => r()));
     }
+  });
+
+  it("the caller's session timer expiring (no refresh from the caller) ends the Genesys leg too", async () => {
+    const g = (await genesysUp('genesys-answer.xml')).run;
+    const b2bua = edge.b2bua;
+    if (b2bua === undefined) throw new Error('edge not started');
+    const seen = new Promise<RelayedCall>((r) => b2bua.once('call', (x) => r(watch(x))));
+    const peer = await SipPeer.open('udp', EDGE_PORT, 51135);
+    try {
+      const c = peer.newCall();
+      peer.send(peer.invite(c, { extra: ['Supported: timer', 'Session-Expires: 90;refresher=uac'] }));
+      const ok200 = await peer.response(c.callId, 200, 'INVITE');
+      expect(headerValue(ok200, 'session-expires')).toBe('90;refresher=uac');
+      c.to = headerValue(ok200, 'to') ?? '';
+      peer.send(peer.inDialog(c, 'ACK'));
+      const call = await seen;
+      await peer.request('BYE', c.callId);
+      await until(() => ended.has(call));
+      expect(ended.get(call)).toEqual({ by: 'caller', reason: 'session-expired' });
+      await until(() => anchor.ops.some((o) => o.op === 'delete' && o.callId === call.anchor.callId));
+    } finally {
+      await peer.close();
+    }
+    ok(await g, 'genesys');
   });
 
   it("an offerless re-INVITE from the caller is answered on the caller's leg with the SDP it has (not relayed)", async () => {

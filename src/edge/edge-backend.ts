@@ -26,6 +26,8 @@ export interface EdgeBackendOptions {
   anchor: MediaAnchor;
   /** RFC 3261 T1/T2/T4 (tests shrink them). */
   timers?: TimerConfig;
+  /** Milliseconds per session-timer second (tests shrink it). */
+  sessionTimerUnitMs?: number;
   fleetRate?: FleetRateCounter;
   /** Every new relayed call, before its set-up starts (the app tracks them for drain and stop). */
   onCall?: (call: RelayedCall) => void;
@@ -96,6 +98,7 @@ export class EdgeBackend extends TypedEmitter<BackendEvents> implements Telephon
       publicAddress: sip.publicAddress,
       tls: loadTls(this.#config),
       timers: this.#opts.timers,
+      sessionTimerUnitMs: this.#opts.sessionTimerUnitMs,
       streams: { ...sip.streams, allowed: (a) => this.#admission.allowed(a) || this.#isGenesys(a) },
       admit: (req, flow) =>
         refuseInvite(req, flow, {

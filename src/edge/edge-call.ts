@@ -66,6 +66,8 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
   #genesys: ClientSession | undefined;
   #anchored = false;
   #ended = false;
+  /** Set before we reject or BYE the caller ourselves (its 'terminated' is then ours, not news). */
+  #ownEnd = false;
   /** The SDP we last sent the caller: offered again for an offerless re-INVITE or our session refresh. */
   #callerSdp = '';
 
@@ -113,6 +115,7 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
       }
     } catch (e) {
       this.#log.warn({ err: describeError(e) }, 'edge: rtpengine offer failed, call refused');
+      this.#ownEnd = true;
       caller.reject(503, {
         reason: 'Media Relay Unavailable',
         headers: [header('reason', reasonHeader(503, MEDIA_RELAY_DOWN)), header('warning', `399 pay-ivr-edge "${MEDIA_RELAY_DOWN}"`), header('retry-after', '5')],
@@ -140,12 +143,14 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
         const res = outcome.response;
         this.#log.info({ status: res.status }, 'edge: Genesys refused the call');
         const status = callerStatus(res.status);
+        this.#ownEnd = true;
         caller.reject(status, { ...(status === res.status ? { reason: res.reason } : {}), headers: this.#deps.passHeaders(res) });
         this.#finish('genesys', `rejected-${res.status}`);
         return;
       }
       case 'timeout':
         this.#log.info('edge: Genesys did not answer the INVITE');
+        this.#ownEnd = true;
         caller.reject(408, { headers: [header('reason', reasonHeader(408, 'no answer from Genesys'))] });
         this.#finish('genesys', 'timeout');
         return;
@@ -171,6 +176,7 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
   async hangup(reason = 'hangup'): Promise<void> {
     if (this.#ended) return;
     const value = reasonHeader(200, reason);
+    this.#ownEnd = true;
     if (this.#caller.state === 'offered') this.#caller.reject(480, { headers: [header('reason', value)] });
     else void this.#caller.bye(value, { by: 'local', reason });
     this.#genesys?.cancel(value);
@@ -214,6 +220,7 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
     } catch (e) {
       this.#log.warn({ err: describeError(e) }, 'edge: rtpengine answer failed, call ended');
       void genesys.bye(reasonHeader(503, MEDIA_RELAY_DOWN));
+      this.#ownEnd = true;
       caller.reject(503, { reason: 'Media Relay Unavailable', headers: [header('reason', reasonHeader(503, MEDIA_RELAY_DOWN)), header('warning', `399 pay-ivr-edge "${MEDIA_RELAY_DOWN}"`)] });
       this.#finish('local', MEDIA_RELAY_DOWN);
       return;
@@ -289,7 +296,9 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
   }
 
   #onCallerEnded(info: SessionEnd): void {
-    if (this.#ended || info.by === 'local') return; // our own reject/BYE: whoever did it finishes
+    // Our own reject/BYE: whoever did it finishes. Other local ends (the caller's session timer
+    // expired, shutdown) end the Genesys leg like a BYE from the caller would.
+    if (this.#ended || this.#ownEnd) return;
     const genesys = this.#genesys;
     if (info.reason === 'CANCEL') {
       genesys?.cancel(reasonHeader(487, 'caller cancelled'));
@@ -305,6 +314,7 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
   #onGenesysEnded(info: SessionEnd): void {
     // Rejections and timeouts of the INVITE are run()'s; this is a BYE from Genesys.
     if (this.#ended || info.reason !== 'BYE') return;
+    this.#ownEnd = true;
     if (this.#caller.state === 'offered') this.#caller.reject(480);
     else void this.#caller.bye();
     this.#finish('genesys', 'BYE');
