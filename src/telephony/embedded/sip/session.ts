@@ -584,6 +584,11 @@ export class ServerSession extends TypedEmitter<SessionEvents> implements Dialog
     const dialog = this.#dialog;
     const plan = this.#plan;
     if (dialog === undefined || plan === undefined || this.state !== 'confirmed') return;
+    if (this.#refreshing || this.#relaying || this.#pending2xx !== undefined) {
+      // An offer exchange is under way (a relayed one, with a B2BUA): refresh a second later.
+      this.#sessionTimer = setTimeout(() => this.#refresh(), this.#ctx.sessionTimerUnitMs);
+      return;
+    }
     this.#refreshing = true;
     const headers = [...this.#dialogHeaders(), header('session-expires', `${plan.interval};refresher=uas`)];
     const useUpdate = this.#peerAllowsUpdate;
