@@ -19,6 +19,9 @@ export const E2E_LANE_A = [
 
 /** Lane B: everything else that binds fixed ports or starts real peers. */
 export const E2E_LANE_B = [
+  'test/edge-b2bua.test.ts',
+  'test/edge-config.test.ts',
+  'test/sip-uac.test.ts',
   'test/assist-api.test.ts',
   'test/assist-app.test.ts',
   'test/assist-panel-browser.test.ts',

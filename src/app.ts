@@ -17,7 +17,9 @@ import { endOrphanedCalls } from './journal/orphans.js';
 import { RedisRateCounter } from './store/redis-rate.js';
 import type { FleetRateCounter } from './telephony/admission.js';
 import type { MediaEngineLike } from './telephony/embedded/media-port.js';
-import type { CaptureHost } from './edge/types.js';
+import { EdgeBackend } from './edge/edge-backend.js';
+import type { CaptureHost, MediaAnchor } from './edge/types.js';
+import type { RelayedCall } from './edge/edge-call.js';
 import { AssistService } from './assist/service.js';
 
 export interface App {
@@ -29,6 +31,8 @@ export interface App {
   readonly reconciler: Reconciler;
   /** Admin HTTP port actually bound (0 when disabled). */
   readonly adminPort: number;
+  /** Edge role (edge.enabled): the relayed calls by edge session id; undefined on a payment IVR node. */
+  readonly captureHost: CaptureHost | undefined;
   /** Resolves when every call in progress has finished (tests, graceful stop). */
   idle(): Promise<void>;
   /**
@@ -55,11 +59,17 @@ interface AppOptions {
   /** Embedded backend only: this media engine instead of the one rtp.* describes (the bench's instrumented one). */
   media?: MediaEngineLike;
   /**
-   * The edge role's relayed calls (the B2BUA): with `edge.assist` configured, Agent Assist
-   * captures run on them and the admin server serves /v1/assist and the agent panel.
+   * Agent Assist over another host's calls than this node's B2BUA (tests): with `edge.assist`
+   * configured, captures run on them and the admin server serves /v1/assist and the agent panel.
    */
   captureHost?: CaptureHost;
+  /** Edge role: makes the rtpengine media anchor (closed when the app stops). */
+  mediaAnchor?: MediaAnchorFactory;
+  /** Edge role: SIP timers (tests shrink them). */
+  edgeTimers?: { t1: number; t2: number; t4: number };
 }
+
+export type MediaAnchorFactory = (config: Config, logger: Logger) => MediaAnchor;
 
 /** How long calls cut short at the drain deadline get to hand back before the node stops anyway. */
 const DRAIN_HANDBACK_MS = 30_000;
@@ -96,7 +106,43 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
       closers.push(() => counter.close());
       fleetRate = counter;
     }
-    const backend = createBackend(config, logger.child({ backend: config.telephony.backend }), fleetRate, options.media);
+    const controllers = new Set<CallController>();
+    const running = new Set<Promise<unknown>>();
+    let idleWaiters: (() => void)[] = [];
+    const track = (p: Promise<unknown>): void => {
+      const done = p.finally(() => {
+        running.delete(done);
+        if (running.size === 0) {
+          const w = idleWaiters;
+          idleWaiters = [];
+          for (const f of w) f();
+        }
+      });
+      running.add(done);
+    };
+    /** Edge role: relayed calls in progress (a drain waits for them, its deadline hangs them up). */
+    const edgeCalls = new Set<RelayedCall>();
+    let backend: TelephonyBackend;
+    let captureHost: (() => CaptureHost | undefined) | undefined;
+    if (config.edge.enabled) {
+      // Edge role: the B2BUA toward Genesys instead of the payment IVR; it never emits 'call'.
+      if (options.mediaAnchor === undefined) throw new PayIvrError('ERR_CONFIG_INVALID', 'edge.enabled: no media anchor (rtpengine) is available to this process');
+      const anchor = options.mediaAnchor(config, logger.child({ component: 'rtpengine' }));
+      closers.push(() => anchor.close());
+      const edge = new EdgeBackend(config, logger.child({ backend: 'edge' }), {
+        anchor,
+        ...(fleetRate !== undefined ? { fleetRate } : {}),
+        ...(options.edgeTimers !== undefined ? { timers: options.edgeTimers } : {}),
+        onCall: (call) => {
+          edgeCalls.add(call);
+          track(new Promise<void>((r) => call.once('ended', () => r())).finally(() => edgeCalls.delete(call)));
+        },
+      });
+      captureHost = () => edge.captureHost;
+      backend = edge;
+    } else {
+      backend = createBackend(config, logger.child({ backend: config.telephony.backend }), fleetRate, options.media);
+    }
     metrics.watch({
       backendReady: () => backend.ready,
       // A store that does not answer within a scrape's patience counts as down.
@@ -108,9 +154,6 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
       if (!g) throw new PayIvrError('ERR_INTERNAL', `no gateway for profile ${name}`);
       return g;
     };
-    const controllers = new Set<CallController>();
-    const running = new Set<Promise<unknown>>();
-    let idleWaiters: (() => void)[] = [];
     backend.on('call', (call: InboundCall) => {
       const ctl = new CallController(call, {
         config,
@@ -122,16 +165,7 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
         gatewayFor,
       });
       controllers.add(ctl);
-      const p = ctl.run().finally(() => {
-        controllers.delete(ctl);
-        running.delete(p);
-        if (running.size === 0) {
-          const w = idleWaiters;
-          idleWaiters = [];
-          for (const f of w) f();
-        }
-      });
-      running.add(p);
+      track(ctl.run().finally(() => controllers.delete(ctl)));
     });
 
     const reconciler = new Reconciler({
@@ -156,6 +190,7 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
         if (how === 'late') {
           logger.warn({ activeCalls: running.size }, 'drain deadline reached: handing the remaining calls back');
           for (const c of controllers) c.endForDrain();
+          for (const c of edgeCalls) void c.hangup('node draining');
           await Promise.race([idle(), new Promise((r) => setTimeout(r, DRAIN_HANDBACK_MS).unref())]);
         }
         logger.info({ activeCalls: running.size }, 'drain finished');
@@ -163,13 +198,15 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
       return draining;
     };
 
+    // Agent Assist runs on this node's relayed calls (edge role), or on a host the caller gives.
     let assist: AssistService | undefined;
-    if (config.edge?.assist !== undefined && options.captureHost !== undefined) {
-      const service = new AssistService({ config, host: options.captureHost, gatewayFor, journal: journal.journal, store, reports, metrics, logger });
+    const hostForAssist = options.captureHost ?? captureHost?.();
+    if (config.edge.assist !== undefined && hostForAssist !== undefined) {
+      const service = new AssistService({ config, host: hostForAssist, gatewayFor, journal: journal.journal, store, reports, metrics, logger });
       closers.push(() => service.close());
       assist = service;
-    } else if (config.edge?.assist !== undefined) {
-      logger.warn('edge.assist is configured but no edge call host runs: the assist API is off');
+    } else if (config.edge.assist !== undefined) {
+      logger.warn('edge.assist is configured but no edge call host runs (edge.enabled is false): the assist API is off');
     }
 
     let adminPort = 0;
@@ -211,6 +248,9 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
       journal,
       reconciler,
       adminPort,
+      get captureHost() {
+        return captureHost?.();
+      },
       idle,
       drain,
       stop: closeAll,

@@ -43,7 +43,7 @@ async function serve(configPath: string | undefined): Promise<void> {
   const { drachtio } = config.telephony;
   const sip = config.telephony.backend === 'drachtio' ? `drachtio-server ${drachtio.host}:${drachtio.port}` : config.sip.listen.map((l) => `${l.transport}:${l.host}:${l.port}`).join(', ');
   // The drachtio backend may still be connecting: say so rather than claim readiness.
-  logger.info({ backend: config.telephony.backend, sip, ready: app.backend.ready, admin: app.adminPort || 'off', profiles: Object.keys(config.profiles) }, 'pay-ivr started');
+  logger.info({ backend: app.backend.name, sip, ready: app.backend.ready, admin: app.adminPort || 'off', profiles: Object.keys(config.profiles) }, 'pay-ivr started');
   // SIGTERM (orchestrators, rolling restarts) drains first; a second SIGTERM or SIGINT stops now.
   let drainSignalled = false;
   process.on('SIGTERM', () => {

@@ -15,7 +15,7 @@ function problem(raw: unknown): string {
 
 describe('edge.assist configuration', () => {
   it('is optional, and takes its defaults when given', () => {
-    expect(parseConfig({}).edge).toBeUndefined();
+    expect(parseConfig({}).edge.assist).toBeUndefined();
     expect(parseConfig({ edge: { assist: { apiKeys: [KEY] } } }).edge?.assist).toEqual({
       apiKeys: [KEY],
       panelTokenTtlSeconds: 900,

@@ -91,7 +91,7 @@ describe('edge.rtpengine config', () => {
   const base = { host: '127.0.0.1', dtmfLogAddress: '127.0.0.1', dtmfLogPort: 40000 };
 
   it('is optional, and fills its defaults', () => {
-    expect(configSchema.parse({}).edge).toBeUndefined();
+    expect(configSchema.parse({}).edge.rtpengine).toBeUndefined();
     expect(configSchema.parse({ edge: { rtpengine: base } }).edge?.rtpengine).toEqual({
       ...base,
       port: 22222,

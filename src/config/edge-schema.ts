@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { normalizeHeaderName } from '../net/sip-header-name.js';
 
 /**
  * The edge role (Agent Assist): pay-ivr as a B2BUA between the carrier and Genesys, media on
@@ -13,6 +14,7 @@ import { z } from 'zod';
 export const DTMF_SECURITY_MODES = ['silence', 'tone'] as const;
 
 const port = z.number().int().min(1).max(65535);
+const host = z.string().min(1);
 
 /**
  * The Genesys Cloud web origins an agent's Script page runs on (the capture panel is framed
@@ -109,9 +111,51 @@ const rtpengineSchema = z.strictObject({
 
 export type RtpengineConfig = z.infer<typeof rtpengineSchema>;
 
-/** The edge role's settings: rtpengine for the media; `assist` enables Agent Assist capture. */
+/** A SIP header name (token characters only), as written in a header line. */
+const headerName = z.string().regex(/^[A-Za-z0-9!%*_+`'~.-]+$/, 'must be a SIP header name (token characters)');
+
+/**
+ * Headers the B2BUA writes itself on each leg (dialog, transaction, body framing, auth): never
+ * copied from one leg to the other, and refused in edge.passHeaders.
+ */
+export const NEVER_PASSED: ReadonlySet<string> = new Set([
+  'via', 'from', 'to', 'call-id', 'cseq', 'contact', 'route', 'record-route', 'max-forwards',
+  'content-length', 'content-type', 'content-encoding', 'require', 'proxy-require', 'supported',
+  'allow', 'session-expires', 'min-se', 'authorization', 'proxy-authorization', 'www-authenticate',
+  'proxy-authenticate', 'rseq', 'rack',
+]);
+
+/**
+ * The edge role (Agent Assist): a SIP B2BUA between the carrier and Genesys BYOC with media
+ * anchored on rtpengine. The carrier side is served on sip.listen with the security.* checks.
+ */
 export const edgeSchema = z.strictObject({
-  /** Required by the B2BUA; an assist API over another capture host runs without it. */
+  /** true: this node is the edge B2BUA instead of the payment IVR. */
+  enabled: z.boolean().default(false),
+  /** Where relayed calls go: the Genesys BYOC trunk's SIP address. */
+  genesys: z
+    .strictObject({
+      host,
+      port: port.default(5060),
+      transport: z.enum(['udp', 'tcp', 'tls']).default('udp'),
+    })
+    .optional(),
+  /** Header carrying the edge session id toward Genesys (an Architect flow reads it). */
+  sessionHeader: headerName.default('X-PayIvr-Edge-Session'),
+  /**
+   * Headers copied from the caller's INVITE to the Genesys INVITE (and from Genesys's responses
+   * back). Headers that make the dialog or the transaction cannot be listed.
+   */
+  passHeaders: z
+    .array(headerName.refine((n) => !NEVER_PASSED.has(normalizeHeaderName(n)), { message: 'is a header the B2BUA writes itself (dialog, transaction or auth): it cannot be passed through' }))
+    .default(['User-to-User', 'x-User-To-User']),
+  /** How long, and how many, ended calls are remembered (so the capture API can say "ended"). */
+  endedCallsKeptSeconds: z.number().int().min(1).max(86_400).default(3_600),
+  endedCallsKept: z.number().int().min(1).max(1_000_000).default(10_000),
+  /** Required when enabled: the media of every relayed call is anchored on it. */
   rtpengine: rtpengineSchema.optional(),
+  /** Agent Assist card capture over the relayed calls. */
   assist: assistSchema.optional(),
 });
+
+export type EdgeConfig = z.infer<typeof edgeSchema>;

@@ -4,6 +4,7 @@ import { OUTCOMES } from '../domain/outcome.js';
 import { currencyExponent } from '../domain/money.js';
 import { ALLOW_LIST_ENTRY_PROBLEM, parseCidr } from '../net/cidr.js';
 import { HOST_PORT, isValidNumberPattern, sipTargetOf } from '../net/sip-target.js';
+import { normalizeHeaderName } from '../net/sip-header-name.js';
 import { MEDIA_THREAD_PRIORITIES, SRTP_POLICIES, SRTP_SUITES } from './media-options.js';
 import { edgeSchema } from './edge-schema.js';
 
@@ -452,18 +453,32 @@ export const configSchema = z
     log: logSchema.default(logSchema.parse({})),
     drain: drainSchema.default(drainSchema.parse({})),
     genesys: genesysSchema.default(genesysSchema.parse({})),
-    /** The edge role (B2BUA in front of Genesys, media on rtpengine): Agent Assist capture. */
-    edge: edgeSchema.optional(),
+    /** The edge role (B2BUA in front of Genesys, media on rtpengine) and Agent Assist capture. */
+    edge: edgeSchema.default(edgeSchema.parse({})),
     promptsDir: z.string().default('prompts'),
     /** Profile used when no called number or UUI profile field matches. */
     defaultProfile: z.string().default('default'),
     profiles: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), profileSchema).default({ default: profileSchema.parse({}) }),
   })
   .superRefine((cfg, ctx) => {
+    if (cfg.edge.enabled && cfg.edge.genesys === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['edge', 'genesys'], message: 'is required when edge.enabled is true (the Genesys BYOC trunk address)' });
+    }
+    if (cfg.edge.enabled && cfg.edge.rtpengine === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['edge', 'rtpengine'], message: 'is required when edge.enabled is true (the media of every relayed call is anchored on rtpengine)' });
+    }
+    const sessionHeader = normalizeHeaderName(cfg.edge.sessionHeader);
+    cfg.edge.passHeaders.forEach((h, i) => {
+      // The caller must not be able to choose the session id Genesys reads.
+      if (normalizeHeaderName(h) === sessionHeader) ctx.addIssue({ code: 'custom', path: ['edge', 'passHeaders', i], message: 'is edge.sessionHeader: the session id is written by the edge, never passed through' });
+    });
+    if (cfg.edge.enabled && cfg.telephony.backend !== 'embedded') {
+      ctx.addIssue({ code: 'custom', path: ['telephony', 'backend'], message: 'must be embedded when edge.enabled is true (the edge runs on the embedded SIP stack)' });
+    }
     if (!(cfg.defaultProfile in cfg.profiles)) {
       ctx.addIssue({ code: 'custom', path: ['defaultProfile'], message: `no profile named "${cfg.defaultProfile}"` });
     }
-    const assistProfile = cfg.edge?.assist?.profile;
+    const assistProfile = cfg.edge.assist?.profile;
     if (assistProfile !== undefined && !(assistProfile in cfg.profiles)) {
       ctx.addIssue({ code: 'custom', path: ['edge', 'assist', 'profile'], message: `no profile named "${assistProfile}"` });
     }
@@ -518,5 +533,5 @@ export type Profile = z.infer<typeof profileSchema>;
 export type PspConfig = z.infer<typeof pspSchema>;
 export type RetryConfig = z.infer<typeof retrySchema>;
 export type GenesysConfig = z.infer<typeof genesysSchema>;
-export type { AssistConfig, RtpengineConfig } from './edge-schema.js';
+export type { AssistConfig, EdgeConfig, RtpengineConfig } from './edge-schema.js';
 export { profileSchema };

@@ -119,7 +119,7 @@ export interface BackendEvents extends Record<string, unknown[]> {
 }
 
 export interface TelephonyBackend extends TypedEmitter<BackendEvents> {
-  readonly name: 'embedded' | 'drachtio';
+  readonly name: 'embedded' | 'drachtio' | 'edge';
   start(): Promise<void>;
   stop(): Promise<void>;
   /** Calls in progress. */

@@ -16,6 +16,7 @@ import type { ServerSession } from './sip/session.js';
 import type { TimerConfig } from './sip/transaction.js';
 import type { Flow, TlsMaterial } from './sip/transport.js';
 import { UserAgent, type InviteRefusal } from './sip/user-agent.js';
+import { refuseInvite } from './invite-admission.js';
 
 /**
  * The embedded telephony backend: our SIP stack (sip/) + the in-process media engine (media/)
@@ -148,30 +149,16 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
     return this.#drainRetryAfter === undefined ? undefined : [header('retry-after', String(this.#drainRetryAfter))];
   }
 
-  /**
-   * The access checks, before the SIP stack creates anything for the INVITE: a refusal is one
-   * stateless response (or silence, security.refusal), logged once per source and rule a minute.
-   */
+  /** The access checks, before the SIP stack creates anything for the INVITE. */
   #admit(invite: SipRequest, flow: Flow): InviteRefusal | undefined {
-    const source = flow.address;
-    const drainHeaders = this.#unavailableHeaders();
-    if (drainHeaders !== undefined) {
-      const suppressed = this.#refusedLog.take(`${source}|draining`);
-      if (suppressed !== undefined) this.#log.info({ callId: headerValue(invite, 'call-id'), source, suppressedLastMinute: suppressed }, 'INVITE refused: draining');
-      return { status: 503, reason: 'Draining', headers: drainHeaders };
-    }
-    const verdict = this.#admission.check(
-      { sourceAddress: source, method: invite.method, requestUri: invite.uri, header: (name) => headerValue(invite, name) },
-      this.#calls.size,
-    );
-    if (verdict.admitted) return undefined;
-    const suppressed = this.#refusedLog.take(`${source}|${verdict.why}`);
-    if (suppressed !== undefined) {
-      this.#log.info({ callId: headerValue(invite, 'call-id'), source, status: verdict.status, why: verdict.why, suppressedLastMinute: suppressed }, 'INVITE refused');
-    }
-    // A digest challenge must be answered, or no one could ever authenticate.
-    if (this.#config.security.refusal === 'silent' && verdict.status !== 401) return { silent: true };
-    return { status: verdict.status, reason: verdict.reason, headers: verdict.headers.map((h) => header(h.name, h.value)) };
+    return refuseInvite(invite, flow, {
+      admission: this.#admission,
+      security: this.#config.security,
+      log: this.#log,
+      refusedLog: this.#refusedLog,
+      activeCalls: this.#calls.size,
+      drainHeaders: this.#unavailableHeaders(),
+    });
   }
 
   #onInvite(session: ServerSession): void {
@@ -235,7 +222,8 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
   }
 }
 
-function loadTls(config: Config): TlsMaterial | undefined {
+/** The SIP TLS certificate files of the configuration (shared with the edge role). */
+export function loadTls(config: Config): TlsMaterial | undefined {
   const t = config.sip.tls;
   if (t === undefined) return undefined;
   try {

@@ -1,13 +1,29 @@
 import type { StoredDialog, Transport } from '../../types.js';
-import { headerValue, headerValues, parseNameAddr, parseUri, tagOf, uriHost, type SipHeader, type SipRequest } from './message.js';
+import { headerValue, headerValues, parseCSeq, parseNameAddr, parseUri, tagOf, uriHost, type SipHeader, type SipRequest, type SipResponse } from './message.js';
 import { newBranch } from './serializer.js';
 import type { Flow } from './transport.js';
 
 /**
- * A UAS dialog (RFC 3261 12.1.1, 12.2): route set from Record-Route (request order), remote
- * target from Contact (its URI params are kept, so they reach in-dialog Request-URIs), CSeq
- * counters and tags. It builds in-dialog requests and resolves where they are sent.
+ * A dialog (RFC 3261 12.1, 12.2), as UAS (12.1.1: route set from the INVITE's Record-Route in
+ * request order, remote target from its Contact) or as UAC (12.1.2: route set from the 2xx's
+ * Record-Route reversed, remote target from the 2xx's Contact). Contact URI params are kept, so
+ * they reach in-dialog Request-URIs. It holds the CSeq counters and tags, builds in-dialog
+ * requests and resolves where they are sent.
  */
+
+/** What a dialog is made of, whichever side created it. */
+export interface DialogInit {
+  callId: string;
+  localTag: string;
+  remoteTag: string;
+  localParty: string;
+  remoteParty: string;
+  routeSet: readonly string[];
+  remoteTarget: string;
+  remoteSeq: number;
+  localSeq: number;
+  flow: Flow;
+}
 
 export interface LocalEndpoint {
   transport: Transport;
@@ -30,24 +46,62 @@ export class Dialog {
   /** The flow the INVITE came on: reused for stream transports. */
   readonly flow: Flow;
 
-  constructor(invite: SipRequest, flow: Flow, localTag: string) {
-    this.callId = headerValue(invite, 'call-id') ?? '';
-    this.localTag = localTag;
-    this.remoteTag = tagOf(headerValue(invite, 'from')) ?? '';
+  constructor(init: DialogInit) {
+    this.callId = init.callId;
+    this.localTag = init.localTag;
+    this.remoteTag = init.remoteTag;
     this.id = dialogId(this.callId, this.localTag, this.remoteTag);
+    this.localParty = init.localParty;
+    this.remoteParty = init.remoteParty;
+    this.routeSet = init.routeSet;
+    this.remoteTarget = init.remoteTarget;
+    this.remoteSeq = init.remoteSeq;
+    this.localSeq = init.localSeq;
+    this.flow = init.flow;
+  }
+
+  /** The UAS side of the dialog an INVITE creates when we answer it with `localTag` (12.1.1). */
+  static uas(invite: SipRequest, flow: Flow, localTag: string): Dialog {
     const to = headerValue(invite, 'to') ?? '';
-    this.localParty = tagOf(to) === undefined ? `${to};tag=${localTag}` : to;
-    this.remoteParty = headerValue(invite, 'from') ?? '';
-    this.routeSet = headerValues(invite, 'record-route');
-    this.remoteTarget = contactUri(invite) ?? invite.uri;
     const cseq = /^(\d+)/.exec(headerValue(invite, 'cseq') ?? '');
-    this.remoteSeq = cseq === null ? 0 : Number(cseq[1]);
-    this.localSeq = 1 + Math.floor(Math.random() * 0x7fff);
-    this.flow = flow;
+    return new Dialog({
+      callId: headerValue(invite, 'call-id') ?? '',
+      localTag,
+      remoteTag: tagOf(headerValue(invite, 'from')) ?? '',
+      localParty: tagOf(to) === undefined ? `${to};tag=${localTag}` : to,
+      remoteParty: headerValue(invite, 'from') ?? '',
+      routeSet: headerValues(invite, 'record-route'),
+      remoteTarget: contactUri(invite) ?? invite.uri,
+      remoteSeq: cseq === null ? 0 : Number(cseq[1]),
+      localSeq: 1 + Math.floor(Math.random() * 0x7fff),
+      flow,
+    });
+  }
+
+  /**
+   * The UAC side of the dialog a 2xx to our INVITE creates (12.1.2): the route set is the 2xx's
+   * Record-Route in reverse, the remote target its Contact, the remote CSeq unset until the peer
+   * sends a request. `flow` is where the INVITE went (its stream connection is reused).
+   */
+  static uac(invite: SipRequest, response: SipResponse, flow: Flow): Dialog {
+    const from = headerValue(invite, 'from') ?? '';
+    const to = headerValue(response, 'to') ?? '';
+    return new Dialog({
+      callId: headerValue(invite, 'call-id') ?? '',
+      localTag: tagOf(from) ?? '',
+      remoteTag: tagOf(to) ?? '',
+      localParty: from,
+      remoteParty: to,
+      routeSet: headerValues(response, 'record-route').reverse(),
+      remoteTarget: contactUri(response) ?? invite.uri,
+      remoteSeq: 0,
+      localSeq: parseCSeq(headerValue(invite, 'cseq'))?.seq ?? 1,
+      flow,
+    });
   }
 
   /** A target refresh (re-INVITE, UPDATE) may change the remote target. */
-  refreshTarget(req: SipRequest): void {
+  refreshTarget(req: SipRequest | SipResponse): void {
     const c = contactUri(req);
     if (c !== undefined) this.remoteTarget = c;
   }
@@ -114,8 +168,8 @@ export function dialogId(callId: string, localTag: string, remoteTag: string): s
 }
 
 /** The URI of the first Contact, when it is a usable sip/sips URI. */
-function contactUri(req: SipRequest): string | undefined {
-  const c = headerValues(req, 'contact')[0];
+export function contactUri(msg: SipRequest | SipResponse): string | undefined {
+  const c = headerValues(msg, 'contact')[0];
   if (c === undefined) return undefined;
   const na = parseNameAddr(c);
   if (na === undefined || parseUri(na.uri) === undefined) return undefined;
@@ -164,7 +218,7 @@ export function restoreDialog(s: StoredDialog): Dialog {
     ],
     body: Buffer.alloc(0),
   };
-  const d = new Dialog(invite, { transport: s.transport, address: s.address, port: s.port }, s.localTag);
+  const d = Dialog.uas(invite, { transport: s.transport, address: s.address, port: s.port }, s.localTag);
   d.localSeq = s.localSeq + RESTORED_CSEQ_MARGIN;
   return d;
 }

@@ -3,6 +3,9 @@
  * lookup with compact forms, comma-separated lists, name-addr, URI and Via parsing.
  * Header names are stored lower-case in their long form; values are kept verbatim (trimmed).
  */
+import { normalizeHeaderName } from '../../../net/sip-header-name.js';
+
+export { normalizeHeaderName };
 
 export interface SipHeader {
   /** Lower-case long form ("call-id", never "i"). */
@@ -29,28 +32,6 @@ export interface SipResponse extends SipMessageBase {
 
 export type SipMessage = SipRequest | SipResponse;
 
-/** RFC 3261 7.3.3 and later RFCs' compact forms. */
-const COMPACT_FORMS: Readonly<Record<string, string>> = {
-  i: 'call-id',
-  m: 'contact',
-  f: 'from',
-  t: 'to',
-  v: 'via',
-  l: 'content-length',
-  c: 'content-type',
-  k: 'supported',
-  s: 'subject',
-  e: 'content-encoding',
-  o: 'event',
-  r: 'refer-to',
-  b: 'referred-by',
-  x: 'session-expires',
-  u: 'allow-events',
-  y: 'identity',
-  a: 'accept-contact',
-  j: 'reject-contact',
-  d: 'request-disposition',
-};
 
 /** Headers whose comma-separated values are separate entries (RFC 3261 7.3.1). */
 const LIST_HEADERS = new Set([
@@ -81,10 +62,6 @@ const CANONICAL_NAMES: Readonly<Record<string, string>> = {
   'user-to-user': 'User-to-User',
 };
 
-export function normalizeHeaderName(name: string): string {
-  const lower = name.trim().toLowerCase();
-  return COMPACT_FORMS[lower] ?? lower;
-}
 
 export function canonicalHeaderName(name: string): string {
   const lower = normalizeHeaderName(name);

@@ -12,6 +12,7 @@ import { buildResponse, header, randomToken } from './serializer.js';
 import { negotiateSessionTimer, sessionExpiresValue, type SessionTimerPlan } from './session-timer.js';
 import type { ServerTransaction, TransactionLayer } from './transaction.js';
 import type { Flow } from './transport.js';
+import { sendOffer, type DialogUsage, type InDialogRelay, type OfferResult, type RelayAnswer } from './usage.js';
 
 /**
  * One inbound INVITE and the dialog it creates (UAS core, RFC 3261 13.3 and 14, RFC 3515 as the
@@ -29,7 +30,7 @@ export interface SessionContext {
   sessionExpires: number;
   /** Milliseconds per session-timer second (1000; tests shrink it). */
   sessionTimerUnitMs: number;
-  registerDialog(dialog: Dialog, session: ServerSession): void;
+  registerDialog(dialog: Dialog, session: DialogUsage): void;
   unregister(session: ServerSession): void;
 }
 
@@ -65,7 +66,7 @@ interface Pending2xx {
   resolve: (o: AcceptOutcome) => void;
 }
 
-export class ServerSession extends TypedEmitter<SessionEvents> {
+export class ServerSession extends TypedEmitter<SessionEvents> implements DialogUsage {
   readonly invite: SipRequest;
   /** Where responses to the INVITE go. */
   readonly flow: Flow;
@@ -73,6 +74,11 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
   readonly callId: string;
   state: 'offered' | 'accepted' | 'confirmed' | 'terminated' = 'offered';
   media: SessionMedia | undefined;
+  /**
+   * When set (a B2BUA), re-INVITE and UPDATE offers with SDP go here instead of `media`; `media`
+   * still serves offerless re-INVITEs and our own session refreshes.
+   */
+  relay: InDialogRelay | undefined;
   readonly #ctx: SessionContext;
   readonly #tx: ServerTransaction;
   #dialog: Dialog | undefined;
@@ -81,6 +87,8 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
   #sessionTimer: Timer | undefined;
   #refer: ReferTracker | undefined;
   #refreshing = false;
+  /** An offer from the peer is being relayed (a second one gets 491). */
+  #relaying = false;
   readonly #peerAllowsUpdate: boolean;
 
   constructor(invite: SipRequest, flow: Flow, tx: ServerTransaction, ctx: SessionContext) {
@@ -101,6 +109,30 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
     return this.#plan;
   }
 
+  /** The INVITE's source, or another of the trunk's listed signalling addresses, on the same transport. */
+  isPeer(flow: Flow, listed: (address: string) => boolean): boolean {
+    return flow.transport === this.flow.transport && (flow.address === this.flow.address || listed(flow.address));
+  }
+
+  /**
+   * A provisional response (101-199) to the pending INVITE, with our tag and Contact (it makes
+   * an early dialog at the caller) and SDP when given (early media).
+   */
+  progress(status: number, opts: { sdp?: string | undefined; headers?: SipHeader[]; reason?: string } = {}): void {
+    if (this.state !== 'offered' || this.#tx.state !== 'proceeding' || status <= 100 || status >= 200) return;
+    const headers = [header('contact', this.#contact()), ...(opts.headers ?? [])];
+    if (opts.sdp !== undefined) headers.push(header('content-type', 'application/sdp'));
+    this.#tx.respond(
+      buildResponse(this.invite, status, {
+        toTag: this.localTag,
+        copyRecordRoute: true,
+        headers,
+        ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
+        ...(opts.sdp !== undefined ? { body: Buffer.from(opts.sdp, 'utf8') } : {}),
+      }),
+    );
+  }
+
   /** Final non-2xx answer to the INVITE (ends the session). */
   reject(status: number, opts: { reason?: string; headers?: SipHeader[] } = {}): void {
     if (this.state !== 'offered') return;
@@ -117,9 +149,9 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
    * 200 OK with `sdp` (our answer, or our offer when `lateOffer`). Resolves on the ACK, on
    * 'no-ack' after 64*T1 (the session then sends BYE and ends), or 'ended'.
    */
-  accept(sdp: string, opts: { lateOffer: boolean }): Promise<AcceptOutcome> {
+  accept(sdp: string, opts: { lateOffer: boolean; headers?: SipHeader[] }): Promise<AcceptOutcome> {
     if (this.state !== 'offered' || this.#tx.state !== 'proceeding') return Promise.resolve('ended');
-    const dialog = new Dialog(this.invite, this.flow, this.localTag);
+    const dialog = Dialog.uas(this.invite, this.flow, this.localTag);
     this.#dialog = dialog;
     this.#ctx.registerDialog(dialog, this);
     const decision = negotiateSessionTimer(this.invite, this.#ctx.sessionExpires);
@@ -127,7 +159,7 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
     const res = buildResponse(this.invite, 200, {
       toTag: this.localTag,
       copyRecordRoute: true,
-      headers: [...this.#dialogHeaders(), ...this.#timerHeaders(), header('content-type', 'application/sdp')],
+      headers: [...this.#dialogHeaders(), ...this.#timerHeaders(), ...(opts.headers ?? []), header('content-type', 'application/sdp')],
       body: Buffer.from(sdp, 'utf8'),
     });
     this.state = 'accepted';
@@ -145,6 +177,23 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
     this.#terminate(end);
     return new Promise<void>((resolve) => {
       this.#ctx.layer.sendRequest(request, flow, () => resolve());
+    });
+  }
+
+  /**
+   * Sends an in-dialog offer to the peer (a B2BUA relaying the other leg's re-INVITE/UPDATE) and
+   * resolves with its final answer; a 491 comes back at once while another offer is pending.
+   */
+  offer(method: 'INVITE' | 'UPDATE', sdp: string, headers: SipHeader[] = []): Promise<OfferResult> {
+    const dialog = this.#dialog;
+    if (dialog === undefined || this.state !== 'confirmed') return Promise.resolve({ kind: 'ended' });
+    if (this.#refreshing || this.#relaying || this.#pending2xx !== undefined) {
+      return Promise.resolve({ kind: 'response', response: { kind: 'response', status: 491, reason: 'Request Pending', headers: [], body: Buffer.alloc(0) } });
+    }
+    this.#refreshing = true;
+    return sendOffer(this.#ctx.layer, (t) => this.#ctx.localFor(t), dialog, method, sdp, [...this.#dialogHeaders(), ...headers]).then((r) => {
+      this.#refreshing = false;
+      return r;
     });
   }
 
@@ -270,6 +319,29 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
       tx.respond(buildResponse(req, 422, { headers: [header('min-se', String(timer.minSE))] }));
       return;
     }
+    if (this.#relaying) {
+      tx.respond(buildResponse(req, 491));
+      return;
+    }
+    if (this.relay !== undefined && req.body.length > 0) {
+      if (contentType(req) !== 'application/sdp') {
+        tx.respond(buildResponse(req, 415, { headers: [header('accept', 'application/sdp')] }));
+        return;
+      }
+      this.#relayOffer(req, tx, this.relay, (ans) => {
+        dialog.refreshTarget(req);
+        this.#plan = timer.kind === 'use' ? timer.plan : undefined;
+        const res = buildResponse(req, 200, {
+          headers: [...this.#dialogHeaders(), ...this.#timerHeaders(), ...(ans.headers ?? []), header('content-type', 'application/sdp')],
+          body: Buffer.from(ans.sdp ?? '', 'utf8'),
+        });
+        tx.respond(res);
+        this.#armSessionTimer();
+        const seq = parseCSeq(headerValue(req, 'cseq'))?.seq ?? 0;
+        this.#send2xxReliably(res, seq, false, () => undefined, tx.flow);
+      });
+      return;
+    }
     const media = this.media;
     let sdp: string | undefined;
     let lateOffer = false;
@@ -315,6 +387,20 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
         tx.respond(buildResponse(req, 415, { headers: [header('accept', 'application/sdp')] }));
         return;
       }
+      if (this.relay !== undefined) {
+        if (this.#relaying) {
+          tx.respond(buildResponse(req, 491));
+          return;
+        }
+        this.#relayOffer(req, tx, this.relay, (ans) => {
+          dialog.refreshTarget(req);
+          this.#plan = timer.kind === 'use' ? timer.plan : undefined;
+          const headers = [...this.#dialogHeaders(), ...this.#timerHeaders(), ...(ans.headers ?? []), header('content-type', 'application/sdp')];
+          tx.respond(buildResponse(req, 200, { headers, body: Buffer.from(ans.sdp ?? '', 'utf8') }));
+          this.#armSessionTimer();
+        });
+        return;
+      }
       const answer = this.media?.reoffer(req.body.toString('utf8'));
       if (answer === undefined) {
         tx.respond(buildResponse(req, 488));
@@ -328,6 +414,31 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
     if (body !== undefined) headers.push(header('content-type', 'application/sdp'));
     tx.respond(buildResponse(req, 200, { headers, ...(body !== undefined ? { body } : {}) }));
     this.#armSessionTimer();
+  }
+
+  /** Hands an offer to the relay; its 2xx (with SDP) goes to `accepted`, anything else is answered as is. */
+  #relayOffer(req: SipRequest, tx: ServerTransaction, relay: InDialogRelay, accepted: (ans: RelayAnswer) => void): void {
+    this.#relaying = true;
+    relay(req).then(
+      (ans) => {
+        this.#relaying = false;
+        if (this.state === 'terminated') {
+          tx.respond(buildResponse(req, 481));
+          return;
+        }
+        if (ans.status >= 200 && ans.status < 300 && ans.sdp !== undefined) {
+          accepted(ans);
+          return;
+        }
+        const status = ans.status >= 300 ? ans.status : 500;
+        tx.respond(buildResponse(req, status, { ...(ans.reason !== undefined ? { reason: ans.reason } : {}), headers: ans.headers ?? [] }));
+      },
+      (e: unknown) => {
+        this.#relaying = false;
+        this.#ctx.log.warn({ err: describeError(e), callId: this.callId }, 'sip: in-dialog offer relay failed');
+        tx.respond(buildResponse(req, 500));
+      },
+    );
   }
 
   #onInfo(req: SipRequest, tx: ServerTransaction): void {
@@ -426,6 +537,11 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
     const dialog = this.#dialog;
     const plan = this.#plan;
     if (dialog === undefined || plan === undefined || this.state !== 'confirmed') return;
+    if (this.#refreshing || this.#relaying || this.#pending2xx !== undefined) {
+      // An offer exchange is under way (a relayed one, with a B2BUA): refresh a second later.
+      this.#sessionTimer = setTimeout(() => this.#refresh(), this.#ctx.sessionTimerUnitMs);
+      return;
+    }
     this.#refreshing = true;
     const headers = [...this.#dialogHeaders(), header('session-expires', `${plan.interval};refresher=uas`)];
     const useUpdate = this.#peerAllowsUpdate;
@@ -458,7 +574,10 @@ export class ServerSession extends TypedEmitter<SessionEvents> {
       this.#ctx.log.info({ callId: this.callId }, 'sip: session refresh failed, ending the call');
       void this.bye({ protocol: 'SIP', cause: 408, text: 'session refresh failed' }, { by: 'error', reason: 'session-refresh-failed' });
     });
-    if (!useUpdate) tx.on2xxRetransmission = sendAck;
+    if (!useUpdate) {
+      tx.on2xxRetransmission = sendAck;
+      tx.deadline(); // a refresh that only rings is a failed refresh
+    }
   }
 
   /** Contact, Allow, Supported, Accept, Server. */

@@ -148,10 +148,11 @@ export class ServerTransaction extends TimedTransaction {
   }
 }
 
-type ClientTxResult = { kind: 'response'; response: SipResponse } | { kind: 'timeout' };
+/** A final response (with the flow it came on, when known) or Timer B/F. */
+export type ClientTxResult = { kind: 'response'; response: SipResponse; source?: Flow | undefined } | { kind: 'timeout' };
 
 /** Client non-INVITE transaction (Timers E, F, K) or client INVITE (A, B, D; ACK for non-2xx). */
-class ClientTransaction extends TimedTransaction {
+export class ClientTransaction extends TimedTransaction {
   readonly branch: string;
   readonly request: SipRequest;
   readonly flow: Flow;
@@ -159,7 +160,7 @@ class ClientTransaction extends TimedTransaction {
   state: 'calling' | 'trying' | 'proceeding' | 'accepted' | 'completed' | 'terminated';
   #ctx: LayerContext;
   #onFinal: (r: ClientTxResult) => void;
-  #onProvisional: ((r: SipResponse) => void) | undefined;
+  #onProvisional: ((r: SipResponse, source: Flow | undefined) => void) | undefined;
   #retransmit: Timer | undefined;
   #ack: SipRequest | undefined;
   /** For INVITE: 2xx retransmissions go to the TU (it re-sends its ACK). */
@@ -171,7 +172,7 @@ class ClientTransaction extends TimedTransaction {
     flow: Flow,
     ctx: LayerContext,
     onFinal: (r: ClientTxResult) => void,
-    onProvisional?: (r: SipResponse) => void,
+    onProvisional?: (r: SipResponse, source: Flow | undefined) => void,
   ) {
     super();
     this.branch = branch;
@@ -200,15 +201,29 @@ class ClientTransaction extends TimedTransaction {
       this.#retransmit = this.after(interval, again);
     }
     this.after(64 * t1, () => {
-      // Timer B / F.
-      if (this.state === 'calling' || this.state === 'trying' || this.state === 'proceeding') {
+      // Timer B / F. Timer B only fires in Calling (17.1.1.2): once the peer answered with a
+      // provisional, an INVITE may ring as long as it likes, and the TU ends it with CANCEL.
+      if (this.state === 'calling' || this.state === 'trying' || (this.state === 'proceeding' && !this.isInvite)) {
         this.terminate();
         this.#safe(() => this.#onFinal({ kind: 'timeout' }));
       }
     });
   }
 
-  receive(res: SipResponse): void {
+  /**
+   * Ends an INVITE transaction as a timeout 64*T1 from now unless a final response came: after
+   * our CANCEL (9.1), and for in-dialog offers, which must not hang on a provisional.
+   */
+  deadline(): void {
+    if (!this.isInvite) return;
+    this.after(64 * this.#ctx.timers.t1, () => {
+      if (this.state !== 'calling' && this.state !== 'proceeding') return;
+      this.terminate();
+      this.#safe(() => this.#onFinal({ kind: 'timeout' }));
+    });
+  }
+
+  receive(res: SipResponse, source?: Flow): void {
     const reliable = this.flow.transport !== 'udp';
     const { t1, t4 } = this.#ctx.timers;
     if (res.status < 200) {
@@ -216,7 +231,7 @@ class ClientTransaction extends TimedTransaction {
         this.state = 'proceeding';
         if (this.isInvite) this.cancel(this.#retransmit);
         const cb = this.#onProvisional;
-        if (cb !== undefined) this.#safe(() => cb(res));
+        if (cb !== undefined) this.#safe(() => cb(res, source));
       }
       return;
     }
@@ -234,7 +249,7 @@ class ClientTransaction extends TimedTransaction {
         this.#ctx.send(this.#ack, this.flow);
         this.after(reliable ? 0 : 64 * t1, () => this.terminate()); // Timer D
       }
-      this.#safe(() => this.#onFinal({ kind: 'response', response: res }));
+      this.#safe(() => this.#onFinal({ kind: 'response', response: res, source }));
       return;
     }
     if (this.isInvite && this.state === 'accepted' && res.status < 300) {
@@ -345,7 +360,7 @@ export class TransactionLayer {
     req: SipRequest,
     flow: Flow,
     onFinal: (r: ClientTxResult) => void,
-    onProvisional?: (r: SipResponse) => void,
+    onProvisional?: (r: SipResponse, source: Flow | undefined) => void,
   ): ClientTransaction {
     const via = parseVia(rawHeaders(req, 'via')[0] ?? '');
     const branch = via?.branch ?? '';
@@ -357,13 +372,13 @@ export class TransactionLayer {
   }
 
   /** Routes a response to its client transaction; false when none matches. */
-  matchResponse(res: SipResponse): boolean {
+  matchResponse(res: SipResponse, source?: Flow): boolean {
     const via = parseVia((rawHeaders(res, 'via')[0] ?? '').split(',')[0] as string);
     const cseq = parseCSeq(headerValue(res, 'cseq'));
     if (via?.branch === undefined || cseq === undefined) return false;
     const tx = this.#client.get(`${via.branch}|${cseq.method}`);
     if (tx === undefined) return false;
-    tx.receive(res);
+    tx.receive(res, source);
     return true;
   }
 

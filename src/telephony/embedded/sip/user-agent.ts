@@ -9,6 +9,8 @@ import { contentType, headerValue, headerValues, optionTags, parseVia, rawHeader
 import type { ParseLimits, SipParseError } from './parser.js';
 import { buildResponse, header, randomToken, serialize } from './serializer.js';
 import { ServerSession, type SessionContext } from './session.js';
+import { ClientSession, type ClientContext, type ClientInviteOptions } from './client-session.js';
+import type { DialogUsage } from './usage.js';
 import { negotiateSessionTimer } from './session-timer.js';
 import { DEFAULT_TIMERS, TransactionLayer, type TimerConfig } from './transaction.js';
 import { SipTransport, type Flow, type ListenSpec, type StreamLimits, type TlsMaterial } from './transport.js';
@@ -73,9 +75,11 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
   readonly #layer: TransactionLayer;
   readonly #log: Logger;
   readonly #opts: UserAgentOptions;
-  readonly #dialogs = new Map<string, ServerSession>();
+  readonly #dialogs = new Map<string, DialogUsage>();
   readonly #sessions = new Set<ServerSession>();
+  readonly #clients = new Set<ClientSession>();
   readonly #ctx: SessionContext;
+  readonly #clientCtx: ClientContext;
   readonly #refusedLog = new OncePerWindow(60_000);
 
   constructor(opts: UserAgentOptions) {
@@ -97,9 +101,21 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
       capabilityHeaders: () => this.capabilityHeaders(),
       sessionExpires: opts.sessionExpires,
       sessionTimerUnitMs: opts.sessionTimerUnitMs ?? 1000,
-      registerDialog: (d: Dialog, s: ServerSession) => this.#dialogs.set(d.id, s),
+      registerDialog: (d: Dialog, s: DialogUsage) => this.#dialogs.set(d.id, s),
       unregister: (s: ServerSession) => {
         this.#sessions.delete(s);
+        const d = s.dialog;
+        if (d !== undefined && this.#dialogs.get(d.id) === s) this.#dialogs.delete(d.id);
+      },
+    };
+    this.#clientCtx = {
+      layer: this.#layer,
+      log: opts.logger,
+      localFor: (t) => this.localFor(t),
+      capabilityHeaders: () => [...this.capabilityHeaders(), header('user-agent', this.#opts.userAgent)],
+      registerDialog: (d: Dialog, s: DialogUsage) => this.#dialogs.set(d.id, s),
+      unregister: (s: ClientSession) => {
+        this.#clients.delete(s);
         const d = s.dialog;
         if (d !== undefined && this.#dialogs.get(d.id) === s) this.#dialogs.delete(d.id);
       },
@@ -109,7 +125,18 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
   }
 
   get sessionCount(): number {
-    return this.#sessions.size;
+    return this.#sessions.size + this.#clients.size;
+  }
+
+  /**
+   * Sends a new INVITE (UAC): the session settles `outcome` with the answer, a rejection, a
+   * timeout (Timer B) or 'cancelled'; a 2xx makes its dialog.
+   */
+  invite(opts: ClientInviteOptions): ClientSession {
+    const session = new ClientSession(opts, this.#clientCtx);
+    this.#clients.add(session);
+    session.start();
+    return session;
   }
 
   get transactionCount(): number {
@@ -127,14 +154,20 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
       if (s.state === 'offered') s.reject(503, { headers: [header('retry-after', '30')] });
       else byes.push(s.bye({ protocol: 'SIP', cause: 503, text: 'service shutting down' }, { by: 'local', reason: 'shutdown' }));
     }
+    for (const c of [...this.#clients]) {
+      if (c.state === 'confirmed') byes.push(c.bye('SIP;cause=503;text="service shutting down"', { by: 'local', reason: 'shutdown' }));
+      else c.cancel('SIP;cause=503;text="service shutting down"');
+    }
     if (byes.length > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([Promise.all(byes), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
       clearTimeout(timer);
     }
     this.#layer.clear();
+    for (const c of [...this.#clients]) c.abort({ by: 'local', reason: 'shutdown' });
     this.#dialogs.clear();
     this.#sessions.clear();
+    this.#clients.clear();
     await this.transport.stop();
   }
 
@@ -178,9 +211,8 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
    * clear on UDP/TCP) must not let a third party hang up the call, move its media with a
    * re-INVITE/UPDATE/ACK, or read it anything.
    */
-  #fromPeer(session: ServerSession, flow: Flow, req: SipRequest): boolean {
-    const peer = session.flow;
-    if (flow.transport === peer.transport && (flow.address === peer.address || this.#opts.signallingPeer?.(flow.address) === true)) return true;
+  #fromPeer(session: DialogUsage, flow: Flow, req: SipRequest): boolean {
+    if (session.isPeer(flow, (a) => this.#opts.signallingPeer?.(a) === true)) return true;
     const suppressed = this.#refusedLog.take(flow.address);
     if (suppressed !== undefined) {
       this.#log.warn({ callId: session.callId, method: req.method, source: flow.address, transport: flow.transport, suppressedLastMinute: suppressed }, 'sip: in-dialog request from another address refused');
@@ -235,7 +267,7 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
     try {
       if (msg.kind === 'response') {
         this.#log.debug({ status: msg.status, callId: headerValue(msg, 'call-id') }, 'sip: received response');
-        this.#layer.matchResponse(msg);
+        this.#layer.matchResponse(msg, flow);
         return;
       }
       this.#log.debug({ method: msg.method, callId: headerValue(msg, 'call-id') }, 'sip: received request');
