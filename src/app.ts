@@ -69,7 +69,7 @@ interface AppOptions {
   edgeTimers?: { t1: number; t2: number; t4: number };
 }
 
-export type MediaAnchorFactory = (config: Config, logger: Logger) => MediaAnchor;
+export type MediaAnchorFactory = (config: Config, logger: Logger) => MediaAnchor | Promise<MediaAnchor>;
 
 /** How long calls cut short at the drain deadline get to hand back before the node stops anyway. */
 const DRAIN_HANDBACK_MS = 30_000;
@@ -127,7 +127,7 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
     if (config.edge.enabled) {
       // Edge role: the B2BUA toward Genesys instead of the payment IVR; it never emits 'call'.
       if (options.mediaAnchor === undefined) throw new PayIvrError('ERR_CONFIG_INVALID', 'edge.enabled: no media anchor (rtpengine) is available to this process');
-      const anchor = options.mediaAnchor(config, logger.child({ component: 'rtpengine' }));
+      const anchor = await options.mediaAnchor(config, logger.child({ component: 'rtpengine' }));
       closers.push(() => anchor.close());
       const edge = new EdgeBackend(config, logger.child({ backend: 'edge' }), {
         anchor,

@@ -39,7 +39,9 @@ async function serve(configPath: string | undefined): Promise<void> {
       },
     );
   };
-  const app = await startApp(config, logger, { onDrained: () => stop('drained') });
+  // The edge role anchors its media on rtpengine (edge.rtpengine, required when edge.enabled).
+  const mediaAnchor = config.edge.enabled ? (await import('./edge/rtpengine-anchor.js')).openRtpengineAnchor : undefined;
+  const app = await startApp(config, logger, { onDrained: () => stop('drained'), ...(mediaAnchor !== undefined ? { mediaAnchor } : {}) });
   const { drachtio } = config.telephony;
   const sip = config.telephony.backend === 'drachtio' ? `drachtio-server ${drachtio.host}:${drachtio.port}` : config.sip.listen.map((l) => `${l.transport}:${l.host}:${l.port}`).join(', ');
   // The drachtio backend may still be connecting: say so rather than claim readiness.

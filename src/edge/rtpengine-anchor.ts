@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import rtpengine from 'rtpengine-client';
 import { PayIvrError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { Config } from '../config/schema.js';
 import { OncePerWindow } from '../util/once-per-window.js';
 import { TypedEmitter } from '../util/typed-emitter.js';
 import { parseDtmfDatagram } from './rtpengine-dtmf-datagram.js';
@@ -421,4 +422,11 @@ const COMMAND_TEXT: Partial<Record<rtpengine.CommandName, string>> = {
 
 function commandText(name: rtpengine.CommandName): string {
   return COMMAND_TEXT[name] ?? name;
+}
+
+/** The anchor `edge.rtpengine` describes (the app's media anchor factory for the edge role). */
+export function openRtpengineAnchor(config: Config, log: Logger): Promise<RtpengineAnchor> {
+  const r = config.edge.rtpengine;
+  if (r === undefined) throw new PayIvrError('ERR_CONFIG_INVALID', 'edge.rtpengine: required when edge.enabled is true');
+  return RtpengineAnchor.open({ ...r, log });
 }
