@@ -48,7 +48,9 @@ export const E2E_LANE_B = [
 export const E2E_FILES = [...E2E_LANE_A, ...E2E_LANE_B];
 
 /**
- * Three projects that run side by side:
+ * Three projects, which scripts/test-lanes.sh (`npm test`, the README test command) runs side by
+ * side as three vitest processes (one process would queue every one-file-at-a-time project after
+ * the others):
  * - e2e-a and e2e-b: files that bind fixed loopback ports or start real peers (SIPp, baresip,
  *   Redis, Kamailio, chromium, rtpengine); in each lane one file at a time. Each lane binds only
  *   inside its own port bands, all below the ephemeral range (test/support/port-guard.ts), so the
@@ -61,9 +63,6 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
-    // Two serial end-to-end lanes plus unit workers on a 2-core machine: most end-to-end time is
-    // waiting for real-time audio and peers.
-    maxWorkers: 4,
     globalSetup: ['test/setup/build.ts'],
     projects: [
       {
@@ -78,6 +77,9 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
+          // Two workers on a 2-core machine, beside the two end-to-end lanes (mostly waiting on
+          // real-time audio and peers).
+          maxWorkers: 2,
           include: ['test/**/*.test.ts'],
           exclude: E2E_FILES,
           setupFiles: ['test/setup/unit.ts'],

@@ -41,4 +41,4 @@ npm ci --no-audit --no-fund
 npm run typecheck
 npm run lint
 npm run build
-npx vitest run "$@"
+bash scripts/test-lanes.sh "$@"

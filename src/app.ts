@@ -200,13 +200,16 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
 
     // Agent Assist runs on this node's relayed calls (edge role), or on a host the caller gives.
     let assist: AssistService | undefined;
-    const hostForAssist = options.captureHost ?? captureHost?.();
+    // The B2BUA (and its call registry) exists only once the backend has started: look calls up
+    // through it at each request, not once here.
+    const edgeHost = captureHost;
+    const hostForAssist: CaptureHost | undefined = options.captureHost ?? (edgeHost !== undefined ? { find: (id) => edgeHost()?.find(id) } : undefined);
     if (config.edge.assist !== undefined && hostForAssist !== undefined) {
       const service = new AssistService({ config, host: hostForAssist, gatewayFor, journal: journal.journal, store, reports, metrics, logger });
       closers.push(() => service.close());
       assist = service;
     } else if (config.edge.assist !== undefined) {
-      logger.warn('edge.assist is configured but no edge call host runs (edge.enabled is false): the assist API is off');
+      logger.warn('edge.assist is configured but edge.enabled is false: no relayed calls, the assist API is off');
     }
 
     let adminPort = 0;

@@ -124,7 +124,7 @@ async function until(pred: () => boolean): Promise<void> {
  * (test/support/fake-freeswitch.ts). Every wait is on an event, never on the clock.
  */
 
-const PORTS: HarnessPorts = { drachtio: 19122, esl: 19121, sip: 19180, listen: 19185 };
+const PORTS: HarnessPorts = { drachtio: 17122, esl: 17121, sip: 17180, listen: 17185 };
 
 interface Answered {
   leg: CallerLeg;
@@ -801,7 +801,7 @@ describe('drachtio backend contract: PCI', () => {
 });
 
 describe('drachtio backend contract: several FreeSWITCH media servers', () => {
-  const SECOND = { esl: 19131, sip: 19190, listen: 19195 };
+  const SECOND = { esl: 17131, sip: 17190, listen: 17195 };
   let h: Harness | undefined;
   let fs2: FakeFreeswitch | undefined;
   afterEach(async () => {

@@ -159,6 +159,26 @@ describe('app wiring', () => {
     expect(closed).toBe(true);
   });
 
+  it("pay-ivr serve's wiring: with edge.assist, the capture API looks calls up in the B2BUA that start() made", async () => {
+    const anchor = new FakeAnchor(51304, 51309);
+    const key = 'edge-assist-key-0123456789abcdef';
+    const cfg = { ...base(), admin: { host: '127.0.0.1', port: 51303, apiToken: 'edge-admin-token-0123456789' } } as Record<string, unknown>;
+    (cfg.edge as Record<string, unknown>).assist = { apiKeys: [key] };
+    const app = await startApp(configSchema.parse(cfg), silentLogger, { mediaAnchor: () => anchor });
+    try {
+      const r = await fetch('http://127.0.0.1:51303/v1/assist/captures', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ sessionId: 'no-such-session-0123456789', amount: 1000, currency: 'EUR', reference: 'INV-1' }),
+      });
+      // The assist routes are mounted and asked the B2BUA's registry: an unknown session, not a missing route.
+      expect(r.status).toBe(404);
+      expect(JSON.stringify(await r.json())).toMatch(/ERR_ASSIST_UNKNOWN_CALL|no call|session/i);
+    } finally {
+      await app.stop();
+    }
+  });
+
   it('edge.enabled without a media anchor fails at start with a clear error', async () => {
     await expect(startApp(configSchema.parse(base()), silentLogger)).rejects.toMatchObject({ code: 'ERR_CONFIG_INVALID', message: expect.stringMatching(/media anchor/) });
   });

@@ -123,8 +123,11 @@ describe('a fleet of two nodes behind Kamailio', () => {
         expect(out).toMatch(/^draining: \d+ call\(s\) in progress/);
       }
       // While it drains the node says so: readiness 503, OPTIONS 503 (Kamailio takes it out).
-      await sleep(500);
-      const draining = await fetch(`http://127.0.0.1:${n.spec.adminPort}/ready`);
+      let draining = await fetch(`http://127.0.0.1:${n.spec.adminPort}/ready`);
+      for (const deadline = Date.now() + 5_000; draining.status !== 503 && Date.now() < deadline; ) {
+        await sleep(50);
+        draining = await fetch(`http://127.0.0.1:${n.spec.adminPort}/ready`);
+      }
       expect(draining.status).toBe(503);
       expect(((await draining.json()) as { draining: boolean }).draining).toBe(true);
       const code = await n.exited;

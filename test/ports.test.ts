@@ -56,6 +56,8 @@ describe('unit and end-to-end projects use disjoint ports', () => {
           for (const m of line.matchAll(/\b[A-Z_]*PORT[A-Z_]*\s*=\s*(\d[\d_]*)|\b(?:port|sipPort|adminPort|localPort|mediaPort|ctrlPort|rtpMin|rtpMax|rtpPortMin)\s*:\s*(\d[\d_]*)/g)) found.push(Number((m[1] ?? m[2] ?? '').replace(/_/g, '')));
           if (/host/.test(line)) for (const m of line.matchAll(/\bport(?:Min|Max)\s*:\s*(\d[\d_]*)/g)) found.push(Number((m[1] as string).replace(/_/g, '')));
           for (const m of line.matchAll(/\brtp:\s*\[(\d[\d_]*),\s*(\d[\d_]*)\]/g)) found.push(Number((m[1] as string).replace(/_/g, '')), Number((m[2] as string).replace(/_/g, '')));
+          // Port tables (`const PORTS = { drachtio: 17122, ... }`): every number in them.
+          if (/\bconst [A-Z_]*(?:PORTS|SECOND)\b/.test(line)) for (const m of line.matchAll(/(?<![\w.])(\d{4,5})(?![\w.])/g)) found.push(Number(m[1]));
           seen += found.length;
           for (const n of found) if (n >= 1024 && portViolation(lane, n) !== undefined) offenders.push(`${f}:${i + 1}: ${n} (${lane})`);
         });
