@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { parseConfig, loadConfig, SHIPPED_PROMPTS_DIR } from '../src/config/load.js';
 import { selectProfile, dialogueSettings } from '../src/config/profiles.js';
 import { profileSchema } from '../src/config/schema.js';
+import { edgeSchema } from '../src/config/edge-schema.js';
+import { parse as parseYaml } from 'yaml';
 import { cliArgs } from './support/dist.js';
 
 function cli(args: string[], env: Record<string, string> = {}): { code: number; out: string } {
@@ -131,6 +133,57 @@ describe('configuration', () => {
       if (!text.includes(`${key}`)) missing.push(key);
     }
     expect(missing).toEqual([]);
+  });
+
+  it('config/example.yaml documents the whole edge section: every key, and the commented values are valid and are the defaults', () => {
+    const text = readFileSync('config/example.yaml', 'utf8');
+    const lines = text.split('\n');
+    const from = lines.indexOf('edge:');
+    expect(from).toBeGreaterThan(0);
+    const to = lines.findIndex((l, i) => i > from && /^[A-Za-z]/.test(l));
+    // The section with its commented settings turned on: `  # key: value` lines and the
+    // continuation of a commented flow sequence; prose comments stay comments.
+    const section = lines
+      .slice(from, to)
+      .map((l) => (/^ {2}#( +)([A-Za-z]+:|")/.test(l) ? l.replace(/^ {2}# /, '  ') : l))
+      .join('\n');
+    const raw = (parseYaml(section) as { edge: Record<string, unknown> }).edge;
+    const edgeShape = edgeSchema.shape;
+    const rtpengineShape = edgeShape.rtpengine.unwrap().shape;
+    const assistShape = edgeShape.assist.unwrap().shape;
+    const rtpengineRaw = raw.rtpengine as Record<string, unknown>;
+    const assistRaw = raw.assist as Record<string, unknown>;
+    expect(Object.keys(raw).sort()).toEqual(Object.keys(edgeShape).sort());
+    expect(Object.keys(rtpengineRaw).sort()).toEqual(Object.keys(rtpengineShape).sort());
+    expect(Object.keys(assistRaw).sort()).toEqual(Object.keys(assistShape).sort());
+    // Turned on, it is a valid edge node.
+    const on = parseConfig({ edge: { ...raw, enabled: true } });
+    expect(on.edge.assist?.dtmfSecurity).toBe('tone');
+    // Every value shown for a setting that has a default is that default.
+    const minimal = parseConfig({
+      edge: {
+        enabled: true,
+        genesys: { host: 'g.example' },
+        rtpengine: { host: '127.0.0.1', dtmfLogAddress: '127.0.0.1', dtmfLogPort: 1 },
+        assist: { apiKeys: ['x'.repeat(24)] },
+      },
+    }).edge;
+    const sections: [Record<string, unknown>, Record<string, unknown>][] = [
+      [raw, minimal as unknown as Record<string, unknown>],
+      [rtpengineRaw, minimal.rtpengine as unknown as Record<string, unknown>],
+      [assistRaw, minimal.assist as unknown as Record<string, unknown>],
+    ];
+    const differs: string[] = [];
+    for (const [shown, defaults] of sections) {
+      for (const [k, v] of Object.entries(shown)) {
+        const d = defaults[k];
+        if (d === undefined || (typeof v === 'object' && !Array.isArray(v))) continue;
+        if (k === 'enabled' || k === 'apiKeys' || k === 'dtmfLogPort') continue;
+        if (JSON.stringify(v) !== JSON.stringify(d)) differs.push(`${k}: shown ${JSON.stringify(v)}, default ${JSON.stringify(d)}`);
+      }
+    }
+    expect(differs).toEqual([]);
+    expect(raw.enabled).toBe(false);
   });
 
   it("the README's example call and the example config agree (the UUI currency is the default profile's)", () => {

@@ -7,6 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
 import { MRF_PROFILE } from '../src/telephony/drachtio/freeswitch-link.js';
+import { interpolate, mountSource as mountSourceIn, parseEnvFile, resolvedEnv, type ComposeService } from './support/compose.js';
 
 /**
  * The docker/ deployment checked without a Docker engine: the compose file is parsed, pay-ivr's
@@ -19,58 +20,15 @@ import { MRF_PROFILE } from '../src/telephony/drachtio/freeswitch-link.js';
 const DOCKER = resolve(__dirname, '..', 'docker');
 const read = (p: string): string => readFileSync(join(DOCKER, p), 'utf8');
 
-interface Service {
-  image?: string;
-  build?: { context: string; dockerfile: string };
-  network_mode?: string;
-  entrypoint?: string[];
-  command?: string[];
-  environment?: Record<string, string>;
-  volumes?: string[];
-  ports?: unknown;
-  read_only?: boolean;
-  ulimits?: Record<string, unknown>;
-}
+type Service = ComposeService;
 
 const compose = parseYaml(read('docker-compose.yml')) as { services: Record<string, Service>; volumes?: Record<string, unknown> };
 
-function parseEnvFile(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const m = /^\s*([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line);
-    if (m?.[1] !== undefined) out[m[1]] = (m[2] ?? '').trim();
-  }
-  return out;
-}
-
 const dotenv = parseEnvFile(read('.env.example'));
-
-/** Compose variable interpolation: ${X}, ${X:-default}, ${X-default}, ${X:?error}, ${X?error}, $$. */
-function interpolate(value: string, env: Record<string, string>): string {
-  return value.replace(/\$\$|\$\{([A-Z_][A-Z0-9_]*)(?:(:?)([-?])([^}]*))?\}/g, (all, name: string | undefined, colon: string, op: string, arg: string) => {
-    if (all === '$$') return '$';
-    const v = env[name as string];
-    const unset = v === undefined || (colon === ':' && v === '');
-    if (op === '-') return unset ? arg : (v as string);
-    if (op === '?') {
-      if (unset) throw new Error(`compose would refuse to start: ${name} ${arg}`);
-      return v as string;
-    }
-    return v ?? '';
-  });
-}
-
-function resolvedEnv(service: Service, env: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(service.environment ?? {}).map(([k, v]) => [k, interpolate(String(v), env)]));
-}
 
 /** host path (relative to docker/) of the volume mounted at `target`. */
 function mountSource(service: Service, target: string): string | undefined {
-  for (const v of service.volumes ?? []) {
-    const [src, dst] = interpolate(v, dotenv).split(':');
-    if (dst === target && src !== undefined) return src;
-  }
-  return undefined;
+  return mountSourceIn(service, target, dotenv);
 }
 
 function stripComments(xml: string): string {
