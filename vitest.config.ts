@@ -2,9 +2,11 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * Lane A of the end-to-end files: the app-level calls that share the 25xxx SIP and 35xxx RTP
- * ports (Genesys round trip, audio, reports page, memory scan, drain, workers).
+ * ports (Genesys round trip, audio, reports page, memory scan, drain, workers), and the journal's
+ * crash suite (it balances the lanes' run times).
  */
 export const E2E_LANE_A = [
+  'test/journal-crash.test.ts',
   'test/drain.test.ts',
   'test/e2e-audio.test.ts',
   'test/e2e-baresip.test.ts',
@@ -32,7 +34,6 @@ export const E2E_LANE_B = [
   'test/embedded-backend.test.ts',
   'test/fleet-shared-state.test.ts',
   'test/fleet.test.ts',
-  'test/journal-crash.test.ts',
   'test/journal-reconcile.test.ts',
   'test/media-pacer.test.ts',
   'test/media-sdp.test.ts',

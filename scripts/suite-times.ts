@@ -1,8 +1,9 @@
 /**
  * Per-file wall times of two vitest runs side by side, as a Markdown table (docs/test-suite.md).
- * Each input is vitest's JSON report: `npx vitest run --reporter=json --outputFile=run.json`.
+ * Each side is one or more of vitest's JSON reports, comma-separated (`npm test` writes one per
+ * project to test-output/lanes/: unit.json, e2e-a.json, e2e-b.json, run side by side):
  *
- *   tsx scripts/suite-times.ts before.json after.json
+ *   tsx scripts/suite-times.ts before.json test-output/lanes/unit.json,test-output/lanes/e2e-a.json,test-output/lanes/e2e-b.json
  */
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
@@ -13,17 +14,23 @@ interface Report {
   testResults: { name: string; startTime: number; endTime: number; assertionResults: unknown[] }[];
 }
 
-function load(file: string): { files: Map<string, { s: number; tests: number }>; tests: number; wall: number } {
-  const r = JSON.parse(readFileSync(file, 'utf8')) as Report;
+function load(list: string): { files: Map<string, { s: number; tests: number }>; tests: number; wall: number } {
   const files = new Map<string, { s: number; tests: number }>();
-  let end = r.startTime;
-  for (const t of r.testResults) {
-    // Reports name files by absolute path: keep the part from test/ on, whatever the checkout.
-    const name = t.name.slice(t.name.lastIndexOf('/test/') + 1) || relative(process.cwd(), t.name);
-    files.set(name, { s: (t.endTime - t.startTime) / 1000, tests: t.assertionResults.length });
-    end = Math.max(end, t.endTime);
+  let start = Infinity;
+  let end = 0;
+  let tests = 0;
+  for (const file of list.split(',')) {
+    const r = JSON.parse(readFileSync(file, 'utf8')) as Report;
+    start = Math.min(start, r.startTime);
+    tests += r.numTotalTests;
+    for (const t of r.testResults) {
+      // Reports name files by absolute path: keep the part from test/ on, whatever the checkout.
+      const name = t.name.slice(t.name.lastIndexOf('/test/') + 1) || relative(process.cwd(), t.name);
+      files.set(name, { s: (t.endTime - t.startTime) / 1000, tests: t.assertionResults.length });
+      end = Math.max(end, t.endTime);
+    }
   }
-  return { files, tests: r.numTotalTests, wall: (end - r.startTime) / 1000 };
+  return { files, tests, wall: (end - start) / 1000 };
 }
 
 const [beforeFile, afterFile] = process.argv.slice(2);

@@ -22,10 +22,10 @@ import { cardDigitHits, filesUnder, redisTexts } from './support/run-texts.js';
  */
 
 // Ports no other test file uses.
-const SIP_PORT = 27070;
-const ADMIN_PORT = 18411;
-const PSP_PORT = 18412;
-const REDIS_PORT = 16397;
+const SIP_PORT = 24070;
+const ADMIN_PORT = 19411;
+const PSP_PORT = 19412;
+const REDIS_PORT = 19397;
 const PREFIX = 'jc:';
 const N = 4;
 const TOKEN = 'journal-crash-token-0123456789';
@@ -76,7 +76,7 @@ function serverConfig(storeType: 'redis' | 'memory'): string {
   runs += 1;
   const cfg = {
     sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: SIP_PORT }] },
-    rtp: { host: '127.0.0.1', portMin: 38500, portMax: 38999, noRtpTimeoutMs: 120_000 },
+    rtp: { host: '127.0.0.1', portMin: 34500, portMax: 34999, noRtpTimeoutMs: 120_000 },
     store: { type: storeType, redisUrl: `redis://127.0.0.1:${REDIS_PORT}`, keyPrefix: PREFIX },
     admin: { host: '127.0.0.1', port: ADMIN_PORT, apiToken: TOKEN },
     log: { level: 'debug', file: join(dir, `server-${runs}.log`) },
@@ -143,8 +143,8 @@ function placeCalls(point: string, cards: string[]): { refs: string[]; done: Pro
         uui: `acct=C-${i}|amt=12.34|cur=USD|ref=${refs[i]}`,
         conversationId: `cnv-${point}-${i}`,
         steps: payment(pan),
-        localPort: 27100 + port,
-        mediaPort: 38000 + port,
+        localPort: 24100 + port,
+        mediaPort: 37600 + port,
         timeoutS: 150,
       });
     }),
