@@ -1,4 +1,5 @@
 import type { Transport } from '../types.js';
+import { normalizeHeaderName } from '../../net/sip-header-name.js';
 
 /**
  * Small text helpers for what drachtio hands us as strings: the raw INVITE (headers in wire
@@ -6,29 +7,8 @@ import type { Transport } from '../types.js';
  * message/sipfrag are shared with the embedded backend: `../sip-reason.ts`, `../refer-tracker.ts`.
  */
 
-/** RFC 3261 compact header forms (plus the RFC 3515/4028/3265 ones a peer may use). */
-const COMPACT: Readonly<Record<string, string>> = {
-  i: 'call-id',
-  m: 'contact',
-  e: 'content-encoding',
-  l: 'content-length',
-  c: 'content-type',
-  f: 'from',
-  s: 'subject',
-  k: 'supported',
-  t: 'to',
-  v: 'via',
-  o: 'event',
-  r: 'refer-to',
-  b: 'referred-by',
-  u: 'allow-events',
-  x: 'session-expires',
-};
-
-export function canonicalHeaderName(name: string): string {
-  const lower = name.trim().toLowerCase();
-  return COMPACT[lower] ?? lower;
-}
+/** A header name as one spelling (lower case, compact forms expanded): the stack's own rule. */
+export { normalizeHeaderName as canonicalHeaderName };
 
 /**
  * The header section of a raw SIP message as (lower-case name, value) pairs in wire order;
@@ -47,7 +27,7 @@ export function parseRawHeaders(raw: string): [string, string][] {
     }
     const colon = line.indexOf(':');
     if (colon <= 0) continue;
-    out.push([canonicalHeaderName(line.slice(0, colon)), line.slice(colon + 1).trim()]);
+    out.push([normalizeHeaderName(line.slice(0, colon)), line.slice(colon + 1).trim()]);
   }
   return out;
 }

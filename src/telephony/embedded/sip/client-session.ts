@@ -8,7 +8,7 @@ import { buildResponse, header, newBranch, randomToken } from './serializer.js';
 import type { SessionEnd } from './session.js';
 import type { ClientTransaction, ClientTxResult, ServerTransaction, TransactionLayer } from './transaction.js';
 import type { Flow } from './transport.js';
-import { sendOffer, type DialogUsage, type InDialogRelay, type OfferResult } from './usage.js';
+import { admitInDialog, sendOffer, type DialogUsage, type InDialogRelay, type OfferResult } from './usage.js';
 
 /**
  * One INVITE we send and the dialog its 2xx creates (UAC core, RFC 3261 13.2, 15, 9.1): the
@@ -215,17 +215,8 @@ export class ClientSession extends TypedEmitter<ClientSessionEvents> implements 
   }
 
   handleRequest(req: SipRequest, tx: ServerTransaction): void {
-    const dialog = this.#dialog;
-    if (dialog === undefined || this.state === 'terminated') {
-      tx.respond(buildResponse(req, 481));
-      return;
-    }
-    const seq = parseCSeq(headerValue(req, 'cseq'))?.seq ?? 0;
-    if (seq < dialog.remoteSeq) {
-      tx.respond(buildResponse(req, 500, { reason: 'CSeq Out of Order' }));
-      return;
-    }
-    dialog.remoteSeq = seq;
+    const dialog = admitInDialog(this.#dialog, this.state === 'terminated', req, tx);
+    if (dialog === undefined) return;
     switch (req.method) {
       case 'BYE':
         tx.respond(buildResponse(req, 200));

@@ -12,7 +12,7 @@ import { buildResponse, header, randomToken } from './serializer.js';
 import { negotiateSessionTimer, sessionExpiresValue, type SessionTimerPlan } from './session-timer.js';
 import type { ServerTransaction, TransactionLayer } from './transaction.js';
 import type { Flow } from './transport.js';
-import { sendOffer, type DialogUsage, type InDialogRelay, type OfferResult, type RelayAnswer } from './usage.js';
+import { admitInDialog, sendOffer, type DialogUsage, type InDialogRelay, type OfferResult, type RelayAnswer } from './usage.js';
 
 /**
  * One inbound INVITE and the dialog it creates (UAS core, RFC 3261 13.3 and 14, RFC 3515 as the
@@ -262,17 +262,8 @@ export class ServerSession extends TypedEmitter<SessionEvents> implements Dialog
 
   /** In-dialog request other than ACK/CANCEL, with its server transaction. */
   handleRequest(req: SipRequest, tx: ServerTransaction): void {
-    const dialog = this.#dialog;
-    if (dialog === undefined || this.state === 'terminated') {
-      tx.respond(buildResponse(req, 481));
-      return;
-    }
-    const seq = parseCSeq(headerValue(req, 'cseq'))?.seq ?? 0;
-    if (seq < dialog.remoteSeq) {
-      tx.respond(buildResponse(req, 500, { reason: 'CSeq Out of Order' }));
-      return;
-    }
-    dialog.remoteSeq = seq;
+    const dialog = admitInDialog(this.#dialog, this.state === 'terminated', req, tx);
+    if (dialog === undefined) return;
     switch (req.method) {
       case 'BYE':
         tx.respond(buildResponse(req, 200));

@@ -1,7 +1,7 @@
 import type { Transport } from '../../types.js';
 import type { Dialog, LocalEndpoint } from './dialog.js';
-import type { SipHeader, SipRequest, SipResponse } from './message.js';
-import { header } from './serializer.js';
+import { headerValue, parseCSeq, type SipHeader, type SipRequest, type SipResponse } from './message.js';
+import { buildResponse, header } from './serializer.js';
 import type { ServerTransaction, TransactionLayer } from './transaction.js';
 import type { Flow } from './transport.js';
 
@@ -79,4 +79,23 @@ export function sendOffer(
       tx.deadline();
     }
   });
+}
+
+/**
+ * The checks every in-dialog request passes before its method is looked at (RFC 3261 12.2.2): no
+ * dialog any more → 481; a CSeq below the last one seen → 500; else the remote sequence moves on.
+ * Returns the dialog when the request may go on (the response is sent otherwise).
+ */
+export function admitInDialog(dialog: Dialog | undefined, ended: boolean, req: SipRequest, tx: ServerTransaction): Dialog | undefined {
+  if (dialog === undefined || ended) {
+    tx.respond(buildResponse(req, 481));
+    return undefined;
+  }
+  const seq = parseCSeq(headerValue(req, 'cseq'))?.seq ?? 0;
+  if (seq < dialog.remoteSeq) {
+    tx.respond(buildResponse(req, 500, { reason: 'CSeq Out of Order' }));
+    return undefined;
+  }
+  dialog.remoteSeq = seq;
+  return dialog;
 }
