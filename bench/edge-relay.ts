@@ -42,6 +42,7 @@ import { f1, f2 } from './support/format.js';
 import { machineCpu, machineCpuDelta, processCpuUs } from './support/proc.js';
 import type { CallerReport } from './support/rtp-caller.js';
 import type { SinkReport } from './support/rtp-sink.js';
+import { priorityOption, raiseProcess } from './support/priority.js';
 import { RpcClient, type RpcPush } from './support/rpc.js';
 import { SippProcess, type SippLoadResult } from './support/sipp-runner.js';
 import { BenchChildren, runBench } from './support/children.js';
@@ -73,12 +74,14 @@ const { values } = parseArgs({
     hold: { type: 'string', default: '30' },
     rate: { type: 'string', default: '50' },
     'rtpengine-threads': { type: 'string', default: String(Math.max(2, cpus().length)) },
+    priority: { type: 'string', default: 'high' },
     help: { type: 'boolean', default: false },
   },
   strict: true,
 });
 if (values.help === true) {
-  console.log('usage: npm run bench -- edge-relay [--steps 50,100,250,400 | --calls N] [--hold S=30] [--rate CPS=50] [--rtpengine-threads T]');
+  console.log('usage: npm run bench -- edge-relay [--steps 50,100,250,400 | --calls N] [--hold S=30] [--rate CPS=50] [--rtpengine-threads T] [--priority normal|high|realtime]');
+  console.log('  --priority: every thread of everything the bench starts (rtpengine, pay-ivr, both SIPps, the RTP peers); default high (nice -10), so that others\' load on a shared machine does not read as the edge\'s');
   console.log('  each step: N calls set up at --rate calls/s through pay-ivr (edge role) and rtpengine, held --hold s with RTP both ways, then hung up');
   console.log('  runs dist/ (npm run build first); run it in a network namespace of its own (fixed ports 5060-5082, 22222, 30000, 31000, 40000-53999)');
   process.exit(0);
@@ -87,6 +90,7 @@ const steps = (values.calls ?? values.steps).split(',').map((s) => Number(s.trim
 const holdS = Number(values.hold);
 const rate = Number(values.rate);
 const rtpThreads = Number(values['rtpengine-threads']);
+const priority = priorityOption('--priority', values.priority);
 if (steps.length === 0 || !steps.every((n) => Number.isInteger(n) && n >= 1 && n <= 4000)) throw new Error('--steps / --calls: calls 1..4000, comma-separated');
 if (!(Number.isInteger(holdS) && holdS >= 10 && holdS <= 3600)) throw new Error('--hold must be 10..3600 s');
 if (!(rate > 0 && rate <= 500)) throw new Error('--rate must be 1..500 calls/s');
@@ -149,7 +153,10 @@ async function startPayIvr(dir: string, configFile: string): Promise<ChildProces
   const t0 = performance.now();
   while (performance.now() - t0 < 20_000) {
     if (child.exitCode !== null) throw new Error(`pay-ivr exited (${child.exitCode}): ${readFileSync(join(dir, 'pay-ivr.out'), 'utf8').slice(-800)}`);
-    if (existsSync(log) && readFileSync(log, 'utf8').includes('"pay-ivr started"')) return child;
+    if (existsSync(log) && readFileSync(log, 'utf8').includes('"pay-ivr started"')) {
+      raiseProcess(child.pid, 'pay-ivr', priority);
+      return child;
+    }
     await sleep(100);
   }
   throw new Error('pay-ivr did not start in 20 s');
@@ -174,6 +181,7 @@ async function forkPeer(file: string, args: string[], name: string): Promise<{ c
   const exited = new Promise<never>((_, reject) => child.on('exit', (c, sig) => reject(new Error(`${name} exited (${c ?? sig})`))));
   exited.catch(() => undefined);
   await Promise.race([ready, exited, sleep(30_000).then(() => Promise.reject(new Error(`${name} did not start in 30 s`)))]);
+  raiseProcess(child.pid, name, priority);
   return { child, rpc };
 }
 
@@ -251,6 +259,7 @@ async function runStep(n: number, dir: string, scenarios: { carrier: string; gen
   const caller = await forkPeer('rtp-caller.ts', [HOST, String(CALLER_PORT), '1', join(ROOT, PCAP), 'driven'], 'rtp caller');
   const genesys = startGenesys(scenarios.genesys, join(stepDir, 'genesys'), n);
   await sleep(500);
+  raiseProcess(genesys.child.pid, 'SIPp (Genesys)', priority);
   const rtpPid = rtp.process?.pid;
   const ramp0 = { t: performance.now(), pay: processCpuUs(payIvr.pid as number), rtp: rtpPid !== undefined ? processCpuUs(rtpPid) : undefined };
   const sipp = new SippProcess({
@@ -266,6 +275,8 @@ async function runStep(n: number, dir: string, scenarios: { carrier: string; gen
     globalTimeoutS: Math.ceil(n / rate + holdS + 60),
   });
   children.sipp = sipp;
+  // SIPp's threads exist once it has read its scenario: raise them a moment after the start.
+  setTimeout(() => raiseProcess(sipp.pid, 'SIPp (carrier)', priority), 100);
   let firstUp = 0;
   const up = await discoverCalls(ng, caller.rpc, n, performance.now() + (n / rate + 30) * 1000, () => (firstUp = performance.now()));
   const rampMs = performance.now() - ramp0.t;
@@ -319,7 +330,7 @@ function holds(r: StepResult): boolean {
 
 function print(results: StepResult[], dir: string): void {
   console.log('');
-  console.log(`edge-relay: pay-ivr (edge role, dist/) + rtpengine (userspace, --table=-1, ${rtpThreads} threads), ${rate} calls/s, hold ${holdS} s, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${new Date().toISOString()}`);
+  console.log(`edge-relay: pay-ivr (edge role, dist/) + rtpengine (userspace, --table=-1, ${rtpThreads} threads), everything at ${priority} priority, ${rate} calls/s, hold ${holdS} s, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${new Date().toISOString()}`);
   console.log('| calls | up / completed (failed) | set-up INVITE→200 p50 / p99 / max (ms) | relayed packets / lost (→Genesys; ←carrier) | interarrival p99: sent → received = added (ms) | RFC 3550 jitter p99: sent → received = added (ms) | max gap received (ms) | CPU ramp: pay-ivr / rtpengine | CPU window: pay-ivr / rtpengine / machine (of 200 %) |');
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
@@ -363,6 +374,7 @@ async function main(): Promise<void> {
   let payIvr: ChildProcess | undefined;
   try {
     if (rtp.process !== undefined) children.add(rtp.process);
+    raiseProcess(rtp.process?.pid, 'rtpengine', priority);
     payIvr = await startPayIvr(dir, writeConfig(dir, Math.max(...steps)));
     const results: StepResult[] = [];
     for (const n of steps) {
@@ -378,6 +390,9 @@ async function main(): Promise<void> {
     ng.close();
     await stopChild(payIvr, 'SIGINT', 5000);
     await rtp.stop();
+    // Its log goes with the run's files; its own temp dir goes.
+    writeFileSync(join(dir, 'rtpengine.log'), rtp.log());
+    await rtp.dispose();
   }
 }
 
