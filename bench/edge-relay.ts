@@ -24,6 +24,10 @@
  * call, during the ramp only, never in the measurement window), and tells the caller where to
  * send. Those queries cost rtpengine a little CPU in the ramp figure.
  *
+ * Scheduling: every thread of everything the bench starts runs at --priority (default high, nice
+ * -10; realtime: SCHED_FIFO 10). On a machine shared with other work, the far ends (the caller,
+ * the sink, both SIPps) would otherwise be starved too, and their lateness read as the edge's.
+ *
  * Figures per step: INVITE-to-200 at the carrier (SIPp, 1 ms resolution), packets lost on the
  * relayed path (sequence gaps at the sink; the return path at the caller), the jitter the relay
  * adds (the sink's interarrival p99 minus the caller's send-to-send p99, and the same for the
