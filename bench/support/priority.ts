@@ -5,6 +5,7 @@
  * it measures, or its own lateness reads as the server's gaps.
  */
 import type { ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { MEDIA_THREAD_PRIORITIES, type MediaThreadPriority } from '../../src/config/media-options.js';
 import { raiseThread } from '../../src/telephony/embedded/media-workers/thread-priority.js';
 
@@ -22,4 +23,21 @@ export function raiseChild(child: ChildProcess, what: string, want: MediaThreadP
   if (child.pid === undefined) return;
   const r = raiseThread(child.pid, want);
   if (r.refused.length > 0) console.error(`${what} runs at ${r.applied} priority: ${r.refused.join('; ')}`);
+}
+
+/**
+ * Raises every thread a process has now (/proc/<pid>/task): for multi-threaded peers (rtpengine's
+ * workers, SIPp, a node process's helper threads). Threads it starts later keep its priority.
+ */
+export function raiseProcess(pid: number | undefined, what: string, want: MediaThreadPriority): void {
+  if (pid === undefined || want === 'normal') return;
+  let tids: number[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`).map(Number).filter((t) => Number.isInteger(t) && t > 0);
+  } catch {
+    return;
+  }
+  const refused = new Set<string>();
+  for (const tid of tids) for (const r of raiseThread(tid, want).refused) refused.add(r);
+  if (refused.size > 0) console.error(`${what} runs below ${want} priority: ${[...refused].join('; ')}`);
 }

@@ -20,7 +20,15 @@
  *   the arrival time of every packet per stream: gaps, gaps > 30 / > 40 ms, streams with a gap
  *   > 30 ms, sequence loss; and this process's CPU, event-loop delay and send lateness.
  *
- *   argv: <host> <firstPort> <portCount> <pcapFile>
+ * - Driven mode (5th argument `driven`, bench/edge-relay.ts): a stream starts only when the
+ *   parent asks (`call`: the address:port to send to, found out of band), as PCMU silence every
+ *   20 ms with its own SSRC from the first packet (no pcap), and runs until `hangup-all`: a relay
+ *   only sends back what the far side sends. Packets from an address:port no stream sends to
+ *   are counted and ignored. The send side is timed too: each stream's send-to-send gap and the
+ *   RFC 3550 interarrival jitter of its sends (taking the send times as arrivals), so that what
+ *   a relay adds is the far end's figure minus this one.
+ *
+ *   argv: <host> <firstPort> <portCount> <pcapFile> [answer|driven]
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
@@ -57,6 +65,12 @@ export interface CallerReport {
   pcapPackets: number;
   pcapMs: number;
   recvBufferBytes: number;
+  /** Send-to-send gap of each stream's 20 ms silence packets, in the window. */
+  sendGapsMs: HistogramSummary;
+  /** RFC 3550 jitter of those sends (each packet's running estimate), in the window. */
+  sendJitterMs: HistogramSummary;
+  /** Driven mode: packets from an address:port no stream sends to. */
+  strays: number;
 }
 
 /** One call's media: the replay towards the server and the timing of what the server sends. */
@@ -78,6 +92,9 @@ interface CallerStream {
   /** The window this stream was last counted in. */
   window: number;
   over30: boolean;
+  /** Send side of the tail: last send time and the RFC 3550 jitter estimate of the sends. */
+  lastSentAt: number;
+  sendJitter: number;
 }
 
 /** What the callers receive inside the measurement window: every stream's arrival-to-arrival gaps. */
@@ -152,8 +169,9 @@ function silenceAfter(lastAudio: Buffer): Buffer {
 }
 
 function main(): void {
-  const [host = '127.0.0.1', firstPortArg = '39900', countArg = '8', pcapFile] = process.argv.slice(2);
-  if (pcapFile === undefined) throw new Error('usage: rtp-caller.ts <host> <firstPort> <portCount> <pcapFile>');
+  const [host = '127.0.0.1', firstPortArg = '39900', countArg = '8', pcapFile, mode = 'answer'] = process.argv.slice(2);
+  if (pcapFile === undefined || (mode !== 'answer' && mode !== 'driven')) throw new Error('usage: rtp-caller.ts <host> <firstPort> <portCount> <pcapFile> [answer|driven]');
+  const driven = mode === 'driven';
   const firstPort = Number(firstPortArg);
   const count = Number(countArg);
   const pcap = readPcapRtp(pcapFile);
@@ -169,6 +187,9 @@ function main(): void {
 
   const rx = new ReceiveTiming();
   const lateness = new Histogram();
+  const sendGaps = new Histogram();
+  const sendJitter = new Histogram();
+  let strays = 0;
   const proc = new ProcessWindow();
   let sentInWindow = 0;
   const total = { started: 0, replayed: 0, sent: 0, sendErrors: 0 };
@@ -201,9 +222,18 @@ function main(): void {
         tail.writeUInt32BE((tail.readUInt32BE(4) + 160) >>> 0, 4);
         s.socket.send(tail, s.port, s.address);
         total.sent++;
+        if (rx.recording) sentInWindow++;
+        if (rx.recording && s.lastSentAt > 0) {
+          // RFC 3550 6.4.1 with the send time as the arrival: D = gap - 20 ms of timestamp.
+          const gap = now - s.lastSentAt;
+          s.sendJitter += (Math.abs(gap - FRAME_MS) - s.sendJitter) / 16;
+          sendGaps.add(gap);
+          sendJitter.add(s.sendJitter);
+        }
+        s.lastSentAt = now;
         s.tailAt += FRAME_MS;
       }
-      if (now - s.lastArrival > CALL_OVER_MS) {
+      if (!driven && now - s.lastArrival > CALL_OVER_MS) {
         s.sending = false;
         sending[i] = sending[sending.length - 1] as CallerStream;
         sending.pop();
@@ -225,7 +255,7 @@ function main(): void {
     }
     let s = byPort.get(port);
     if (s === undefined) {
-      s = { socket: sockets[i] as Socket, address, port, ssrc, startedAt: now, next: 0, tail: undefined, tailAt: 0, sending: false, lastArrival: now, lastSeq: 0, window: 0, over30: false };
+      s = { socket: sockets[i] as Socket, address, port, ssrc, startedAt: now, next: 0, tail: undefined, tailAt: 0, sending: false, lastArrival: now, lastSeq: 0, window: 0, over30: false, lastSentAt: 0, sendJitter: 0 };
       byPort.set(port, s);
     }
     s.ssrc = ssrc;
@@ -249,6 +279,16 @@ function main(): void {
     const seq = msg.readUInt16BE(2);
     const ssrc = msg.readUInt32BE(8);
     const known = bySocket[i]?.get(address)?.get(port);
+    if (driven) {
+      // The far side's stream back through the relay: its SSRC is whatever it sends.
+      if (known === undefined || !known.sending) strays++;
+      else if (known.ssrc === ssrc) rx.arrival(known, seq, now, false);
+      else {
+        known.ssrc = ssrc;
+        rx.arrival(known, seq, now, true);
+      }
+      return;
+    }
     if (known !== undefined && known.ssrc === ssrc) rx.arrival(known, seq, now, false);
     else rx.arrival(newCall(i, address, port, ssrc, now), seq, now, true);
   };
@@ -272,9 +312,40 @@ function main(): void {
     sockets.push(sock);
   }
 
+  /** Driven mode: a stream of 20 ms PCMU silence to address:port from socket i, with its own SSRC. */
+  let nextSsrc = 0x10000001;
+  const call = (i: number, address: string, port: number): void => {
+    const now = performance.now();
+    const s = newCall(i, address, port, 0, now);
+    const tail = silenceAfter(lastAudio);
+    tail.writeUInt32BE(nextSsrc++ >>> 0, 8);
+    s.next = last;
+    s.tail = tail;
+    s.tailAt = now;
+    s.lastSentAt = 0;
+    s.sendJitter = 0;
+  };
+
   serveRpc({
+    call: (req) => {
+      if (!driven) throw new Error('call: only in driven mode');
+      const i = Number(req['socket'] ?? 0);
+      const address = String(req['address']);
+      const port = Number(req['port']);
+      if (!(i >= 0 && i < count) || !Number.isInteger(port) || port < 1 || port > 65535) throw new Error('call: bad socket or port');
+      call(i, address, port);
+      return { ok: true };
+    },
+    'hangup-all': () => {
+      for (const s of sending) s.sending = false;
+      sending.length = 0;
+      for (const byAddress of bySocket) byAddress.clear();
+      return { ok: true };
+    },
     start: () => {
       lateness.reset();
+      sendGaps.reset();
+      sendJitter.reset();
       sentInWindow = 0;
       proc.open();
       rx.begin(performance.now());
@@ -309,6 +380,9 @@ function main(): void {
         pcapPackets: last,
         pcapMs: pcap.durationMs,
         recvBufferBytes: sockets[0]?.getRecvBufferSize() ?? 0,
+        sendGapsMs: sendGaps.summary(),
+        sendJitterMs: sendJitter.summary(),
+        strays,
       };
     },
     close: () => {

@@ -42,6 +42,11 @@ export interface SinkReport {
   sinkCpuPercentOfOneCore: number;
   /** Packets received over the whole life of the sink (outside windows too). */
   totalPackets: number;
+  /**
+   * RFC 3550 interarrival jitter (8 kHz RTP clock: PCMU/PCMA), each in-order packet's running
+   * estimate of its stream, in the window.
+   */
+  jitterMs: HistogramSummary;
 }
 
 interface StreamState {
@@ -51,6 +56,9 @@ interface StreamState {
   gen: number;
   lateGap: boolean;
   over30: boolean;
+  /** RTP timestamp of the last in-order packet and the stream's RFC 3550 jitter estimate (ms). */
+  ts: number;
+  jitter: number;
 }
 
 const PCMU_SILENCE = Buffer.alloc(160, 0xff);
@@ -62,9 +70,11 @@ interface ReturnPath {
   socket: number;
   address: string;
   port: number;
+  /** This stream's own packet: its sequence and timestamp move by one frame per send, so the far end can count losses. */
+  packet: Buffer;
 }
 
-/** One PCMU silence packet for every return send (the server only parses the header and latches). */
+/** A PCMU silence packet for one stream's return sends (the server only parses the header and latches). */
 function returnPacket(): Buffer {
   const b = Buffer.alloc(172, 0xff);
   b[0] = 0x80;
@@ -82,6 +92,7 @@ function main(): void {
   const returnOf = new Set<number>();
 
   const gaps = new Histogram();
+  const jitter = new Histogram();
   const streams = new Map<number, StreamState>();
   const eld = monitorEventLoopDelay({ resolution: 1 });
   let recording = false;
@@ -108,17 +119,20 @@ function main(): void {
     const ssrc = msg.readUInt32BE(8);
     if (returnEveryMs > 0 && !returnOf.has(ssrc)) {
       returnOf.add(ssrc);
-      returns.push({ socket, address: rinfo.address, port: rinfo.port });
+      const packet = returnPacket();
+      packet.writeUInt32BE((0x5eed0000 + returns.length) >>> 0, 8);
+      returns.push({ socket, address: rinfo.address, port: rinfo.port, packet });
     }
     let s = streams.get(ssrc);
     if (s === undefined) {
-      s = { last: now, seq, gen: -1, lateGap: false, over30: false };
+      s = { last: now, seq, gen: -1, lateGap: false, over30: false, ts: msg.readUInt32BE(4), jitter: 0 };
       streams.set(ssrc, s);
       if (!recording) return;
     }
     if (!recording) {
       s.last = now;
       s.seq = seq;
+      s.ts = msg.readUInt32BE(4);
       return;
     }
     if (s.gen !== gen) {
@@ -147,9 +161,15 @@ function main(): void {
           s.over30 = true;
           streams30++;
         }
+        // RFC 3550 6.4.1: D = arrival gap - timestamp gap, J += (|D| - J) / 16.
+        const ts = msg.readUInt32BE(4);
+        const d = gap - ((ts - s.ts) | 0) / 8;
+        s.jitter += (Math.abs(d) - s.jitter) / 16;
+        jitter.add(s.jitter);
       }
       s.last = now;
       s.seq = seq;
+      s.ts = msg.readUInt32BE(4);
     } else {
       reordered++; // duplicate, late or a restart of the sequence; not a gap sample
     }
@@ -172,16 +192,15 @@ function main(): void {
 
   if (returnEveryMs > 0) {
     // Spread over the interval: each 20 ms tick serves the next slice of the streams.
-    const pkt = returnPacket();
     let cursor = 0;
-    let seq = 0;
     setInterval(() => {
       const n = Math.ceil((returns.length * RETURN_TICK_MS) / returnEveryMs);
       for (let k = 0; k < n && returns.length > 0; k++) {
         cursor = cursor % returns.length;
         const r = returns[cursor++] as ReturnPath;
-        seq = (seq + 1) & 0xffff;
-        pkt.writeUInt16BE(seq, 2);
+        const pkt = r.packet;
+        pkt.writeUInt16BE((pkt.readUInt16BE(2) + 1) & 0xffff, 2);
+        pkt.writeUInt32BE((pkt.readUInt32BE(4) + 160) >>> 0, 4);
         sockets[r.socket]?.send(pkt, r.port, r.address);
       }
     }, RETURN_TICK_MS).unref();
@@ -190,6 +209,7 @@ function main(): void {
   serveRpc({
     start: () => {
       gaps.reset();
+      jitter.reset();
       packets = audio = missing = reordered = outside = streamsInWindow = lateStreams = streams30 = 0;
       gen++;
       recording = true;
@@ -230,6 +250,7 @@ function main(): void {
         sinkEventLoopDelayMs: { p50: Math.max(0, eld.percentile(50) / 1e6 - 1), p99: Math.max(0, eld.percentile(99) / 1e6 - 1), max: Math.max(0, eld.max / 1e6 - 1) },
         sinkCpuPercentOfOneCore: (100 * (cpu.user + cpu.system)) / 1000 / Math.max(1, windowMs),
         totalPackets,
+        jitterMs: jitter.summary(),
       };
     },
     close: () => {

@@ -23,6 +23,9 @@ export interface RtpengineDaemonOptions {
   cliPort?: number;
   /** The daemon binary (default RTPENGINE_BIN). */
   bin?: string;
+  /** Signalling and media threads (default 2 and 1: what a test needs, on a shared machine). */
+  threads?: number;
+  mediaThreads?: number;
 }
 
 /** An error whose report is its message alone (no stack): the operator only needs to install a package. */
@@ -48,6 +51,11 @@ export class RtpengineDaemon {
 
   get ngPort(): number {
     return this.opts.ngPort;
+  }
+
+  /** The daemon's process while it runs (a bench tracks it with the rest of its children). */
+  get process(): ChildProcess | undefined {
+    return this.#proc;
   }
 
   get running(): boolean {
@@ -88,8 +96,8 @@ export class RtpengineDaemon {
       `--port-max=${o.portMax}`,
       `--dtmf-log-dest=${o.dtmfLogAddress ?? '127.0.0.1'}:${o.dtmfLogPort}`,
       `--pidfile=${join(this.dir, 'rtpengine.pid')}`,
-      '--num-threads=2',
-      '--media-num-threads=1',
+      `--num-threads=${o.threads ?? 2}`,
+      `--media-num-threads=${o.mediaThreads ?? 1}`,
       '--http-threads=1',
     ];
     const fd = openSync(this.logFile, 'a');
