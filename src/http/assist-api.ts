@@ -5,6 +5,7 @@ import type { AssistService, CaptureUpdate } from '../assist/service.js';
 import { bearerOf } from '../assist/panel-token.js';
 import { isPayIvrError, type ErrorCode } from '../errors.js';
 import { currencyExponent } from '../domain/money.js';
+import { openEventStream } from './sse.js';
 
 /**
  * The Agent Assist API, under /v1/assist (its own credentials, not admin.apiToken):
@@ -164,14 +165,7 @@ export function registerAssistRoutes(app: AdminApp, service: AssistService): voi
       unsubscribe = service.subscribe(id, send);
       if (unsubscribe === undefined) return reply.code(503).send({ error: 'too many event streams for this capture' });
     }
-    reply.hijack();
-    reply.raw.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-store',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-    });
-    reply.raw.write('retry: 3000\n: connected\n\n');
+    openEventStream(reply);
     // The state now (an update may have come between the snapshot and the subscription: send the latest).
     const now = service.snapshot(id) ?? first;
     send({ type: now.status === 'ended' ? 'ended' : 'progress', capture: now });

@@ -6,6 +6,7 @@ import { GROUP_BY, funnel, summarize, type GroupBy } from '../reports/aggregate.
 import { toCsv, toNdjson } from '../reports/export.js';
 import { MAX_RANGE_SEGMENTS } from '../reports/segment-store.js';
 import { isTimeZone, parseBound, startOfDay } from '../reports/time.js';
+import { openEventStream } from './sse.js';
 
 /**
  * The report routes under /v1 (token or page session, see server.ts):
@@ -106,14 +107,7 @@ export function registerReportRoutes(v1: AdminApp, reports: Reports, now: () => 
     };
     const unsubscribe = reports.events.subscribe(send);
     if (unsubscribe === undefined) return reply.code(503).send({ error: 'too many event streams' });
-    reply.hijack();
-    reply.raw.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-store',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-    });
-    reply.raw.write('retry: 3000\n: connected\n\n');
+    openEventStream(reply);
     const beat = setInterval(() => reply.raw.write(': ping\n\n'), HEARTBEAT_MS);
     const stop = (): void => {
       clearInterval(beat);
