@@ -257,10 +257,14 @@ async function placeCall(): Promise<RelayedTestCall> {
   return { carrier: c, genesysInvite: inv, sessionId, callerRtp, genesysRtp };
 }
 
-/** A key press as a phone sends it: 80 ms of RFC 4733 events, then 100 ms of audio. */
+/**
+ * A key press as a phone sends it: 80 ms of RFC 4733 events, then 300 ms of audio. The pause
+ * keeps a repeated key (5555...) well outside the anchor's echo window (150 ms, see
+ * src/edge/rtpengine-key-filter.ts) even when a loaded machine delays the event datagrams.
+ */
 async function pressRfc(peer: RtpPeer, digit: DtmfDigit): Promise<void> {
   await peer.sendDigit(digit, { durationMs: 80 });
-  await peer.sendAudio(new Int16Array(800));
+  await peer.sendAudio(new Int16Array(2400));
 }
 
 /** What reached an RTP endpoint from packet `from` on: key events, in-band keys, packets. */
@@ -316,7 +320,7 @@ describe('edge faults with real peers (pay-ivr child, rtpengine, sandbox PSP)', 
     const captureId = started.body.captureId as string;
     mark = call.genesysRtp.received.length;
     for (const d of PAN + EXPIRY + CVC) await pressRfc(call.callerRtp, d as DtmfDigit);
-    await until('the card complete', async () => ((await assistApi('GET', `/captures/${captureId}`)).body.view as { phase?: string } | undefined)?.phase === 'ready', 10_000);
+    await until('the card complete', async () => ((await assistApi('GET', `/captures/${captureId}`)).body.view as { phase?: string } | undefined)?.phase === 'ready', 20_000);
     const whileCapturing = keysIn(call.genesysRtp.received.slice(mark));
     expect(whileCapturing.packets).toBeGreaterThan(50);
     expect(whileCapturing).toMatchObject({ events: 0, inband: '' });
