@@ -123,12 +123,14 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
     /** Edge role: relayed calls in progress (a drain waits for them, its deadline hangs them up). */
     const edgeCalls = new Set<RelayedCall>();
     let backend: TelephonyBackend;
-    let captureHost: (() => CaptureHost | undefined) | undefined;
+    let captureHost: CaptureHost | undefined;
+    let mediaRelay: (() => 'up' | 'down') | undefined;
     if (config.edge.enabled) {
       // Edge role: the B2BUA toward Genesys instead of the payment IVR; it never emits 'call'.
       if (options.mediaAnchor === undefined) throw new PayIvrError('ERR_CONFIG_INVALID', 'edge.enabled: no media anchor (rtpengine) is available to this process');
       const anchor = await options.mediaAnchor(config, logger.child({ component: 'rtpengine' }));
       closers.push(() => anchor.close());
+      mediaRelay = () => (anchor.reachable ? 'up' : 'down');
       const edge = new EdgeBackend(config, logger.child({ backend: 'edge' }), {
         anchor,
         ...(fleetRate !== undefined ? { fleetRate } : {}),
@@ -138,7 +140,8 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
           track(new Promise<void>((r) => call.once('ended', () => r())).finally(() => edgeCalls.delete(call)));
         },
       });
-      captureHost = () => edge.captureHost;
+      // Asked at each lookup: the B2BUA's registry exists only once the backend has started (below).
+      captureHost = { find: (sessionId) => edge.captureHost?.find(sessionId) };
       backend = edge;
     } else {
       backend = createBackend(config, logger.child({ backend: config.telephony.backend }), fleetRate, options.media);
@@ -200,10 +203,7 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
 
     // Agent Assist runs on this node's relayed calls (edge role), or on a host the caller gives.
     let assist: AssistService | undefined;
-    // The B2BUA (and its call registry) exists only once the backend has started: look calls up
-    // through it at each request, not once here.
-    const edgeHost = captureHost;
-    const hostForAssist: CaptureHost | undefined = options.captureHost ?? (edgeHost !== undefined ? { find: (id) => edgeHost()?.find(id) } : undefined);
+    const hostForAssist = options.captureHost ?? captureHost;
     if (config.edge.assist !== undefined && hostForAssist !== undefined) {
       const service = new AssistService({ config, host: hostForAssist, gatewayFor, journal: journal.journal, store, reports, metrics, logger });
       closers.push(() => service.close());
@@ -220,7 +220,7 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
         metrics,
         reports,
         assist,
-        backendStatus: () => ({ ready: backend.ready, activeCalls: backend.activeCalls, draining: backend.draining, journal: journal.status() }),
+        backendStatus: () => ({ ready: backend.ready, activeCalls: backend.activeCalls, draining: backend.draining, journal: journal.status(), mediaRelay: mediaRelay?.() }),
         drain: () => void drain().then(() => options.onDrained?.()),
         logger,
       });
@@ -252,7 +252,7 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
       reconciler,
       adminPort,
       get captureHost() {
-        return captureHost?.();
+        return captureHost;
       },
       idle,
       drain,

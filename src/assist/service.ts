@@ -394,6 +394,7 @@ export class AssistService {
       card: req.card,
       brand: req.brand,
       attempt: 1,
+      mode: 'agent',
       metadata,
     });
     if (r.sent) {

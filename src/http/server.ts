@@ -43,6 +43,8 @@ export interface BackendStatus {
   journal?: { degraded: boolean; spoolBytes: number; spoolMaxBytes: number; pending: number } | undefined;
   /** True while the node drains (takes no new calls). */
   draining?: boolean | undefined;
+  /** Edge role: whether rtpengine's control socket answers (new calls get 503 while it does not). */
+  mediaRelay?: 'up' | 'down' | undefined;
 }
 
 /** Above this share of journal.maxSpoolBytes the node is not ready: attempts could soon not be recorded. */
@@ -155,9 +157,10 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     }
     const j = status.journal;
     const spoolFull = j !== undefined && j.spoolBytes >= SPOOL_NOT_READY * j.spoolMaxBytes;
-    const ready = status.ready && !spoolFull;
+    // An edge node whose rtpengine does not answer refuses every new call: not ready.
+    const ready = status.ready && !spoolFull && status.mediaRelay !== 'down';
     // Degraded but ready while spooling: payments are still recorded durably (locally).
-    const base = { ready, activeCalls: status.activeCalls, draining: status.draining === true };
+    const base = { ready, activeCalls: status.activeCalls, draining: status.draining === true, ...(status.mediaRelay === undefined ? {} : { mediaRelay: status.mediaRelay }) };
     const body = j === undefined ? base : { ...base, store: j.degraded ? 'degraded' : 'ok', spool: { bytes: j.spoolBytes, maxBytes: j.spoolMaxBytes, pending: j.pending, full: spoolFull } };
     return reply.code(ready ? 200 : 503).send(body);
   });

@@ -27,6 +27,8 @@ export interface JournaledChargeRequest {
   brand: Brand;
   /** 1, 2, ... within the call. */
   attempt: number;
+  /** Agent-assisted capture or IVR call (default): the mode of a result reconciliation writes. */
+  mode?: 'automated' | 'agent';
   /** Non-card context for the PSP. */
   metadata: Readonly<Record<string, string>>;
 }
@@ -67,6 +69,7 @@ export async function chargeWithJournal(req: JournaledChargeRequest): Promise<Jo
         brand: req.brand,
         last4,
         attempt: req.attempt,
+        ...(req.mode === undefined ? {} : { mode: req.mode }),
       });
     } catch (e) {
       log.error({ err: describeError(e), attempt: req.attempt }, 'charge not sent: the attempt could not be journaled');

@@ -132,7 +132,7 @@ export class Reconciler {
       base = {
         id: a.callRef,
         outcome: 'error',
-        mode: 'automated',
+        mode: a.mode ?? 'automated',
         currency: a.currency,
         amount: a.amount,
         reference: a.reference,

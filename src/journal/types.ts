@@ -38,6 +38,8 @@ export interface JournalAttempt {
   last4?: string | undefined;
   /** 1, 2, ... within the call. */
   attempt: number;
+  /** Who keyed the card: an IVR call (absent: older records) or an agent-assisted capture. */
+  mode?: 'automated' | 'agent' | undefined;
   createdAt: string;
   state: 'open' | 'settled';
   outcome?: AttemptOutcome | undefined;
