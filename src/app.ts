@@ -200,7 +200,10 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
 
     // Agent Assist runs on this node's relayed calls (edge role), or on a host the caller gives.
     let assist: AssistService | undefined;
-    const hostForAssist = options.captureHost ?? captureHost?.();
+    // The B2BUA's registry exists only once the backend has started (below): the service asks
+    // for it at each lookup, so the assist API is mounted on an edge node from the start.
+    const edgeHost = captureHost;
+    const hostForAssist: CaptureHost | undefined = options.captureHost ?? (edgeHost === undefined ? undefined : { find: (sessionId) => edgeHost()?.find(sessionId) });
     if (config.edge.assist !== undefined && hostForAssist !== undefined) {
       const service = new AssistService({ config, host: hostForAssist, gatewayFor, journal: journal.journal, store, reports, metrics, logger });
       closers.push(() => service.close());
