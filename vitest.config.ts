@@ -23,6 +23,7 @@ export const E2E_LANE_A = [
 export const E2E_LANE_B = [
   'test/edge-b2bua.test.ts',
   'test/edge-config.test.ts',
+  'test/edge-assist-e2e.test.ts',
   'test/sip-uac.test.ts',
   'test/assist-api.test.ts',
   'test/assist-app.test.ts',

@@ -335,6 +335,30 @@ describe("rtpengine anchor: blocking the caller's keys toward Genesys", () => {
     });
   }
 
+  // rtpengine replaces a blocked key's audio as it leaves the delay buffer, and an unblock lets
+  // out what the buffer still holds as it is: a capture charged right after the security code's
+  // last digit unblocks within that time. The anchor waits for the buffer before unblocking.
+  it("an unblock right after a blocked key lets no tone of it reach Genesys (the anchor waits for rtpengine's delay buffer)", async () => {
+    const call = await openCall();
+    const voice = new Int16Array(1200).map((_, i) => Math.round(3000 * Math.sin((2 * Math.PI * 300 * i) / 8000) * Math.sin((2 * Math.PI * 3 * i) / 8000)));
+    const leaked: string[] = [];
+    for (const [i, digit] of (['6', '2', '8', '3', '5'] as DtmfDigit[]).entries()) {
+      await anchor.blockDtmf(call.callId, call.callerTag, 'tone');
+      const g0 = call.genesys.received.length;
+      const before = keysOf(call.callId);
+      // The key, then the caller talks on while the unblock is asked for at once.
+      const pressed = call.caller.sendDigit(digit, { durationMs: 100 }).then(() => call.caller.sendAudio(voice));
+      await until(() => keysOf(call.callId) === `${before}${digit}`, `key ${i} reported`);
+      await anchor.unblockDtmf(call.callId, call.callerTag);
+      await pressed;
+      await afterPackets(call.genesys, 15);
+      const got = call.genesys.received.slice(g0);
+      leaked.push(inbandDigits(got), eventCodes(got).join(','));
+    }
+    expect(leaked.join('')).toBe('');
+    await anchor.delete(call.callId);
+  });
+
   it('refuses zero and random with a coded error (unsafe on rtpengine 10.5)', async () => {
     const call = await openCall();
     for (const mode of ['zero', 'random'] as DtmfSecurityMode[]) {

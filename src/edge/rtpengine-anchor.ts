@@ -44,7 +44,9 @@ import type { AnchorIds, DtmfSecurityMode, MediaAnchor, MediaAnchorEvents } from
  *   like RFC 4733 ones. The price: an RFC 4733 key is reported twice (the event, then the
  *   detector hearing its PCM rendering 60-80 ms later); KeyFilter drops that echo.
  * - `unblock DTMF` with `delay-buffer: 0` and without `detect DTMF` puts the leg back to plain
- *   forwarding (the delay buffer stays until it is set to 0).
+ *   forwarding (the delay buffer stays until it is set to 0). What the buffer holds then goes out
+ *   unreplaced (a key just reported: its tone and its repeated end packets), so `unblockDtmf`
+ *   first waits `unblockSettleMs` after the leg's last key event.
  * - `zero` rewrites RFC 4733 events to event 0 but lets in-band tones through as audio, and
  *   with `detect DTMF` even turns them into RFC 4733 events carrying the real key. `random`
  *   crashes the daemon (segfault) at the first key when the delay buffer is on, and without it
@@ -119,6 +121,15 @@ export function offerAnswerOptions(transport: Transport): NgOptions {
 /** The `block DTMF` options for one leg (see the module comment). */
 export function blockDtmfOptions(callId: string, fromTag: string, mode: 'silence' | 'tone', delayBufferMs: number): NgOptions {
   return { 'call-id': callId, 'from-tag': fromTag, 'DTMF-security': mode, 'delay-buffer': delayBufferMs, flags: ['detect DTMF'] };
+}
+
+/**
+ * How long after a leg's last key event its keys may be unblocked: the delay buffer (the leg's
+ * audio toward the other side ran up to 70 ms later than it on a real call), the in-band echo
+ * of the key (60-80 ms after the event) and a margin.
+ */
+export function unblockSettleMs(delayBufferMs: number): number {
+  return 2 * delayBufferMs + 100;
 }
 
 export function unblockDtmfOptions(callId: string, fromTag: string): NgOptions {
@@ -280,7 +291,17 @@ export class RtpengineAnchor extends TypedEmitter<MediaAnchorEvents> implements 
     }
   }
 
+  /**
+   * Unblocks once the delay buffer no longer holds the audio of the last key rtpengine reported
+   * on the leg: an unblock lets out what the buffer holds as it is. Measured with an unblock
+   * right after the event (a capture charged at once after the security code's last digit): the
+   * key reached the other leg as its rendered tone and as RFC 4733 (the key's repeated end
+   * packets), every time.
+   */
   async unblockDtmf(callId: string, fromTag: string): Promise<void> {
+    const last = this.#calls.get(callId)?.legs.get(fromTag)?.lastEventAt;
+    const wait = last === undefined ? 0 : last + unblockSettleMs(this.#opts.delayBufferMs) - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     await this.#command('unblockDTMF', unblockDtmfOptions(callId, fromTag));
     const leg = this.#calls.get(callId)?.legs.get(fromTag);
     if (leg !== undefined) leg.blocked = false;

@@ -33,6 +33,8 @@ export class KeyFilter {
   #last: { digit: DtmfDigit; at: number; echoExpected: boolean } | undefined;
   /** Set while the leg's keys are blocked (in-band detection on, so echoes happen). */
   blocked = false;
+  /** When the last event of the leg was judged, whatever the verdict (undefined: none yet). */
+  lastEventAt: number | undefined;
 
   constructor(opts: KeyFilterOptions) {
     this.#perSecond = opts.perSecond;
@@ -41,6 +43,7 @@ export class KeyFilter {
   }
 
   judge(digit: DtmfDigit, now: number): KeyVerdict {
+    this.lastEventAt = now;
     const last = this.#last;
     if (last !== undefined && last.echoExpected && last.digit === digit && now - last.at <= this.#echoWindowMs) {
       last.echoExpected = false;

@@ -85,6 +85,8 @@ export interface RtpPacket {
   pt: number;
   timestamp: number;
   payload: Buffer;
+  /** When the packet was captured (Unix ms). */
+  timeMs: number;
 }
 
 /**
@@ -96,12 +98,12 @@ export function rtpPackets(file: string, ports: readonly number[]): RtpPacket[] 
   if (ports.length === 0) return [];
   const decodeAs = ports.flatMap((p) => ['-d', `udp.port==${p},rtp`]);
   // Filter on the ports too: tshark also follows SDP it can read in clear (other calls' RTP).
-  const lines = tshark(['-r', file, ...decodeAs, '-Y', `rtp && udp.port in {${ports.join(', ')}}`, '-T', 'fields', '-E', 'separator=/t', '-e', 'udp.srcport', '-e', 'udp.dstport', '-e', 'rtp.p_type', '-e', 'rtp.timestamp', '-e', 'udp.payload']);
+  const lines = tshark(['-r', file, ...decodeAs, '-Y', `rtp && udp.port in {${ports.join(', ')}}`, '-T', 'fields', '-E', 'separator=/t', '-e', 'udp.srcport', '-e', 'udp.dstport', '-e', 'rtp.p_type', '-e', 'rtp.timestamp', '-e', 'udp.payload', '-e', 'frame.time_epoch']);
   return lines.map((l) => {
-    const [src = '', dst = '', pt = '', ts = '', udp = ''] = l.split('\t');
+    const [src = '', dst = '', pt = '', ts = '', udp = '', epoch = ''] = l.split('\t');
     const datagram = Buffer.from(udp.replace(/:/g, ''), 'hex');
     const cc = (datagram[0] ?? 0) & 0x0f;
-    return { src: Number(src), dst: Number(dst), pt: Number(pt.split(',')[0]), timestamp: Number(ts), payload: datagram.subarray(12 + 4 * cc) };
+    return { src: Number(src), dst: Number(dst), pt: Number(pt.split(',')[0]), timestamp: Number(ts), payload: datagram.subarray(12 + 4 * cc), timeMs: Number(epoch) * 1000 };
   });
 }
 

@@ -25,6 +25,11 @@ export interface DtmfPcapOptions {
   leadMs?: number;
   /** Silence after the last step. */
   tailMs?: number;
+  /**
+   * G.711 bytes (of `audioPt`'s law) sent, looped, where the stream would carry silence: a
+   * caller or an agent talking between the keys. Default: digital silence.
+   */
+  audio?: Buffer;
 }
 
 /**
@@ -60,6 +65,15 @@ export function buildDtmfRtp(steps: readonly DtmfStep[], opts: DtmfPcapOptions =
   let timeUs = 0;
   let marker = true;
   const packets: Packet[] = [];
+  const audio = opts.audio !== undefined && opts.audio.length >= SAMPLES_PER_FRAME ? opts.audio : undefined;
+  let audioAt = 0;
+  const frame = (): Buffer => {
+    if (audio === undefined) return Buffer.alloc(SAMPLES_PER_FRAME, silenceByte);
+    if (audioAt + SAMPLES_PER_FRAME > audio.length) audioAt = 0;
+    const f = Buffer.from(audio.subarray(audioAt, audioAt + SAMPLES_PER_FRAME));
+    audioAt += SAMPLES_PER_FRAME;
+    return f;
+  };
 
   const header = (pt: number, m: boolean, stamp: number): Buffer => {
     const h = Buffer.alloc(12);
@@ -72,7 +86,7 @@ export function buildDtmfRtp(steps: readonly DtmfStep[], opts: DtmfPcapOptions =
   };
   const silence = (ms: number): void => {
     for (let t = 0; t < ms; t += FRAME_MS) {
-      packets.push({ timeUs, rtp: Buffer.concat([header(audioPt, marker, ts), Buffer.alloc(SAMPLES_PER_FRAME, silenceByte)]) });
+      packets.push({ timeUs, rtp: Buffer.concat([header(audioPt, marker, ts), frame()]) });
       marker = false;
       seq++;
       ts += SAMPLES_PER_FRAME;

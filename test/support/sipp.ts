@@ -32,6 +32,7 @@ export interface SippRun {
 const running = new Set<ChildProcess>();
 
 export interface SippOptions {
+  /** The scenario file: relative to sipp-scenarios/conformance, or an absolute path. */
   scenario: string;
   target: string;
   localPort: number;
@@ -40,13 +41,24 @@ export interface SippOptions {
   service?: string;
   keys?: Record<string, string>;
   timeoutS?: number;
+  /** SIPp's control port (-cp; default SIPp's own 8888 and up). */
+  controlPort?: number;
 }
 
-/** Runs one SIPp scenario to completion (one call). */
-export async function runSipp(o: SippOptions): Promise<SippRun> {
+/** A SIPp process under way: its trace folder can be read while it runs. */
+export interface SippProcess {
+  dir: string;
+  /** A trace file of the folder as it is now ('' when not written yet). */
+  read(file: 'messages.log' | 'logs.log' | 'errors.log'): string;
+  /** Resolves when SIPp exits; the folder is kept (the caller removes it). */
+  done: Promise<SippRun>;
+}
+
+/** Starts one SIPp scenario (one call) and returns at once. */
+export function startSipp(o: SippOptions): SippProcess {
   const dir = mkdtempSync(join(tmpdir(), 'payivr-conf-'));
   const args = [
-    '-sf', join(SCENARIOS, o.scenario),
+    '-sf', resolve(SCENARIOS, o.scenario),
     '-i', '127.0.0.1', '-p', String(o.localPort),
     '-mi', '127.0.0.1', '-mp', String(o.mediaPort),
     '-t', o.transport === 'tcp' ? 't1' : 'u1',
@@ -58,9 +70,11 @@ export async function runSipp(o: SippOptions): Promise<SippRun> {
     '-trace_logs', '-log_file', join(dir, 'logs.log'),
     '-nostdin',
   ];
+  if (o.controlPort !== undefined) args.push('-cp', String(o.controlPort));
   for (const [k, v] of Object.entries(o.keys ?? {})) args.push('-key', k, v);
   args.push(o.target);
-  const { code, out } = await new Promise<{ code: number; out: string }>((res) => {
+  const read = (f: string): string => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), 'utf8') : '');
+  const done = new Promise<{ code: number; out: string }>((res) => {
     const p = spawn(requireTool('sipp'), args, { cwd: resolve('.'), stdio: ['ignore', 'pipe', 'pipe'] });
     running.add(p);
     let text = '';
@@ -70,11 +84,17 @@ export async function runSipp(o: SippOptions): Promise<SippRun> {
       running.delete(p);
       res({ code: c ?? -1, out: text });
     });
+  }).then(({ code, out }) => {
+    const errs = readdirSync(dir).filter((f) => f.startsWith('errors')).map((f) => read(f)).join('\n');
+    return { code, output: `${out}\n${errs}`.slice(-6000), messages: read('messages.log'), logs: read('logs.log'), dir };
   });
-  const read = (f: string): string => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), 'utf8') : '');
-  const errs = readdirSync(dir).filter((f) => f.startsWith('errors')).map((f) => read(f)).join('\n');
-  const result = { code, output: `${out}\n${errs}`.slice(-6000), messages: read('messages.log'), logs: read('logs.log'), dir };
-  if (process.env.KEEP_SIPP_LOGS === undefined) rmSync(dir, { recursive: true, force: true });
+  return { dir, read, done };
+}
+
+/** Runs one SIPp scenario to completion (one call). */
+export async function runSipp(o: SippOptions): Promise<SippRun> {
+  const result = await startSipp(o).done;
+  if (process.env.KEEP_SIPP_LOGS === undefined) rmSync(result.dir, { recursive: true, force: true });
   return result;
 }
 
