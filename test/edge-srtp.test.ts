@@ -111,6 +111,25 @@ function ack(caller: SipPeer, c: PeerCall, ok: SipResponse): void {
   caller.send(caller.inDialog(c, 'ACK', { cseq: c.cseq }));
 }
 
+/** A re-INVITE from Genesys in the dialog of the edge's INVITE `inv` (our tag is in `to`, the edge's To of its ACK). */
+function genesysReinvite(g: SipPeer, inv: SipRequest, to: string, sdp: string): string {
+  const contact = (headerValue(inv, 'contact') ?? '').replace(/^.*<([^>]+)>.*$/, '$1');
+  return [
+    `INVITE ${contact} SIP/2.0`,
+    g.via(`z9hG4bK${randomBytes(6).toString('hex')}`),
+    'Max-Forwards: 70',
+    `From: ${to}`,
+    `To: ${headerValue(inv, 'from') ?? ''}`,
+    `Call-ID: ${headerValue(inv, 'call-id') ?? ''}`,
+    'CSeq: 1 INVITE',
+    `Contact: <sip:genesys@${HOST}:${g.port}>`,
+    'Content-Type: application/sdp',
+    `Content-Length: ${Buffer.byteLength(sdp)}`,
+    '',
+    sdp,
+  ].join('\r\n');
+}
+
 /** The rtpengine call, as rtpengine itself answers `query` (undefined once it is gone). */
 async function rtpengineCall(callId: string): Promise<unknown> {
   const client = new rtpengine.Client({ localAddress: HOST, timeout: 500 });
@@ -216,6 +235,17 @@ describe('edge media profiles with rtpengine', () => {
     expect(reOk.body.toString('utf8')).toMatch(/^m=audio \d+ RTP\/AVP /m);
     expect(reOk.body.toString('utf8')).not.toMatch(/a=crypto/);
     genesysMedia.setSrtp({ suite: reCrypto.suite, txKey: ourKey, rxKey: reCrypto.key });
+    await audioBothWays(callerMedia, genesysMedia);
+
+    // Genesys re-offers plain RTP: 488 with the reason, nothing reaches the caller, the call stays.
+    const edgeAck = await genesys.request('ACK', headerValue(inv, 'call-id'));
+    const callerFrom = caller.received.length;
+    genesys.send(genesysReinvite(genesys, inv, headerValue(edgeAck, 'to') ?? '', offerSdp(genesysMedia.port, '0 101')));
+    const refused = await genesys.waitFor((m) => m.kind === 'response' && m.status >= 200 && (headerValue(m, 'cseq') ?? '') === '1 INVITE');
+    expect(refused.kind === 'response' ? refused.status : 0).toBe(488);
+    expect(headerValue(refused, 'warning')).toMatch(/^302 pay-ivr-edge ".*not SRTP/);
+    expect(caller.received.slice(callerFrom).filter((m) => m.kind === 'request' && m.method === 'INVITE')).toHaveLength(0);
+    expect(call.state).toBe('connected');
     await audioBothWays(callerMedia, genesysMedia);
 
     await call.hangup('test done');
