@@ -20,7 +20,8 @@ import type { AnchorIds, DtmfSecurityMode, MediaAnchor, MediaAnchorEvents, Media
  * What rtpengine 10.5.3.5 does, measured with the real daemon (test/edge-rtpengine.test.ts) and
  * read in its source:
  *
- * - Offer/answer: `ICE: remove`, `transport-protocol` RTP/AVP (RTP/SAVP with SDES on request),
+ * - Offer/answer: `ICE: remove`, `transport-protocol` RTP/AVP (RTP/SAVP with SDES on request,
+ *   the allowed suites only: `SDES: no-<suite>` for the others, 10.5 has no "only" flag),
  *   `replace: origin, session-connection`, `record call: no`. Media sources (the project's rule,
  *   docs/adr/0007-media-source-rules.md): `endpoint-learning: off` makes rtpengine take the SDP's
  *   address and port as the peer at once (no learning window), and the `strict source` flag is
