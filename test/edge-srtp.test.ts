@@ -22,7 +22,7 @@ import type { RelayedCall } from '../src/edge/edge-call.js';
 import { openRtpengineAnchor, type RtpengineAnchor } from '../src/edge/rtpengine-anchor.js';
 import { createLogger } from '../src/log.js';
 import { encode } from '../src/telephony/embedded/media/g711.js';
-import { headerValue, type SipRequest, type SipResponse } from '../src/telephony/embedded/sip/message.js';
+import { headerValue, type SipMessage, type SipRequest, type SipResponse } from '../src/telephony/embedded/sip/message.js';
 import { selfSignedCert } from './support/certs.js';
 import { RtpPeer } from './support/rtp-peer.js';
 import { RtpengineDaemon } from './support/rtpengine.js';
@@ -127,6 +127,22 @@ function genesysReinvite(g: SipPeer, inv: SipRequest, to: string, sdp: string): 
     `Content-Length: ${Buffer.byteLength(sdp)}`,
     '',
     sdp,
+  ].join('\r\n');
+}
+
+/** The ACK for a non-2xx final response to Genesys's re-INVITE (same branch, the response's To). */
+function genesysAck(inv: SipRequest, res: SipMessage): string {
+  return [
+    `ACK ${(headerValue(inv, 'contact') ?? '').replace(/^.*<([^>]+)>.*$/, '$1')} SIP/2.0`,
+    `Via: ${headerValue(res, 'via') ?? ''}`,
+    'Max-Forwards: 70',
+    `From: ${headerValue(res, 'from') ?? ''}`,
+    `To: ${headerValue(res, 'to') ?? ''}`,
+    `Call-ID: ${headerValue(res, 'call-id') ?? ''}`,
+    'CSeq: 1 ACK',
+    'Content-Length: 0',
+    '',
+    '',
   ].join('\r\n');
 }
 
@@ -244,9 +260,12 @@ describe('edge media profiles with rtpengine', () => {
     const refused = await genesys.waitFor((m) => m.kind === 'response' && m.status >= 200 && (headerValue(m, 'cseq') ?? '') === '1 INVITE');
     expect(refused.kind === 'response' ? refused.status : 0).toBe(488);
     expect(headerValue(refused, 'warning')).toMatch(/^302 pay-ivr-edge ".*not SRTP/);
+    genesys.send(genesysAck(inv, refused));
     expect(caller.received.slice(callerFrom).filter((m) => m.kind === 'request' && m.method === 'INVITE')).toHaveLength(0);
     expect(call.state).toBe('connected');
     await audioBothWays(callerMedia, genesysMedia);
+    // Our ACK stopped the 488 retransmissions (T1 is 50 ms here: without the ACK, two or more came during the audio).
+    expect(genesys.count((m) => m.kind === 'response' && m.status === 488)).toBe(1);
 
     await call.hangup('test done');
     await until(async () => (await rtpengineCall(c.callId)) === undefined, 'the rtpengine call deleted');
@@ -302,6 +321,13 @@ describe('edge media profiles with rtpengine', () => {
     await audioBothWays(callerMedia, genesysMedia);
     await call.hangup('test done');
     await until(async () => (await rtpengineCall(c.callId)) === undefined, 'the rtpengine call deleted');
+
+    // An SDES offer keyed only with a suite the product does not allow (rtpengine would take it): 488.
+    const c2 = caller.newCall();
+    caller.send(caller.invite(c2, { sdp: srtpSdp(40030, { tag: '1', suite: 'AES_256_CM_HMAC_SHA1_80' as SrtpSuite, key: randomBytes(46) }) }));
+    const refused = await caller.response(c2.callId, 488, 'INVITE');
+    expect(headerValue(refused, 'warning')).toBe('304 pay-ivr-edge "no common media: no a=crypto line with an allowed suite"');
+    expect(await rtpengineCall(c2.callId)).toBeUndefined();
   });
 
   it("(c) an SRTP offer from the caller while rtp.srtp is 'off': 488 with the product's Warning, nothing sent to Genesys or rtpengine", async () => {

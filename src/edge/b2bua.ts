@@ -10,7 +10,7 @@ import type { UserAgent } from '../telephony/embedded/sip/user-agent.js';
 import { RelayedCall } from './edge-call.js';
 import { genesysInvite, maxForwards, passedHeaders, type GenesysTarget } from './edge-invite.js';
 import { EdgeCallRegistry } from './edge-registry.js';
-import { legProfiles } from './edge-media.js';
+import { legProfiles, sdesKeyed } from './edge-media.js';
 import { SRTP_SUITES, type SrtpPolicy, type SrtpSuite } from '../config/media-options.js';
 import { srtpRefusal } from '../telephony/srtp-policy.js';
 import type { AnchorDtmfEvent, MediaAnchor } from './types.js';
@@ -85,6 +85,13 @@ export class B2bua extends TypedEmitter<B2buaEvents> {
       session.reject(488, { headers: [header('warning', `302 pay-ivr-edge "${why}"`)] });
       return;
     }
+    const profiles = legProfiles(offer, srtp.policy, this.#genesys.srtp, srtp.suites);
+    if (profiles.caller.transportProtocol === 'RTP/SAVP' && !sdesKeyed(offer, srtp.suites)) {
+      // What the payment node's media engine does with SRTP it has no allowed key for.
+      this.#log.info({ callId: session.callId }, 'edge: INVITE refused, no a=crypto line with an allowed suite');
+      session.reject(488, { headers: [header('warning', '304 pay-ivr-edge "no common media: no a=crypto line with an allowed suite"')] });
+      return;
+    }
     const sessionId = newSessionId();
     const call = new RelayedCall(session, sessionId, {
       anchor,
@@ -93,7 +100,7 @@ export class B2bua extends TypedEmitter<B2buaEvents> {
       genesysInvite: (sdp) =>
         genesysInvite(invite, { genesys: this.#genesys, passHeaders: edge.passHeaders, sessionHeader: edge.sessionHeader, sessionId, sdp, local: ua.localFor(this.#genesys.transport) }),
       passHeaders: (msg) => passedHeaders(msg, edge.passHeaders, edge.sessionHeader),
-      profiles: legProfiles(offer, srtp.policy, this.#genesys.srtp, srtp.suites),
+      profiles,
       suites: srtp.suites,
     });
     this.calls.add(call);

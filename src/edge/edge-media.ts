@@ -40,9 +40,14 @@ export function legProfiles(callerOffer: string, policy: SrtpPolicy, genesysSrtp
  * or undefined when an active audio stream is RTP/SAVP(F) with an a=crypto line of an allowed suite.
  */
 export function genesysSrtpRefusal(sdp: string, suites: readonly SrtpSuite[]): string | undefined {
+  return sdesKeyed(sdp, suites) ? undefined : 'Genesys media is not SRTP (RTP/SAVP, SDES with an allowed suite) and edge.genesys.srtp is required';
+}
+
+/** True when an active audio stream is RTP/SAVP(F) with an a=crypto line of an allowed suite. */
+export function sdesKeyed(sdp: string, suites: readonly SrtpSuite[]): boolean {
   const streams = sdpStreams(sdp);
   const crypto = cryptoValuesBySection(sdp);
-  const ok = streams.some(
+  return streams.some(
     (x, i) =>
       x.type === 'audio' &&
       x.port !== 0 &&
@@ -50,5 +55,4 @@ export function genesysSrtpRefusal(sdp: string, suites: readonly SrtpSuite[]): s
       isSecureProfile(x.protocol) &&
       (crypto[i] ?? []).some((v) => suites.some((s) => v.split(/\s+/)[1] === s)),
   );
-  return ok ? undefined : 'Genesys media is not SRTP (RTP/SAVP, SDES with an allowed suite) and edge.genesys.srtp is required';
 }
