@@ -158,10 +158,10 @@ async function rtpengineCall(callId: string): Promise<unknown> {
   }
 }
 
-async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
+async function until(cond: () => boolean | Promise<boolean>, what: string | (() => string), timeoutMs = 5000): Promise<void> {
   const t0 = Date.now();
   while (!(await cond())) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -171,11 +171,11 @@ const TONE = new Int16Array(800).map((_, i) => Math.round(8000 * Math.sin((2 * M
 /** Audio both ways: each side finds the other's payload bytes in what it got (SRTP ends decrypt, and drop what fails authentication). */
 async function audioBothWays(a: RtpPeer, b: RtpPeer): Promise<void> {
   const bytes = encode('PCMU', TONE);
+  const [fromA, fromB] = [a.received.length, b.received.length];
   a.start();
   b.start();
   await Promise.all([a.sendAudio(TONE), b.sendAudio(TONE)]);
-  await Promise.all([a.waitForPackets(a.received.length + 5), b.waitForPackets(b.received.length + 5)]);
-  await until(() => a.audio().indexOf(bytes) >= 0 && b.audio().indexOf(bytes) >= 0, 'the tone on both sides');
+  await until(() => a.audio(fromA).indexOf(bytes) >= 0 && b.audio(fromB).indexOf(bytes) >= 0, () => `the tone on both sides (got ${a.received.length - fromA} and ${b.received.length - fromB} packets, tone found ${a.audio(fromA).indexOf(bytes) >= 0}/${b.audio(fromB).indexOf(bytes) >= 0})`);
 }
 
 function firstCall(edge: EdgeBackend): Promise<RelayedCall> {
@@ -284,6 +284,33 @@ describe('edge media profiles with rtpengine', () => {
     expect(headerValue(res, 'warning')).toMatch(/^302 pay-ivr-edge ".*not SRTP.*edge\.genesys\.srtp is required"$/);
     caller.send(caller.inDialog({ ...c, to: headerValue(res, 'to') }, 'ACK', { branch: c.branch }));
     await genesys.request('BYE', headerValue(inv, 'call-id'), 5000, from);
+    await until(async () => (await rtpengineCall(c.callId)) === undefined, 'the rtpengine call deleted');
+  });
+
+  it('(c) SRTP required toward Genesys and Genesys answers a re-offer in plain RTP: 488 to the caller, both legs ended, the rtpengine call is gone', async () => {
+    const genesys = peers[0] as SipPeer;
+    const caller = await callerPeer(53810);
+    const c = caller.newCall();
+    const from = genesys.received.length;
+    caller.send(caller.invite(c, { sdp: offerSdp(40040, '0 101') }));
+    const inv = await genesys.request('INVITE', undefined, 5000, from);
+    const theirs = cryptos(inv.body.toString('utf8'))[0] as Crypto;
+    answer(genesys, inv, srtpSdp(40042, { tag: theirs.tag, suite: theirs.suite, key: randomBytes(30) }));
+    ack(caller, c, await caller.response(c.callId, 200, 'INVITE'));
+    await genesys.request('ACK', headerValue(inv, 'call-id'), 5000, from);
+
+    const reFrom = genesys.received.length;
+    c.cseq += 1;
+    caller.send(caller.inDialog(c, 'INVITE', { body: offerSdp(40040, '0 101') }));
+    const reinv = await genesys.request('INVITE', undefined, 5000, reFrom);
+    expect(reinv.body.toString('utf8')).toMatch(/^m=audio \d+ RTP\/SAVP /m);
+    genesys.respond(reinv, 200, ['Content-Type: application/sdp'], offerSdp(40042, '0 101'));
+    const refused = await caller.waitFor((m) => m.kind === 'response' && m.status >= 200 && (headerValue(m, 'cseq') ?? '') === `${c.cseq} INVITE`);
+    expect(refused.kind === 'response' ? refused.status : 0).toBe(488);
+    expect(headerValue(refused, 'warning')).toMatch(/^302 pay-ivr-edge ".*not SRTP/);
+    caller.send(caller.inDialog(c, 'ACK', { cseq: c.cseq, branch: (headerValue(refused, 'via') ?? '').replace(/^.*branch=([^;]+).*$/, '$1') }));
+    await genesys.request('BYE', headerValue(inv, 'call-id'), 5000, reFrom);
+    await caller.request('BYE', c.callId);
     await until(async () => (await rtpengineCall(c.callId)) === undefined, 'the rtpengine call deleted');
   });
 

@@ -286,7 +286,8 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
       if (why !== undefined) {
         // Genesys took the offer in the clear: the leg is out of policy, so the call ends.
         this.#log.warn({ why }, 'edge: Genesys answered a re-offer without SRTP, call ended');
-        void this.hangup('SRTP required toward Genesys');
+        // After the 488 has gone to the caller (the session answers once this promise settles).
+        setImmediate(() => void this.hangup('SRTP required toward Genesys'));
         return { status: 488, headers: [header('warning', `302 pay-ivr-edge "${why}"`)] };
       }
     }
