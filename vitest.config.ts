@@ -33,6 +33,7 @@ export const E2E_LANE_B = [
   'test/e2e-baresip-tls.test.ts',
   'test/edge-rtpengine.test.ts',
   'test/edge-faults.test.ts',
+  'test/edge-srtp.test.ts',
   'test/embedded-backend.test.ts',
   'test/fleet-shared-state.test.ts',
   'test/fleet.test.ts',

@@ -4,6 +4,7 @@ import type { CaptureSnapshot } from '../src/assist/service.js';
 import type { JournalAttempt } from '../src/journal/types.js';
 import { FakeEdgeCall } from './support/fake-edge.js';
 import { ASSIST_KEY, SseReader, TOKEN_SECRET, startAssistHarness, type AssistHarness } from './support/assist-harness.js';
+import { cardDigitHits } from './support/run-texts.js';
 
 /**
  * The Agent Assist API on the admin server, driven as a Genesys data action and the agent panel
@@ -359,13 +360,11 @@ describe('assist API: captures', () => {
 describe('assist API: card data', () => {
   it('no card digits in any log line, API answer, event, journal, result, segment, metric or PSP ledger', async () => {
     produced.push(...(await h.producedTexts()));
-    // The scan itself must be able to fail.
-    expect(new RegExp(`(?<![\\d.])${VISA}`).test(`{"x":"${VISA}"}`)).toBe(true);
     expect(produced.filter((p) => p.where.startsWith('sse ')).length).toBeGreaterThanOrEqual(6);
     expect(produced.filter((p) => p.where === 'log')[0]?.text).toContain('capture started');
-    for (const t of produced) {
-      for (const secret of CARD_SECRETS) expect(t.text.includes(secret), `${secret.slice(0, 4)}... in ${t.where}`).toBe(false);
-      expect(/"(pan|cvc|cvv|expiry|securityCode)"\s*:\s*"\d/.test(t.text), `card field in ${t.where}`).toBe(false);
-    }
+    // The project's one scan: a secret bounded by non-digits and not after a '.', since a metric's
+    // float such as 1.4000000000000002 ends with a test card number (it fails when it cannot find one).
+    expect(cardDigitHits(produced, CARD_SECRETS)).toEqual([]);
+    for (const t of produced) expect(/"(pan|cvc|cvv|expiry|securityCode)"\s*:\s*"\d/.test(t.text), `card field in ${t.where}`).toBe(false);
   });
 });

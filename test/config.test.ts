@@ -155,6 +155,7 @@ describe('configuration', () => {
     const assistRaw = raw.assist as Record<string, unknown>;
     expect(Object.keys(raw).sort()).toEqual(Object.keys(edgeShape).sort());
     expect(Object.keys(rtpengineRaw).sort()).toEqual(Object.keys(rtpengineShape).sort());
+    expect(Object.keys(raw.genesys as Record<string, unknown>).sort()).toEqual(Object.keys(edgeShape.genesys.unwrap().shape).sort());
     expect(Object.keys(assistRaw).sort()).toEqual(Object.keys(assistShape).sort());
     // Turned on, it is a valid edge node.
     const on = parseConfig({ edge: { ...raw, enabled: true } });

@@ -57,7 +57,7 @@ describe('the INVITE toward Genesys', () => {
 
   it('takes the called number, keeps display names quoted, decrements Max-Forwards, copies every listed occurrence', () => {
     const inv = genesysInvite(caller, {
-      genesys: { host: 'byoc.example', port: 5061, transport: 'tls' },
+      genesys: { host: 'byoc.example', port: 5061, transport: 'tls', srtp: 'off' },
       passHeaders: ['User-to-User', 'Via'],
       sessionHeader: 'X-Edge',
       sessionId: 'sid',

@@ -138,6 +138,11 @@ export const edgeSchema = z.strictObject({
       host,
       port: port.default(5060),
       transport: z.enum(['udp', 'tcp', 'tls']).default('udp'),
+      /**
+       * The media profile toward Genesys: 'off' offers RTP/AVP; 'required' offers RTP/SAVP with
+       * SDES (rtpengine makes the keys, rtp.srtpSuites only) and refuses a plain RTP answer.
+       */
+      srtp: z.enum(['off', 'required']).default('off'),
     })
     .optional(),
   /** Header carrying the edge session id toward Genesys (an Architect flow reads it). */

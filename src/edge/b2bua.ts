@@ -10,6 +10,9 @@ import type { UserAgent } from '../telephony/embedded/sip/user-agent.js';
 import { RelayedCall } from './edge-call.js';
 import { genesysInvite, maxForwards, passedHeaders, type GenesysTarget } from './edge-invite.js';
 import { EdgeCallRegistry } from './edge-registry.js';
+import { legProfiles, sdesKeyed } from './edge-media.js';
+import { SRTP_SUITES, type SrtpPolicy, type SrtpSuite } from '../config/media-options.js';
+import { srtpRefusal } from '../telephony/srtp-policy.js';
 import type { AnchorDtmfEvent, MediaAnchor } from './types.js';
 
 /**
@@ -23,6 +26,8 @@ export interface B2buaOptions {
   anchor: MediaAnchor;
   edge: EdgeConfig;
   logger: Logger;
+  /** The product's SRTP policy for the caller's offer (rtp.srtp) and the SDES suites allowed (rtp.srtpSuites). */
+  srtp?: { policy: SrtpPolicy; suites: readonly SrtpSuite[] };
 }
 
 /** Session ids: 128 random bits, URL-safe (an Architect flow passes them on in URLs). */
@@ -70,8 +75,24 @@ export class B2bua extends TypedEmitter<B2buaEvents> {
       session.reject(488, { headers: [header('warning', '399 pay-ivr-edge "an SDP offer in the INVITE is required"')] });
       return;
     }
-    const sessionId = newSessionId();
     const { edge, anchor, ua } = this.#opts;
+    const srtp = this.#opts.srtp ?? { policy: 'optional', suites: SRTP_SUITES };
+    const offer = invite.body.toString('utf8');
+    // The same rule and the same 488 as the payment IVR's (telephony/srtp-policy.ts).
+    const why = srtpRefusal(offer, srtp.policy);
+    if (why !== undefined) {
+      this.#log.info({ callId: session.callId, why }, 'edge: INVITE refused, SDP offer not acceptable');
+      session.reject(488, { headers: [header('warning', `302 pay-ivr-edge "${why}"`)] });
+      return;
+    }
+    const profiles = legProfiles(offer, srtp.policy, this.#genesys.srtp, srtp.suites);
+    if (profiles.caller.transportProtocol === 'RTP/SAVP' && !sdesKeyed(offer, srtp.suites)) {
+      // What the payment node's media engine does with SRTP it has no allowed key for.
+      this.#log.info({ callId: session.callId }, 'edge: INVITE refused, no a=crypto line with an allowed suite');
+      session.reject(488, { headers: [header('warning', '304 pay-ivr-edge "no common media: no a=crypto line with an allowed suite"')] });
+      return;
+    }
+    const sessionId = newSessionId();
     const call = new RelayedCall(session, sessionId, {
       anchor,
       log: this.#log,
@@ -79,6 +100,8 @@ export class B2bua extends TypedEmitter<B2buaEvents> {
       genesysInvite: (sdp) =>
         genesysInvite(invite, { genesys: this.#genesys, passHeaders: edge.passHeaders, sessionHeader: edge.sessionHeader, sessionId, sdp, local: ua.localFor(this.#genesys.transport) }),
       passHeaders: (msg) => passedHeaders(msg, edge.passHeaders, edge.sessionHeader),
+      profiles,
+      suites: srtp.suites,
     });
     this.calls.add(call);
     this.#log.info({ edgeSession: sessionId, callId: session.callId }, 'edge: call from the carrier side');

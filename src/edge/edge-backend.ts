@@ -112,7 +112,7 @@ export class EdgeBackend extends TypedEmitter<BackendEvents> implements Telephon
       signallingPeer: (a) => this.#admission.listed(a),
       unavailable,
     });
-    const b2bua = new B2bua({ ua, anchor: this.#opts.anchor, edge, logger: this.#log });
+    const b2bua = new B2bua({ ua, anchor: this.#opts.anchor, edge, logger: this.#log, srtp: { policy: this.#config.rtp.srtp, suites: this.#config.rtp.srtpSuites } });
     const onCall = this.#opts.onCall;
     if (onCall !== undefined) b2bua.on('call', onCall);
     ua.on('invite', (s) => b2bua.handle(s));

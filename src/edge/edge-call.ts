@@ -9,6 +9,8 @@ import type { ServerSession, SessionEnd } from '../telephony/embedded/sip/sessio
 import type { RelayAnswer } from '../telephony/embedded/sip/usage.js';
 import type { AnchorDtmfEvent, AnchorIds, DtmfSecurityMode, EdgeCall, EdgeCallEvents, EdgeLeg, MediaAnchor } from './types.js';
 import { formatReason } from '../telephony/sip-reason.js';
+import type { SrtpSuite } from '../config/media-options.js';
+import { genesysSrtpRefusal, type LegProfiles } from './edge-media.js';
 import type { HangupReason } from '../telephony/types.js';
 
 /**
@@ -33,6 +35,10 @@ export interface RelayedCallDeps {
   genesysInvite(sdp: string): ClientInviteOptions;
   /** The allow-listed headers of a message, to copy to the other leg. */
   passHeaders(msg: SipMessage): SipHeader[];
+  /** Each leg's media profile (edge-media.ts); plain RTP on both when unset. */
+  profiles?: LegProfiles;
+  /** The SDES suites Genesys may use (rtp.srtpSuites), for the check of its SDP. */
+  suites?: readonly SrtpSuite[];
 }
 
 /** The 503 a call gets when rtpengine cannot anchor it. */
@@ -77,6 +83,7 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
   #ownEnd = false;
   /** The SDP we last sent the caller: offered again for an offerless re-INVITE or our session refresh. */
   #callerSdp = '';
+  readonly #profiles: LegProfiles;
 
   constructor(caller: ServerSession, sessionId: string, deps: RelayedCallDeps) {
     super();
@@ -87,6 +94,7 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
     this.#ourTag = caller.localTag;
     this.anchor = { callId: caller.callId, fromTag: this.#callerTag, toTag: this.#ourTag };
     this.#log = deps.log.child({ edgeSession: sessionId, callId: caller.callId });
+    this.#profiles = deps.profiles ?? { caller: {}, genesys: {}, genesysSrtpRequired: false };
   }
 
   get state(): EdgeCall['state'] {
@@ -113,7 +121,7 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
     const offer = caller.invite.body.toString('utf8');
     let toGenesys: string;
     try {
-      toGenesys = await this.#deps.anchor.offer({ callId: this.anchor.callId, fromTag: this.#callerTag }, offer);
+      toGenesys = await this.#deps.anchor.offer({ callId: this.anchor.callId, fromTag: this.#callerTag }, offer, this.#profiles.genesys);
       this.#anchored = true;
       if (this.#state === 'ended') {
         // hangup() came while rtpengine was making the call: it must not stay behind.
@@ -200,10 +208,12 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
     if (res.status <= 100 || this.#caller.state !== 'offered') return;
     this.#noteConversation(res);
     let sdp: string | undefined;
-    if (hasSdp(res)) {
+    const notSrtp = hasSdp(res) ? this.#genesysNotSrtp(res.body.toString('utf8')) : undefined;
+    if (notSrtp !== undefined) this.#log.warn({ status: res.status, why: notSrtp }, 'edge: early media from Genesys refused, relayed without SDP');
+    else if (hasSdp(res)) {
       // Early media: rtpengine takes Genesys's SDP as the answer now (and again at the 2xx).
       try {
-        sdp = await this.#deps.anchor.answer({ ...this.anchor, toTag: this.#ourTag }, res.body.toString('utf8'));
+        sdp = await this.#deps.anchor.answer({ ...this.anchor, toTag: this.#ourTag }, res.body.toString('utf8'), this.#profiles.caller);
       } catch (e) {
         this.#log.warn({ err: describeError(e) }, 'edge: rtpengine answer for early media failed, relayed without SDP');
       }
@@ -220,10 +230,20 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
       this.#finish('caller', 'CANCEL');
       return;
     }
+    const notSrtp = hasSdp(res) ? this.#genesysNotSrtp(res.body.toString('utf8')) : undefined;
+    if (notSrtp !== undefined) {
+      // The Genesys leg would carry audio in the clear: neither leg gets media, the caller a 502.
+      this.#log.warn({ why: notSrtp }, 'edge: Genesys answered without SRTP, call ended');
+      void genesys.bye(reasonHeader(488, 'SRTP required'));
+      this.#ownEnd = true;
+      caller.reject(502, { reason: 'Bad Gateway', headers: [header('reason', reasonHeader(502, notSrtp)), header('warning', `302 pay-ivr-edge "${notSrtp}"`)] });
+      this.#finish('genesys', 'not-srtp');
+      return;
+    }
     let toCaller: string;
     try {
       if (!hasSdp(res)) throw new Error('no SDP answer in the 2xx');
-      toCaller = await this.#deps.anchor.answer({ ...this.anchor, toTag: this.#ourTag }, res.body.toString('utf8'));
+      toCaller = await this.#deps.anchor.answer({ ...this.anchor, toTag: this.#ourTag }, res.body.toString('utf8'), this.#profiles.caller);
     } catch (e) {
       this.#log.warn({ err: describeError(e) }, 'edge: rtpengine answer failed, call ended');
       void genesys.bye(reasonHeader(503, MEDIA_RELAY_DOWN));
@@ -255,13 +275,23 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
     const ids = { callId: this.anchor.callId, fromTag: this.#callerTag, toTag: this.#ourTag };
     let sdp: string;
     try {
-      sdp = await this.#deps.anchor.offer(ids, req.body.toString('utf8'));
+      sdp = await this.#deps.anchor.offer(ids, req.body.toString('utf8'), this.#profiles.genesys);
     } catch (e) {
       this.#log.warn({ err: describeError(e) }, 'edge: rtpengine re-offer failed, offer refused, call kept');
       return mediaRelayDown();
     }
     const r = await genesys.offer(req.method === 'UPDATE' ? 'UPDATE' : 'INVITE', sdp, this.#deps.passHeaders(req));
-    const ans = await this.#relayedAnswer(r, (answer) => this.#deps.anchor.answer(ids, answer));
+    if (r.kind === 'response' && r.response.status < 300 && hasSdp(r.response)) {
+      const why = this.#genesysNotSrtp(r.response.body.toString('utf8'));
+      if (why !== undefined) {
+        // Genesys took the offer in the clear: the leg is out of policy, so the call ends.
+        this.#log.warn({ why }, 'edge: Genesys answered a re-offer without SRTP, call ended');
+        // After the 488 has gone to the caller (the session answers once this promise settles).
+        setImmediate(() => void this.hangup('SRTP required toward Genesys'));
+        return { status: 488, headers: [header('warning', `302 pay-ivr-edge "${why}"`)] };
+      }
+    }
+    const ans = await this.#relayedAnswer(r, (answer) => this.#deps.anchor.answer(ids, answer, this.#profiles.caller));
     if (ans.sdp !== undefined) this.#callerSdp = ans.sdp;
     return ans;
   }
@@ -272,16 +302,21 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
     const caller = this.#caller;
     if (caller.state !== 'confirmed') return { status: 491 };
     const ids = { callId: this.anchor.callId, fromTag: this.#ourTag, toTag: this.#callerTag };
+    const why = this.#genesysNotSrtp(req.body.toString('utf8'));
+    if (why !== undefined) {
+      this.#log.warn({ why }, 'edge: re-offer from Genesys without SRTP refused, call kept');
+      return { status: 488, headers: [header('warning', `302 pay-ivr-edge "${why}"`)] };
+    }
     let sdp: string;
     try {
-      sdp = await this.#deps.anchor.offer(ids, req.body.toString('utf8'));
+      sdp = await this.#deps.anchor.offer(ids, req.body.toString('utf8'), this.#profiles.caller);
     } catch (e) {
       this.#log.warn({ err: describeError(e) }, 'edge: rtpengine re-offer failed, offer refused, call kept');
       return mediaRelayDown();
     }
     const r = await caller.offer(req.method === 'UPDATE' ? 'UPDATE' : 'INVITE', sdp, this.#deps.passHeaders(req));
     if (r.kind === 'response' && r.response.status < 300) this.#callerSdp = sdp;
-    return this.#relayedAnswer(r, (answer) => this.#deps.anchor.answer(ids, answer));
+    return this.#relayedAnswer(r, (answer) => this.#deps.anchor.answer(ids, answer, this.#profiles.genesys));
   }
 
   async #relayedAnswer(
@@ -325,6 +360,11 @@ export class RelayedCall extends TypedEmitter<EdgeCallEvents> implements EdgeCal
     if (this.#caller.state === 'offered') this.#caller.reject(480);
     else void this.#caller.bye();
     this.#finish('genesys', 'BYE');
+  }
+
+  /** Why an SDP from Genesys is refused under `edge.genesys.srtp: required`; undefined when fine (or not required). */
+  #genesysNotSrtp(sdp: string): string | undefined {
+    return this.#profiles.genesysSrtpRequired ? genesysSrtpRefusal(sdp, this.#deps.suites ?? []) : undefined;
   }
 
   #noteConversation(msg: SipMessage): void {

@@ -5,11 +5,12 @@ import rtpengine from 'rtpengine-client';
 import { PayIvrError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Config } from '../config/schema.js';
+import type { SrtpSuite } from '../config/media-options.js';
 import { OncePerWindow } from '../util/once-per-window.js';
 import { TypedEmitter } from '../util/typed-emitter.js';
 import { parseDtmfDatagram } from './rtpengine-dtmf-datagram.js';
 import { KeyFilter } from './rtpengine-key-filter.js';
-import type { AnchorIds, DtmfSecurityMode, MediaAnchor, MediaAnchorEvents } from './types.js';
+import type { AnchorIds, DtmfSecurityMode, MediaAnchor, MediaAnchorEvents, MediaProfileOptions } from './types.js';
 
 /**
  * The media anchor of the edge role: rtpengine (Debian's rtpengine-daemon 10.5, userspace
@@ -19,7 +20,8 @@ import type { AnchorIds, DtmfSecurityMode, MediaAnchor, MediaAnchorEvents } from
  * What rtpengine 10.5.3.5 does, measured with the real daemon (test/edge-rtpengine.test.ts) and
  * read in its source:
  *
- * - Offer/answer: `ICE: remove`, `transport-protocol` RTP/AVP (RTP/SAVP with SDES on request),
+ * - Offer/answer: `ICE: remove`, `transport-protocol` RTP/AVP (RTP/SAVP with SDES on request,
+ *   the allowed suites only: `SDES: no-<suite>` for the others, 10.5 has no "only" flag),
  *   `replace: origin, session-connection`, `record call: no`. Media sources (the project's rule,
  *   docs/adr/0007-media-source-rules.md): `endpoint-learning: off` makes rtpengine take the SDP's
  *   address and port as the peer at once (no learning window), and the `strict source` flag is
@@ -106,10 +108,29 @@ interface CallEntry {
 
 const UNSAFE_MODES: ReadonlySet<DtmfSecurityMode> = new Set(['zero', 'random']);
 
+/** Every SDES suite rtpengine 10.5 offers by default (its offer with no SDES flag, in its order). */
+export const RTPENGINE_SDES_SUITES = [
+  'AEAD_AES_256_GCM',
+  'AEAD_AES_128_GCM',
+  'AES_256_CM_HMAC_SHA1_80',
+  'AES_256_CM_HMAC_SHA1_32',
+  'AES_192_CM_HMAC_SHA1_80',
+  'AES_192_CM_HMAC_SHA1_32',
+  'AES_CM_128_HMAC_SHA1_80',
+  'AES_CM_128_HMAC_SHA1_32',
+  'F8_128_HMAC_SHA1_80',
+  'F8_128_HMAC_SHA1_32',
+  'NULL_HMAC_SHA1_80',
+  'NULL_HMAC_SHA1_32',
+] as const;
+
 /** Options shared by offer and answer (see the module comment for why each). */
-export function offerAnswerOptions(transport: Transport): NgOptions {
+export function offerAnswerOptions(transport: Transport, sdesSuites?: readonly SrtpSuite[]): NgOptions {
   return {
     'transport-protocol': transport,
+    // Only the suites the product allows, offered and accepted: rtpengine offers every suite it
+    // knows, and 10.5 has no "only-" flag (measured), so the others are named one by one.
+    ...(sdesSuites === undefined ? {} : { SDES: RTPENGINE_SDES_SUITES.filter((x) => !(sdesSuites as readonly string[]).includes(x)).map((x) => `no-${x}`) }),
     ICE: 'remove',
     'endpoint-learning': 'off',
     flags: ['strict source'],
@@ -231,9 +252,9 @@ export class RtpengineAnchor extends TypedEmitter<MediaAnchorEvents> implements 
     return this.#pingOnce(true);
   }
 
-  async offer(ids: AnchorIds, sdp: string, opts?: { transportProtocol?: Transport }): Promise<string> {
+  async offer(ids: AnchorIds, sdp: string, opts?: MediaProfileOptions): Promise<string> {
     const res = await this.#command('offer', {
-      ...offerAnswerOptions(opts?.transportProtocol ?? 'RTP/AVP'),
+      ...offerAnswerOptions(opts?.transportProtocol ?? 'RTP/AVP', opts?.sdesSuites),
       'call-id': ids.callId,
       'from-tag': ids.fromTag,
       // A re-offer inside the dialog (either side) names both tags.
@@ -247,9 +268,9 @@ export class RtpengineAnchor extends TypedEmitter<MediaAnchorEvents> implements 
     return this.#sdpOf(res, 'offer');
   }
 
-  async answer(ids: AnchorIds & { toTag: string }, sdp: string, opts?: { transportProtocol?: Transport }): Promise<string> {
+  async answer(ids: AnchorIds & { toTag: string }, sdp: string, opts?: MediaProfileOptions): Promise<string> {
     const res = await this.#command('answer', {
-      ...offerAnswerOptions(opts?.transportProtocol ?? 'RTP/AVP'),
+      ...offerAnswerOptions(opts?.transportProtocol ?? 'RTP/AVP', opts?.sdesSuites),
       'call-id': ids.callId,
       'from-tag': ids.fromTag,
       'to-tag': ids.toTag,

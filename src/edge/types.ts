@@ -1,3 +1,4 @@
+import type { SrtpSuite } from '../config/media-options.js';
 import type { DtmfDigit } from '../domain/dtmf.js';
 import type { TypedEmitter } from '../util/typed-emitter.js';
 
@@ -43,16 +44,24 @@ export interface MediaAnchorEvents extends Record<string, unknown[]> {
   reachable: [up: boolean];
 }
 
+/** The media profile of the SDP rtpengine writes for one leg. */
+export interface MediaProfileOptions {
+  /** RTP/AVP (default) or RTP/SAVP with SDES keys rtpengine makes. */
+  transportProtocol?: 'RTP/AVP' | 'RTP/SAVP';
+  /** The SDES suites rtpengine may offer or accept (rtp.srtpSuites); all it knows when unset. */
+  sdesSuites?: readonly SrtpSuite[];
+}
+
 /**
  * rtpengine, driven over the ng protocol. Every method rejects with a coded error when rtpengine
  * does not answer in time or answers `error`; SDP strings are never logged with card data (they
  * carry none).
  */
 export interface MediaAnchor extends TypedEmitter<MediaAnchorEvents> {
-  /** Offer from the leg `ids.fromTag`; resolves with the SDP to send to the other leg. */
-  offer(ids: AnchorIds, sdp: string, opts?: { transportProtocol?: 'RTP/AVP' | 'RTP/SAVP' }): Promise<string>;
-  /** Answer from the leg `ids.toTag`; resolves with the SDP to send back to the offerer. */
-  answer(ids: AnchorIds & { toTag: string }, sdp: string, opts?: { transportProtocol?: 'RTP/AVP' | 'RTP/SAVP' }): Promise<string>;
+  /** Offer from the leg `ids.fromTag`; resolves with the SDP to send to the other leg (in `opts.transportProtocol`). */
+  offer(ids: AnchorIds, sdp: string, opts?: MediaProfileOptions): Promise<string>;
+  /** Answer from the leg `ids.toTag`; resolves with the SDP to send back to the offerer (in `opts.transportProtocol`). */
+  answer(ids: AnchorIds & { toTag: string }, sdp: string, opts?: MediaProfileOptions): Promise<string>;
   /** Ends the rtpengine call (idempotent: an unknown call is not an error). */
   delete(callId: string): Promise<void>;
   /** Stops keys from the leg `fromTag` reaching the other leg; they are still reported as 'dtmf'. */

@@ -59,23 +59,37 @@ export class SipPeer {
         s.once(transport === 'tls' ? 'secureConnect' : 'connect', () => r());
         s.once('error', j);
       });
-      s.on('data', (c: Buffer) => {
-        p.#tcpBuf = Buffer.concat([p.#tcpBuf, c]);
-        for (;;) {
-          const f = frameStream(p.#tcpBuf);
-          if (f.kind === 'message') {
-            p.#onBytes(p.#tcpBuf.subarray(0, f.length));
-            p.#tcpBuf = p.#tcpBuf.subarray(f.length);
-          } else if (f.kind === 'keepalive') p.#tcpBuf = p.#tcpBuf.subarray(f.length);
-          else break;
-        }
-      });
-      s.on('error', () => undefined);
-      s.on('close', () => (p.closedByPeer = true));
-      p.#tcp = s;
-      p.port = s.localPort ?? 0;
+      p.#adopt(s);
     }
     return p;
+  }
+
+  /**
+   * A peer on a connection someone else opened (a TCP/TLS listener playing the far end, e.g.
+   * Genesys): it answers on that connection.
+   */
+  static accepted(transport: 'tcp' | 'tls', s: net.Socket): SipPeer {
+    const p = new SipPeer(transport, { host: s.remoteAddress ?? '127.0.0.1', port: s.remotePort ?? 0 });
+    p.#adopt(s);
+    return p;
+  }
+
+  #adopt(s: net.Socket): void {
+    s.on('data', (c: Buffer) => {
+      this.#tcpBuf = Buffer.concat([this.#tcpBuf, c]);
+      for (;;) {
+        const f = frameStream(this.#tcpBuf);
+        if (f.kind === 'message') {
+          this.#onBytes(this.#tcpBuf.subarray(0, f.length));
+          this.#tcpBuf = this.#tcpBuf.subarray(f.length);
+        } else if (f.kind === 'keepalive') this.#tcpBuf = this.#tcpBuf.subarray(f.length);
+        else break;
+      }
+    });
+    s.on('error', () => undefined);
+    s.on('close', () => (this.closedByPeer = true));
+    this.#tcp = s;
+    this.port = s.localPort ?? 0;
   }
 
   get tp(): string {
