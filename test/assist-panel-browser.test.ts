@@ -3,9 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { FakeEdgeCall } from './support/fake-edge.js';
 import { ASSIST_KEY, startAssistHarness, type AssistHarness } from './support/assist-harness.js';
+import { openPanelBrowser } from './support/browser.js';
 
 /**
  * The Agent Assist panel in Debian's chromium (playwright-core): opened with its capture token in
@@ -29,36 +30,12 @@ const produced: { where: string; text: string }[] = [];
 const requests: { url: string; authorization: string | undefined }[] = [];
 const pending: { url: string; done: Promise<boolean> }[] = [];
 /** Event streams as the browser received them, by CDP request id. */
-const streamed = new Map<string, { url: string; text: string }>();
+let streamed = new Map<string, { url: string; text: string }>();
 
 beforeAll(async () => {
   h = await startAssistHarness({ adminPort: 52111, pspPort: 52112 });
   mkdirSync(SHOTS, { recursive: true });
-  context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'payivr-assist-chromium-')), {
-    executablePath: process.env.PAYIVR_CHROMIUM ?? '/usr/bin/chromium',
-    viewport: { width: 560, height: 520 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  page = context.pages()[0] ?? (await context.newPage());
-  // Playwright cannot read the body of a response the page consumes as a stream: the event
-  // stream's bytes are taken from the browser's own network layer (CDP) as they arrive.
-  const cdp = await context.newCDPSession(page);
-  await cdp.send('Network.enable');
-  cdp.on('Network.responseReceived', (e) => {
-    if (!e.response.url.includes('/events')) return;
-    streamed.set(e.requestId, { url: e.response.url, text: '' });
-    void cdp
-      .send('Network.streamResourceContent', { requestId: e.requestId })
-      .then((r) => {
-        const s = streamed.get(e.requestId);
-        if (s !== undefined) s.text = Buffer.from(r.bufferedData, 'base64').toString('latin1') + s.text;
-      })
-      .catch(() => undefined);
-  });
-  cdp.on('Network.dataReceived', (e) => {
-    const s = streamed.get(e.requestId);
-    if (s !== undefined && e.data !== undefined) s.text += Buffer.from(e.data, 'base64').toString('latin1');
-  });
+  ({ context, page, streamed } = await openPanelBrowser(mkdtempSync(join(tmpdir(), 'payivr-assist-chromium-'))));
   page.on('request', (r) => {
     requests.push({ url: r.url(), authorization: r.headers().authorization });
     const body = r.postData();

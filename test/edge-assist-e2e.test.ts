@@ -4,7 +4,7 @@ import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { parseConfig } from '../src/config/load.js';
 import { createLogger, type Logger } from '../src/log.js';
 import { startApp, type App } from '../src/app.js';
@@ -20,7 +20,7 @@ import { writeDtmfPcap, type DtmfStep } from './support/dtmf-pcap.js';
 import { Capture, eventKeys, rtpPackets, type RtpPacket } from './support/capture.js';
 import { SseReader } from './support/assist-harness.js';
 import { cardDigitHits, filesUnder, type RunText } from './support/run-texts.js';
-import { requireTool } from './support/tools.js';
+import { openPanelBrowser } from './support/browser.js';
 
 /**
  * Agent Assist end to end, with real peers only: SIPp as the carrier's caller (UAC) talking and
@@ -87,7 +87,7 @@ let page: Page;
 const sipps: SippProcess[] = [];
 const produced: RunText[] = [];
 const pending: { url: string; done: Promise<boolean> }[] = [];
-const streamed = new Map<string, { url: string; text: string }>();
+let streamed = new Map<string, { url: string; text: string }>();
 const panelRequests: { url: string; authorization: string | undefined }[] = [];
 
 /** What the one call left for the later checks. */
@@ -236,30 +236,7 @@ beforeAll(async () => {
     },
   });
 
-  context = await chromium.launchPersistentContext(mkdtempSync(join(dir, 'chromium-')), {
-    executablePath: process.env.PAYIVR_CHROMIUM ?? requireTool('chromium'),
-    viewport: { width: 560, height: 520 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  page = context.pages()[0] ?? (await context.newPage());
-  // The event stream's bytes as the browser got them (Playwright cannot read a streamed body).
-  const cdp = await context.newCDPSession(page);
-  await cdp.send('Network.enable');
-  cdp.on('Network.responseReceived', (e) => {
-    if (!e.response.url.includes('/events')) return;
-    streamed.set(e.requestId, { url: e.response.url, text: '' });
-    void cdp
-      .send('Network.streamResourceContent', { requestId: e.requestId })
-      .then((r) => {
-        const s = streamed.get(e.requestId);
-        if (s !== undefined) s.text = Buffer.from(r.bufferedData, 'base64').toString('latin1') + s.text;
-      })
-      .catch(() => undefined);
-  });
-  cdp.on('Network.dataReceived', (e) => {
-    const s = streamed.get(e.requestId);
-    if (s !== undefined && e.data !== undefined) s.text += Buffer.from(e.data, 'base64').toString('latin1');
-  });
+  ({ context, page, streamed } = await openPanelBrowser(mkdtempSync(join(dir, 'chromium-'))));
   page.on('request', (r) => {
     panelRequests.push({ url: r.url(), authorization: r.headers().authorization });
     const body = r.postData();

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,7 @@ import { RtpengineDaemon } from './support/rtpengine.js';
 import { cardDigitHits, filesUnder } from './support/run-texts.js';
 import { SipPeer, offerSdp, type PeerCall } from './support/sip-peer.js';
 import { requireTool } from './support/tools.js';
+import { NodeChildren } from './support/children.js';
 
 /**
  * The edge role's fault behaviour with real peers: `pay-ivr serve` (dist/) as a child process in
@@ -125,22 +126,9 @@ let runs = 0;
 let carrierSip: SipPeer;
 let genesysSip: SipPeer;
 const peers: RtpPeer[] = [];
-const children = new Set<ChildProcess>();
+const children = new NodeChildren(() => dir);
 
-function spawnNode(args: string[], logFile: string): ChildProcess {
-  const out = join(dir, logFile);
-  const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const chunks: string[] = [];
-  const save = (d: Buffer): void => {
-    chunks.push(d.toString());
-    writeFileSync(out, chunks.join(''));
-  };
-  p.stdout?.on('data', save);
-  p.stderr?.on('data', save);
-  children.add(p);
-  p.once('exit', () => children.delete(p));
-  return p;
-}
+const spawnNode = (args: string[], logFile: string): ChildProcess => children.spawn(args, logFile);
 
 function serverConfig(): string {
   runs += 1;
@@ -296,7 +284,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const p of peers) p.close();
-  for (const c of [...children]) c.kill('SIGKILL');
+  for (const c of children.running) c.kill('SIGKILL');
   await carrierSip?.close();
   await genesysSip?.close();
   relay?.close();

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { paymentSteps } from './support/payment-steps.js';
 import { startRedisServer, type RedisServer } from './support/redis-server.js';
 import { cliArgs, distEntry } from './support/dist.js';
 import { cardDigitHits, filesUnder, redisTexts } from './support/run-texts.js';
+import { NodeChildren } from './support/children.js';
 
 /**
  * Money integrity across crashes (payment journal, docs/payment-journal.md). The server runs as a
@@ -55,22 +56,9 @@ let server: ChildProcess | undefined;
 let runs = 0;
 let reader: RedisStore;
 let raw: Redis;
-const children = new Set<ChildProcess>();
+const children = new NodeChildren(() => dir);
 
-function spawnNode(args: string[], logFile: string): ChildProcess {
-  const out = join(dir, logFile);
-  const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const chunks: string[] = [];
-  const save = (d: Buffer): void => {
-    chunks.push(d.toString());
-    writeFileSync(out, chunks.join(''));
-  };
-  p.stdout?.on('data', save);
-  p.stderr?.on('data', save);
-  children.add(p);
-  p.once('exit', () => children.delete(p));
-  return p;
-}
+const spawnNode = (args: string[], logFile: string): ChildProcess => children.spawn(args, logFile);
 
 function serverConfig(storeType: 'redis' | 'memory'): string {
   runs += 1;
@@ -188,7 +176,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const c of [...children]) {
+  for (const c of children.running) {
     if (c === psp) continue;
     c.kill('SIGKILL');
   }
