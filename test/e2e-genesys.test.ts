@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -11,8 +11,8 @@ import { E2E_TARGET, parseUui, runGenesysCall, type GenesysCallResult } from './
 import { keysEndMs, type DtmfStep } from './support/dtmf-pcap.js';
 import { CONFIRM_AMOUNT, cardSteps } from './support/payment-steps.js';
 import { startRedisServer, type RedisServer } from './support/redis-server.js';
-import { cardDigitHits, filesUnder, redisTexts } from './support/run-texts.js';
 import { e2eNodeConfig, e2eProfile } from './support/app-config.js';
+import { cardDigitHits, filesUnder, logOnceItHas, redisTexts } from './support/run-texts.js';
 
 /**
  * The Genesys round trip end to end: SIPp plays Genesys (INVITE with UUI and x-inin-cnv, keys as
@@ -271,9 +271,9 @@ describe('Genesys round trip (SIPp as Genesys)', () => {
     expect(refused[0]?.handBack?.status).toBe('failed');
   });
 
-  it('the run logged no errors (a missing prompt or a failed store write would show here)', () => {
+  it('the run logged no errors (a missing prompt or a failed store write would show here)', async () => {
     if (external) return;
-    const lines = readFileSync(join(dir, 'pay-ivr.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { level: number; msg: string });
+    const lines = (await logOnceItHas(join(dir, 'pay-ivr.log'), 'hand-back REFER done', 11)).trim().split('\n').map((l) => JSON.parse(l) as { level: number; msg: string });
     expect(lines.filter((l) => l.level >= 50).map((l) => l.msg)).toEqual([]);
     expect(lines.filter((l) => l.msg === 'hand-back REFER done')).toHaveLength(11);
   });

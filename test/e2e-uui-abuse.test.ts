@@ -10,6 +10,7 @@ import type { DtmfStep } from './support/dtmf-pcap.js';
 import { cardSteps, paymentSteps } from './support/payment-steps.js';
 import { e2eNodeConfig } from './support/app-config.js';
 import { shortPromptsDir } from './support/short-prompts.js';
+import { logOnceItHas } from './support/run-texts.js';
 
 /**
  * Rows of the UUI abuse table (test/genesys-uui-abuse.test.ts) through the real embedded SIP
@@ -200,7 +201,7 @@ describe('UUI abuse end to end (SIPp as Genesys, embedded backend)', () => {
   });
 
   it('the log names each rejected key and reason; no card digits or card-like values anywhere', async () => {
-    const logText = readFileSync(join(dir, 'pay-ivr.log'), 'utf8');
+    const logText = await logOnceItHas(join(dir, 'pay-ivr.log'), 'hand-back REFER done', CASES.length);
     const lines = logText.trim().split('\n').map((l) => JSON.parse(l) as { level: number; msg: string; key?: string; problem?: string; value?: string; why?: string });
     const rejected = lines.filter((l) => l.msg === 'UUI field rejected').map((l) => `${l.key}:${l.problem}`);
     for (const k of ['amt:duplicate-key', 'cur:bad-currency', 'cur:currency-not-accepted', 'amt:bad-amount', 'ref:bad-field', 'acct:bad-field']) expect(rejected).toContain(k);

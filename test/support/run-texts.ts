@@ -66,3 +66,18 @@ export function cardDigitHits(texts: readonly RunText[], secrets: readonly strin
   }
   return hits;
 }
+
+/**
+ * The log file once it holds `count` lines with this message: the app logs through an
+ * asynchronous destination, so the last lines of a call may reach the file a moment after the
+ * call has ended.
+ */
+export async function logOnceItHas(file: string, msg: string, count: number, timeoutMs = 5_000): Promise<string> {
+  const needle = `"msg":${JSON.stringify(msg)}`;
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const text = readFileSync(file, 'utf8');
+    if (text.split('\n').filter((l) => l.includes(needle)).length >= count || Date.now() > end) return text;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
