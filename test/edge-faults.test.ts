@@ -15,7 +15,7 @@ import { RtpengineDaemon } from './support/rtpengine.js';
 import { cardDigitHits, filesUnder } from './support/run-texts.js';
 import { SipPeer, offerSdp, type PeerCall } from './support/sip-peer.js';
 import { requireTool } from './support/tools.js';
-import { NodeChildren } from './support/children.js';
+import { NodeChildren, kill9 } from './support/children.js';
 
 /**
  * The edge role's fault behaviour with real peers: `pay-ivr serve` (dist/) as a child process in
@@ -176,13 +176,7 @@ async function startServer(): Promise<void> {
   await until('pay-ivr ready', async () => (await ready()).body.ready, 60_000);
 }
 
-async function kill9(): Promise<void> {
-  const s = server;
-  if (s === undefined || s.exitCode !== null) return;
-  const exited = new Promise((r) => s.once('exit', r));
-  s.kill('SIGKILL');
-  await exited;
-}
+const killServer = (): Promise<void> => kill9(server);
 
 async function sandbox(method: string, path: string, body?: unknown): Promise<unknown> {
   const r = await fetch(`http://${HOST}:${PSP_PORT}${path}`, { method, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
@@ -321,7 +315,7 @@ describe('edge faults with real peers (pay-ivr child, rtpengine, sandbox PSP)', 
     // The attempt is journaled (fsync'd) before the first send; the PSP then holds the request.
     await until('the attempt journaled', () => existsSync(SPOOL) && readFileSync(SPOOL, 'utf8').includes(`"reference":"${REFERENCE}"`), 10_000);
     await sleep(1_000);
-    await kill9();
+    await killServer();
     expect(readFileSync(join(dir, 'server-1.log'), 'utf8')).not.toContain('capture charge finished');
 
     // pay-ivr is gone; rtpengine still relays and still blocks the caller's keys toward Genesys.
@@ -441,7 +435,7 @@ describe('edge faults with real peers (pay-ivr child, rtpengine, sandbox PSP)', 
     const sipText = (p: SipPeer): string => p.raw.map((b) => b.toString('latin1')).join('\n');
     writeFileSync(join(dir, 'sip-carrier.txt'), sipText(carrierSip));
     writeFileSync(join(dir, 'sip-genesys.txt'), sipText(genesysSip));
-    await kill9();
+    await killServer();
     const texts = [...filesUnder([dir]), { where: 'rtpengine log', text: daemon?.log() ?? '' }];
     expect(texts.some((t) => t.where.includes('server-1.log') && t.text.length > 1000)).toBe(true);
     expect(texts.some((t) => t.where.includes('journal-spool') && t.text.length > 100)).toBe(true);

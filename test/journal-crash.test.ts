@@ -11,7 +11,7 @@ import { paymentSteps } from './support/payment-steps.js';
 import { startRedisServer, type RedisServer } from './support/redis-server.js';
 import { cliArgs, distEntry } from './support/dist.js';
 import { cardDigitHits, filesUnder, redisTexts } from './support/run-texts.js';
-import { NodeChildren } from './support/children.js';
+import { NodeChildren, kill9 } from './support/children.js';
 
 /**
  * Money integrity across crashes (payment journal, docs/payment-journal.md). The server runs as a
@@ -100,13 +100,7 @@ async function startServer(storeType: 'redis' | 'memory' = 'redis'): Promise<voi
   await until('server ready', async () => (await ready()).ready, 60_000);
 }
 
-async function kill9(): Promise<void> {
-  const s = server;
-  if (s === undefined || s.exitCode !== null) return;
-  const exited = new Promise((r) => s.once('exit', r));
-  s.kill('SIGKILL');
-  await exited;
-}
+const killServer = (): Promise<void> => kill9(server);
 
 async function sandbox(method: string, path: string, body?: unknown): Promise<unknown> {
   const r = await fetch(`http://127.0.0.1:${PSP_PORT}${path}`, { method, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
@@ -249,7 +243,7 @@ describe('kill -9 of the server during concurrent payments', () => {
       for (const f of point.faults ?? []) await sandbox('POST', '/_sandbox/faults', f);
       const { refs, done } = placeCalls(point.name, point.cards);
       await point.trigger(refs);
-      await kill9();
+      await killServer();
       await sandbox('DELETE', '/_sandbox/faults');
       await startServer();
       const calls = await done;
@@ -317,14 +311,14 @@ describe('kill -9 of the server during concurrent payments', () => {
   }, 240_000);
 
   it('memory store (no Redis): the spool file is the journal; kill -9 during the PSP call, restart: charges == approved results, BYE to every caller', async () => {
-    await kill9();
+    await killServer();
     await startServer('memory');
     await sandbox('DELETE', '/_sandbox/faults');
     await sandbox('POST', '/_sandbox/faults', { fault: { kind: 'latency', ms: 4_000 }, count: -1, method: 'POST' });
     const { refs, done } = placeCalls('memory', [VISA, VISA]);
     await liveStates('memory', ['charging', 'charging'], 90_000);
     await sleep(1_000);
-    await kill9();
+    await killServer();
     await sandbox('DELETE', '/_sandbox/faults');
     await startServer('memory');
     const calls = await done;

@@ -8,7 +8,7 @@ import { refuseInvite } from '../telephony/embedded/invite-admission.js';
 import type { SipHeader } from '../telephony/embedded/sip/message.js';
 import { header } from '../telephony/embedded/sip/serializer.js';
 import type { TimerConfig } from '../telephony/embedded/sip/transaction.js';
-import { loadTls } from '../telephony/embedded/backend.js';
+import { stackOptions } from '../telephony/embedded/backend.js';
 import { UserAgent } from '../telephony/embedded/sip/user-agent.js';
 import type { BackendEvents, TelephonyBackend } from '../telephony/types.js';
 import { B2bua } from './b2bua.js';
@@ -90,15 +90,7 @@ export class EdgeBackend extends TypedEmitter<BackendEvents> implements Telephon
     this.#admission.announce(this.#log);
     const unavailable = (): SipHeader[] | undefined => (this.#drainRetryAfter === undefined ? undefined : [header('retry-after', String(this.#drainRetryAfter))]);
     const ua = new UserAgent({
-      listen: sip.listen,
-      limits: { maxMessageBytes: sip.maxMessageBytes, maxHeaders: sip.maxHeaders, maxLineLength: Math.min(8192, sip.maxMessageBytes) },
-      logger: this.#log,
-      userAgent: sip.userAgent,
-      sessionExpires: sip.sessionExpires,
-      publicAddress: sip.publicAddress,
-      tls: loadTls(this.#config),
-      timers: this.#opts.timers,
-      sessionTimerUnitMs: this.#opts.sessionTimerUnitMs,
+      ...stackOptions(this.#config, this.#log, this.#opts),
       streams: { ...sip.streams, allowed: (a) => this.#admission.allowed(a) || this.#isGenesys(a) },
       admit: (req, flow) =>
         refuseInvite(req, flow, {

@@ -32,3 +32,11 @@ export class NodeChildren {
     return [...this.#all];
   }
 }
+
+/** kill -9 and wait until the process is gone (nothing when it already is). */
+export async function kill9(p: ChildProcess | undefined): Promise<void> {
+  if (p === undefined || p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise((r) => p.once('exit', r));
+  p.kill('SIGKILL');
+  await exited;
+}

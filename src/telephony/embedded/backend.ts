@@ -15,7 +15,7 @@ import { header } from './sip/serializer.js';
 import type { ServerSession } from './sip/session.js';
 import type { TimerConfig } from './sip/transaction.js';
 import type { Flow, TlsMaterial } from './sip/transport.js';
-import { UserAgent, type InviteRefusal } from './sip/user-agent.js';
+import { UserAgent, type InviteRefusal, type UserAgentOptions } from './sip/user-agent.js';
 import { refuseInvite } from './invite-admission.js';
 
 /**
@@ -95,15 +95,7 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
     this.#admission.announce(this.#log);
     const media = this.#opts.media ?? createDefaultMedia(this.#config, this.#log);
     const ua = new UserAgent({
-      listen: sip.listen,
-      limits: { maxMessageBytes: sip.maxMessageBytes, maxHeaders: sip.maxHeaders, maxLineLength: Math.min(8192, sip.maxMessageBytes) },
-      logger: this.#log,
-      userAgent: sip.userAgent,
-      sessionExpires: sip.sessionExpires,
-      publicAddress: sip.publicAddress,
-      tls: loadTls(this.#config),
-      timers: this.#opts.timers,
-      sessionTimerUnitMs: this.#opts.sessionTimerUnitMs,
+      ...stackOptions(this.#config, this.#log, this.#opts),
       streams: { ...sip.streams, allowed: (a) => this.#admission.allowed(a) },
       admit: (req, flow) => this.#admit(req, flow),
       signallingPeer: (a) => this.#admission.listed(a),
@@ -222,8 +214,31 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
   }
 }
 
-/** The SIP TLS certificate files of the configuration (shared with the edge role). */
-export function loadTls(config: Config): TlsMaterial | undefined {
+/**
+ * What the SIP stack takes from sip.* (listeners, parser limits, identity, session timer, TLS
+ * files): the same for the payment node and the edge role, which add their own admission.
+ */
+export function stackOptions(
+  config: Config,
+  logger: Logger,
+  o: { timers?: TimerConfig | undefined; sessionTimerUnitMs?: number | undefined },
+): Pick<UserAgentOptions, 'listen' | 'limits' | 'logger' | 'userAgent' | 'sessionExpires' | 'publicAddress' | 'tls' | 'timers' | 'sessionTimerUnitMs'> {
+  const { sip } = config;
+  return {
+    listen: sip.listen,
+    limits: { maxMessageBytes: sip.maxMessageBytes, maxHeaders: sip.maxHeaders, maxLineLength: Math.min(8192, sip.maxMessageBytes) },
+    logger,
+    userAgent: sip.userAgent,
+    sessionExpires: sip.sessionExpires,
+    publicAddress: sip.publicAddress,
+    tls: loadTls(config),
+    timers: o.timers,
+    sessionTimerUnitMs: o.sessionTimerUnitMs,
+  };
+}
+
+/** The SIP TLS certificate files of the configuration. */
+function loadTls(config: Config): TlsMaterial | undefined {
   const t = config.sip.tls;
   if (t === undefined) return undefined;
   try {

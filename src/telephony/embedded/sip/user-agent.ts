@@ -38,7 +38,7 @@ const URI_SCHEMES = new Set(['sip', 'sips', 'tel']);
  */
 export type InviteRefusal = { status: number; reason?: string | undefined; headers: SipHeader[] } | { silent: true };
 
-interface UserAgentOptions {
+export interface UserAgentOptions {
   listen: readonly ListenSpec[];
   limits: ParseLimits;
   logger: Logger;
