@@ -7,6 +7,7 @@ import { HOST_PORT, isValidNumberPattern, sipTargetOf } from '../net/sip-target.
 import { normalizeHeaderName } from '../net/sip-header-name.js';
 import { MEDIA_THREAD_PRIORITIES, SRTP_POLICIES, SRTP_SUITES } from './media-options.js';
 import { edgeSchema } from './edge-schema.js';
+import { genesysPlatformSchema } from './genesys-platform-schema.js';
 
 /**
  * The configuration schema. Every parameter of the use case is a profile setting; server-wide
@@ -262,6 +263,8 @@ const genesysSchema = z
     resultKeys: resultKeysSchema.default(resultKeysSchema.parse({})),
     /** Header carrying the conversation id. */
     conversationHeader: z.string().default('x-inin-cnv'),
+    /** The result written onto the conversation through the Platform API (participant data). */
+    platform: genesysPlatformSchema.default(genesysPlatformSchema.parse({})),
   })
   .superRefine((g, ctx) => {
     if (g.fieldSeparator === g.keyValueSeparator) ctx.addIssue({ code: 'custom', path: ['keyValueSeparator'], message: 'must differ from fieldSeparator' });
