@@ -43,6 +43,8 @@ export type ErrorCode =
   | 'ERR_ASSIST_CAPACITY'
   /** Agent Assist: the media anchor did not block the caller's keys: no capture (502). */
   | 'ERR_ASSIST_BLOCK'
+  /** Genesys participant data: a result value looked like card data, so nothing was written (path and rule only). */
+  | 'ERR_PARTICIPANT_DATA'
   | 'ERR_INTERNAL';
 
 export class PayIvrError extends Error {
