@@ -31,7 +31,7 @@ interface Extended {
 /** How one SDK call ended, reduced to what the verdict needs. */
 type CallEnd =
   | { ok: true; status: number; body: unknown }
-  | { ok: false; status?: number | undefined; retryAfter?: string | undefined; code: string };
+  | { ok: false; status?: number | undefined; retryAfter?: string | undefined; code: string; login?: boolean };
 
 export interface WriterOptions {
   /** Clock for the token's lifetime (tests). */
@@ -122,6 +122,8 @@ function callEnd(e: unknown): CallEnd & { ok: false } {
 /** The verdict for a failed call. 401 reaches here only after the re-login and retry. */
 function failureVerdict(end: CallEnd & { ok: false }, what: string, now: number): WriteVerdict {
   const s = end.status;
+  // A login that failed, whatever its status, is worth trying again later: credentials get fixed.
+  if (end.login === true) return { kind: 'retry', why: `${what}: ${end.code}`, afterMs: s === 429 ? retryAfterMs(end.retryAfter, now) : undefined };
   if (s === undefined) return { kind: 'retry', why: `${what}: ${end.code}` };
   if (s === 429) return { kind: 'retry', why: `${what}: 429`, afterMs: retryAfterMs(end.retryAfter, now) };
   if (s >= 500 || s === 401 || s === 408 || s === 409 || s === 425) return { kind: 'retry', why: `${what}: ${s}`, afterMs: s === 503 ? retryAfterMs(end.retryAfter, now) : undefined };
@@ -246,7 +248,7 @@ class SdkParticipantDataWriter implements ParticipantDataWriter {
       const end = callEnd(e);
       const level = end.status === 400 || end.status === 401 ? 'error' : 'warn';
       this.log[level]({ status: end.status, code: end.code }, level === 'error' ? 'Genesys login refused: check the OAuth client id and secret' : 'Genesys login failed');
-      return { ...end, code: `login ${end.code}` };
+      return { ...end, code: `login ${end.code}`, login: true };
     }
   }
 
