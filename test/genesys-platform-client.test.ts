@@ -128,6 +128,23 @@ describe('participant-data writer on the Platform API SDK', () => {
     const verdicts = await Promise.all(cs.map((c) => w.write(c.id, { 'payivr.outcome': 'approved' })));
     expect(verdicts.every((v) => v.kind === 'written')).toBe(true);
     expect(fake.logins).toBe(1);
+    // Several calls refused with the same old token: one new login between them.
+    fake.setFault({ kind: 'expire-tokens' });
+    const again = await Promise.all(cs.map((c) => w.write(c.id, { 'payivr.outcome': 'declined' })));
+    expect(again.every((v) => v.kind === 'written')).toBe(true);
+    expect(fake.logins).toBe(2);
+  });
+
+  it('ends an open request on close with a retry verdict', async () => {
+    // A deadline far beyond the test's: only close() can end the hanging request.
+    const w = writer({ cfg: config({ timeoutMs: 600_000 }) });
+    const c = conversation();
+    fake.setFault({ kind: 'hang', count: 1 });
+    const pending = w.write(c.id, { 'payivr.outcome': 'approved' });
+    while (!fake.requests.some((r) => r.path.startsWith('/api/'))) await new Promise((r) => setTimeout(r, 10));
+    await w.close();
+    expect(await pending).toMatchObject({ kind: 'retry' });
+    expect(await w.write(c.id, { 'payivr.outcome': 'approved' })).toEqual({ kind: 'retry', why: 'writer closed' });
   });
 
   it('turns a 429 into a retry after the Retry-After delay, in seconds or as a date', async () => {
