@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { parseConfig } from '../src/config/load.js';
+import { loadConfig, parseConfig } from '../src/config/load.js';
 import { isLoopbackHost } from '../src/net/loopback.js';
 import { cliArgs } from './support/dist.js';
 
@@ -142,6 +142,22 @@ describe('default secrets of drachtio-server and FreeSWITCH', () => {
     }
     const c = parseConfig({ ...base, telephony: drachtio({ drachtio: { host: '10.0.0.5' }, freeswitch: { host: '10.0.0.6' }, freeswitchPool: [{ host: '10.0.0.7', secret: 'pool-password', listenPort: 8086 }] }) });
     expect(c.telephony.freeswitch.host).toBe('10.0.0.6');
+  });
+});
+
+describe('loopback', () => {
+  it('127.0.0.0/8, ::1 in any spelling and localhost are loopback; wildcards, other addresses and names are not', () => {
+    for (const h of ['127.0.0.1', '127.255.0.9', '::1', '0:0:0:0:0:0:0:1', '[::1]', '::ffff:127.0.0.1', 'localhost', 'LOCALHOST']) expect(isLoopbackHost(h), h).toBe(true);
+    for (const h of ['0.0.0.0', '::', '10.0.0.1', '128.0.0.1', '::2', '1::1', '::ffff:10.0.0.1', 'fe80::1%lo', 'localhost.example', 'db.internal', '']) expect(isLoopbackHost(h), h).toBe(false);
+  });
+});
+
+describe('the shipped deployment templates', () => {
+  it('name a real PSP (the sandbox only in the SIPp suite overlay)', () => {
+    for (const file of ['docker/pay-ivr.yaml', 'docker/fleet/pay-ivr-1.yaml', 'docker/fleet/pay-ivr-2.yaml', 'docker/edge.pay-ivr.yaml']) {
+      const c = loadConfig(file, { DRACHTIO_SECRET: 'from-docker-env', FREESWITCH_SECRET: 'from-docker-env' });
+      for (const [name, p] of Object.entries(c.profiles)) expect(p.psp.type, `${file} profiles.${name}`).not.toBe('sandbox');
+    }
   });
 });
 
