@@ -21,6 +21,7 @@ import { EdgeBackend } from './edge/edge-backend.js';
 import type { CaptureHost, MediaAnchor } from './edge/types.js';
 import type { RelayedCall } from './edge/edge-call.js';
 import { AssistService } from './assist/service.js';
+import { sandboxProfiles } from './config/fail-closed.js';
 
 export interface App {
   readonly backend: TelephonyBackend;
@@ -92,6 +93,10 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
     const reports = createReports(config, logger, metrics, 'nodeId' in innerStore && typeof innerStore.nodeId === 'string' ? innerStore.nodeId : undefined);
     closers.push(() => reports.close());
 
+    // The sandbox approves without charging: say so once, loudly (config validation already
+    // refused it on a node reachable off loopback unless psp.allowOffLoopback says otherwise).
+    const sandbox = sandboxProfiles(config);
+    if (sandbox.length > 0) logger.warn({ profiles: sandbox }, `sandbox PSP in profile(s) ${sandbox.join(', ')}: approves any valid card number and charges nothing (test nodes only)`);
     const gateways = new Map<string, PaymentGateway>();
     for (const [name, profile] of Object.entries(config.profiles)) {
       const g = await createGateway(profile.psp, profile.retry, logger.child({ psp: profile.psp.type, profile: name }), { configPath: `profiles.${name}.psp` });
@@ -220,7 +225,7 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
         metrics,
         reports,
         assist,
-        backendStatus: () => ({ ready: backend.ready, activeCalls: backend.activeCalls, draining: backend.draining, journal: journal.status(), mediaRelay: mediaRelay?.() }),
+        backendStatus: () => ({ ready: backend.ready, activeCalls: backend.activeCalls, draining: backend.draining, journal: journal.status(), mediaRelay: mediaRelay?.(), sandboxPsp: sandbox }),
         drain: () => void drain().then(() => options.onDrained?.()),
         logger,
       });

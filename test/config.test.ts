@@ -10,6 +10,9 @@ import { edgeSchema } from '../src/config/edge-schema.js';
 import { parse as parseYaml } from 'yaml';
 import { cliArgs } from './support/dist.js';
 
+/** Profiles name their PSP (a profile without one is refused); these test nodes are on loopback. */
+const SANDBOX = { type: 'sandbox' } as const;
+
 function cli(args: string[], env: Record<string, string> = {}): { code: number; out: string } {
   try {
     const out = execFileSync(process.execPath, cliArgs(...args), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
@@ -42,9 +45,9 @@ describe('configuration', () => {
   });
 
   it('reports unknown keys, bad enums and cross-field errors with paths', () => {
-    expect(() => parseConfig({ profiles: { default: { maxDeclinez: 3 } } })).toThrow(/profiles\.default/);
+    expect(() => parseConfig({ profiles: { default: { psp: SANDBOX, maxDeclinez: 3 } } })).toThrow(/profiles\.default/);
     expect(() => parseConfig({ telephony: { backend: 'asterisk' } })).toThrow(/telephony\.backend/);
-    expect(() => parseConfig({ profiles: { default: { minAmount: 500, maxAmount: 100 } } })).toThrow(/profiles\.default\.maxAmount: must be >= minAmount/);
+    expect(() => parseConfig({ profiles: { default: { psp: SANDBOX, minAmount: 500, maxAmount: 100 } } })).toThrow(/profiles\.default\.maxAmount: must be >= minAmount/);
     expect(() => parseConfig({ defaultProfile: 'nope' })).toThrow(/defaultProfile: no profile named "nope"/);
     expect(() => parseConfig({ profiles: { default: { psp: { type: 'adyen' } } } })).toThrow(/profiles\.default\.psp\.merchantAccount/);
     expect(() => parseConfig({ security: { mediaRanges: ['52.129.96.0/20', '10.0.0.0/'] } })).toThrow(/security\.mediaRanges\.1: not an IPv4\/IPv6 address or CIDR/);
@@ -52,25 +55,25 @@ describe('configuration', () => {
 
   it('context safety settings fail at start with the path of the bad field', () => {
     const bad: [unknown, RegExp][] = [
-      [{ profiles: { default: { currency: 'JPX' } } }, /profiles\.default\.currency: not an ISO 4217 currency code/],
-      [{ profiles: { default: { acceptedCurrencies: { JPX: { minAmount: 1, maxAmount: 2 } } } } }, /profiles\.default\.acceptedCurrencies\.JPX: not an ISO 4217/],
-      [{ profiles: { default: { acceptedCurrencies: { eur: { minAmount: 1, maxAmount: 2 } } } } }, /profiles\.default\.acceptedCurrencies\.eur: not an ISO 4217/],
-      [{ profiles: { default: { acceptedCurrencies: { EUR: { minAmount: 1, maxAmount: 2 } } } } }, /profiles\.default\.acceptedCurrencies\.EUR: is the profile currency/],
-      [{ profiles: { default: { acceptedCurrencies: { GBP: { minAmount: 10, maxAmount: 2 } } } } }, /profiles\.default\.acceptedCurrencies\.GBP\.maxAmount: must be >= minAmount/],
-      [{ profiles: { default: { acceptedCurrencies: { GBP: { minAmount: 10 } } } } }, /profiles\.default\.acceptedCurrencies\.GBP\.maxAmount/],
-      [{ profiles: { default: { onBadContext: 'maybe' } } }, /profiles\.default\.onBadContext/],
-      [{ profiles: { default: { handBack: { returnTargets: { numbers: '(' } } } } }, /profiles\.default\.handBack\.returnTargets\.numbers: not a valid regular expression/],
-      [{ profiles: { default: { handBack: { returnTargets: { hosts: ['evil host'] } } } } }, /profiles\.default\.handBack\.returnTargets\.hosts\.0: must be a host name/],
-      [{ profiles: { default: { handBack: { returnTargets: { uris: ['sip:a b@c'] } } } } }, /profiles\.default\.handBack\.returnTargets\.uris\.0: must be a sip/],
-      [{ profiles: { default: { handBack: { automated: 'not a uri' } } } }, /profiles\.default\.handBack\.automated: must be a sip/],
-      [{ profiles: { default: { handBack: { byOutcome: { error: 'sip:<x>' } } } } }, /profiles\.default\.handBack\.byOutcome\.error: must be a sip/],
+      [{ profiles: { default: { psp: SANDBOX, currency: 'JPX' } } }, /profiles\.default\.currency: not an ISO 4217 currency code/],
+      [{ profiles: { default: { psp: SANDBOX, acceptedCurrencies: { JPX: { minAmount: 1, maxAmount: 2 } } } } }, /profiles\.default\.acceptedCurrencies\.JPX: not an ISO 4217/],
+      [{ profiles: { default: { psp: SANDBOX, acceptedCurrencies: { eur: { minAmount: 1, maxAmount: 2 } } } } }, /profiles\.default\.acceptedCurrencies\.eur: not an ISO 4217/],
+      [{ profiles: { default: { psp: SANDBOX, acceptedCurrencies: { EUR: { minAmount: 1, maxAmount: 2 } } } } }, /profiles\.default\.acceptedCurrencies\.EUR: is the profile currency/],
+      [{ profiles: { default: { psp: SANDBOX, acceptedCurrencies: { GBP: { minAmount: 10, maxAmount: 2 } } } } }, /profiles\.default\.acceptedCurrencies\.GBP\.maxAmount: must be >= minAmount/],
+      [{ profiles: { default: { psp: SANDBOX, acceptedCurrencies: { GBP: { minAmount: 10 } } } } }, /profiles\.default\.acceptedCurrencies\.GBP\.maxAmount/],
+      [{ profiles: { default: { psp: SANDBOX, onBadContext: 'maybe' } } }, /profiles\.default\.onBadContext/],
+      [{ profiles: { default: { psp: SANDBOX, handBack: { returnTargets: { numbers: '(' } } } } }, /profiles\.default\.handBack\.returnTargets\.numbers: not a valid regular expression/],
+      [{ profiles: { default: { psp: SANDBOX, handBack: { returnTargets: { hosts: ['evil host'] } } } } }, /profiles\.default\.handBack\.returnTargets\.hosts\.0: must be a host name/],
+      [{ profiles: { default: { psp: SANDBOX, handBack: { returnTargets: { uris: ['sip:a b@c'] } } } } }, /profiles\.default\.handBack\.returnTargets\.uris\.0: must be a sip/],
+      [{ profiles: { default: { psp: SANDBOX, handBack: { automated: 'not a uri' } } } }, /profiles\.default\.handBack\.automated: must be a sip/],
+      [{ profiles: { default: { psp: SANDBOX, handBack: { byOutcome: { error: 'sip:<x>' } } } } }, /profiles\.default\.handBack\.byOutcome\.error: must be a sip/],
       [{ genesys: { keys: { reference: 'ACCT' } } }, /genesys\.keys\.reference: same key as genesys\.keys\.account/],
       [{ genesys: { resultKeys: { src: 'a|b' } } }, /genesys\.resultKeys\.src: must be 1-32 printable characters/],
       [{ genesys: { resultKeys: { src: 'res' } } }, /genesys\.resultKeys\.src: same key as genesys\.resultKeys\.res/],
       [{ genesys: { fieldSeparator: '=' } }, /genesys\.keyValueSeparator: must differ from fieldSeparator/],
     ];
     for (const [input, message] of bad) expect(() => parseConfig(input), JSON.stringify(input)).toThrow(message);
-    const ok = parseConfig({ profiles: { default: { acceptedCurrencies: { GBP: { minAmount: 100, maxAmount: 200 } }, handBack: { returnTargets: { numbers: '\\+33[0-9]{9}', hosts: ['agents.example:5061'] } } } } });
+    const ok = parseConfig({ profiles: { default: { psp: SANDBOX, acceptedCurrencies: { GBP: { minAmount: 100, maxAmount: 200 } }, handBack: { returnTargets: { numbers: '\\+33[0-9]{9}', hosts: ['agents.example:5061'] } } } } });
     expect(ok.profiles.default?.onBadContext).toBe('hand-back');
     expect(ok.profiles.default?.handBack.returnTargets).toEqual({ numbers: '\\+33[0-9]{9}', hosts: ['agents.example:5061'], uris: [] });
   });
@@ -127,7 +130,7 @@ describe('configuration', () => {
       if (section === 'profiles' || typeof value !== 'object' || value === null || Array.isArray(value)) continue;
       for (const key of Object.keys(value)) need(`${section}.`, key);
     }
-    for (const key of Object.keys(profileSchema.parse({}))) need('profiles.<name>.', key);
+    for (const key of Object.keys(profileSchema.parse({ psp: SANDBOX }))) need('profiles.<name>.', key);
     // Optional settings with no default: the example shows each one (commented).
     for (const key of ['tls', 'publicAddress', 'sharedSecretHeader', 'digest', 'apiToken', 'file', 'agent', 'transport: tls']) {
       if (!text.includes(`${key}`)) missing.push(key);

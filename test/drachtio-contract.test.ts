@@ -563,6 +563,22 @@ describe('drachtio backend contract: servers coming and going', () => {
     await until(() => hh.backend.ready);
   });
 
+  it("the profile gone between our check and fsmrf's own sofia status: the attempt fails, no crash, ready once it runs again", async () => {
+    const hh = (h = await startHarness(PORTS));
+    // Our check is the first `sofia status`; the MediaServer's is the second and finds no profile
+    // (its callback throws: the guarded connection turns that into a failed attempt).
+    let seen = 0;
+    hh.fs.on('command', (c: { command: string }) => {
+      if (c.command === 'api sofia status' && ++seen === 2) hh.fs.profileRunning = false;
+    });
+    await hh.backend.start();
+    await hh.logs.waitFor('media server setup failed: Error: No drachtio_mrf sip profile found');
+    expect(hh.backend.ready).toBe(false);
+    hh.fs.profileRunning = true;
+    await hh.drachtio.waitForRoute('invite');
+    await until(() => hh.backend.ready);
+  });
+
   it('an event socket ACL that refuses us is reported', async () => {
     const hh = (h = await startHarness(PORTS, { fs: { acl: () => false } }));
     await hh.backend.start();

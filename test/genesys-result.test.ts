@@ -202,6 +202,7 @@ describe('buildReferTo', () => {
 
 describe('selectHandBackTarget', () => {
   const handBack: Profile['handBack'] = profileSchema.parse({
+    psp: { type: 'sandbox' },
     handBack: {
       automated: 'sip:+33100000001@byoc.example',
       agent: 'sip:+33100000002@byoc.example',

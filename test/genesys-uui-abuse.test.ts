@@ -16,6 +16,7 @@ import { escapeSipUser, resolveReturnTarget } from '../src/genesys/return-target
 const config = parseConfig({
   profiles: {
     default: {
+      psp: { type: 'sandbox' },
       currency: 'EUR',
       minAmount: 100,
       maxAmount: 500_000,
@@ -27,7 +28,7 @@ const config = parseConfig({
         returnTargets: { numbers: '\\+33[0-9]{9}', hosts: ['agents.byoc.example'], uris: ['sip:payments-queue@byoc.example;transport=tls'] },
       },
     },
-    gold: { currency: 'EUR' },
+    gold: { currency: 'EUR', psp: { type: 'sandbox' } },
   },
 });
 const AUTOMATED = 'sip:+33100000001@byoc.example';

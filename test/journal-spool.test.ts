@@ -153,7 +153,7 @@ describe('spool file', () => {
 describe('journal configuration', () => {
   it('reconcile.noRecordAfterSeconds must exceed every profile retry budget (bad config fails at start with the path)', async () => {
     const { parseConfig } = await import('../src/config/load.js');
-    expect(() => parseConfig({ reconcile: { noRecordAfterSeconds: 10 }, profiles: { default: { retry: { budgetMs: 20_000 } } } })).toThrow(/reconcile\.noRecordAfterSeconds: must be above profiles\.default\.retry\.budgetMs/);
+    expect(() => parseConfig({ reconcile: { noRecordAfterSeconds: 10 }, profiles: { default: { psp: { type: 'sandbox' }, retry: { budgetMs: 20_000 } } } })).toThrow(/reconcile\.noRecordAfterSeconds: must be above profiles\.default\.retry\.budgetMs/);
     expect(() => parseConfig({ journal: { nodeId: 'a b' } })).toThrow(/journal\.nodeId/);
     expect(parseConfig({}).journal).toMatchObject({ dataDir: 'data', maxSpoolBytes: 64 * 1024 * 1024 });
   });

@@ -8,6 +8,7 @@ import { normalizeHeaderName } from '../net/sip-header-name.js';
 import { MEDIA_THREAD_PRIORITIES, SRTP_POLICIES, SRTP_SUITES } from './media-options.js';
 import { edgeSchema } from './edge-schema.js';
 import { genesysPlatformSchema } from './genesys-platform-schema.js';
+import { DRACHTIO_DEFAULT_SECRET, FREESWITCH_DEFAULT_SECRET, PSP_REQUIRED, checkFailClosed } from './fail-closed.js';
 
 /**
  * The configuration schema. Every parameter of the use case is a profile setting; server-wide
@@ -98,7 +99,8 @@ const rtpSchema = z.strictObject({
 const drachtioSchema = z.strictObject({
   host: host.default('127.0.0.1'),
   port: port.default(9022),
-  secret: z.string().default('cymru'),
+  /** drachtio-server's own default; refused when host is not loopback (fail-closed.ts). */
+  secret: z.string().default(DRACHTIO_DEFAULT_SECRET),
   /** Cap of the reconnect backoff. */
   maxReconnectDelayMs: ms.default(10_000),
 });
@@ -106,7 +108,8 @@ const drachtioSchema = z.strictObject({
 const freeswitchSchema = z.strictObject({
   host: host.default('127.0.0.1'),
   port: port.default(8021),
-  secret: z.string().default('ClueCon'),
+  /** FreeSWITCH's own default; refused when host is not loopback (fail-closed.ts). */
+  secret: z.string().default(FREESWITCH_DEFAULT_SECRET),
   /** Where FreeSWITCH reads the prompt packs (same layout as ./prompts). */
   promptsDir: z.string().default('/usr/share/pay-ivr/prompts'),
   /** Address fsmrf listens on for FreeSWITCH's outbound event socket. */
@@ -293,6 +296,11 @@ const pspSchema = z.discriminatedUnion('type', [
     /** Port of the built-in simulator (default ephemeral); its /_sandbox/* endpoints inject faults. */
     listenPort: port.optional(),
     timeoutMs: ms.default(10_000),
+    /**
+     * The sandbox approves any valid card number and charges nothing, so it is refused on a node
+     * reachable off loopback (fail-closed.ts) unless this says the node is a test node.
+     */
+    allowOffLoopback: z.boolean().optional(),
   }),
   z.strictObject({
     type: z.literal('stripe'),
@@ -343,7 +351,7 @@ const pspSchema = z.discriminatedUnion('type', [
     }),
     timeoutMs: ms.default(10_000),
   }),
-]);
+], { error: (issue) => (issue.input === undefined ? PSP_REQUIRED : undefined) });
 
 const retrySchema = z.strictObject({
   /** Total time budget for one charge including resends and the lookup. */
@@ -414,7 +422,8 @@ const profileSchema = z.strictObject({
       referMs: ms.default(15_000),
     })
     .default({ firstDigitMs: 8_000, interDigitMs: 5_000, referMs: 15_000 }),
-  psp: pspSchema.default({ type: 'sandbox', face: 'stripe', timeoutMs: 10_000 }),
+  /** Required: a profile never falls back to the sandbox. */
+  psp: pspSchema,
   retry: retrySchema.default(retrySchema.parse({})),
   /** Hand-back targets (Refer-To URIs without the UUI). */
   handBack: z
@@ -461,9 +470,11 @@ export const configSchema = z
     promptsDir: z.string().default('prompts'),
     /** Profile used when no called number or UUI profile field matches. */
     defaultProfile: z.string().default('default'),
-    profiles: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), profileSchema).default({ default: profileSchema.parse({}) }),
+    /** Built-in demo default: one profile on the sandbox PSP, named as such (warned at start, shown on /ready). */
+    profiles: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), profileSchema).default({ default: profileSchema.parse({ psp: { type: 'sandbox' } }) }),
   })
   .superRefine((cfg, ctx) => {
+    checkFailClosed(cfg, ctx);
     if (cfg.edge.enabled && cfg.edge.genesys === undefined) {
       ctx.addIssue({ code: 'custom', path: ['edge', 'genesys'], message: 'is required when edge.enabled is true (the Genesys BYOC trunk address)' });
     }

@@ -19,7 +19,8 @@ export { bearerMatches } from './token.js';
 /**
  * The admin HTTP API:
  *   GET /health                      liveness: 200 while the process runs
- *   GET /ready                       200 when the telephony backend takes calls, else 503
+ *   GET /ready                       200 when the telephony backend takes calls, else 503;
+ *                                    `sandboxPsp` lists the profiles on the sandbox PSP
  *   GET /metrics                     Prometheus exposition
  *   GET /v1/results?reference=R      results of a payment reference, newest first   (token)
  *   GET /v1/results?conversationId=C results of a Genesys conversation              (token)
@@ -45,6 +46,8 @@ export interface BackendStatus {
   draining?: boolean | undefined;
   /** Edge role: whether rtpengine's control socket answers (new calls get 503 while it does not). */
   mediaRelay?: 'up' | 'down' | undefined;
+  /** Profiles whose PSP is the sandbox (approves without charging); shown on /ready when any. */
+  sandboxPsp?: readonly string[] | undefined;
 }
 
 /** Above this share of journal.maxSpoolBytes the node is not ready: attempts could soon not be recorded. */
@@ -160,7 +163,14 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     // An edge node whose rtpengine does not answer refuses every new call: not ready.
     const ready = status.ready && !spoolFull && status.mediaRelay !== 'down';
     // Degraded but ready while spooling: payments are still recorded durably (locally).
-    const base = { ready, activeCalls: status.activeCalls, draining: status.draining === true, ...(status.mediaRelay === undefined ? {} : { mediaRelay: status.mediaRelay }) };
+    const base = {
+      ready,
+      activeCalls: status.activeCalls,
+      draining: status.draining === true,
+      ...(status.mediaRelay === undefined ? {} : { mediaRelay: status.mediaRelay }),
+      // A monitor or load balancer check can tell a node that charges nothing from one that does.
+      ...(status.sandboxPsp === undefined || status.sandboxPsp.length === 0 ? {} : { sandboxPsp: [...status.sandboxPsp] }),
+    };
     const body = j === undefined ? base : { ...base, store: j.degraded ? 'degraded' : 'ok', spool: { bytes: j.spoolBytes, maxBytes: j.spoolMaxBytes, pending: j.pending, full: spoolFull } };
     return reply.code(ready ? 200 : 503).send(body);
   });

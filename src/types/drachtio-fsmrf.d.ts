@@ -4,7 +4,9 @@
  *
  * `drachtio-fsmrf/lib/mediaserver.js` is declared too: we build the MediaServer ourselves on an
  * event-socket connection we own, because Mrf#connect keeps its connection to itself (it can be
- * neither timed out nor closed when FreeSWITCH refuses the password).
+ * neither timed out nor closed when FreeSWITCH refuses the password). The package's main exports
+ * only Mrf (and Mrf.utils), not this class: package.json pins drachtio-fsmrf to the exact version
+ * these typings were read against (docs/deploy.md).
  */
 declare module 'drachtio-fsmrf' {
   import type Srf from 'drachtio-srf';

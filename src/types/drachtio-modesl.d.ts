@@ -32,7 +32,7 @@ declare module 'drachtio-modesl' {
       socket: Socket | null;
       authed: boolean;
       closing?: boolean;
-      /** Inbound reconnect state; the timer is not cleared by disconnect(). */
+      /** Inbound reconnect state (internal to 1.3.1, pinned in package.json); the timer is not cleared by disconnect(). */
       reconnectVars: { retryTimer?: ReturnType<typeof setTimeout> | null };
       connected(): boolean;
       getInfo(): Event | null;

@@ -24,7 +24,9 @@ const FIRST_RETRY_MS = 250;
 
 /**
  * The drachtio-fsmrf line this adapter is written against. 5.x needs a drachtio-modesl version
- * the registry does not have, and we build its MediaServer (lib/mediaserver.js) ourselves.
+ * the registry does not have. We build its MediaServer (lib/mediaserver.js, not exported by the
+ * package's main) ourselves because Mrf#connect keeps its connection to itself (see
+ * FreeswitchLink); package.json pins the exact version for that (docs/deploy.md).
  */
 export const SUPPORTED_FSMRF_MAJOR = 4;
 
@@ -48,7 +50,36 @@ function probeListen(address: string, port: number): Promise<void> {
   });
 }
 
-/** Closes an event-socket connection for good: modesl's own reconnect timer included. */
+type ApiCallback = (res: esl.Event) => void;
+
+/**
+ * The inbound event-socket connection, with every api callback run under a catch. MediaServer
+ * parses `sofia status` in an api callback and throws from there when the profile is missing; a
+ * throw inside a socket data handler would reach the process. A subclass of the package's public
+ * Connection class (no patching of modesl objects): during the attempt a throw fails the attempt,
+ * after it `onCallbackError` logs it.
+ */
+class GuardedConnection extends esl.Connection {
+  onCallbackError: (e: unknown) => void = () => undefined;
+
+  override api(command: string, argsOrCb: string | string[] | ApiCallback, maybeCb?: ApiCallback): void {
+    const cb = typeof argsOrCb === 'function' ? argsOrCb : maybeCb;
+    const args = typeof argsOrCb === 'function' ? '' : argsOrCb;
+    super.api(command, args, (res) => {
+      try {
+        cb?.(res);
+      } catch (e) {
+        this.onCallbackError(e);
+      }
+    });
+  }
+}
+
+/**
+ * Closes an event-socket connection for good. disconnect() marks it closing, which stops
+ * modesl's own (uncapped) reconnect; a reconnect timer already armed is cleared too (modesl
+ * 1.3.1's reconnectVars: the version is pinned in package.json for this, docs/deploy.md).
+ */
 function closeConnection(conn: esl.Connection, ms: MediaServer | undefined): void {
   if (ms) {
     try {
@@ -181,7 +212,7 @@ export class FreeswitchLink extends TypedEmitter<FreeswitchLinkEvents> {
     return new Promise((resolve, reject) => {
       let settled = false;
       let ms: MediaServer | undefined;
-      const conn = new esl.Connection(host, port, secret);
+      const conn = new GuardedConnection(host, port, secret);
       const fail = (why: string, cause?: unknown): void => {
         if (settled) return;
         settled = true;
@@ -201,6 +232,11 @@ export class FreeswitchLink extends TypedEmitter<FreeswitchLinkEvents> {
           });
         }
         reject(new PayIvrError('ERR_BACKEND_UNAVAILABLE', why, cause === undefined ? undefined : { cause }));
+      };
+      // A throw from an api callback fails the attempt; once it succeeded, fail() is a no-op and the line stays.
+      conn.onCallbackError = (e) => {
+        this.#log.warn({ err: describeError(e) }, 'FreeSWITCH api callback failed');
+        fail(`media server setup failed: ${describeError(e)}`, e);
       };
       const timer = setTimeout(
         () => fail(`no usable answer from the event socket at ${host}:${port} within ${connectTimeoutMs} ms (FreeSWITCH starting, overloaded, or a firewall dropping packets)`),
@@ -229,7 +265,6 @@ export class FreeswitchLink extends TypedEmitter<FreeswitchLinkEvents> {
           probeListen(listenAddress, listenPort).then(
             () => {
               if (settled) return;
-              this.#guardApi(conn, fail);
               ms = new MediaServerImpl(conn, this.#mrf, listenAddress, listenPort, undefined, undefined, MRF_PROFILE);
               const created = ms;
               created.once('ready', () => {
@@ -246,29 +281,5 @@ export class FreeswitchLink extends TypedEmitter<FreeswitchLinkEvents> {
         });
       });
     });
-  }
-
-  /**
-   * MediaServer parses `sofia status` in an api callback and throws from there when the profile
-   * is missing; an exception thrown inside a socket data handler would reach the process. Wrap
-   * this connection's api callbacks: during the attempt a throw fails the attempt, after it a
-   * throw is logged.
-   */
-  #guardApi(conn: esl.Connection, fail: (why: string, cause?: unknown) => void): void {
-    const original = conn.api.bind(conn) as (command: string, args: string | string[], cb: (res: esl.Event) => void) => void;
-    const log = this.#log;
-    const guarded = (command: string, argsOrCb: string | string[] | ((res: esl.Event) => void), maybeCb?: (res: esl.Event) => void): void => {
-      const cb = typeof argsOrCb === 'function' ? argsOrCb : maybeCb;
-      const args = typeof argsOrCb === 'function' ? '' : argsOrCb;
-      original(command, args, (res) => {
-        try {
-          cb?.(res);
-        } catch (e) {
-          log.warn({ err: describeError(e) }, 'FreeSWITCH api callback failed');
-          fail(`media server setup failed: ${describeError(e)}`, e);
-        }
-      });
-    };
-    conn.api = guarded as esl.Connection['api'];
   }
 }
