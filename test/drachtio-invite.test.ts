@@ -124,6 +124,18 @@ describe('drachtio INVITE parity: late offer (INVITE without SDP)', () => {
     expect(h.logs.has('late offer: no usable SDP answer')).toBe(false);
   });
 
+  it('an ACK from another address than the INVITE\'s is ignored: its SDP never reaches FreeSWITCH, the caller\'s own ACK still counts', async () => {
+    const { leg, ch } = await lateOfferAnswered(h);
+    const reinvites: SipMsg[] = [];
+    h.fs.on('reinvite', (_c: FakeChannel, r: SipMsg) => reinvites.push(r));
+    leg.ack(CALLER_ANSWER.replace('c=IN IP4 127.0.0.1', 'c=IN IP4 127.0.0.9'), { address: '127.0.0.9', port: 5090 });
+    await h.logs.waitFor('late-offer ACK from another address than the INVITE ignored');
+    expect(reinvites).toEqual([]);
+    leg.ack(CALLER_ANSWER);
+    await h.fs.waitForExecute(ch, (e) => e.app === 'set' && e.arg.startsWith('send_silence_when_idle='));
+    expect(reinvites.map((r) => r.body)).toEqual([CALLER_ANSWER]);
+  });
+
   it('an ACK without SDP ends the call with BYE (Reason 488), FreeSWITCH released', async () => {
     const { leg, call, ch, ends } = await lateOfferAnswered(h);
     const reinvites: SipMsg[] = [];
@@ -244,11 +256,13 @@ describe('drachtio INVITE parity: refusals (security.refusal)', () => {
     });
   });
 
-  it('respond: the same INVITE gets one final 403', async () => {
+  it('respond: the same INVITE gets one final 403; a flood is logged once per source and rule', async () => {
     await withHarness({ config: { security: { allowList: ['10.0.0.0/8'] } }, drachtio: { sendTrying: true } }, async (h) => {
       const leg = h.drachtio.invite();
       expect((await leg.final()).status).toBe(403);
       expect(leg.responses.map((r) => r.status)).toEqual([100, 403]);
+      expect((await h.drachtio.invite().final()).status).toBe(403);
+      expect(h.logs.lines.filter((l) => l.includes('"msg":"INVITE refused"'))).toHaveLength(1);
     });
   });
 

@@ -254,11 +254,11 @@ export class CallerLeg extends EventEmitter implements SipPeer {
     });
   }
 
-  /** ACK of the 2xx; `sdp`: the answer to a late offer (our INVITE had none). */
-  ack(sdp = ''): void {
+  /** ACK of the 2xx; `sdp`: the answer to a late offer (our INVITE had none); `from`: another sender. */
+  ack(sdp = '', from?: { address: string; port: number }): void {
     const d = this.dialog;
     if (!d) throw new Error('no dialog to ACK');
-    void this.#server.peerRequest(d, 'ACK', sdp ? [['Content-Type', 'application/sdp']] : [], sdp);
+    void this.#server.peerRequest(d, 'ACK', sdp ? [['Content-Type', 'application/sdp']] : [], sdp, from);
   }
 
   bye(headers: [string, string][] = []): Promise<SipMsg | undefined> {
@@ -479,7 +479,7 @@ export class FakeDrachtio extends EventEmitter {
   }
 
   /** An in-dialog request from the peer side of a dialog to the app; resolves with the app's response. */
-  peerRequest(d: FakeDialog, method: string, headers: [string, string][] = [], body = ''): Promise<SipMsg | undefined> {
+  peerRequest(d: FakeDialog, method: string, headers: [string, string][] = [], body = '', from?: { address: string; port: number }): Promise<SipMsg | undefined> {
     if (method !== 'ACK' && (d.client.socket.destroyed || !this.clients.has(d.client))) return Promise.resolve(this.#orphanRequest(d, method));
     const cseq = method === 'ACK' ? d.lastInviteCseq : ++d.peerCseq;
     if (method === 'INVITE') d.lastInviteCseq = cseq;
@@ -493,7 +493,7 @@ export class FakeDrachtio extends EventEmitter {
       ...headers,
     ], body);
     const txnId = randomUUID();
-    const src = { address: '127.0.0.1', port: d.role === 'uas' ? 5090 : 5080, protocol: 'udp' as const };
+    const src = { address: from?.address ?? '127.0.0.1', port: from?.port ?? (d.role === 'uas' ? 5090 : 5080), protocol: 'udp' as const };
     if (method === 'ACK') {
       this.#sendSip(d.client, 'network', src, txnId, d.id, msg, false);
       return Promise.resolve(undefined);

@@ -3,6 +3,7 @@ import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { PayIvrError, describeError } from '../../errors.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
+import { OncePerWindow } from '../../util/once-per-window.js';
 import { AdmissionControl, type FleetRateCounter } from '../admission.js';
 import { MediaRanges, sdpMediaAddresses } from '../media-ranges.js';
 import { srtpRefusal } from '../srtp-policy.js';
@@ -77,6 +78,8 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
   readonly #admission: AdmissionControl;
   readonly #mediaRanges: MediaRanges;
   readonly #calls = new Set<DrachtioCall>();
+  /** As on the embedded backend: a refusal is logged once per source and rule a minute (floods). */
+  readonly #refusedLog = new OncePerWindow(60_000);
   /** The media server each call was placed on (a lost server ends only its own calls). */
   readonly #placement = new Map<DrachtioCall, MediaServer>();
   #started = false;
@@ -295,7 +298,10 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
       this.#calls.size,
     );
     if (!verdict.admitted) {
-      this.#log.warn({ remote: `${req.source_address}:${req.source_port}`, status: verdict.status, why: verdict.why }, 'INVITE refused');
+      const suppressed = this.#refusedLog.take(`${req.source_address}|${verdict.why}`);
+      if (suppressed !== undefined) {
+        this.#log.info({ remote: `${req.source_address}:${req.source_port}`, status: verdict.status, why: verdict.why, suppressedLastMinute: suppressed }, 'INVITE refused');
+      }
       // A digest challenge must be answered, or no one could ever authenticate (embedded: the same).
       if (this.#config.security.refusal === 'silent' && verdict.status !== 401) {
         this.#staySilent(req, res, verdict.status);

@@ -269,8 +269,12 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
         resolve(ok);
       };
     });
-    dialog.once('ack', (ack) => {
+    const onAck = (ack: Srf.SrfRequest): void => {
       if (this.#state !== 'answered') return;
+      if (this.#foreignLateAnswer(ack)) {
+        dialog.once('ack', onAck);
+        return;
+      }
       clearTimeout(this.#ackTimer);
       void this.#lateAnswerTaken(ack, ep).then((ok) => {
         if (!ok || this.#state !== 'answered') return;
@@ -278,7 +282,8 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
         // Keep RTP flowing while nothing plays (Genesys hangs up on idle RTP).
         ep.set('send_silence_when_idle', '-1').catch((e: unknown) => this.#log.warn({ err: describeError(e) }, 'send_silence_when_idle not set'));
       });
-    });
+    };
+    dialog.once('ack', onAck);
     this.#ackTimer = setTimeout(() => {
       if (this.#state !== 'answered') return;
       this.#log.info('no ACK from the caller: ending the call without media');
@@ -311,6 +316,17 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     this.#settleAck?.(false);
     void this.#finish({ by: 'error', reason: 'bad-sdp-answer' }, true, { protocol: 'SIP', cause: 488, text: 'no usable SDP answer in ACK' });
     return false;
+  }
+
+  /**
+   * A late-offer ACK carries the SDP answer, so (as on the embedded stack) only the caller's
+   * address may send it: another sender could move the media to itself. Such an ACK is dropped
+   * and the caller's own ACK still awaited.
+   */
+  #foreignLateAnswer(ack: Srf.SrfRequest): boolean {
+    if (!this.#lateOffer || ack.source_address === undefined || ack.source_address === this.#req.source_address) return false;
+    this.#log.warn({ from: ack.source_address }, 'late-offer ACK from another address than the INVITE ignored');
+    return true;
   }
 
   /** Same rule as the embedded backend: neither answered nor rejected in time -> 480. */
