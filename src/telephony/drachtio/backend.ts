@@ -346,6 +346,7 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
       userAgent: this.#config.sip.userAgent,
       srtp: this.#config.rtp.srtp,
       ...(this.#options.offerTimeoutMs !== undefined ? { offerTimeoutMs: this.#options.offerTimeoutMs } : {}),
+      listedPeer: (a) => this.#admission.listed(a),
       mediaTarget: () => {
         const ms = this.#placement.get(call);
         return ms === undefined ? undefined : this.#freeswitch.targetOf(ms);

@@ -63,6 +63,8 @@ interface DrachtioCallDeps {
   offerTimeoutMs?: number;
   /** host:port of the event socket of the media server the call is on (kept with the dialog). */
   mediaTarget?: () => string | undefined;
+  /** security.allowList membership (AdmissionControl.listed): a listed address may act as the caller. */
+  listedPeer?: (address: string) => boolean;
 }
 
 interface ActivePlay {
@@ -319,12 +321,15 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
   }
 
   /**
-   * A late-offer ACK carries the SDP answer, so (as on the embedded stack) only the caller's
-   * address may send it: another sender could move the media to itself. Such an ACK is dropped
-   * and the caller's own ACK still awaited.
+   * A late-offer ACK carries the SDP answer, so (the embedded stack's peer rule, session.ts
+   * isPeer) only the caller may send it: same transport, and the INVITE's address or one of
+   * security.allowList. Another sender could move the media to itself: its ACK is dropped and the
+   * caller's own ACK still awaited.
    */
   #foreignLateAnswer(ack: Srf.SrfRequest): boolean {
-    if (!this.#lateOffer || ack.source_address === undefined || ack.source_address === this.#req.source_address) return false;
+    if (!this.#lateOffer) return false;
+    const sameTransport = transportOf(ack.protocol) === this.remote.transport;
+    if (sameTransport && (ack.source_address === this.#req.source_address || this.#deps.listedPeer?.(ack.source_address) === true)) return false;
     this.#log.warn({ from: ack.source_address }, 'late-offer ACK from another address than the INVITE ignored');
     return true;
   }
