@@ -40,7 +40,7 @@ function upWithin<E extends Record<string, unknown[]> & { up: unknown[] }>(em: T
     const timer = setTimeout(() => {
       em.off('up', on);
       resolve(ready());
-    }, ms);
+    }, ms).unref();
     em.on('up', on);
   });
 }
