@@ -31,6 +31,7 @@ export const E2E_LANE_B = [
   'test/assist-panel-browser.test.ts',
   'test/baresip-call.test.ts',
   'test/drachtio-contract.test.ts',
+  'test/drachtio-invite.test.ts',
   'test/e2e-baresip-tls.test.ts',
   'test/edge-rtpengine.test.ts',
   'test/edge-faults.test.ts',

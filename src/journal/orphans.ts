@@ -28,7 +28,9 @@ export async function endOrphanedCalls(opts: { journal: PaymentJournal; results:
         logger.error({ err: describeError(e), call: o.callRef }, 'result of an orphaned call not stored');
       }
       let status: number | undefined;
-      if (backend.endStoredDialog !== undefined && o.backend === 'embedded' && backend.name === 'embedded') {
+      // The backend that kept the dialog ends it: the drachtio backend marks its own.
+      const owner = o.dialog.drachtio !== undefined ? 'drachtio' : o.backend;
+      if (backend.endStoredDialog !== undefined && owner === backend.name) {
         try {
           status = await backend.endStoredDialog(o.dialog, ORPHAN_REASON);
         } catch (e) {

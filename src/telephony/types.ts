@@ -52,8 +52,28 @@ export interface CallEndInfo {
 }
 
 /**
+ * What the drachtio backend keeps of an answered call so that a restarted node can end it:
+ * drachtio-server keeps the caller's dialog across app connections (it is found by its id alone),
+ * and FreeSWITCH keeps the media channel until it is killed or its leg gets a BYE.
+ */
+export interface StoredDrachtioDialog {
+  /** drachtio-server's id of the caller's dialog: "<Call-ID>;from-tag=<caller's tag>". */
+  stackDialogId: string;
+  /** The FreeSWITCH channel of the call, when it had one. */
+  media?: {
+    /** Channel uuid (uuid_kill). */
+    uuid: string;
+    /** host:port of the event socket of the media server that carried it (telephony.freeswitch*). */
+    eventSocket: string;
+    /** drachtio-server's id of the leg between drachtio and FreeSWITCH (BYE when no event socket). */
+    legDialogId?: string | undefined;
+  } | undefined;
+}
+
+/**
  * An answered SIP dialog as kept beside the payment journal, enough for a restarted node to send
- * a BYE in it (embedded backend). Never card data: tags, URIs and addresses only.
+ * a BYE in it. Never card data: tags, URIs, addresses and ids only. `drachtio` is set by the
+ * drachtio backend (which ends the call through drachtio-server and FreeSWITCH).
  */
 export interface StoredDialog {
   callId: string;
@@ -70,6 +90,8 @@ export interface StoredDialog {
   port: number;
   /** Our CSeq number when the state was taken. */
   localSeq: number;
+  /** drachtio backend only (the other fields are then informational). */
+  drachtio?: StoredDrachtioDialog | undefined;
 }
 
 export interface CallEvents extends Record<string, unknown[]> {

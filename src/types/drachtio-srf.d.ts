@@ -151,6 +151,28 @@ declare module 'drachtio-srf' {
 
     type RequestHandler = (req: SrfRequest, res: SrfResponse) => void;
 
+    /**
+     * Srf#request options. With `stackDialogId` (and the placeholder Request-URI
+     * "sip:placeholder") drachtio-server sends the request inside that dialog, whichever app
+     * connection created it (drachtio-agent.js _makeRequest; drachtio-server
+     * sip-dialog-controller.cpp doSendRequestInsideDialog).
+     */
+    interface RequestOptions {
+      method: SipMethod;
+      headers?: Headers;
+      body?: string;
+      stackDialogId?: string;
+    }
+
+    /** A request we sent (request.js): 'response' for each response drachtio-server relays. */
+    interface SentRequest {
+      readonly stackTxnId?: string;
+      on(event: 'response', listener: (res: SrfResponse) => void): unknown;
+    }
+
+    /** drachtio-server's NOK for a request, with drachtio-agent.js's code (ENODIALOG: no such dialog). */
+    type RequestError = Error & { code?: string };
+
     interface SrfEvents {
       connect: [err: Error | null, hostport: string, serverVersion?: string | null, localHostports?: string | null];
       close: [];
@@ -180,6 +202,8 @@ declare module 'drachtio-srf' {
     reregisterForMessages(verb: string): void;
     createUAS(req: Srf.SrfRequest, res: Srf.SrfResponse, opts: Srf.CreateUasOptions): Promise<Srf.Dialog>;
     createUAC(uri: string, opts: Srf.CreateUacOptions): Promise<Srf.Dialog>;
+    /** A request outside the Dialog objects of this connection (see RequestOptions). */
+    request(uri: string, opts: Srf.RequestOptions, callback: (err: Srf.RequestError | null, req: Srf.SentRequest) => void): this;
     on<K extends keyof Srf.SrfEvents>(event: K, listener: (...args: Srf.SrfEvents[K]) => void): this;
     off<K extends keyof Srf.SrfEvents>(event: K, listener: (...args: Srf.SrfEvents[K]) => void): this;
     removeAllListeners(event?: keyof Srf.SrfEvents): this;

@@ -254,10 +254,11 @@ export class CallerLeg extends EventEmitter implements SipPeer {
     });
   }
 
-  ack(): void {
+  /** ACK of the 2xx; `sdp`: the answer to a late offer (our INVITE had none); `from`: another sender. */
+  ack(sdp = '', from?: { address: string; port: number }): void {
     const d = this.dialog;
     if (!d) throw new Error('no dialog to ACK');
-    void this.#server.peerRequest(d, 'ACK');
+    void this.#server.peerRequest(d, 'ACK', sdp ? [['Content-Type', 'application/sdp']] : [], sdp, from);
   }
 
   bye(headers: [string, string][] = []): Promise<SipMsg | undefined> {
@@ -293,6 +294,14 @@ export class CallerLeg extends EventEmitter implements SipPeer {
 export interface FakeDrachtioOptions {
   port: number;
   secret: string;
+  /**
+   * drachtio-server drops a new INVITE its app has not answered after this long (CLIENT_TIMEOUT,
+   * 64 s, pending-request-controller.cpp), sending nothing; a later app response gets NOK.
+   * Default: never.
+   */
+  pendingTimeoutMs?: number;
+  /** Send the stateless 100 Trying drachtio-server sends for every new INVITE before routing it. */
+  sendTrying?: boolean;
 }
 
 export interface InviteOptions {
@@ -395,7 +404,8 @@ export class FakeDrachtio extends EventEmitter {
       ['Call-ID', callId],
       ['CSeq', '1 INVITE'],
       ['Contact', `<sip:caller@${src.address}:${src.port}>`],
-      ['Content-Type', 'application/sdp'],
+      // An INVITE without a body (late offer) has no Content-Type.
+      ...((o.sdp ?? CALLER_SDP) !== '' ? [['Content-Type', 'application/sdp'] as [string, string]] : []),
       ...(o.headers ?? []),
     ], o.sdp ?? CALLER_SDP);
     const leg = new CallerLeg(this, msg);
@@ -408,6 +418,20 @@ export class FakeDrachtio extends EventEmitter {
     }
     const txnId = randomUUID();
     this.#netTxns.set(txnId, { req: msg, client, leg, resolve: (r) => leg.onResponse(r) });
+    if (this.opts.sendTrying === true) {
+      const trying = this.#responseTo(msg, 100, 'Trying');
+      this.serverResponses.push(trying);
+      setImmediate(() => leg.onResponse(trying));
+    }
+    const pendingMs = this.opts.pendingTimeoutMs;
+    if (pendingMs !== undefined) {
+      setTimeout(() => {
+        const t = this.#netTxns.get(txnId);
+        if (t === undefined || t.leg !== leg) return;
+        this.#netTxns.delete(txnId);
+        this.emit('pending-timeout', txnId, leg);
+      }, pendingMs);
+    }
     this.#sendSip(client, 'network', src, txnId, '', msg, true);
     return leg;
   }
@@ -455,7 +479,8 @@ export class FakeDrachtio extends EventEmitter {
   }
 
   /** An in-dialog request from the peer side of a dialog to the app; resolves with the app's response. */
-  peerRequest(d: FakeDialog, method: string, headers: [string, string][] = [], body = ''): Promise<SipMsg | undefined> {
+  peerRequest(d: FakeDialog, method: string, headers: [string, string][] = [], body = '', from?: { address: string; port: number }): Promise<SipMsg | undefined> {
+    if (method !== 'ACK' && (d.client.socket.destroyed || !this.clients.has(d.client))) return Promise.resolve(this.#orphanRequest(d, method));
     const cseq = method === 'ACK' ? d.lastInviteCseq : ++d.peerCseq;
     if (method === 'INVITE') d.lastInviteCseq = cseq;
     const msg = new SipMsg(`${method} ${d.appContact} SIP/2.0`, [
@@ -468,7 +493,7 @@ export class FakeDrachtio extends EventEmitter {
       ...headers,
     ], body);
     const txnId = randomUUID();
-    const src = { address: '127.0.0.1', port: d.role === 'uas' ? 5090 : 5080, protocol: 'udp' as const };
+    const src = { address: from?.address ?? '127.0.0.1', port: from?.port ?? (d.role === 'uas' ? 5090 : 5080), protocol: 'udp' as const };
     if (method === 'ACK') {
       this.#sendSip(d.client, 'network', src, txnId, d.id, msg, false);
       return Promise.resolve(undefined);
@@ -477,6 +502,29 @@ export class FakeDrachtio extends EventEmitter {
       this.#netTxns.set(txnId, { req: msg, client: d.client, dialog: d, resolve });
       this.#sendSip(d.client, 'network', src, txnId, d.id, msg, false);
     });
+  }
+
+  /**
+   * A request from the peer in a dialog whose app connection is gone: drachtio-server finds no
+   * client for it and answers 481 itself; a BYE also clears the dialog
+   * (sip-dialog-controller.cpp processRequestInsideDialog).
+   */
+  #orphanRequest(d: FakeDialog, method: string): SipMsg {
+    const msg = new SipMsg(`${method} ${d.appContact} SIP/2.0`, [
+      ['Via', `SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK${rand()}`],
+      ['From', `<${d.peerUri}>;tag=${d.peerTag}`],
+      ['To', `<${d.appUri}>;tag=${d.appTag}`],
+      ['Call-ID', d.callId],
+      ['CSeq', `${++d.peerCseq} ${method}`],
+    ]);
+    if (method === 'BYE') {
+      d.ended = true;
+      this.dialogs.delete(d.id);
+    }
+    const res = this.#responseTo(msg, 481, 'Call/Transaction Does Not Exist');
+    this.serverResponses.push(res);
+    this.emit('orphan-request', d, msg);
+    return res;
   }
 
   // ---------- wire ----------
@@ -625,6 +673,7 @@ export class FakeDrachtio extends EventEmitter {
     const txn = this.#netTxns.get(txnId);
     if (!txn) {
       this.#respond(c, msgId, 'NOK', 'Response not sent due to unknown transaction');
+      this.emit('response-not-sent', txnId, m);
       return;
     }
     const res = this.#responseTo(txn.req, m.status, m.reason);
@@ -675,13 +724,18 @@ export class FakeDrachtio extends EventEmitter {
     txn.resolve(res);
   }
 
-  /** A request the app sends inside a dialog (BYE, REFER, re-INVITE, INFO, ACK). */
+  /**
+   * A request the app sends inside a dialog (BYE, REFER, re-INVITE, INFO, ACK). Found by its id
+   * alone, like drachtio-server's dialog table: a dialog made by an app connection that is gone
+   * can be used by another one (the response goes to the connection that sent the request).
+   */
   #onAppInDialog(c: ClientConn, msgId: string, dialogId: string, m: SipMsg): void {
     const d = this.dialogs.get(dialogId);
     if (!d) {
       this.#respond(c, msgId, 'NOK', `unable to find dialog for dialog id ${dialogId}`);
       return;
     }
+    if (d.client !== c) this.emit('foreign-dialog-request', d, m, c);
     const method = m.method;
     const cseq = method === 'ACK' ? d.lastInviteCseq : ++d.appCseq;
     if (method === 'INVITE') d.lastInviteCseq = cseq;

@@ -39,6 +39,11 @@ export interface FakeFreeswitchOptions {
   acl?: (address: string) => boolean;
   /** Whether a prompt file exists; default: every file. */
   fileExists?: (path: string) => boolean;
+  /**
+   * Channels outlive their outbound event socket (FreeSWITCH's `linger`, or a node whose host
+   * vanished without closing its sockets); default: a closed socket hangs the channel up.
+   */
+  keepChannelsOnSocketLoss?: boolean;
 }
 
 interface EslConn {
@@ -77,6 +82,20 @@ export class FakeChannel {
   queue: ExecRecord[] = [];
   hungUp = false;
   sdpVersion = 1;
+  /** The INVITE had no SDP (3pcc): our 200 OK was the offer. */
+  lateOffer = false;
+  /** The SDP of the ACK to our 200 OK (the answer to a late offer), when it had one. */
+  ackSdp: string | undefined;
+  /** Why the channel was hung up (Hangup-Cause). */
+  hangupCause: string | undefined;
+}
+
+/** PCMU or PCMA on an active m=audio line: what this FreeSWITCH can take. */
+function hasCommonCodec(sdp: string): boolean {
+  return sdp
+    .split(/\r?\n/)
+    .filter((l) => l.startsWith('m=audio ') && !l.startsWith('m=audio 0 '))
+    .some((l) => l.split(' ').slice(3).some((pt) => pt === '0' || pt === '8'));
 }
 
 function localSdp(port: number, version: number): string {
@@ -212,6 +231,7 @@ export class FakeFreeswitch extends EventEmitter implements SipTarget {
   hangupChannel(ch: FakeChannel, cause = 'NORMAL_CLEARING', sendBye = true): void {
     if (ch.hungUp) return;
     ch.hungUp = true;
+    ch.hangupCause = cause;
     const cur = ch.current;
     if (cur) this.#complete(ch, cur, 'FILE PLAYED');
     ch.queue = [];
@@ -233,6 +253,7 @@ export class FakeFreeswitch extends EventEmitter implements SipTarget {
   onInvite(req: SipMsg): PeerResponse {
     if (!this.#up || !this.profileRunning) return { status: 503 };
     const ch = new FakeChannel();
+    ch.lateOffer = req.body.trim() === '';
     const ua = req.get('User-Agent') ?? '';
     const esl = req.get('X-esl-outbound') ?? '';
     const port = this.#rtpPort;
@@ -278,7 +299,7 @@ export class FakeFreeswitch extends EventEmitter implements SipTarget {
     socket.on('close', () => {
       this.#conns.delete(conn);
       // The controlling socket went away: FreeSWITCH hangs the channel up.
-      if (!ch.hungUp && this.#up) this.hangupChannel(ch, 'NORMAL_CLEARING');
+      if (!ch.hungUp && this.#up && this.opts.keepChannelsOnSocketLoss !== true) this.hangupChannel(ch, 'NORMAL_CLEARING');
     });
   }
 
@@ -290,6 +311,11 @@ export class FakeFreeswitch extends EventEmitter implements SipTarget {
     }
     if (req.method === 'INVITE') {
       if (!ch) return { status: 481 };
+      // No codec in common: the re-INVITE is refused and the call stays as it was.
+      if (req.body.trim() !== '' && !hasCommonCodec(req.body)) {
+        this.emit('reinvite-refused', ch, req);
+        return { status: 488 };
+      }
       ch.sdpVersion += 1;
       const sdp = localSdp(Number(ch.vars.get('variable_local_media_port')), ch.sdpVersion);
       ch.vars.set('variable_rtp_local_sdp_str', sdp);
@@ -300,8 +326,10 @@ export class FakeFreeswitch extends EventEmitter implements SipTarget {
     return { status: 200 };
   }
 
-  onAck(): void {
-    // The ACK of our 200 OK: nothing to do.
+  onAck(req: SipMsg, d: FakeDialog): void {
+    // The ACK of our 200 OK: for a late offer it carries the answer (fsmrf: a recvonly copy of ours).
+    const ch = [...this.channels.values()].find((c) => c.dialog === d || c.vars.get('variable_sip_call_id') === d.callId);
+    if (ch && req.body.trim() !== '') ch.ackSdp = req.body;
   }
 
   // ---------- event socket ----------
@@ -454,6 +482,13 @@ export class FakeFreeswitch extends EventEmitter implements SipTarget {
       return '+OK\n';
     }
     if (cmd === 'uuid_set_media_stats') return '+OK\n';
+    if (cmd === 'uuid_kill') {
+      const ch = this.channels.get(args[0] ?? '');
+      if (!ch) return '-ERR No such channel!\n';
+      this.emit('uuid-kill', ch);
+      this.hangupChannel(ch, args[1] ?? 'NORMAL_CLEARING');
+      return '+OK\n';
+    }
     if (cmd === 'uuid_dump') {
       const ch = this.channels.get(args[0] ?? '');
       if (!ch) return '-ERR No such channel!\n';

@@ -1,18 +1,61 @@
 import type Srf from 'drachtio-srf';
 import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
-import { describeError } from '../../errors.js';
+import { PayIvrError, describeError } from '../../errors.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
+import { OncePerWindow } from '../../util/once-per-window.js';
 import { AdmissionControl, type FleetRateCounter } from '../admission.js';
 import { MediaRanges, sdpMediaAddresses } from '../media-ranges.js';
 import { srtpRefusal } from '../srtp-policy.js';
-import type { BackendEvents, TelephonyBackend } from '../types.js';
+import type { BackendEvents, HangupReason, StoredDialog, StoredDrachtioDialog, TelephonyBackend } from '../types.js';
 import { ALLOW, DrachtioCall } from './call.js';
 import { DrachtioLink } from './drachtio-link.js';
 import type { MediaServer } from './freeswitch-link.js';
 import { MediaServerPool } from './media-pool.js';
+import { byeInStoredDialog, mediaKillOutcome } from './stored-dialog.js';
 
 const STOP_CALLS_MS = 5000;
+/**
+ * drachtio-server forgets an INVITE its app never answered after 64 s (CLIENT_TIMEOUT in its
+ * pending-request-controller.cpp) and sends nothing then; a response after that goes nowhere.
+ * A silently refused INVITE is "answered" this much later, only to free drachtio-srf's record
+ * of it (kept per Call-ID until a final response, drachtio-agent.js pendingNetworkInvites).
+ */
+const SILENCE_RELEASE_MS = 72_000;
+/** How long ending a previous run's call waits for drachtio-server / its FreeSWITCH to be connected. */
+const ORPHAN_WAIT_MS = 30_000;
+/** How long ending a previous run's call waits for the response to its BYE. */
+const ORPHAN_BYE_MS = 8_000;
+
+/** Resolves true once `ready()` holds (checked at each 'up' of the emitter), false after `ms`. */
+function upWithin<E extends Record<string, unknown[]> & { up: unknown[] }>(em: TypedEmitter<E>, ready: () => boolean, ms: number): Promise<boolean> {
+  if (ready()) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const on = (): void => {
+      if (!ready()) return;
+      clearTimeout(timer);
+      em.off('up', on);
+      resolve(true);
+    };
+    const timer = setTimeout(() => {
+      em.off('up', on);
+      resolve(ready());
+    }, ms).unref();
+    em.on('up', on);
+  });
+}
+
+export interface DrachtioBackendOptions {
+  fleetRate?: FleetRateCounter;
+  /** How long a caller's ACK may take (default 64*T1 = 32 s). */
+  ackTimeoutMs?: number;
+  /** 480 for a call the app neither answers nor rejects within this long (default 60 s). */
+  offerTimeoutMs?: number;
+  /** When a silently refused INVITE's record is released (default 72 s, after drachtio-server's 64 s). */
+  silenceReleaseMs?: number;
+  /** How long endStoredDialog waits for drachtio-server and FreeSWITCH (default 30 s). */
+  orphanWaitMs?: number;
+}
 
 /**
  * The production backend: SIP through drachtio-server (drachtio-srf), media through FreeSWITCH
@@ -35,6 +78,8 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
   readonly #admission: AdmissionControl;
   readonly #mediaRanges: MediaRanges;
   readonly #calls = new Set<DrachtioCall>();
+  /** As on the embedded backend: a refusal is logged once per source and rule a minute (floods). */
+  readonly #refusedLog = new OncePerWindow(60_000);
   /** The media server each call was placed on (a lost server ends only its own calls). */
   readonly #placement = new Map<DrachtioCall, MediaServer>();
   #started = false;
@@ -46,12 +91,14 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
   #wasReady = false;
 
   readonly #ackTimeoutMs: number | undefined;
+  readonly #options: DrachtioBackendOptions;
 
   /** `options.ackTimeoutMs`: how long a caller's ACK may take (default 64*T1 = 32 s; tests shrink it). */
-  constructor(config: Config, logger: Logger, options: { fleetRate?: FleetRateCounter; ackTimeoutMs?: number } = {}) {
+  constructor(config: Config, logger: Logger, options: DrachtioBackendOptions = {}) {
     super();
     this.#config = config;
     this.#ackTimeoutMs = options.ackTimeoutMs;
+    this.#options = options;
     this.#log = logger;
     const t = config.telephony;
     this.#drachtio = new DrachtioLink(t.drachtio, logger);
@@ -176,6 +223,63 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
     for (const c of [...this.#calls]) void c.abort(reason);
   }
 
+  /**
+   * security.refusal 'silent': no final response. drachtio-server has already sent its stateless
+   * 100 Trying (it does for every new INVITE, before asking the app) and answers a CANCEL itself
+   * (200, then 487); it drops the INVITE after 64 s without a response. See SILENCE_RELEASE_MS.
+   */
+  #staySilent(req: Srf.SrfRequest, res: Srf.SrfResponse, status: number): void {
+    let cancelled = false;
+    // drachtio-srf forgot the INVITE at the CANCEL; a response now could follow drachtio-server's 487.
+    req.once('cancel', () => (cancelled = true));
+    setTimeout(() => {
+      if (cancelled || res.finalResponseSent) return;
+      try {
+        res.send(status);
+      } catch {
+        // The connection that delivered it is gone, and drachtio-srf's record with it.
+      }
+    }, this.#options.silenceReleaseMs ?? SILENCE_RELEASE_MS).unref();
+  }
+
+  /**
+   * Ends a call a previous run of this node left behind: BYE (with `reason`) in the caller's
+   * dialog, which drachtio-server still has, and the FreeSWITCH channel killed (uuid_kill over
+   * the event socket; without it, a BYE in the FreeSWITCH leg). Resolves with the BYE's final
+   * status (481: drachtio-server no longer has the dialog; 408: no answer).
+   */
+  async endStoredDialog(dialog: StoredDialog, reason: HangupReason): Promise<number> {
+    const d = dialog.drachtio;
+    if (d === undefined) throw new PayIvrError('ERR_BACKEND_UNAVAILABLE', 'this dialog was not kept by the drachtio backend');
+    const wait = this.#options.orphanWaitMs ?? ORPHAN_WAIT_MS;
+    if (!(await upWithin(this.#drachtio, () => this.#drachtio.connected, wait))) {
+      throw new PayIvrError('ERR_BACKEND_UNAVAILABLE', `drachtio-server ${this.#drachtio.target} not connected within ${wait} ms: the call of a previous run was not ended`);
+    }
+    const [status] = await Promise.all([byeInStoredDialog(this.#drachtio.srf, d.stackDialogId, reason, ORPHAN_BYE_MS), this.#releaseStoredMedia(d.media, wait)]);
+    return status;
+  }
+
+  /** The FreeSWITCH side of a previous run's call; never throws (the caller's BYE matters most). */
+  async #releaseStoredMedia(media: StoredDrachtioDialog['media'], wait: number): Promise<void> {
+    if (media === undefined) return;
+    const pool = this.#freeswitch;
+    if (pool.hasMember(media.eventSocket) && (await upWithin(pool, () => pool.serverAt(media.eventSocket) !== undefined, wait))) {
+      const ms = pool.serverAt(media.eventSocket);
+      try {
+        const answer = await Promise.race([ms?.api(`uuid_kill ${media.uuid}`), new Promise<undefined>((r) => setTimeout(() => r(undefined), ORPHAN_BYE_MS).unref())]);
+        const outcome = mediaKillOutcome(answer ?? '');
+        this.#log.info({ media: media.uuid, freeswitch: media.eventSocket, outcome }, 'media of a previous run\'s call released');
+        if (outcome !== 'failed') return;
+      } catch (e) {
+        this.#log.warn({ err: describeError(e), media: media.uuid }, 'uuid_kill failed');
+      }
+    }
+    if (media.legDialogId === undefined) return;
+    // No usable event socket: a BYE in the FreeSWITCH leg ends the channel as well.
+    const status = await byeInStoredDialog(this.#drachtio.srf, media.legDialogId, undefined, ORPHAN_BYE_MS);
+    this.#log.info({ media: media.uuid, freeswitch: media.eventSocket, byeStatus: status }, 'media of a previous run\'s call released by BYE in its leg');
+  }
+
   readonly #onOptions = (_req: Srf.SrfRequest, res: Srf.SrfResponse): void => {
     if (this.#drainRetryAfter !== undefined) {
       res.send(503, { headers: { 'Retry-After': String(this.#drainRetryAfter) } });
@@ -194,8 +298,20 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
       this.#calls.size,
     );
     if (!verdict.admitted) {
-      this.#log.warn({ remote: `${req.source_address}:${req.source_port}`, status: verdict.status, why: verdict.why }, 'INVITE refused');
+      const suppressed = this.#refusedLog.take(`${req.source_address}|${verdict.why}`);
+      if (suppressed !== undefined) {
+        this.#log.info({ remote: `${req.source_address}:${req.source_port}`, status: verdict.status, why: verdict.why, suppressedLastMinute: suppressed }, 'INVITE refused');
+      }
+      // A digest challenge must be answered, or no one could ever authenticate (embedded: the same).
+      if (this.#config.security.refusal === 'silent' && verdict.status !== 401) {
+        this.#staySilent(req, res, verdict.status);
+        return;
+      }
       res.send(verdict.status, verdict.reason, { headers: Object.fromEntries(verdict.headers.map((h) => [h.name, h.value])) });
+      return;
+    }
+    if (this.listenerCount('call') === 0) {
+      res.send(480);
       return;
     }
     // Same rule as the embedded engine (media-ranges.ts): an IP literal, inside security.mediaRanges when set.
@@ -229,6 +345,12 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
       promptsDir: this.#config.telephony.freeswitch.promptsDir,
       userAgent: this.#config.sip.userAgent,
       srtp: this.#config.rtp.srtp,
+      ...(this.#options.offerTimeoutMs !== undefined ? { offerTimeoutMs: this.#options.offerTimeoutMs } : {}),
+      listedPeer: (a) => this.#admission.listed(a),
+      mediaTarget: () => {
+        const ms = this.#placement.get(call);
+        return ms === undefined ? undefined : this.#freeswitch.targetOf(ms);
+      },
       logger: this.#log,
       onEnded: (c) => {
         this.#calls.delete(c);

@@ -15,6 +15,7 @@ import type {
   PlayResult,
   ReferResult,
   RemoteEndpoint,
+  StoredDialog,
 } from '../types.js';
 import type { DtmfDigit } from '../../domain/dtmf.js';
 import type { SrtpPolicy } from '../../config/media-options.js';
@@ -24,6 +25,8 @@ import { bracketUri, isReferEvent, ReferTracker } from '../refer-tracker.js';
 import { formatReason, unansweredStatus } from '../sip-reason.js';
 import { playbackCommand, promptFile } from './playback.js';
 import { canonicalHeaderName, parseRawHeaders, transportOf, uriOfNameAddr, userOfUri } from './sip-text.js';
+import { lateAnswerRefusal } from './late-offer.js';
+import { drachtioDialogState } from './stored-dialog.js';
 
 type Dialog = Srf.Dialog;
 type Endpoint = Mrf.Endpoint;
@@ -38,6 +41,8 @@ const BREAK_GRACE_MS = 2000;
 const DEFAULT_REFER_MS = 15_000;
 /** 64*T1 with RFC 3261's T1 of 500 ms: how long the caller's ACK may take before the call ends. */
 const ACK_TIMEOUT_MS = 32_000;
+/** Same as the embedded backend: a call the app neither answers nor rejects in this long gets 480. */
+const OFFER_TIMEOUT_MS = 60_000;
 
 interface DrachtioCallDeps {
   srf: Srf;
@@ -54,6 +59,12 @@ interface DrachtioCallDeps {
   logger: Logger;
   /** Called once when the call ended (every path). */
   onEnded: (call: DrachtioCall) => void;
+  /** 480 when the app neither answers nor rejects within this long (default 60 s; tests shrink it). */
+  offerTimeoutMs?: number;
+  /** host:port of the event socket of the media server the call is on (kept with the dialog). */
+  mediaTarget?: () => string | undefined;
+  /** security.allowList membership (AdmissionControl.listed): a listed address may act as the caller. */
+  listedPeer?: (address: string) => boolean;
 }
 
 interface ActivePlay {
@@ -125,6 +136,9 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
   #acked: Promise<boolean> = Promise.resolve(false);
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
   #settleAck: ((ok: boolean) => void) | undefined;
+  #offerTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The INVITE had no SDP: our 200 OK carried FreeSWITCH's offer, the answer comes in the ACK. */
+  #lateOffer = false;
 
   constructor(req: Srf.SrfRequest, res: Srf.SrfResponse, deps: DrachtioCallDeps) {
     super();
@@ -141,6 +155,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     this.remote = { address: req.source_address, port: req.source_port, transport: transportOf(req.protocol) };
     this.#log = deps.logger.child({ call: this.id, callId: this.callId });
     req.on('cancel', this.#onCancel);
+    this.#armOfferTimer();
   }
 
   get state(): 'offered' | 'answered' | 'ended' {
@@ -172,6 +187,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
   async answer(): Promise<void> {
     if (this.#state === 'answered') return;
     if (this.#state === 'ended') throw new PayIvrError('ERR_CALL_ENDED', 'the call ended before it was answered');
+    clearTimeout(this.#offerTimer);
     if (!this.#answering) {
       this.#answering = this.#doAnswer().finally(() => {
         this.#answering = undefined;
@@ -187,12 +203,9 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
       void this.#finish({ by: 'error', reason: 'no-media-server' }, false);
       throw new PayIvrError('ERR_BACKEND_UNAVAILABLE', 'FreeSWITCH is not connected');
     }
-    const offer = this.#req.body;
-    if (!offer) {
-      this.#sendFinal(488, 'SDP offer required');
-      void this.#finish({ by: 'error', reason: 'no-sdp-offer' }, false);
-      throw new PayIvrError('ERR_SDP_NO_COMMON_CODEC', 'INVITE without an SDP offer');
-    }
+    const offer = this.#req.body ?? '';
+    // Late offer: FreeSWITCH makes the offer (fsmrf's 3pcc INVITE without SDP), see #lateAnswerTaken.
+    this.#lateOffer = offer.trim() === '';
     const headers = { Allow: ALLOW, 'User-Agent': this.#deps.userAgent };
     let ep: Endpoint | undefined;
     let dialog: Dialog;
@@ -203,7 +216,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
         ep = pair.endpoint;
         dialog = pair.dialog;
       } else {
-        ep = await ms.createEndpoint({ remoteSdp: offer });
+        ep = await ms.createEndpoint(this.#lateOffer ? {} : { remoteSdp: offer });
         if (this.#state === 'ended') throw new PayIvrError('ERR_CALL_ENDED', 'the caller cancelled while media was set up');
         const localSdp = ep.local.sdp;
         if (!localSdp) throw new PayIvrError('ERR_BACKEND_UNAVAILABLE', 'FreeSWITCH gave no local SDP');
@@ -258,18 +271,95 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
         resolve(ok);
       };
     });
-    dialog.once('ack', () => {
+    const onAck = (ack: Srf.SrfRequest): void => {
       if (this.#state !== 'answered') return;
-      this.#settleAck?.(true);
-      // Keep RTP flowing while nothing plays (Genesys hangs up on idle RTP).
-      ep.set('send_silence_when_idle', '-1').catch((e: unknown) => this.#log.warn({ err: describeError(e) }, 'send_silence_when_idle not set'));
-    });
+      if (this.#foreignLateAnswer(ack)) {
+        dialog.once('ack', onAck);
+        return;
+      }
+      clearTimeout(this.#ackTimer);
+      void this.#lateAnswerTaken(ack, ep).then((ok) => {
+        if (!ok || this.#state !== 'answered') return;
+        this.#settleAck?.(true);
+        // Keep RTP flowing while nothing plays (Genesys hangs up on idle RTP).
+        ep.set('send_silence_when_idle', '-1').catch((e: unknown) => this.#log.warn({ err: describeError(e) }, 'send_silence_when_idle not set'));
+      });
+    };
+    dialog.once('ack', onAck);
     this.#ackTimer = setTimeout(() => {
       if (this.#state !== 'answered') return;
       this.#log.info('no ACK from the caller: ending the call without media');
       this.#settleAck?.(false);
       void this.#finish({ by: 'error', reason: 'no-ack' }, false);
     }, this.#deps.ackTimeoutMs ?? ACK_TIMEOUT_MS);
+  }
+
+  /**
+   * Late offer: the ACK must carry the caller's answer to FreeSWITCH's offer, acceptable under
+   * rtp.srtp and security.mediaRanges; FreeSWITCH gets it as a re-INVITE of its leg (fsmrf
+   * answered its 3pcc 200 OK with a recvonly copy of its own offer). Without a usable answer the
+   * call ends with BYE, as on the embedded backend. True when media may start.
+   */
+  async #lateAnswerTaken(ack: Srf.SrfRequest, ep: Endpoint): Promise<boolean> {
+    if (!this.#lateOffer) return true;
+    const answer = ack.body ?? '';
+    let why = lateAnswerRefusal(answer, this.#deps.srtp ?? 'optional', this.#deps.mediaRanges);
+    if (why === undefined) {
+      try {
+        await ep.modify(answer);
+        this.#remoteOrigin = sdpOrigin(answer);
+        return true;
+      } catch (e) {
+        why = `FreeSWITCH refused the answer (${describeError(e)})`;
+      }
+    }
+    if (this.#state !== 'answered') return false;
+    this.#log.info({ why }, 'late offer: no usable SDP answer in the ACK, ending the call');
+    this.#settleAck?.(false);
+    void this.#finish({ by: 'error', reason: 'bad-sdp-answer' }, true, { protocol: 'SIP', cause: 488, text: 'no usable SDP answer in ACK' });
+    return false;
+  }
+
+  /**
+   * A late-offer ACK carries the SDP answer, so (the embedded stack's peer rule, session.ts
+   * isPeer) only the caller may send it: same transport, and the INVITE's address or one of
+   * security.allowList. Another sender could move the media to itself: its ACK is dropped and the
+   * caller's own ACK still awaited.
+   */
+  #foreignLateAnswer(ack: Srf.SrfRequest): boolean {
+    if (!this.#lateOffer) return false;
+    const sameTransport = transportOf(ack.protocol) === this.remote.transport;
+    if (sameTransport && (ack.source_address === this.#req.source_address || this.#deps.listedPeer?.(ack.source_address) === true)) return false;
+    this.#log.warn({ from: ack.source_address }, 'late-offer ACK from another address than the INVITE ignored');
+    return true;
+  }
+
+  /** Same rule as the embedded backend: neither answered nor rejected in time -> 480. */
+  #armOfferTimer(): void {
+    this.#offerTimer = setTimeout(() => {
+      if (this.#state !== 'offered' || this.#answering) return;
+      this.#log.warn('call neither answered nor rejected in time');
+      this.#sendFinal(480, 'Not Answered In Time');
+      void this.#finish({ by: 'local', reason: 'rejected 480' }, false);
+    }, this.#deps.offerTimeoutMs ?? OFFER_TIMEOUT_MS);
+  }
+
+  /** The answered dialog for the journal: a restarted node ends it through drachtio-server. */
+  dialogState(): StoredDialog | undefined {
+    const dialog = this.#dialog;
+    if (this.#state !== 'answered' || dialog === undefined) return undefined;
+    const ep = this.#ep;
+    const eventSocket = this.#deps.mediaTarget?.();
+    return drachtioDialogState({
+      headers: (name) => {
+        const all = this.headers(name);
+        const one = all.length === 0 ? this.#req.get(name) : undefined;
+        return one === undefined ? all : [one];
+      },
+      dialog,
+      remote: this.remote,
+      media: ep !== undefined && eventSocket !== undefined ? { uuid: ep.uuid, eventSocket, legDialogId: ep.dialog?.id } : undefined,
+    });
   }
 
   async play(fragments: readonly string[], options: PlayOptions): Promise<PlayResult> {
@@ -383,6 +473,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
   #finish(info: CallEndInfo, bye: boolean, reason?: HangupReason): Promise<void> {
     if (this.#teardown) return this.#teardown;
     this.#state = 'ended';
+    clearTimeout(this.#offerTimer);
     this.#settleAck?.(false);
     this.#req.off('cancel', this.#onCancel);
     const play = this.#play;

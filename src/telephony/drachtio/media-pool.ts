@@ -93,6 +93,21 @@ export class MediaServerPool extends TypedEmitter<MediaPoolEvents> {
     return best.ms;
   }
 
+  /** The event-socket address (host:port) of a usable media server (kept with a call's dialog). */
+  targetOf(ms: MediaServer): string | undefined {
+    return this.#members.find((m) => m.ms === ms)?.link.target;
+  }
+
+  /** The usable media server at an event-socket address, if it is up now. */
+  serverAt(target: string): MediaServer | undefined {
+    return this.#members.find((m) => m.link.target === target)?.ms;
+  }
+
+  /** Whether the pool has a member at that event-socket address (up or not). */
+  hasMember(target: string): boolean {
+    return this.#members.some((m) => m.link.target === target);
+  }
+
   /** A call placed by acquire() ended. Unknown or lost servers are ignored. */
   release(ms: MediaServer): void {
     const m = this.#members.find((x) => x.ms === ms);
