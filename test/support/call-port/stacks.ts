@@ -127,7 +127,11 @@ class EmbeddedStack implements Stack {
   async close(): Promise<void> {
     // The backend first: the callers still answer its BYEs.
     await this.#backend.stop();
-    for (const b of this.#dead) await b.stop().catch(() => undefined);
+    for (const b of this.#dead) {
+      // Its sockets are gone: no BYE of its own can go out, so do not wait for answers to them.
+      await b.userAgent?.stop(0);
+      await b.stop().catch(() => undefined);
+    }
     for (const c of this.#callers) await c.close();
   }
 }
