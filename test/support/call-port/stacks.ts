@@ -298,10 +298,6 @@ class FakesStack implements Stack {
     return this.#backend;
   }
 
-  get harness(): Harness {
-    return this.#h;
-  }
-
   nextCall(): Promise<InboundCall> {
     return within(this.#next(), WAIT_MS, 'call from the backend');
   }
