@@ -30,6 +30,7 @@ export const E2E_LANE_B = [
   'test/assist-app.test.ts',
   'test/assist-panel-browser.test.ts',
   'test/baresip-call.test.ts',
+  'test/call-port-conformance.test.ts',
   'test/drachtio-contract.test.ts',
   'test/drachtio-invite.test.ts',
   'test/e2e-baresip-tls.test.ts',

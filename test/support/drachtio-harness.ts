@@ -2,27 +2,26 @@ import { Writable } from 'node:stream';
 import { createLogger } from '../../src/log.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
-import { DrachtioBackend, type DrachtioBackendOptions } from '../../src/telephony/drachtio/backend.js';
+import { DrachtioBackend } from '../../src/telephony/drachtio/backend.js';
 import type { InboundCall } from '../../src/telephony/types.js';
-import { FakeDrachtio, type FakeDrachtioOptions } from './fake-drachtio.js';
+import { FakeDrachtio } from './fake-drachtio.js';
 import { FakeFreeswitch, type FakeFreeswitchOptions } from './fake-freeswitch.js';
 
 /**
- * The drachtio backend against the protocol-level fakes (fake-drachtio.ts: drachtio's wire
- * protocol; fake-freeswitch.ts: FreeSWITCH's event socket and SIP side), for a test file that
- * owns four fixed ports. Every wait is on an event, never on the clock.
+ * The DrachtioBackend between a FakeDrachtio and a FakeFreeswitch (the drachtio contract tests
+ * and the call-port conformance suite): the servers, the backend, its log lines and its calls.
  */
 
+/** Ports of one test file. */
 export interface HarnessPorts {
   drachtio: number;
   esl: number;
   sip: number;
-  /** Where the backend listens for FreeSWITCH's outbound event sockets. */
   listen: number;
 }
 
-export const DRACHTIO_SECRET = 'cymru-harness';
-export const ESL_PASSWORD = 'ClueCon-harness';
+export const DRACHTIO_SECRET = 'cymru-contract';
+export const ESL_PASSWORD = 'ClueCon-contract';
 
 /** Captures every log line the backend writes (PCI checks search them). */
 export class LogCapture {
@@ -45,9 +44,8 @@ export class LogCapture {
   }
 }
 
-/** The raw (unparsed) configuration of a drachtio node on these ports (a child process takes it as JSON). */
-export function drachtioRawConfig(ports: HarnessPorts, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
+export function drachtioConfig(ports: HarnessPorts, extra: Record<string, unknown> = {}): Config {
+  return parseConfig({
     telephony: {
       backend: 'drachtio',
       drachtio: { host: '127.0.0.1', port: ports.drachtio, secret: DRACHTIO_SECRET, maxReconnectDelayMs: 200 },
@@ -62,21 +60,7 @@ export function drachtioRawConfig(ports: HarnessPorts, extra: Record<string, unk
       },
     },
     ...extra,
-  };
-}
-
-export function drachtioConfig(ports: HarnessPorts, extra: Record<string, unknown> = {}): Config {
-  return parseConfig(drachtioRawConfig(ports, extra));
-}
-
-export interface HarnessOptions {
-  drachtio?: Partial<FakeDrachtioOptions>;
-  fs?: Partial<FakeFreeswitchOptions>;
-  /** Extra top-level configuration sections (security, rtp ...). */
-  config?: Record<string, unknown>;
-  backend?: DrachtioBackendOptions;
-  /** Start the fake servers (default true). */
-  startServers?: boolean;
+  });
 }
 
 export interface Harness {
@@ -87,23 +71,13 @@ export interface Harness {
   config: Config;
   /** Resolves with the next call the backend emits. */
   nextCall(): Promise<InboundCall>;
-  /** Another backend on the same fake servers (a restarted node), with its own log capture. */
-  newBackend(config: Config, options?: DrachtioBackendOptions): { backend: DrachtioBackend; logs: LogCapture };
   close(): Promise<void>;
 }
 
-export async function startHarness(ports: HarnessPorts, opts: HarnessOptions = {}): Promise<Harness> {
-  const drachtio = new FakeDrachtio({ port: ports.drachtio, secret: DRACHTIO_SECRET, ...opts.drachtio });
-  const fs = new FakeFreeswitch({ eslPort: ports.esl, password: ESL_PASSWORD, sipPort: ports.sip, ...opts.fs });
-  fs.attach(drachtio);
-  if (opts.startServers !== false) {
-    await drachtio.start();
-    await fs.start();
-  }
-  const logs = new LogCapture();
-  const config = drachtioConfig(ports, opts.config);
-  const backend = new DrachtioBackend(config, createLogger({ level: 'debug', destination: logs.stream }), opts.backend ?? {});
-  const extra: DrachtioBackend[] = [];
+export type DrachtioBackendOptions = NonNullable<ConstructorParameters<typeof DrachtioBackend>[2]>;
+
+/** Calls a backend emits, taken one at a time in order. */
+export function callQueue(backend: { on(event: 'call', fn: (c: InboundCall) => void): unknown }): () => Promise<InboundCall> {
   const pending: InboundCall[] = [];
   const waiters: ((c: InboundCall) => void)[] = [];
   backend.on('call', (c) => {
@@ -111,25 +85,47 @@ export async function startHarness(ports: HarnessPorts, opts: HarnessOptions = {
     if (w) w(c);
     else pending.push(c);
   });
+  return () => {
+    const c = pending.shift();
+    return c ? Promise.resolve(c) : new Promise((r) => waiters.push(r));
+  };
+}
+
+export async function startHarness(
+  ports: HarnessPorts,
+  opts: {
+    fs?: Partial<FakeFreeswitchOptions>;
+    config?: Record<string, unknown>;
+    tweak?: (c: Config) => Config;
+    startServers?: boolean;
+    ackTimeoutMs?: number;
+    /** Further backend options (ones a newer backend may know; passed through as they are). */
+    backend?: DrachtioBackendOptions & Record<string, unknown>;
+  } = {},
+): Promise<Harness> {
+  const drachtio = new FakeDrachtio({ port: ports.drachtio, secret: DRACHTIO_SECRET });
+  const fs = new FakeFreeswitch({ eslPort: ports.esl, password: ESL_PASSWORD, sipPort: ports.sip, ...opts.fs });
+  fs.attach(drachtio);
+  if (opts.startServers !== false) {
+    await drachtio.start();
+    await fs.start();
+  }
+  const logs = new LogCapture();
+  const logger = createLogger({ level: 'debug', destination: logs.stream });
+  const base = drachtioConfig(ports, opts.config);
+  const config = opts.tweak ? opts.tweak(base) : base;
+  const backendOptions: DrachtioBackendOptions = { ...opts.backend, ...(opts.ackTimeoutMs !== undefined ? { ackTimeoutMs: opts.ackTimeoutMs } : {}) };
+  const backend = new DrachtioBackend(config, logger, backendOptions);
+  const nextCall = callQueue(backend);
   return {
     drachtio,
     fs,
     backend,
     logs,
     config,
-    nextCall: () => {
-      const c = pending.shift();
-      return c ? Promise.resolve(c) : new Promise((r) => waiters.push(r));
-    },
-    newBackend: (cfg, options = {}) => {
-      const l = new LogCapture();
-      const b = new DrachtioBackend(cfg, createLogger({ level: 'debug', destination: l.stream }), options);
-      extra.push(b);
-      return { backend: b, logs: l };
-    },
+    nextCall,
     close: async () => {
       await backend.stop();
-      for (const b of extra) await b.stop();
       await fs.crash();
       await drachtio.stop();
     },

@@ -258,7 +258,7 @@ export class CallerLeg extends EventEmitter implements SipPeer {
   ack(sdp = '', from?: { address: string; port: number }): void {
     const d = this.dialog;
     if (!d) throw new Error('no dialog to ACK');
-    void this.#server.peerRequest(d, 'ACK', sdp ? [['Content-Type', 'application/sdp']] : [], sdp, from);
+    void this.#server.peerRequest(d, 'ACK', sdp ? [['Content-Type', 'application/sdp']] : [], sdp, from ? { ...from, protocol: 'udp' } : undefined);
   }
 
   bye(headers: [string, string][] = []): Promise<SipMsg | undefined> {
@@ -271,10 +271,11 @@ export class CallerLeg extends EventEmitter implements SipPeer {
     this.#server.cancelInvite(this);
   }
 
-  request(method: string, headers: [string, string][] = [], body = ''): Promise<SipMsg | undefined> {
+  /** An in-dialog request; `source` makes it come from another address (a third party with the dialog's tags). */
+  request(method: string, headers: [string, string][] = [], body = '', source?: NetworkSource): Promise<SipMsg | undefined> {
     const d = this.dialog;
     if (!d) throw new Error('no dialog');
-    return this.#server.peerRequest(d, method, headers, body);
+    return this.#server.peerRequest(d, method, headers, body, source);
   }
 
   /** NOTIFY for a REFER subscription with a message/sipfrag body. */
@@ -289,6 +290,13 @@ export class CallerLeg extends EventEmitter implements SipPeer {
       `${sipfrag}\r\n`,
     );
   }
+}
+
+/** Where drachtio-server says a network request came from. */
+export interface NetworkSource {
+  address: string;
+  port: number;
+  protocol: 'udp' | 'tcp' | 'tls';
 }
 
 export interface FakeDrachtioOptions {
@@ -309,8 +317,9 @@ export interface InviteOptions {
   to?: string;
   requestUri?: string;
   headers?: [string, string][];
+  /** The SDP offer; '' sends the INVITE without a body (late offer). */
   sdp?: string;
-  source?: { address: string; port: number; protocol: 'udp' | 'tcp' | 'tls' };
+  source?: NetworkSource;
 }
 
 export const CALLER_SDP = [
@@ -479,12 +488,13 @@ export class FakeDrachtio extends EventEmitter {
   }
 
   /** An in-dialog request from the peer side of a dialog to the app; resolves with the app's response. */
-  peerRequest(d: FakeDialog, method: string, headers: [string, string][] = [], body = '', from?: { address: string; port: number }): Promise<SipMsg | undefined> {
+  peerRequest(d: FakeDialog, method: string, headers: [string, string][] = [], body = '', source?: NetworkSource): Promise<SipMsg | undefined> {
     if (method !== 'ACK' && (d.client.socket.destroyed || !this.clients.has(d.client))) return Promise.resolve(this.#orphanRequest(d, method));
     const cseq = method === 'ACK' ? d.lastInviteCseq : ++d.peerCseq;
     if (method === 'INVITE') d.lastInviteCseq = cseq;
+    const src = source ?? { address: '127.0.0.1', port: d.role === 'uas' ? 5090 : 5080, protocol: 'udp' as const };
     const msg = new SipMsg(`${method} ${d.appContact} SIP/2.0`, [
-      ['Via', `SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK${rand()}`],
+      ['Via', `SIP/2.0/${src.protocol.toUpperCase()} ${src.address}:${src.port};branch=z9hG4bK${rand()}`],
       ['Max-Forwards', '70'],
       ['From', `<${d.peerUri}>;tag=${d.peerTag}`],
       ['To', `<${d.appUri}>;tag=${d.appTag}`],
@@ -493,7 +503,6 @@ export class FakeDrachtio extends EventEmitter {
       ...headers,
     ], body);
     const txnId = randomUUID();
-    const src = { address: from?.address ?? '127.0.0.1', port: from?.port ?? (d.role === 'uas' ? 5090 : 5080), protocol: 'udp' as const };
     if (method === 'ACK') {
       this.#sendSip(d.client, 'network', src, txnId, d.id, msg, false);
       return Promise.resolve(undefined);
@@ -682,6 +691,8 @@ export class FakeDrachtio extends EventEmitter {
       res.headers.push([k, v]);
     }
     res.body = m.body;
+    // As for the app's requests: a body without a type is SDP.
+    if (res.body && !res.has('Content-Type')) res.headers.push(['Content-Type', 'application/sdp']);
     let dialogId = '';
     if (txn.req.method === 'INVITE' && !txn.dialog && m.status >= 200 && m.status < 300) {
       // New dialog (we are the UAS side): the stack adds the To tag and its Contact.
@@ -769,9 +780,41 @@ export class FakeDrachtio extends EventEmitter {
     });
   }
 
+  /** The live dialog whose Call-ID and tags the app's request carries (its From tag is the app's). */
+  #dialogOf(m: SipMsg): FakeDialog | undefined {
+    const callId = m.get('Call-ID');
+    const fromTag = tagOf(m.get('From'));
+    const toTag = tagOf(m.get('To'));
+    return [...this.dialogs.values()].find((d) => d.callId === callId && d.appTag === fromTag && d.peerTag === toTag);
+  }
+
+  /** Hands an app request of dialog `d` to its peer and the peer's response back to the app. */
+  #deliverToPeer(c: ClientConn, d: FakeDialog, req: SipMsg, txnId: string): void {
+    const method = req.method;
+    void Promise.resolve(d.peer.onRequest(req, d)).then((pr) => {
+      const res = this.#responseTo(req, pr.status, pr.reason ?? reasonOf(pr.status), pr.headers ?? [], pr.body ?? '');
+      if (method === 'BYE' && pr.status < 300) {
+        d.ended = true;
+        this.dialogs.delete(d.id);
+      }
+      this.#sendSip(c, 'network', { address: '127.0.0.1', port: d.role === 'uas' ? 5090 : 5080, protocol: 'udp' }, txnId, d.id, res, false);
+    });
+  }
+
   /** A new request from the app outside a dialog: the INVITE fsmrf sends to FreeSWITCH. */
   #onAppNewRequest(c: ClientConn, msgId: string, m: SipMsg): void {
     const method = m.method;
+    const known = method === 'INVITE' ? undefined : this.#dialogOf(m);
+    if (known) {
+      // A request the app built from a stored dialog (its Call-ID, tags and CSeq, e.g. the BYE of
+      // a restarted app): drachtio-server sends it as it is to the Request-URI, that dialog's peer.
+      const req = new SipMsg(m.startLine, [['Via', `SIP/2.0/UDP ${LOCAL_ADDR}:${LOCAL_SIP_PORT};branch=z9hG4bK${rand()}`], ...m.headers.filter(([k]) => !['via', 'content-length'].includes(canonical(k)))], m.body);
+      req.setIfMissing('Max-Forwards', '70');
+      const txnId = randomUUID();
+      this.#msgSent(c, msgId, { address: '127.0.0.1', port: known.role === 'uas' ? 5090 : 5080 }, txnId, req);
+      this.#deliverToPeer(c, known, req, txnId);
+      return;
+    }
     const hostport = /^sips?:(?:[^@]*@)?([^;>?]+)/.exec(m.uri)?.[1] ?? '';
     const fromTag = rand();
     const req = new SipMsg(m.startLine, [

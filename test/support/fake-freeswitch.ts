@@ -227,6 +227,14 @@ export class FakeFreeswitch extends EventEmitter implements SipTarget {
     });
   }
 
+  /**
+   * Whether FreeSWITCH was asked to listen for in-band tones on the channel (`start_dtmf`): only
+   * then does it report DTMF-Source INBAND_AUDIO for tones in the caller's audio.
+   */
+  detectsInband(ch: FakeChannel): boolean {
+    return ch.executes.some((e) => e.app === 'start_dtmf');
+  }
+
   /** FreeSWITCH ends the channel itself (media timeout, operator): events, BYE, socket close. */
   hangupChannel(ch: FakeChannel, cause = 'NORMAL_CLEARING', sendBye = true): void {
     if (ch.hungUp) return;

@@ -34,7 +34,7 @@ function wav(samples: Int16Array): Buffer {
 }
 
 /** A pitch per id between 200 and 600 Hz: below every DTMF row frequency (697 Hz and up). */
-function pitch(id: string): number {
+export function shortPromptPitch(id: string): number {
   let h = 0;
   for (const c of id) h = (h * 31 + c.charCodeAt(0)) >>> 0;
   return 200 + (h % 400);
@@ -43,7 +43,7 @@ function pitch(id: string): number {
 function tone(id: string): Int16Array {
   const n = (RATE * SHORT_PROMPT_MS) / 1000;
   const out = new Int16Array(n);
-  const f = pitch(id);
+  const f = shortPromptPitch(id);
   for (let i = 0; i < n; i++) out[i] = Math.round(3000 * Math.sin((2 * Math.PI * f * i) / RATE));
   return out;
 }

@@ -1,0 +1,142 @@
+import { Writable } from 'node:stream';
+import { createLogger } from '../../src/log.js';
+import { parseConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
+import { DrachtioBackend, type DrachtioBackendOptions } from '../../src/telephony/drachtio/backend.js';
+import type { InboundCall } from '../../src/telephony/types.js';
+import { FakeDrachtio, type FakeDrachtioOptions } from './fake-drachtio.js';
+import { FakeFreeswitch, type FakeFreeswitchOptions } from './fake-freeswitch.js';
+
+/**
+ * The drachtio backend against the protocol-level fakes (fake-drachtio.ts: drachtio's wire
+ * protocol; fake-freeswitch.ts: FreeSWITCH's event socket and SIP side), for a test file that
+ * owns four fixed ports. Every wait is on an event, never on the clock.
+ */
+
+export interface HarnessPorts {
+  drachtio: number;
+  esl: number;
+  sip: number;
+  /** Where the backend listens for FreeSWITCH's outbound event sockets. */
+  listen: number;
+}
+
+export const DRACHTIO_SECRET = 'cymru-harness';
+export const ESL_PASSWORD = 'ClueCon-harness';
+
+/** Captures every log line the backend writes (PCI checks search them). */
+export class LogCapture {
+  readonly lines: string[] = [];
+  readonly stream = new Writable({
+    write: (chunk: Buffer | string, _enc, cb) => {
+      this.lines.push(chunk.toString());
+      cb();
+    },
+  });
+  get text(): string {
+    return this.lines.join('');
+  }
+  has(fragment: string): boolean {
+    return this.lines.some((l) => l.includes(fragment));
+  }
+  /** Resolves when a log line containing `fragment` was written. */
+  async waitFor(fragment: string): Promise<void> {
+    while (!this.has(fragment)) await new Promise((r) => setImmediate(r));
+  }
+}
+
+/** The raw (unparsed) configuration of a drachtio node on these ports (a child process takes it as JSON). */
+export function drachtioRawConfig(ports: HarnessPorts, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    telephony: {
+      backend: 'drachtio',
+      drachtio: { host: '127.0.0.1', port: ports.drachtio, secret: DRACHTIO_SECRET, maxReconnectDelayMs: 200 },
+      freeswitch: {
+        host: '127.0.0.1',
+        port: ports.esl,
+        secret: ESL_PASSWORD,
+        listenAddress: '127.0.0.1',
+        listenPort: ports.listen,
+        connectTimeoutMs: 1500,
+        promptsDir: '/srv/prompts',
+      },
+    },
+    ...extra,
+  };
+}
+
+export function drachtioConfig(ports: HarnessPorts, extra: Record<string, unknown> = {}): Config {
+  return parseConfig(drachtioRawConfig(ports, extra));
+}
+
+export interface HarnessOptions {
+  drachtio?: Partial<FakeDrachtioOptions>;
+  fs?: Partial<FakeFreeswitchOptions>;
+  /** Extra top-level configuration sections (security, rtp ...). */
+  config?: Record<string, unknown>;
+  backend?: DrachtioBackendOptions;
+  /** Start the fake servers (default true). */
+  startServers?: boolean;
+}
+
+export interface Harness {
+  drachtio: FakeDrachtio;
+  fs: FakeFreeswitch;
+  backend: DrachtioBackend;
+  logs: LogCapture;
+  config: Config;
+  /** Resolves with the next call the backend emits. */
+  nextCall(): Promise<InboundCall>;
+  /** Another backend on the same fake servers (a restarted node), with its own log capture. */
+  newBackend(config: Config, options?: DrachtioBackendOptions): { backend: DrachtioBackend; logs: LogCapture };
+  close(): Promise<void>;
+}
+
+export async function startHarness(ports: HarnessPorts, opts: HarnessOptions = {}): Promise<Harness> {
+  const drachtio = new FakeDrachtio({ port: ports.drachtio, secret: DRACHTIO_SECRET, ...opts.drachtio });
+  const fs = new FakeFreeswitch({ eslPort: ports.esl, password: ESL_PASSWORD, sipPort: ports.sip, ...opts.fs });
+  fs.attach(drachtio);
+  if (opts.startServers !== false) {
+    await drachtio.start();
+    await fs.start();
+  }
+  const logs = new LogCapture();
+  const config = drachtioConfig(ports, opts.config);
+  const backend = new DrachtioBackend(config, createLogger({ level: 'debug', destination: logs.stream }), opts.backend ?? {});
+  const extra: DrachtioBackend[] = [];
+  const pending: InboundCall[] = [];
+  const waiters: ((c: InboundCall) => void)[] = [];
+  backend.on('call', (c) => {
+    const w = waiters.shift();
+    if (w) w(c);
+    else pending.push(c);
+  });
+  return {
+    drachtio,
+    fs,
+    backend,
+    logs,
+    config,
+    nextCall: () => {
+      const c = pending.shift();
+      return c ? Promise.resolve(c) : new Promise((r) => waiters.push(r));
+    },
+    newBackend: (cfg, options = {}) => {
+      const l = new LogCapture();
+      const b = new DrachtioBackend(cfg, createLogger({ level: 'debug', destination: l.stream }), options);
+      extra.push(b);
+      return { backend: b, logs: l };
+    },
+    close: async () => {
+      await backend.stop();
+      for (const b of extra) await b.stop();
+      await fs.crash();
+      await drachtio.stop();
+    },
+  };
+}
+
+/** Resolves when `pred` holds, checking after every event-loop turn (no wall-clock assertions). */
+export async function until(pred: () => boolean): Promise<void> {
+  while (!pred()) await new Promise((r) => setImmediate(r));
+}
