@@ -260,20 +260,22 @@ export class CallerLeg extends EventEmitter implements SipPeer {
     void this.#server.peerRequest(d, 'ACK');
   }
 
-  bye(headers: [string, string][] = []): Promise<SipMsg | undefined> {
+  /** BYE; `source`: sent from another address than the caller's (a third party that knows the dialog). */
+  bye(headers: [string, string][] = [], source?: NetworkSource): Promise<SipMsg | undefined> {
     const d = this.dialog;
     if (!d) throw new Error('no dialog');
-    return this.#server.peerRequest(d, 'BYE', headers);
+    return this.#server.peerRequest(d, 'BYE', headers, '', source);
   }
 
   cancel(): void {
     this.#server.cancelInvite(this);
   }
 
-  request(method: string, headers: [string, string][] = [], body = ''): Promise<SipMsg | undefined> {
+  /** An in-dialog request; `source`: as bye(). */
+  request(method: string, headers: [string, string][] = [], body = '', source?: NetworkSource): Promise<SipMsg | undefined> {
     const d = this.dialog;
     if (!d) throw new Error('no dialog');
-    return this.#server.peerRequest(d, method, headers, body);
+    return this.#server.peerRequest(d, method, headers, body, source);
   }
 
   /** NOTIFY for a REFER subscription with a message/sipfrag body. */
@@ -288,6 +290,13 @@ export class CallerLeg extends EventEmitter implements SipPeer {
       `${sipfrag}\r\n`,
     );
   }
+}
+
+/** Where drachtio-server says a request from the network came from. */
+export interface NetworkSource {
+  address: string;
+  port: number;
+  protocol: 'udp' | 'tcp' | 'tls';
 }
 
 export interface FakeDrachtioOptions {
@@ -454,8 +463,11 @@ export class FakeDrachtio extends EventEmitter {
     }
   }
 
-  /** An in-dialog request from the peer side of a dialog to the app; resolves with the app's response. */
-  peerRequest(d: FakeDialog, method: string, headers: [string, string][] = [], body = ''): Promise<SipMsg | undefined> {
+  /**
+   * An in-dialog request from the peer side of a dialog to the app; resolves with the app's
+   * response. `source` overrides the peer's address (a request forged by a third party).
+   */
+  peerRequest(d: FakeDialog, method: string, headers: [string, string][] = [], body = '', source?: NetworkSource): Promise<SipMsg | undefined> {
     const cseq = method === 'ACK' ? d.lastInviteCseq : ++d.peerCseq;
     if (method === 'INVITE') d.lastInviteCseq = cseq;
     const msg = new SipMsg(`${method} ${d.appContact} SIP/2.0`, [
@@ -468,7 +480,7 @@ export class FakeDrachtio extends EventEmitter {
       ...headers,
     ], body);
     const txnId = randomUUID();
-    const src = { address: '127.0.0.1', port: d.role === 'uas' ? 5090 : 5080, protocol: 'udp' as const };
+    const src = source ?? { address: '127.0.0.1', port: d.role === 'uas' ? 5090 : 5080, protocol: 'udp' as const };
     if (method === 'ACK') {
       this.#sendSip(d.client, 'network', src, txnId, d.id, msg, false);
       return Promise.resolve(undefined);
@@ -780,11 +792,14 @@ const REASONS: Record<number, string> = {
   100: 'Trying',
   200: 'OK',
   202: 'Accepted',
+  400: 'Bad Request',
   403: 'Forbidden',
   404: 'Not Found',
   408: 'Request Timeout',
   481: 'Call/Transaction Does Not Exist',
   486: 'Busy Here',
+  415: 'Unsupported Media Type',
+  422: 'Session Interval Too Small',
   488: 'Not Acceptable Here',
   500: 'Server Internal Error',
   503: 'Service Unavailable',

@@ -11,6 +11,7 @@ import { ALLOW, DrachtioCall } from './call.js';
 import { DrachtioLink } from './drachtio-link.js';
 import type { MediaServer } from './freeswitch-link.js';
 import { MediaServerPool } from './media-pool.js';
+import { freeswitchMediaSettings, type FreeswitchMediaSettings } from './media-settings.js';
 
 const STOP_CALLS_MS = 5000;
 
@@ -46,6 +47,7 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
   #wasReady = false;
 
   readonly #ackTimeoutMs: number | undefined;
+  readonly #media: FreeswitchMediaSettings;
 
   /** `options.ackTimeoutMs`: how long a caller's ACK may take (default 64*T1 = 32 s; tests shrink it). */
   constructor(config: Config, logger: Logger, options: { fleetRate?: FleetRateCounter; ackTimeoutMs?: number } = {}) {
@@ -59,6 +61,7 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
     this.#admission = new AdmissionControl(config.security);
     if (options.fleetRate !== undefined) this.#admission.shareRateWith(options.fleetRate);
     this.#mediaRanges = new MediaRanges(config.security.mediaRanges);
+    this.#media = freeswitchMediaSettings(config.rtp);
   }
 
   get ready(): boolean {
@@ -186,7 +189,7 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
 
   readonly #onInvite = (req: Srf.SrfRequest, res: Srf.SrfResponse): void => {
     if (!this.ready) {
-      res.send(503, { headers: { 'Retry-After': String(this.#drainRetryAfter ?? 5) } });
+      res.send(503, { headers: { 'Retry-After': String(this.#drainRetryAfter ?? this.#config.drain.retryAfterSeconds) } });
       return;
     }
     const verdict = this.#admission.check(
@@ -229,6 +232,9 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
       promptsDir: this.#config.telephony.freeswitch.promptsDir,
       userAgent: this.#config.sip.userAgent,
       srtp: this.#config.rtp.srtp,
+      listed: (a) => this.#admission.listed(a),
+      retryAfterSeconds: this.#config.drain.retryAfterSeconds,
+      media: this.#media,
       logger: this.#log,
       onEnded: (c) => {
         this.#calls.delete(c);

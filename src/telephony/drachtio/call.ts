@@ -5,6 +5,7 @@ import type { Logger } from '../../log.js';
 import { sdpMediaAddresses, type MediaRanges } from '../media-ranges.js';
 import { PayIvrError, describeError } from '../../errors.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
+import { OncePerWindow } from '../../util/once-per-window.js';
 import type {
   CallEndInfo,
   CallEvents,
@@ -19,11 +20,14 @@ import type {
 import type { DtmfDigit } from '../../domain/dtmf.js';
 import type { SrtpPolicy } from '../../config/media-options.js';
 import { offersSrtp, srtpRefusal } from '../srtp-policy.js';
-import { sdpOrigin } from '../sdp-reader.js';
+import { answerHasTelephoneEvent, sdpOrigin } from '../sdp-reader.js';
+import { judgeDtmfInfo } from '../dtmf-info.js';
 import { bracketUri, isReferEvent, ReferTracker } from '../refer-tracker.js';
 import { formatReason, unansweredStatus } from '../sip-reason.js';
 import { playbackCommand, promptFile } from './playback.js';
 import { canonicalHeaderName, parseRawHeaders, transportOf, uriOfNameAddr, userOfUri } from './sip-text.js';
+import type { FreeswitchMediaSettings } from './media-settings.js';
+import { gateDialog } from './peer-gate.js';
 
 type Dialog = Srf.Dialog;
 type Endpoint = Mrf.Endpoint;
@@ -51,6 +55,12 @@ interface DrachtioCallDeps {
   userAgent: string;
   /** rtp.srtp: a re-INVITE that would leave SRTP (or enter it when off) is refused. Default optional. */
   srtp?: SrtpPolicy;
+  /** The trunk's other signalling addresses (allow-list), which may send in the dialog besides its peer. */
+  listed?: (address: string) => boolean;
+  /** Retry-After of our 503s (drain.retryAfterSeconds). */
+  retryAfterSeconds?: number;
+  /** rtp.* as FreeSWITCH takes it (media-settings.ts); without: FreeSWITCH's own defaults. */
+  media?: FreeswitchMediaSettings;
   logger: Logger;
   /** Called once when the call ended (every path). */
   onEnded: (call: DrachtioCall) => void;
@@ -81,6 +91,14 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
 }
 
 const DIGIT = /^[0-9A-D*#]$/;
+
+/** The SDP answer the caller got: FreeSWITCH's. */
+function localSdpOf(ep: Endpoint, dialog: Dialog): string | undefined {
+  return ep.local.sdp ?? dialog.local.sdp;
+}
+
+/** One warning per minute and source for refused in-dialog requests (a flood must not flood the log). */
+const refusedLog = new OncePerWindow(60_000);
 
 function dtmfSourceOf(source: string | undefined): DtmfSource {
   const s = (source ?? '').toUpperCase();
@@ -121,6 +139,8 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
   #remoteOrigin: string | undefined;
   #teardown: Promise<void> | undefined;
   #cancelled = false;
+  /** Whether FreeSWITCH's in-band key detection runs on the endpoint. */
+  #inband = false;
   /** Resolves true at the caller's ACK, false when it never came or the call ended first. */
   #acked: Promise<boolean> = Promise.resolve(false);
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
@@ -199,11 +219,11 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     try {
       if (offersSrtp(offer)) {
         // SRTP: FreeSWITCH must answer first (its crypto), so fsmrf's connectCaller does the order.
-        const pair = await ms.connectCaller(this.#req, this.#res, { headers });
+        const pair = await this.#connectSrtpCaller(ms, headers);
         ep = pair.endpoint;
         dialog = pair.dialog;
       } else {
-        ep = await ms.createEndpoint({ remoteSdp: offer });
+        ep = await ms.createEndpoint({ remoteSdp: offer, headers: { ...this.#deps.media?.inviteHeaders } });
         if (this.#state === 'ended') throw new PayIvrError('ERR_CALL_ENDED', 'the caller cancelled while media was set up');
         const localSdp = ep.local.sdp;
         if (!localSdp) throw new PayIvrError('ERR_BACKEND_UNAVAILABLE', 'FreeSWITCH gave no local SDP');
@@ -233,13 +253,15 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     this.#state = 'answered';
     this.#remoteOrigin = sdpOrigin(offer);
     this.#req.off('cancel', this.#onCancel);
+    this.#guardDialog(dialog);
     dialog.on('destroy', this.#onRemoteBye);
     dialog.on('modify', this.#onModify);
     dialog.on('notify', this.#onNotify);
     dialog.on('info', this.#onInfo);
     ep.on('dtmf', this.#onDtmf);
     ep.on('destroy', this.#onMediaGone);
-    ep.dialog?.on('destroy', this.#onMediaGone);
+    ep.dialog?.on('destroy', this.#onMediaLegBye);
+    this.#syncInbandDetection(ep, localSdpOf(ep, dialog));
     this.#awaitAck(dialog, ep);
     this.#log.info({ media: ep.uuid }, 'answered on FreeSWITCH');
   }
@@ -262,7 +284,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
       if (this.#state !== 'answered') return;
       this.#settleAck?.(true);
       // Keep RTP flowing while nothing plays (Genesys hangs up on idle RTP).
-      ep.set('send_silence_when_idle', '-1').catch((e: unknown) => this.#log.warn({ err: describeError(e) }, 'send_silence_when_idle not set'));
+      ep.set('send_silence_when_idle', this.#deps.media?.silenceWhenIdle ?? '-1').catch((e: unknown) => this.#log.warn({ err: describeError(e) }, 'send_silence_when_idle not set'));
     });
     this.#ackTimer = setTimeout(() => {
       if (this.#state !== 'answered') return;
@@ -365,13 +387,14 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
   abort(reason: 'transport-lost' | 'media-lost' | 'shutdown'): Promise<void> {
     if (this.#state === 'offered' && !this.#answering) this.#sendFinal(503, 'Service unavailable');
     const text = reason === 'media-lost' ? 'media server lost' : reason === 'shutdown' ? 'service shutting down' : 'signalling lost';
-    return this.#finish({ by: 'error', reason }, true, { protocol: 'SIP', cause: 503, text });
+    // A shutdown is ours, as on the embedded backend; a lost server is an error.
+    return this.#finish({ by: reason === 'shutdown' ? 'local' : 'error', reason }, true, { protocol: 'SIP', cause: 503, text });
   }
 
   #sendFinal(status: number, reason?: string): void {
     if (this.#res.finalResponseSent) return;
     try {
-      const headers: Record<string, string> = status === 503 ? { 'Retry-After': '5' } : {};
+      const headers: Record<string, string> = status === 503 ? { 'Retry-After': String(this.#deps.retryAfterSeconds ?? 30) } : {};
       if (reason) this.#res.send(status, reason, { headers });
       else this.#res.send(status, { headers });
     } catch (e) {
@@ -405,7 +428,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     if (ep) {
       ep.off('dtmf', this.#onDtmf);
       ep.off('destroy', this.#onMediaGone);
-      ep.dialog?.off('destroy', this.#onMediaGone);
+      ep.dialog?.off('destroy', this.#onMediaLegBye);
     }
     this.#teardown = Promise.allSettled([
       bye && dialog ? this.#destroyDialog(dialog, reason) : Promise.resolve(),
@@ -446,6 +469,44 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     if (fsLeg?.connected) await withTimeout(fsLeg.destroy(), TEARDOWN_MS).catch(() => undefined);
   }
 
+  /**
+   * fsmrf's connectCaller sends `opts.headers` both to FreeSWITCH (copied as it sends that INVITE,
+   * before it returns) and to the caller (read when FreeSWITCH has answered): the FreeSWITCH-only
+   * headers (media-settings.ts) are swapped out in between, so the caller's 200 OK never has them.
+   */
+  #connectSrtpCaller(ms: MediaServer, headers: Record<string, string>): Promise<{ endpoint: Endpoint; dialog: Dialog }> {
+    const opts = { headers: { ...headers, ...this.#deps.media?.inviteHeaders } };
+    const pair = ms.connectCaller(this.#req, this.#res, opts);
+    opts.headers = headers;
+    return pair;
+  }
+
+  /** The dialog-peer rule (dialog-peer.ts) in front of every in-dialog request of the caller's dialog. */
+  #guardDialog(dialog: Dialog): void {
+    gateDialog(dialog, {
+      peer: { address: this.remote.address, transport: this.remote.transport },
+      listed: (a) => this.#deps.listed?.(a) === true,
+      refused: (req) => {
+        const suppressed = refusedLog.take(req.source_address);
+        if (suppressed !== undefined) {
+          this.#log.warn({ method: req.method, source: req.source_address, transport: transportOf(req.protocol), suppressedLastMinute: suppressed }, 'in-dialog request from another address refused');
+        }
+      },
+    });
+  }
+
+  /**
+   * In-band key detection (FreeSWITCH's start_dtmf: DTMF events with DTMF-Source INBAND_AUDIO)
+   * exactly while the answer has no telephone-event, as the embedded engine runs its detector:
+   * with RFC 4733 events a key would otherwise be reported twice.
+   */
+  #syncInbandDetection(ep: Endpoint, answer: string | undefined): void {
+    const want = !answerHasTelephoneEvent(answer);
+    if (want === this.#inband) return;
+    this.#inband = want;
+    ep.execute(want ? 'start_dtmf' : 'stop_dtmf').catch((e: unknown) => this.#log.warn({ err: describeError(e) }, 'in-band key detection not switched'));
+  }
+
   #onDigit(digit: DtmfDigit, source: DtmfSource): void {
     if (this.#state !== 'answered') return;
     const p = this.#play;
@@ -468,10 +529,23 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     void this.#finish({ by: 'remote', reason: 'BYE' }, false);
   };
 
-  readonly #onMediaGone = (): void => {
+  /** FreeSWITCH hung the channel up (`reason`: its hangup cause) or its event socket closed. */
+  readonly #onMediaGone = (info?: { reason?: string }): void => {
     if (this.#state === 'ended') return;
+    if (info?.reason === 'MEDIA_TIMEOUT') {
+      // rtp.noRtpTimeoutMs as FreeSWITCH's media_timeout: ended as the embedded engine ends it.
+      this.#log.info('no RTP from the caller, ending the call');
+      void this.#finish({ by: 'error', reason: 'rtp-timeout' }, true, { protocol: 'SIP', cause: 408, text: 'no RTP received' });
+      return;
+    }
     this.#log.warn('FreeSWITCH ended the media of the call');
     void this.#finish({ by: 'error', reason: 'media-lost' }, true, { protocol: 'SIP', cause: 503, text: 'media server lost' });
+  };
+
+  /** FreeSWITCH's BYE on its leg: its Reason names the hangup cause (Q.850 text). */
+  readonly #onMediaLegBye = (req?: Srf.SrfRequest): void => {
+    const cause = /text\s*=\s*"?([A-Z_]+)/.exec(req?.get('Reason') ?? '')?.[1];
+    this.#onMediaGone(cause !== undefined ? { reason: cause } : undefined);
   };
 
   readonly #onNotify = (req: Srf.SrfRequest, res: Srf.SrfResponse): void => {
@@ -484,13 +558,19 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     t.notify(req.body, req.get('Subscription-State'));
   };
 
+  /**
+   * Key presses in SIP INFO: the rule and the replies are dtmf-info.ts's (the embedded stack's).
+   * drachtio-srf hands the body over as a string, which cannot be zeroed: it is dropped from the
+   * request at once, and the copy the rule reads is zeroed by it.
+   */
   readonly #onInfo = (req: Srf.SrfRequest, res: Srf.SrfResponse): void => {
-    res.send(200);
-    const type = (req.get('Content-Type') ?? '').toLowerCase();
-    let digit: string | undefined;
-    if (type.startsWith('application/dtmf-relay')) digit = /Signal\s*=\s*([0-9A-Da-d*#])/.exec(req.body ?? '')?.[1];
-    else if (type.startsWith('application/dtmf')) digit = (req.body ?? '').trim().charAt(0);
-    if (digit && DIGIT.test(digit.toUpperCase())) this.#onDigit(digit.toUpperCase() as DtmfDigit, 'sip-info');
+    const body = Buffer.from(req.body ?? '', 'latin1');
+    req.body = '';
+    const r = judgeDtmfInfo(req.get('Content-Type'), body);
+    const headers: Record<string, string> = r.accept !== undefined ? { Accept: r.accept } : {};
+    if (r.reason !== undefined) res.send(r.status, r.reason, { headers });
+    else res.send(r.status, { headers });
+    if (r.digit !== undefined) this.#onDigit(r.digit, 'sip-info');
   };
 
   /** re-INVITE from the caller: a refresh is answered with our SDP, a change goes to FreeSWITCH. */
@@ -523,6 +603,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
       (answer) => {
         this.#remoteOrigin = origin;
         dialog.local.sdp = answer;
+        this.#syncInbandDetection(ep, answer);
         res.send(200, { body: answer, headers: ct });
       },
       (e: unknown) => {
