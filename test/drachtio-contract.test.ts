@@ -74,7 +74,7 @@ interface Harness {
 
 async function startHarness(
   ports: HarnessPorts,
-  opts: { fs?: Partial<FakeFreeswitchOptions>; config?: Record<string, unknown>; tweak?: (c: Config) => Config; startServers?: boolean; ackTimeoutMs?: number } = {},
+  opts: { fs?: Partial<FakeFreeswitchOptions>; config?: Record<string, unknown>; tweak?: (c: Config) => Config; startServers?: boolean; ackTimeoutMs?: number; sessionTimerUnitMs?: number } = {},
 ): Promise<Harness> {
   const drachtio = new FakeDrachtio({ port: ports.drachtio, secret: DRACHTIO_SECRET });
   const fs = new FakeFreeswitch({ eslPort: ports.esl, password: ESL_PASSWORD, sipPort: ports.sip, ...opts.fs });
@@ -87,7 +87,10 @@ async function startHarness(
   const logger = createLogger({ level: 'debug', destination: logs.stream });
   const base = drachtioConfig(ports, opts.config);
   const config = opts.tweak ? opts.tweak(base) : base;
-  const backend = new DrachtioBackend(config, logger, opts.ackTimeoutMs !== undefined ? { ackTimeoutMs: opts.ackTimeoutMs } : {});
+  const backend = new DrachtioBackend(config, logger, {
+    ...(opts.ackTimeoutMs !== undefined ? { ackTimeoutMs: opts.ackTimeoutMs } : {}),
+    ...(opts.sessionTimerUnitMs !== undefined ? { sessionTimerUnitMs: opts.sessionTimerUnitMs } : {}),
+  });
   const pending: InboundCall[] = [];
   const waiters: ((c: InboundCall) => void)[] = [];
   backend.on('call', (c) => {
@@ -1233,5 +1236,96 @@ describe('drachtio backend parity: shutdown and Retry-After', () => {
     const r = await leg.final();
     expect(r.status).toBe(503);
     expect(r.get('Retry-After')).toBe('30');
+  });
+});
+
+describe('drachtio backend parity: session timers (sip.sessionExpires, RFC 4028)', () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+  /** unitMs: milliseconds per second of the RFC's timers (5: a 90 s interval is 450 ms). */
+  async function started(unitMs: number): Promise<Harness> {
+    const hh = (h = await startHarness(PARITY_PORTS, { sessionTimerUnitMs: unitMs }));
+    await hh.backend.start();
+    await hh.drachtio.waitForRoute('invite');
+    return hh;
+  }
+  async function answer(hh: Harness, headers: [string, string][]): Promise<Answered & { ok: SipMsg }> {
+    const leg = hh.drachtio.invite({ headers });
+    const call = await hh.nextCall();
+    const ends: CallEndInfo[] = [];
+    call.on('ended', (i) => ends.push(i));
+    const ready = hh.fs.nextChannel();
+    await call.answer();
+    const ch = await ready;
+    const ok = await leg.final();
+    expect(ok.status).toBe(200);
+    leg.ack();
+    return { leg, call, ch, ends, digits: [], ok };
+  }
+
+  it('an interval below Min-SE gets 422 with Min-SE: 90 and no call; no timer asked, none given', async () => {
+    const hh = await started(1000);
+    let offered = 0;
+    hh.backend.on('call', () => (offered += 1));
+    const r = await hh.drachtio.invite({ headers: [['Supported', 'timer'], ['Session-Expires', '60']] }).final();
+    expect(r.status).toBe(422);
+    expect(r.get('Min-SE')).toBe('90');
+    expect(offered).toBe(0);
+    const { ok } = await answer(hh, []);
+    expect(ok.get('Session-Expires')).toBeUndefined();
+  });
+
+  it('the caller refreshes: our 200 OK and each refresh\'s 200 carry the interval, too short a refresh gets 422', async () => {
+    const hh = await started(1000);
+    const { leg, ok, call } = await answer(hh, [['Supported', 'timer'], ['Session-Expires', '120;refresher=uac']]);
+    expect(ok.get('Session-Expires')).toBe('120;refresher=uac');
+    expect(ok.get('Require')).toBe('timer');
+    const refresh = await leg.request('UPDATE', [['Supported', 'timer'], ['Session-Expires', '100;refresher=uac']]);
+    expect(refresh?.status).toBe(200);
+    expect(refresh?.get('Session-Expires')).toBe('100;refresher=uac');
+    const headers: [string, string][] = [['Content-Type', 'application/sdp'], ['Contact', '<sip:caller@127.0.0.1:5090>'], ['Supported', 'timer'], ['Session-Expires', '95;refresher=uac']];
+    const reinvite = await leg.request('INVITE', headers, CALLER_SDP);
+    expect(reinvite?.status).toBe(200);
+    expect(reinvite?.get('Session-Expires')).toBe('95;refresher=uac');
+    leg.ack();
+    const tooShort = await leg.request('UPDATE', [['Supported', 'timer'], ['Session-Expires', '30']]);
+    expect(tooShort?.status).toBe(422);
+    expect(tooShort?.get('Min-SE')).toBe('90');
+    expect(call.state).toBe('answered');
+  });
+
+  it('no refresh from the caller ends the call: BYE with 408 session expired, ended local/session-expired', async () => {
+    const hh = await started(5);
+    const { leg, ends } = await answer(hh, [['Supported', 'timer'], ['Session-Expires', '120;refresher=uac']]);
+    const bye = await leg.nextRequest('BYE');
+    expect(bye.get('Reason')).toBe('SIP;cause=408;text="session expired"');
+    await until(() => ends.length === 1);
+    expect(ends).toEqual([{ by: 'local', reason: 'session-expired' }]);
+  });
+
+  it('we refresh (refresher=uas): UPDATE when the caller allows it, re-INVITE otherwise; a failed refresh ends the call', async () => {
+    const hh = await started(5);
+    const withUpdate = await answer(hh, [['Supported', 'timer'], ['Session-Expires', '90;refresher=uas'], ['Allow', 'INVITE, ACK, BYE, CANCEL, UPDATE']]);
+    expect(withUpdate.ok.get('Session-Expires')).toBe('90;refresher=uas');
+    const first = await withUpdate.leg.nextRequest('UPDATE');
+    expect(first.get('Session-Expires')).toBe('90;refresher=uas');
+    await withUpdate.leg.nextRequest('UPDATE');
+    expect(withUpdate.call.state).toBe('answered');
+    withUpdate.leg.respond = (req) => ({ status: req.method === 'UPDATE' ? 481 : 200 });
+    const bye = await withUpdate.leg.nextRequest('BYE');
+    expect(bye.get('Reason')).toBe('SIP;cause=408;text="session refresh failed"');
+    await until(() => withUpdate.ends.length === 1);
+    expect(withUpdate.ends).toEqual([{ by: 'error', reason: 'session-refresh-failed' }]);
+
+    const noUpdate = await answer(hh, [['Supported', 'timer'], ['Session-Expires', '90;refresher=uas'], ['Allow', 'INVITE, ACK, BYE, CANCEL']]);
+    const reinvite = await noUpdate.leg.nextRequest('INVITE');
+    expect(reinvite.get('Session-Expires')).toBe('90;refresher=uas');
+    expect(reinvite.body).toContain('m=audio');
+    // Answered, it is armed again: a second refresh follows.
+    await noUpdate.leg.nextRequest('INVITE');
+    expect(noUpdate.call.state).toBe('answered');
   });
 });

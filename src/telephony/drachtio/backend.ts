@@ -12,6 +12,7 @@ import { DrachtioLink } from './drachtio-link.js';
 import type { MediaServer } from './freeswitch-link.js';
 import { MediaServerPool } from './media-pool.js';
 import { freeswitchMediaSettings, type FreeswitchMediaSettings } from './media-settings.js';
+import { negotiateFor } from './session-timer.js';
 
 const STOP_CALLS_MS = 5000;
 
@@ -47,13 +48,18 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
   #wasReady = false;
 
   readonly #ackTimeoutMs: number | undefined;
+  readonly #sessionTimerUnitMs: number | undefined;
   readonly #media: FreeswitchMediaSettings;
 
-  /** `options.ackTimeoutMs`: how long a caller's ACK may take (default 64*T1 = 32 s; tests shrink it). */
-  constructor(config: Config, logger: Logger, options: { fleetRate?: FleetRateCounter; ackTimeoutMs?: number } = {}) {
+  /**
+   * `options.ackTimeoutMs`: how long a caller's ACK may take (default 64*T1 = 32 s);
+   * `options.sessionTimerUnitMs`: milliseconds per second of the session timer (default 1000). Tests shrink both.
+   */
+  constructor(config: Config, logger: Logger, options: { fleetRate?: FleetRateCounter; ackTimeoutMs?: number; sessionTimerUnitMs?: number } = {}) {
     super();
     this.#config = config;
     this.#ackTimeoutMs = options.ackTimeoutMs;
+    this.#sessionTimerUnitMs = options.sessionTimerUnitMs;
     this.#log = logger;
     const t = config.telephony;
     this.#drachtio = new DrachtioLink(t.drachtio, logger);
@@ -201,6 +207,12 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
       res.send(verdict.status, verdict.reason, { headers: Object.fromEntries(verdict.headers.map((h) => [h.name, h.value])) });
       return;
     }
+    // RFC 4028 as the embedded stack answers it (telephony/session-timer.ts): too short an interval gets 422.
+    const timer = negotiateFor(req, this.#config.sip.sessionExpires);
+    if (timer.kind === 'reject') {
+      res.send(422, { headers: { 'Min-SE': String(timer.minSE) } });
+      return;
+    }
     // Same rule as the embedded engine (media-ranges.ts): an IP literal, inside security.mediaRanges when set.
     const refused = sdpMediaAddresses(req.body ?? '').find((a) => !this.#mediaRanges.sdpAddressAllowed(a));
     if (refused !== undefined) {
@@ -235,6 +247,8 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
       listed: (a) => this.#admission.listed(a),
       retryAfterSeconds: this.#config.drain.retryAfterSeconds,
       media: this.#media,
+      sessionExpires: this.#config.sip.sessionExpires,
+      ...(this.#sessionTimerUnitMs !== undefined ? { sessionTimerUnitMs: this.#sessionTimerUnitMs } : {}),
       logger: this.#log,
       onEnded: (c) => {
         this.#calls.delete(c);

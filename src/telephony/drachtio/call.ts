@@ -28,6 +28,7 @@ import { playbackCommand, promptFile } from './playback.js';
 import { canonicalHeaderName, parseRawHeaders, transportOf, uriOfNameAddr, userOfUri } from './sip-text.js';
 import type { FreeswitchMediaSettings } from './media-settings.js';
 import { gateDialog } from './peer-gate.js';
+import { DrachtioSessionTimer, negotiateFor, timerHeaderRecord } from './session-timer.js';
 
 type Dialog = Srf.Dialog;
 type Endpoint = Mrf.Endpoint;
@@ -61,6 +62,10 @@ interface DrachtioCallDeps {
   retryAfterSeconds?: number;
   /** rtp.* as FreeSWITCH takes it (media-settings.ts); without: FreeSWITCH's own defaults. */
   media?: FreeswitchMediaSettings;
+  /** sip.sessionExpires (RFC 4028); without: no session timer. */
+  sessionExpires?: number;
+  /** Milliseconds per second of the session timer (tests shrink it; default 1000). */
+  sessionTimerUnitMs?: number;
   logger: Logger;
   /** Called once when the call ended (every path). */
   onEnded: (call: DrachtioCall) => void;
@@ -141,6 +146,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
   #cancelled = false;
   /** Whether FreeSWITCH's in-band key detection runs on the endpoint. */
   #inband = false;
+  #sessionTimer: DrachtioSessionTimer | undefined;
   /** Resolves true at the caller's ACK, false when it never came or the call ended first. */
   #acked: Promise<boolean> = Promise.resolve(false);
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
@@ -213,7 +219,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
       void this.#finish({ by: 'error', reason: 'no-sdp-offer' }, false);
       throw new PayIvrError('ERR_SDP_NO_COMMON_CODEC', 'INVITE without an SDP offer');
     }
-    const headers = { Allow: ALLOW, 'User-Agent': this.#deps.userAgent };
+    const headers = { Allow: ALLOW, 'User-Agent': this.#deps.userAgent, ...this.#sessionTimerHeaders() };
     let ep: Endpoint | undefined;
     let dialog: Dialog;
     try {
@@ -262,6 +268,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     ep.on('destroy', this.#onMediaGone);
     ep.dialog?.on('destroy', this.#onMediaLegBye);
     this.#syncInbandDetection(ep, localSdpOf(ep, dialog));
+    this.#startSessionTimer(dialog);
     this.#awaitAck(dialog, ep);
     this.#log.info({ media: ep.uuid }, 'answered on FreeSWITCH');
   }
@@ -417,6 +424,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
       if (media?.connected) media.api('uuid_break', `${media.uuid} all`).catch(() => undefined);
     }
     this.#refer?.callEnded();
+    this.#sessionTimer?.stop();
     const dialog = this.#dialog;
     const ep = this.#ep;
     if (dialog) {
@@ -481,11 +489,35 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     return pair;
   }
 
+  /** Session-Expires (and Require: timer) of our 200 OK: the embedded stack's negotiation (telephony/session-timer.ts). */
+  #sessionTimerHeaders(): Record<string, string> {
+    const ours = this.#deps.sessionExpires;
+    const d = ours === undefined ? undefined : negotiateFor(this.#req, ours);
+    return timerHeaderRecord(d?.kind === 'use' ? d.plan : undefined);
+  }
+
+  #startSessionTimer(dialog: Dialog): void {
+    const ours = this.#deps.sessionExpires;
+    const d = ours === undefined ? undefined : negotiateFor(this.#req, ours);
+    if (ours === undefined || d?.kind !== 'use') return;
+    this.#sessionTimer = new DrachtioSessionTimer({
+      dialog,
+      plan: d.plan,
+      ourInterval: ours,
+      peerAllowsUpdate: /(^|,)\s*UPDATE\s*(,|$)/i.test(this.#req.get('Allow') ?? ''),
+      unitMs: this.#deps.sessionTimerUnitMs ?? 1000,
+      log: this.#log,
+      expired: () => void this.#finish({ by: 'local', reason: 'session-expired' }, true, { protocol: 'SIP', cause: 408, text: 'session expired' }),
+      refreshFailed: () => void this.#finish({ by: 'error', reason: 'session-refresh-failed' }, true, { protocol: 'SIP', cause: 408, text: 'session refresh failed' }),
+    });
+  }
+
   /** The dialog-peer rule (dialog-peer.ts) in front of every in-dialog request of the caller's dialog. */
   #guardDialog(dialog: Dialog): void {
     gateDialog(dialog, {
       peer: { address: this.remote.address, transport: this.remote.transport },
       listed: (a) => this.#deps.listed?.(a) === true,
+      inspect: (req, res) => this.#sessionTimer?.peerRequest(req, res) ?? true,
       refused: (req) => {
         const suppressed = refusedLog.take(req.source_address);
         if (suppressed !== undefined) {

@@ -15,6 +15,8 @@ export interface PeerGateOptions {
   listed: (address: string) => boolean;
   /** A request from another source was answered 403 (an ACK: dropped). */
   refused: (req: Srf.SrfRequest) => void;
+  /** Sees each of the peer's requests first; false when it answered the request itself. */
+  inspect?: (req: Srf.SrfRequest, res: Srf.SrfResponse) => boolean;
 }
 
 /**
@@ -31,7 +33,7 @@ export function gateDialog(dialog: Srf.Dialog, o: PeerGateOptions): void {
   d.handle = (req, res) => {
     const from: SignallingSource = { address: req.source_address, transport: transportOf(req.protocol) };
     if (isDialogPeer(o.peer, from, o.listed)) {
-      handle(req, res);
+      if (o.inspect?.(req, res) !== false) handle(req, res);
       return;
     }
     o.refused(req);

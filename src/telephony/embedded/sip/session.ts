@@ -11,6 +11,7 @@ import { isDialogPeer } from '../../dialog-peer.js';
 import { contentType, headerValue, optionTags, parseCSeq, parseNameAddr, type SipHeader, type SipRequest, type SipResponse } from './message.js';
 import { buildResponse, header, randomToken } from './serializer.js';
 import { negotiateSessionTimer, sessionExpiresValue, type SessionTimerPlan } from './session-timer.js';
+import { timerDue } from '../../session-timer.js';
 import type { ServerTransaction, TransactionLayer } from './transaction.js';
 import type { Flow } from './transport.js';
 import { admitInDialog, sendOffer, type DialogUsage, type InDialogRelay, type OfferResult, type RelayAnswer } from './usage.js';
@@ -500,15 +501,15 @@ export class ServerSession extends TypedEmitter<SessionEvents> implements Dialog
     const plan = this.#plan;
     if (plan === undefined || this.state !== 'confirmed') return;
     const unit = this.#ctx.sessionTimerUnitMs;
-    if (plan.refresher === 'uas') {
-      this.#sessionTimer = setTimeout(() => this.#refresh(), (plan.interval / 2) * unit);
+    const due = timerDue(plan);
+    if (due.action === 'refresh') {
+      this.#sessionTimer = setTimeout(() => this.#refresh(), due.afterSeconds * unit);
     } else {
-      const grace = Math.min(32, plan.interval / 3);
       this.#sessionTimer = setTimeout(() => {
         if (this.state === 'terminated') return;
         this.#ctx.log.info({ callId: this.callId }, 'sip: session expired without refresh');
         void this.bye({ protocol: 'SIP', cause: 408, text: 'session expired' }, { by: 'local', reason: 'session-expired' });
-      }, (plan.interval - grace) * unit);
+      }, due.afterSeconds * unit);
     }
   }
 
