@@ -408,7 +408,10 @@ describe('docker compose deployment', () => {
     // Unset in .env: both still default to the same value.
     expect(resolvedEnv(services.freeswitch as Service, { FREESWITCH_SECRET: 'y' }).SRTP).toBe(resolvedEnv(payIvr, { DRACHTIO_SECRET: 'x', FREESWITCH_SECRET: 'y' }).PAYIVR_SRTP);
     const body = stripComments(dialplan);
-    const secure = body.indexOf('application="set" data="rtp_secure_media_inbound=@SRTP_MODE@:AES_CM_128_HMAC_SHA1_80:AES_CM_128_HMAC_SHA1_32"');
+    // The suites are pay-ivr's rtp.srtpSuites, on the INVITE pay-ivr sends FreeSWITCH (drachtio/media-settings.ts).
+    const secure = body.indexOf('application="set" data="rtp_secure_media_inbound=@SRTP_MODE@:${sip_h_X-Payivr-Srtp-Suites}"');
+    expect(body.indexOf('application="set" data="media_timeout=${sip_h_X-Payivr-Media-Timeout}"')).toBeGreaterThan(0);
+    expect(body.indexOf('application="set" data="media_timeout=')).toBeLessThan(body.indexOf('application="answer"'));
     expect(secure).toBeGreaterThan(0);
     expect(secure).toBeLessThan(body.indexOf('application="answer"'));
     expect(param(profile, 'inbound-late-negotiation')).toBe('true'); // the dialplan's setting applies to the answer
@@ -417,7 +420,7 @@ describe('docker compose deployment', () => {
       for (const d of ['autoload_configs', 'sip_profiles', 'dialplan']) mkdirSync(join(tmp, d), { recursive: true });
       for (const [srtp, mode] of [['required', 'mandatory'], ['optional', 'optional'], ['off', 'forbidden']] as const) {
         expect(runStartScript('freeswitch/start.sh', { FREESWITCH_SECRET: 'S3cret', SRTP: srtp }, tmp).status).toBe(0);
-        expect(readFileSync(join(tmp, 'dialplan', 'mrf.xml'), 'utf8')).toContain(`rtp_secure_media_inbound=${mode}:AES_CM_128_HMAC_SHA1_80:AES_CM_128_HMAC_SHA1_32`);
+        expect(readFileSync(join(tmp, 'dialplan', 'mrf.xml'), 'utf8')).toContain(`rtp_secure_media_inbound=${mode}:\${sip_h_X-Payivr-Srtp-Suites}`);
         // pay-ivr reads the same word.
         expect(loadConfig(configPath, { ...payEnv, PAYIVR_SRTP: srtp }).rtp.srtp).toBe(srtp);
       }

@@ -6,6 +6,7 @@ import { isPayIvrError } from '../src/errors.js';
 import { CALLER_SDP, type CallerLeg, type SipMsg } from './support/fake-drachtio.js';
 import { FakeFreeswitch, type FakeChannel } from './support/fake-freeswitch.js';
 import { DRACHTIO_SECRET, ESL_PASSWORD, startHarness, until, type Harness, type HarnessPorts } from './support/drachtio-harness.js';
+import { cardDigitHits } from './support/run-texts.js';
 
 /**
  * Contract tests of the drachtio backend against test servers that speak drachtio's wire
@@ -268,7 +269,8 @@ describe('drachtio backend contract: one call', () => {
 
   it('FreeSWITCH ends the channel: the call ends and the caller gets a BYE with a Reason', async () => {
     const { leg, ch, ends } = await answeredCall(h);
-    h.fs.hangupChannel(ch, 'MEDIA_TIMEOUT');
+    // (MEDIA_TIMEOUT is rtp.noRtpTimeoutMs: the parity suite below.)
+    h.fs.hangupChannel(ch, 'NORMAL_TEMPORARY_FAILURE');
     const bye = await leg.nextRequest('BYE');
     expect(bye.get('Reason')).toBe('SIP;cause=503;text="media server lost"');
     await until(() => ends.length === 1);
@@ -547,7 +549,8 @@ describe('drachtio backend contract: servers coming and going', () => {
     expect(routeRemoved).toBe(true);
     const bye = await leg.nextRequest('BYE');
     expect(bye.get('Reason')).toBe('SIP;cause=503;text="service shutting down"');
-    expect(ends).toEqual([{ by: 'error', reason: 'shutdown' }]);
+    // Ours, as on the embedded backend (docs/parity-notes-dialog.md).
+    expect(ends).toEqual([{ by: 'local', reason: 'shutdown' }]);
     await until(() => hh.drachtio.clients.size === 0 && hh.fs.inboundConnections === 0);
     expect(hh.backend.ready).toBe(false);
     await hh.backend.stop();
@@ -855,5 +858,383 @@ describe('drachtio backend contract: the SRTP policy (rtp.srtp)', () => {
     expect(r?.status).toBe(488);
     expect(reinvites).toHaveLength(0);
     leg.ack();
+  });
+});
+
+/**
+ * Parity with the embedded backend on in-dialog rules and rtp.* settings (docs/parity-notes-dialog.md):
+ * the dialog-peer rule, SIP INFO keys, in-band keys, the settings FreeSWITCH takes, the shutdown.
+ */
+const PARITY_PORTS: HarnessPorts = { drachtio: 17142, esl: 17141, sip: 17150, listen: 17155 };
+const THIRD_PARTY = { address: '127.0.0.8', port: 5090, protocol: 'udp' as const };
+const NO_TELEPHONE_EVENT_SDP = CALLER_SDP.replace('RTP/AVP 0 8 101', 'RTP/AVP 0 8').replace('a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n', '');
+
+describe('drachtio backend parity: in-dialog requests only from the dialog\'s peer', () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+  async function started(config: Record<string, unknown> = {}): Promise<Harness> {
+    const hh = (h = await startHarness(PARITY_PORTS, { config }));
+    await hh.backend.start();
+    await hh.drachtio.waitForRoute('invite');
+    return hh;
+  }
+  const relay = (d: string): [[string, string][], string] => [[['Content-Type', 'application/dtmf-relay']], `Signal=${d}\r\nDuration=160\r\n`];
+
+  it('INFO, BYE, re-INVITE and UPDATE from a third address get 403: no digit, no media change, the call goes on; the peer\'s are taken', async () => {
+    const hh = await started();
+    const { leg, call, ends, digits } = await answeredCall(hh);
+    const reinvites: SipMsg[] = [];
+    hh.fs.on('reinvite', (_c: FakeChannel, req: SipMsg) => reinvites.push(req));
+    expect((await leg.request('INFO', ...relay('9'), THIRD_PARTY))?.status).toBe(403);
+    const moved = CALLER_SDP.replace('o=caller 1000 1000', 'o=caller 1000 1001').replace('m=audio 40000', 'm=audio 40100');
+    const sdpHeaders: [string, string][] = [['Content-Type', 'application/sdp'], ['Contact', '<sip:caller@127.0.0.8:5090>']];
+    expect((await leg.request('INVITE', sdpHeaders, moved, THIRD_PARTY))?.status).toBe(403);
+    expect((await leg.request('UPDATE', sdpHeaders, moved, THIRD_PARTY))?.status).toBe(403);
+    expect((await leg.request('NOTIFY', [['Event', 'refer'], ['Subscription-State', 'terminated'], ['Content-Type', 'message/sipfrag']], 'SIP/2.0 200 OK\r\n', THIRD_PARTY))?.status).toBe(403);
+    expect((await leg.bye([], THIRD_PARTY))?.status).toBe(403);
+    expect(call.state).toBe('answered');
+    expect(ends).toEqual([]);
+    expect(digits).toEqual([]);
+    expect(reinvites).toEqual([]);
+    expect(hh.logs.text).toContain('in-dialog request from another address refused');
+    // The peer: same address, another port (a trunk may send from several), is taken.
+    expect((await leg.request('INFO', ...relay('5'), { address: '127.0.0.1', port: 5091, protocol: 'udp' }))?.status).toBe(200);
+    expect(digits).toEqual([['5', 'sip-info']]);
+    expect((await leg.bye())?.status).toBe(200);
+    await until(() => ends.length === 1);
+    expect(ends).toEqual([{ by: 'remote', reason: 'BYE' }]);
+  });
+
+  it('the same address on another transport gets 403; another allow-listed signalling address may send', async () => {
+    const hh = await started({ security: { allowList: ['127.0.0.1', '127.0.0.9'] } });
+    const { leg, digits, ends } = await answeredCall(hh);
+    expect((await leg.request('INFO', ...relay('1'), { address: '127.0.0.1', port: 5090, protocol: 'tcp' }))?.status).toBe(403);
+    expect((await leg.request('INFO', ...relay('2'), THIRD_PARTY))?.status).toBe(403);
+    expect((await leg.request('INFO', ...relay('3'), { address: '127.0.0.9', port: 5060, protocol: 'udp' }))?.status).toBe(200);
+    expect(digits).toEqual([['3', 'sip-info']]);
+    expect((await leg.bye([], { address: '127.0.0.9', port: 5060, protocol: 'udp' }))?.status).toBe(200);
+    await until(() => ends.length === 1);
+  });
+});
+
+describe('drachtio backend parity: SIP INFO keys (telephony/dtmf-info.ts, the embedded rule)', () => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await startHarness(PARITY_PORTS);
+    await h.backend.start();
+    await h.drachtio.waitForRoute('invite');
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  // The cases of test/dtmf-info.test.ts, now as requests: [type, body, status, digit].
+  const CASES: [string | undefined, string, number, string | undefined][] = [
+    ['application/dtmf-relay', 'Signal=5\r\nDuration=160\r\n', 200, '5'],
+    ['application/dtmf-relay', 'signal = #\nDuration=100', 200, '#'],
+    ['application/dtmf-relay', 'Duration=160\r\nSIGNAL=11\r\n', 200, '#'],
+    ['application/dtmf-relay', '  Signal=10', 200, '*'],
+    ['application/dtmf-relay', 'Signal=*', 200, '*'],
+    ['Application/DTMF-Relay; charset=us-ascii', 'Signal=d', 200, 'D'],
+    ['application/dtmf-relay', 'Duration=160', 400, undefined],
+    ['application/dtmf-relay', 'Signal=', 400, undefined],
+    ['application/dtmf-relay', 'Signal=123', 400, undefined],
+    ['application/dtmf-relay', 'Signals=5', 400, undefined],
+    ['application/dtmf-relay', 'Signal 5', 400, undefined],
+    ['application/dtmf-relay', ' '.repeat(300), 400, undefined],
+    ['application/dtmf', '7', 200, '7'],
+    ['application/dtmf', '11\r\n', 200, '#'],
+    ['application/dtmf', ' 9 ', 200, '9'],
+    ['application/dtmf', '16', 400, undefined],
+    ['application/dtmf', '55555', 400, undefined],
+    ['text/plain', 'Signal=5', 415, undefined],
+    [undefined, '', 200, undefined],
+  ];
+
+  it('answers each body as the embedded stack does (200 with the key, 400 Bad DTMF Body, 415 with Accept) and reports only real keys', async () => {
+    const { leg, digits } = await answeredCall(h);
+    const got: [string | undefined, string, number, string | undefined][] = [];
+    for (const [type, body, , ] of CASES) {
+      const before = digits.length;
+      const r = await leg.request('INFO', type === undefined ? [] : [['Content-Type', type]], body);
+      got.push([type, body, r?.status ?? 0, digits.length > before ? digits[digits.length - 1]?.[0] : undefined]);
+      if (r?.status === 415) expect(r.get('Accept')).toBe('application/dtmf-relay, application/dtmf');
+      if (r?.status === 400) expect(r.reason).toBe('Bad DTMF Body');
+    }
+    expect(got).toEqual(CASES);
+    expect(digits.every(([, s]) => s === 'sip-info')).toBe(true);
+  });
+
+  it('a card number keyed by INFO (peer, third party, bad bodies) leaves no card digits in the log', async () => {
+    const CARD = '4111111111111111';
+    const { leg, digits } = await answeredCall(h);
+    for (const d of CARD) {
+      expect((await leg.request('INFO', [['Content-Type', 'application/dtmf-relay']], `Signal=${d}\r\nDuration=160\r\n`))?.status).toBe(200);
+      expect((await leg.request('INFO', [['Content-Type', 'application/dtmf']], d, THIRD_PARTY))?.status).toBe(403);
+    }
+    expect((await leg.request('INFO', [['Content-Type', 'application/dtmf']], CARD))?.status).toBe(400);
+    expect((await leg.request('INFO', [['Content-Type', 'text/plain']], CARD))?.status).toBe(415);
+    expect(digits.map(([d]) => d).join('')).toBe(CARD);
+    expect(cardDigitHits([{ where: 'backend log', text: h.logs.text }], [CARD, CARD.slice(0, 6)])).toEqual([]);
+    expect(h.logs.text).not.toContain('Signal=');
+  });
+});
+
+describe('drachtio backend parity: in-band keys when telephone-event is not negotiated', () => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await startHarness(PARITY_PORTS);
+    await h.backend.start();
+    await h.drachtio.waitForRoute('invite');
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  async function callWith(sdp: string): Promise<Answered> {
+    const leg = h.drachtio.invite({ sdp });
+    const call = await h.nextCall();
+    const ends: CallEndInfo[] = [];
+    const digits: [DtmfDigit, DtmfSource][] = [];
+    call.on('ended', (i) => ends.push(i));
+    call.on('digit', (d, s) => digits.push([d, s]));
+    const ready = h.fs.nextChannel();
+    await call.answer();
+    const ch = await ready;
+    await h.fs.waitForCommand((c) => c.channel === ch.uuid && c.command === `filter Unique-ID ${ch.uuid}`);
+    expect((await leg.final()).status).toBe(200);
+    leg.ack();
+    return { leg, call, ch, ends, digits };
+  }
+
+  it('no telephone-event: FreeSWITCH\'s start_dtmf runs and its INBAND_AUDIO keys come as \'inband\'', async () => {
+    const { ch, digits } = await callWith(NO_TELEPHONE_EVENT_SDP);
+    const start = await h.fs.waitForExecute(ch, (e) => e.app === 'start_dtmf');
+    await until(() => start.state === 'done');
+    expect(h.fs.inbandTone(ch, '6')).toBe(true);
+    expect(h.fs.inbandTone(ch, '#')).toBe(true);
+    await until(() => digits.length === 2);
+    expect(digits).toEqual([['6', 'inband'], ['#', 'inband']]);
+  });
+
+  it('telephone-event negotiated: no in-band detection (a key is not reported twice); a re-INVITE that adds or drops it switches detection', async () => {
+    const { leg, ch, digits } = await callWith(CALLER_SDP);
+    h.fs.sendDtmf(ch, '3');
+    await until(() => digits.length === 1);
+    expect(digits).toEqual([['3', 'rfc4733']]);
+    expect(ch.executes.filter((e) => e.app === 'start_dtmf' || e.app === 'stop_dtmf')).toEqual([]);
+    expect(h.fs.inbandTone(ch, '4')).toBe(false);
+    const headers: [string, string][] = [['Content-Type', 'application/sdp'], ['Contact', '<sip:caller@127.0.0.1:5090>']];
+    const without = NO_TELEPHONE_EVENT_SDP.replace('o=caller 1000 1000', 'o=caller 1000 1001');
+    expect((await leg.request('INVITE', headers, without))?.status).toBe(200);
+    const start = await h.fs.waitForExecute(ch, (e) => e.app === 'start_dtmf');
+    await until(() => start.state === 'done');
+    const back = CALLER_SDP.replace('o=caller 1000 1000', 'o=caller 1000 1002');
+    expect((await leg.request('INVITE', headers, back))?.status).toBe(200);
+    const stop = await h.fs.waitForExecute(ch, (e) => e.app === 'stop_dtmf');
+    await until(() => stop.state === 'done');
+    expect(h.fs.inbandTone(ch, '4')).toBe(false);
+    expect(ch.executes.filter((e) => e.app.endsWith('_dtmf')).map((e) => e.app)).toEqual(['start_dtmf', 'stop_dtmf']);
+  });
+});
+
+describe('drachtio backend parity: rtp.* settings reach FreeSWITCH', () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+  async function started(config: Record<string, unknown> = {}): Promise<Harness> {
+    const hh = (h = await startHarness(PARITY_PORTS, { config }));
+    await hh.backend.start();
+    await hh.drachtio.waitForRoute('invite');
+    return hh;
+  }
+
+  it('non-default noRtpTimeoutMs, srtpSuites, comfortNoiseDbov: the INVITE to FreeSWITCH carries them, the caller never sees them, the idle noise level follows', async () => {
+    const hh = await started({ rtp: { noRtpTimeoutMs: 7000, srtpSuites: ['AES_CM_128_HMAC_SHA1_32'], comfortNoiseDbov: 70 } });
+    const { leg, ch } = await answeredCall(hh);
+    expect(ch.vars.get('variable_sip_h_X-Payivr-Media-Timeout')).toBe('7000');
+    expect(ch.vars.get('variable_media_timeout')).toBe('7000');
+    expect(ch.vars.get('variable_sip_h_X-Payivr-Srtp-Suites')).toBe('AES_CM_128_HMAC_SHA1_32');
+    expect(ch.vars.get('variable_rtp_secure_media_inbound')).toBe('optional:AES_CM_128_HMAC_SHA1_32');
+    // 10^(70/20)/sqrt(3): noise of about -70 dBov (media-settings.ts).
+    await hh.fs.waitForExecute(ch, (e) => e.app === 'set' && e.arg === 'send_silence_when_idle=1826');
+    const ok = leg.responses.find((r) => r.status === 200);
+    expect(ok?.headers.filter(([k]) => /^x-payivr/i.test(k))).toEqual([]);
+  });
+
+  it('defaults: 30 s media timeout, both suites, digital silence', async () => {
+    const hh = await started();
+    const { ch } = await answeredCall(hh);
+    expect(ch.vars.get('variable_media_timeout')).toBe('30000');
+    expect(ch.vars.get('variable_sip_h_X-Payivr-Srtp-Suites')).toBe('AES_CM_128_HMAC_SHA1_80:AES_CM_128_HMAC_SHA1_32');
+    await hh.fs.waitForExecute(ch, (e) => e.app === 'set' && e.arg === 'send_silence_when_idle=-1');
+  });
+
+  it('an SRTP offer goes the same way: FreeSWITCH first with the settings, then the caller', async () => {
+    const hh = await started({ rtp: { srtp: 'required', srtpSuites: ['AES_CM_128_HMAC_SHA1_80'] } });
+    const sdp = CALLER_SDP.replace('RTP/AVP', 'RTP/SAVP').replace('a=sendrecv', `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${Buffer.alloc(30, 5).toString('base64')}\r\na=sendrecv`);
+    // The 200 OK first, then the event socket: drachtio-fsmrf 4.1.2's connectCaller waits for the
+    // socket only after FreeSWITCH's 200 (docs/parity-notes-dialog.md, doubts).
+    hh.fs.holdOutbound = true;
+    const leg = hh.drachtio.invite({ sdp });
+    const call = await hh.nextCall();
+    const answering = call.answer();
+    const ok = await leg.final();
+    expect(ok.status).toBe(200);
+    const ch = hh.fs.lastChannel as FakeChannel;
+    const ready = hh.fs.nextChannel();
+    ch.connectOutbound?.();
+    await ready;
+    await answering;
+    expect(call.state).toBe('answered');
+    expect(ch.vars.get('variable_sip_h_X-Payivr-Srtp-Suites')).toBe('AES_CM_128_HMAC_SHA1_80');
+    expect(ok.headers.filter(([k]) => /^x-/i.test(k))).toEqual([]);
+    leg.ack();
+  });
+
+  it('FreeSWITCH\'s MEDIA_TIMEOUT ends the call as the embedded no-RTP timeout does: by error, rtp-timeout, BYE Reason 408', async () => {
+    const hh = await started({ rtp: { noRtpTimeoutMs: 7000 } });
+    const { leg, ch, ends } = await answeredCall(hh);
+    hh.fs.hangupChannel(ch, 'MEDIA_TIMEOUT');
+    const bye = await leg.nextRequest('BYE');
+    expect(bye.get('Reason')).toBe('SIP;cause=408;text="no RTP received"');
+    await until(() => ends.length === 1);
+    expect(ends).toEqual([{ by: 'error', reason: 'rtp-timeout' }]);
+  });
+});
+
+describe('drachtio backend parity: shutdown and Retry-After', () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  it('stop(): an answered call ends by local/shutdown; an offered one gets 503 with drain.retryAfterSeconds', async () => {
+    const hh = (h = await startHarness(PARITY_PORTS, { config: { drain: { retryAfterSeconds: 12 } } }));
+    await hh.backend.start();
+    await hh.drachtio.waitForRoute('invite');
+    const answered = await answeredCall(hh);
+    const offeredLeg = hh.drachtio.invite();
+    const offered = await hh.nextCall();
+    const offeredEnds: CallEndInfo[] = [];
+    offered.on('ended', (i) => offeredEnds.push(i));
+    await hh.backend.stop();
+    const r = await offeredLeg.final();
+    expect(r.status).toBe(503);
+    expect(r.get('Retry-After')).toBe('12');
+    expect(offeredEnds).toEqual([{ by: 'local', reason: 'shutdown' }]);
+    expect(answered.ends).toEqual([{ by: 'local', reason: 'shutdown' }]);
+    expect((await answered.leg.nextRequest('BYE')).get('Reason')).toBe('SIP;cause=503;text="service shutting down"');
+  });
+
+  it('answer() without a media server: 503 with drain.retryAfterSeconds (default 30)', async () => {
+    const hh = (h = await startHarness(PARITY_PORTS));
+    await hh.backend.start();
+    await hh.drachtio.waitForRoute('invite');
+    const leg = hh.drachtio.invite();
+    const call = await hh.nextCall();
+    await hh.fs.crash();
+    await until(() => !hh.backend.ready);
+    await expect(call.answer()).rejects.toThrow();
+    const r = await leg.final();
+    expect(r.status).toBe(503);
+    expect(r.get('Retry-After')).toBe('30');
+  });
+});
+
+describe('drachtio backend parity: session timers (sip.sessionExpires, RFC 4028)', () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+  /** unitMs: milliseconds per second of the RFC's timers (5: a 90 s interval is 450 ms). */
+  async function started(unitMs: number): Promise<Harness> {
+    const hh = (h = await startHarness(PARITY_PORTS, { backend: { sessionTimerUnitMs: unitMs } }));
+    await hh.backend.start();
+    await hh.drachtio.waitForRoute('invite');
+    return hh;
+  }
+  async function answer(hh: Harness, headers: [string, string][]): Promise<Answered & { ok: SipMsg }> {
+    const leg = hh.drachtio.invite({ headers });
+    const call = await hh.nextCall();
+    const ends: CallEndInfo[] = [];
+    call.on('ended', (i) => ends.push(i));
+    const ready = hh.fs.nextChannel();
+    await call.answer();
+    const ch = await ready;
+    const ok = await leg.final();
+    expect(ok.status).toBe(200);
+    leg.ack();
+    return { leg, call, ch, ends, digits: [], ok };
+  }
+
+  it('an interval below Min-SE gets 422 with Min-SE: 90 and no call; no timer asked, none given', async () => {
+    const hh = await started(1000);
+    let offered = 0;
+    hh.backend.on('call', () => (offered += 1));
+    const r = await hh.drachtio.invite({ headers: [['Supported', 'timer'], ['Session-Expires', '60']] }).final();
+    expect(r.status).toBe(422);
+    expect(r.get('Min-SE')).toBe('90');
+    expect(offered).toBe(0);
+    const { ok } = await answer(hh, []);
+    expect(ok.get('Session-Expires')).toBeUndefined();
+  });
+
+  it('the caller refreshes: our 200 OK and each refresh\'s 200 carry the interval, too short a refresh gets 422', async () => {
+    const hh = await started(1000);
+    const { leg, ok, call } = await answer(hh, [['Supported', 'timer'], ['Session-Expires', '120;refresher=uac']]);
+    expect(ok.get('Session-Expires')).toBe('120;refresher=uac');
+    expect(ok.get('Require')).toBe('timer');
+    const refresh = await leg.request('UPDATE', [['Supported', 'timer'], ['Session-Expires', '100;refresher=uac']]);
+    expect(refresh?.status).toBe(200);
+    expect(refresh?.get('Session-Expires')).toBe('100;refresher=uac');
+    const headers: [string, string][] = [['Content-Type', 'application/sdp'], ['Contact', '<sip:caller@127.0.0.1:5090>'], ['Supported', 'timer'], ['Session-Expires', '95;refresher=uac']];
+    const reinvite = await leg.request('INVITE', headers, CALLER_SDP);
+    expect(reinvite?.status).toBe(200);
+    expect(reinvite?.get('Session-Expires')).toBe('95;refresher=uac');
+    leg.ack();
+    const tooShort = await leg.request('UPDATE', [['Supported', 'timer'], ['Session-Expires', '30']]);
+    expect(tooShort?.status).toBe(422);
+    expect(tooShort?.get('Min-SE')).toBe('90');
+    expect(call.state).toBe('answered');
+  });
+
+  it('no refresh from the caller ends the call: BYE with 408 session expired, ended local/session-expired', async () => {
+    const hh = await started(5);
+    const { leg, ends } = await answer(hh, [['Supported', 'timer'], ['Session-Expires', '120;refresher=uac']]);
+    const bye = await leg.nextRequest('BYE');
+    expect(bye.get('Reason')).toBe('SIP;cause=408;text="session expired"');
+    await until(() => ends.length === 1);
+    expect(ends).toEqual([{ by: 'local', reason: 'session-expired' }]);
+  });
+
+  it('we refresh (refresher=uas): UPDATE when the caller allows it, re-INVITE otherwise; a failed refresh ends the call', async () => {
+    const hh = await started(5);
+    const withUpdate = await answer(hh, [['Supported', 'timer'], ['Session-Expires', '90;refresher=uas'], ['Allow', 'INVITE, ACK, BYE, CANCEL, UPDATE']]);
+    expect(withUpdate.ok.get('Session-Expires')).toBe('90;refresher=uas');
+    const first = await withUpdate.leg.nextRequest('UPDATE');
+    expect(first.get('Session-Expires')).toBe('90;refresher=uas');
+    await withUpdate.leg.nextRequest('UPDATE');
+    expect(withUpdate.call.state).toBe('answered');
+    withUpdate.leg.respond = (req) => ({ status: req.method === 'UPDATE' ? 481 : 200 });
+    const bye = await withUpdate.leg.nextRequest('BYE');
+    expect(bye.get('Reason')).toBe('SIP;cause=408;text="session refresh failed"');
+    await until(() => withUpdate.ends.length === 1);
+    expect(withUpdate.ends).toEqual([{ by: 'error', reason: 'session-refresh-failed' }]);
+
+    const noUpdate = await answer(hh, [['Supported', 'timer'], ['Session-Expires', '90;refresher=uas'], ['Allow', 'INVITE, ACK, BYE, CANCEL']]);
+    const reinvite = await noUpdate.leg.nextRequest('INVITE');
+    expect(reinvite.get('Session-Expires')).toBe('90;refresher=uas');
+    expect(reinvite.body).toContain('m=audio');
+    // Answered, it is armed again: a second refresh follows.
+    await noUpdate.leg.nextRequest('INVITE');
+    expect(noUpdate.call.state).toBe('answered');
   });
 });

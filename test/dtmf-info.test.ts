@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseDtmfInfo } from '../src/telephony/embedded/sip/dtmf-info.js';
+import { parseDtmfInfo } from '../src/telephony/dtmf-info.js';
 
 describe('SIP INFO DTMF bodies (read byte by byte, zeroed by the session afterwards)', () => {
   const relay = (body: string): string | undefined => parseDtmfInfo('application/dtmf-relay', Buffer.from(body, 'latin1'));

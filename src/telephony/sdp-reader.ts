@@ -99,3 +99,14 @@ export function sdpOrigin(text: string | undefined): string | undefined {
   if (o === undefined || o.sessionId === '' || String(o.sessionVersion) === '') return undefined;
   return `${o.sessionId}/${o.sessionVersion}`;
 }
+
+/**
+ * Whether an SDP answer keeps RFC 4733 telephone-event on its active audio stream: keys then come
+ * as events, and in-band detection stays off (both backends: the embedded engine's negotiation,
+ * the drachtio backend's FreeSWITCH answer). An answer that cannot be read counts as without.
+ */
+export function answerHasTelephoneEvent(text: string | undefined): boolean {
+  const s = text === undefined ? undefined : parseSdp(text);
+  const audio = s?.media.find((m) => m.type === 'audio' && portOf(m) !== 0);
+  return audio?.rtp.some((r) => r.codec.toLowerCase() === 'telephone-event') === true;
+}

@@ -127,8 +127,8 @@ declare module 'drachtio-srf' {
       connected: boolean;
       /** BYE; resolves with the BYE sent once its response came, rejects when it could not be sent. */
       destroy(opts?: { headers?: Headers }): Promise<SipMessage>;
-      /** re-INVITE with a new SDP; resolves with the remote answer. */
-      modify(sdp: string): Promise<string>;
+      /** re-INVITE with a new SDP (and headers, e.g. Session-Expires); resolves with the remote answer. */
+      modify(sdp: string, opts?: { headers?: Headers }): Promise<string>;
       /** In-dialog request; resolves with the final response. */
       request(opts: { method: SipMethod; headers?: Headers; body?: string }): Promise<SrfResponse>;
       on<K extends keyof DialogEvents>(event: K, listener: (...args: DialogEvents[K]) => void): this;

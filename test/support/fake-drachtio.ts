@@ -261,10 +261,11 @@ export class CallerLeg extends EventEmitter implements SipPeer {
     void this.#server.peerRequest(d, 'ACK', sdp ? [['Content-Type', 'application/sdp']] : [], sdp, from ? { ...from, protocol: 'udp' } : undefined);
   }
 
-  bye(headers: [string, string][] = []): Promise<SipMsg | undefined> {
+  /** BYE; `source`: sent from another address than the caller's (a third party that knows the dialog). */
+  bye(headers: [string, string][] = [], source?: NetworkSource): Promise<SipMsg | undefined> {
     const d = this.dialog;
     if (!d) throw new Error('no dialog');
-    return this.#server.peerRequest(d, 'BYE', headers);
+    return this.#server.peerRequest(d, 'BYE', headers, '', source);
   }
 
   cancel(): void {
@@ -487,7 +488,10 @@ export class FakeDrachtio extends EventEmitter {
     }
   }
 
-  /** An in-dialog request from the peer side of a dialog to the app; resolves with the app's response. */
+  /**
+   * An in-dialog request from the peer side of a dialog to the app; resolves with the app's
+   * response. `source` overrides the peer's address (a request forged by a third party).
+   */
   peerRequest(d: FakeDialog, method: string, headers: [string, string][] = [], body = '', source?: NetworkSource): Promise<SipMsg | undefined> {
     if (method !== 'ACK' && (d.client.socket.destroyed || !this.clients.has(d.client))) return Promise.resolve(this.#orphanRequest(d, method));
     const cseq = method === 'ACK' ? d.lastInviteCseq : ++d.peerCseq;
@@ -877,11 +881,14 @@ const REASONS: Record<number, string> = {
   100: 'Trying',
   200: 'OK',
   202: 'Accepted',
+  400: 'Bad Request',
   403: 'Forbidden',
   404: 'Not Found',
   408: 'Request Timeout',
   481: 'Call/Transaction Does Not Exist',
   486: 'Busy Here',
+  415: 'Unsupported Media Type',
+  422: 'Session Interval Too Small',
   488: 'Not Acceptable Here',
   500: 'Server Internal Error',
   503: 'Service Unavailable',

@@ -88,6 +88,14 @@ export class FakeChannel {
   ackSdp: string | undefined;
   /** Why the channel was hung up (Hangup-Cause). */
   hangupCause: string | undefined;
+  /** Whether the answer keeps telephone-event (only when the offer had it, as FreeSWITCH answers). */
+  telephoneEvent = true;
+  /** Set while FakeFreeswitch.holdOutbound: opens the channel's outbound event socket. */
+  connectOutbound: (() => void) | undefined;
+  /** Whether start_dtmf (in-band key detection) runs: only then do tones become DTMF events. */
+  inbandDetection = false;
+  /** The headers of the INVITE that created the channel (pay-ivr's X- headers among them). */
+  inviteHeaders: [string, string][] = [];
 }
 
 /** PCMU or PCMA on an active m=audio line: what this FreeSWITCH can take. */
@@ -98,17 +106,16 @@ function hasCommonCodec(sdp: string): boolean {
     .some((l) => l.split(' ').slice(3).some((pt) => pt === '0' || pt === '8'));
 }
 
-function localSdp(port: number, version: number): string {
+function localSdp(port: number, version: number, telephoneEvent = true): string {
   return [
     'v=0',
     `o=FreeSWITCH 1700000000 ${1700000000 + version} IN IP4 127.0.0.1`,
     's=FreeSWITCH',
     'c=IN IP4 127.0.0.1',
     't=0 0',
-    `m=audio ${port} RTP/AVP 0 101`,
+    `m=audio ${port} RTP/AVP 0${telephoneEvent ? ' 101' : ''}`,
     'a=rtpmap:0 PCMU/8000',
-    'a=rtpmap:101 telephone-event/8000',
-    'a=fmtp:101 0-16',
+    ...(telephoneEvent ? ['a=rtpmap:101 telephone-event/8000', 'a=fmtp:101 0-16'] : []),
     'a=ptime:20',
     'a=sendrecv',
     '',
@@ -127,6 +134,11 @@ export class FakeFreeswitch extends EventEmitter implements SipTarget {
   readonly channels = new Map<string, FakeChannel>();
   readonly commands: CommandRecord[] = [];
   profileRunning: boolean;
+  /**
+   * Hold each channel's outbound event socket until the test calls ch.connectOutbound(): FreeSWITCH
+   * connects it after its 200 OK, and which of the two reaches the app first is a race.
+   */
+  holdOutbound = false;
   #drachtio: FakeDrachtio | undefined;
   #up = false;
   #rtpPort = 24000;
@@ -235,6 +247,16 @@ export class FakeFreeswitch extends EventEmitter implements SipTarget {
     return ch.executes.some((e) => e.app === 'start_dtmf');
   }
 
+  /**
+   * A key tone in the caller's audio: FreeSWITCH reports it (DTMF-Source INBAND_AUDIO) only while
+   * start_dtmf runs on the channel. Returns whether it was reported.
+   */
+  inbandTone(ch: FakeChannel, digit: string, durationMs = 100): boolean {
+    if (!ch.inbandDetection) return false;
+    this.sendDtmf(ch, digit, durationMs, 'INBAND_AUDIO');
+    return true;
+  }
+
   /** FreeSWITCH ends the channel itself (media timeout, operator): events, BYE, socket close. */
   hangupChannel(ch: FakeChannel, cause = 'NORMAL_CLEARING', sendBye = true): void {
     if (ch.hungUp) return;
@@ -266,7 +288,9 @@ export class FakeFreeswitch extends EventEmitter implements SipTarget {
     const esl = req.get('X-esl-outbound') ?? '';
     const port = this.#rtpPort;
     this.#rtpPort += 2;
-    const sdp = localSdp(port, ch.sdpVersion);
+    ch.telephoneEvent = /telephone-event/i.test(req.body);
+    ch.inviteHeaders = req.headers.map(([k, v]) => [k, v]);
+    const sdp = localSdp(port, ch.sdpVersion, ch.telephoneEvent);
     const v = ch.vars;
     v.set('Channel-Unique-ID', ch.uuid);
     v.set('Unique-ID', ch.uuid);
@@ -287,6 +311,13 @@ export class FakeFreeswitch extends EventEmitter implements SipTarget {
     v.set('variable_dtmf_type', 'rfc2833');
     v.set('variable_send_silence_when_idle', '-1');
     v.set('variable_playback_terminators', 'none');
+    // sofia keeps every X- header of the INVITE as sip_h_<name>; the dialplan (mrf.xml) copies pay-ivr's.
+    for (const [k, val] of req.headers) if (/^x-/i.test(k)) v.set(`variable_sip_h_${k}`, val);
+    const mediaTimeout = req.get('X-Payivr-Media-Timeout');
+    if (mediaTimeout !== undefined) v.set('variable_media_timeout', mediaTimeout);
+    const suites = req.get('X-Payivr-Srtp-Suites');
+    // The mode is the deployment's SRTP= (start.sh); this fake stands for SRTP=optional.
+    if (suites !== undefined) v.set('variable_rtp_secure_media_inbound', `optional:${suites}`);
     this.channels.set(ch.uuid, ch);
     return { status: 200, headers: [['Contact', `<sip:drachtio@${this.sipHostport}>`], ['Content-Type', 'application/sdp']], body: sdp };
   }
@@ -295,7 +326,15 @@ export class FakeFreeswitch extends EventEmitter implements SipTarget {
     const ch = [...this.channels.values()].find((c) => c.vars.get('variable_sip_call_id') === d.callId);
     if (!ch) return;
     ch.dialog = d;
-    // The dialplan answered; now `socket <X-esl-outbound> async full`.
+    if (this.holdOutbound) {
+      ch.connectOutbound = () => this.#connectOutbound(ch);
+      return;
+    }
+    this.#connectOutbound(ch);
+  }
+
+  /** The dialplan answered; now `socket <X-esl-outbound> async full`. */
+  #connectOutbound(ch: FakeChannel): void {
     const [host, port] = (ch.vars.get('variable_sip_h_X-esl-outbound') ?? '').split(':');
     const socket = connect(Number(port), host ?? '127.0.0.1');
     const conn: EslConn = { socket, outbound: true, channel: ch, buf: '', authed: true, all: false, events: new Set(), format: 'plain', filters: [] };
@@ -325,7 +364,8 @@ export class FakeFreeswitch extends EventEmitter implements SipTarget {
         return { status: 488 };
       }
       ch.sdpVersion += 1;
-      const sdp = localSdp(Number(ch.vars.get('variable_local_media_port')), ch.sdpVersion);
+      ch.telephoneEvent = /telephone-event/i.test(req.body);
+      const sdp = localSdp(Number(ch.vars.get('variable_local_media_port')), ch.sdpVersion, ch.telephoneEvent);
       ch.vars.set('variable_rtp_local_sdp_str', sdp);
       ch.vars.set('variable_switch_r_sdp', req.body);
       this.emit('reinvite', ch, req);
@@ -550,6 +590,12 @@ export class FakeFreeswitch extends EventEmitter implements SipTarget {
       }
       case 'hangup':
         this.hangupChannel(ch, exec.arg || 'NORMAL_CLEARING');
+        return;
+      case 'start_dtmf':
+      case 'stop_dtmf':
+        // mod_dptools: a media bug that queues detected tones as DTMF (source INBAND_AUDIO), or its removal.
+        ch.inbandDetection = exec.app === 'start_dtmf';
+        this.#complete(ch, exec, '_none_');
         return;
       default:
         this.#complete(ch, exec, '_none_');

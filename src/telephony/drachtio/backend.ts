@@ -13,6 +13,8 @@ import { DrachtioLink } from './drachtio-link.js';
 import type { MediaServer } from './freeswitch-link.js';
 import { MediaServerPool } from './media-pool.js';
 import { byeInStoredDialog, mediaKillOutcome } from './stored-dialog.js';
+import { freeswitchMediaSettings, type FreeswitchMediaSettings } from './media-settings.js';
+import { negotiateFor } from './session-timer.js';
 
 const STOP_CALLS_MS = 5000;
 /**
@@ -55,6 +57,8 @@ export interface DrachtioBackendOptions {
   silenceReleaseMs?: number;
   /** How long endStoredDialog waits for drachtio-server and FreeSWITCH (default 30 s). */
   orphanWaitMs?: number;
+  /** Milliseconds per second of the session timer (default 1000; tests shrink it). */
+  sessionTimerUnitMs?: number;
 }
 
 /**
@@ -92,13 +96,16 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
 
   readonly #ackTimeoutMs: number | undefined;
   readonly #options: DrachtioBackendOptions;
+  readonly #sessionTimerUnitMs: number | undefined;
+  readonly #media: FreeswitchMediaSettings;
 
-  /** `options.ackTimeoutMs`: how long a caller's ACK may take (default 64*T1 = 32 s; tests shrink it). */
+  /** Options: tests shrink the timers (see DrachtioBackendOptions). */
   constructor(config: Config, logger: Logger, options: DrachtioBackendOptions = {}) {
     super();
     this.#config = config;
     this.#ackTimeoutMs = options.ackTimeoutMs;
     this.#options = options;
+    this.#sessionTimerUnitMs = options.sessionTimerUnitMs;
     this.#log = logger;
     const t = config.telephony;
     this.#drachtio = new DrachtioLink(t.drachtio, logger);
@@ -106,6 +113,7 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
     this.#admission = new AdmissionControl(config.security);
     if (options.fleetRate !== undefined) this.#admission.shareRateWith(options.fleetRate);
     this.#mediaRanges = new MediaRanges(config.security.mediaRanges);
+    this.#media = freeswitchMediaSettings(config.rtp);
   }
 
   get ready(): boolean {
@@ -290,7 +298,7 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
 
   readonly #onInvite = (req: Srf.SrfRequest, res: Srf.SrfResponse): void => {
     if (!this.ready) {
-      res.send(503, { headers: { 'Retry-After': String(this.#drainRetryAfter ?? 5) } });
+      res.send(503, { headers: { 'Retry-After': String(this.#drainRetryAfter ?? this.#config.drain.retryAfterSeconds) } });
       return;
     }
     const verdict = this.#admission.check(
@@ -312,6 +320,12 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
     }
     if (this.listenerCount('call') === 0) {
       res.send(480);
+      return;
+    }
+    // RFC 4028 as the embedded stack answers it (telephony/session-timer.ts): too short an interval gets 422.
+    const timer = negotiateFor(req, this.#config.sip.sessionExpires);
+    if (timer.kind === 'reject') {
+      res.send(422, { headers: { 'Min-SE': String(timer.minSE) } });
       return;
     }
     // Same rule as the embedded engine (media-ranges.ts): an IP literal, inside security.mediaRanges when set.
@@ -346,11 +360,15 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
       userAgent: this.#config.sip.userAgent,
       srtp: this.#config.rtp.srtp,
       ...(this.#options.offerTimeoutMs !== undefined ? { offerTimeoutMs: this.#options.offerTimeoutMs } : {}),
-      listedPeer: (a) => this.#admission.listed(a),
       mediaTarget: () => {
         const ms = this.#placement.get(call);
         return ms === undefined ? undefined : this.#freeswitch.targetOf(ms);
       },
+      listed: (a) => this.#admission.listed(a),
+      retryAfterSeconds: this.#config.drain.retryAfterSeconds,
+      media: this.#media,
+      sessionExpires: this.#config.sip.sessionExpires,
+      ...(this.#sessionTimerUnitMs !== undefined ? { sessionTimerUnitMs: this.#sessionTimerUnitMs } : {}),
       logger: this.#log,
       onEnded: (c) => {
         this.#calls.delete(c);

@@ -5,6 +5,7 @@ import type { Logger } from '../../log.js';
 import { sdpMediaAddresses, type MediaRanges } from '../media-ranges.js';
 import { PayIvrError, describeError } from '../../errors.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
+import { OncePerWindow } from '../../util/once-per-window.js';
 import type {
   CallEndInfo,
   CallEvents,
@@ -20,13 +21,17 @@ import type {
 import type { DtmfDigit } from '../../domain/dtmf.js';
 import type { SrtpPolicy } from '../../config/media-options.js';
 import { offersSrtp, srtpRefusal } from '../srtp-policy.js';
-import { sdpOrigin } from '../sdp-reader.js';
+import { answerHasTelephoneEvent, sdpOrigin } from '../sdp-reader.js';
+import { judgeDtmfInfo } from '../dtmf-info.js';
 import { bracketUri, isReferEvent, ReferTracker } from '../refer-tracker.js';
 import { formatReason, unansweredStatus } from '../sip-reason.js';
 import { playbackCommand, promptFile } from './playback.js';
 import { canonicalHeaderName, parseRawHeaders, transportOf, uriOfNameAddr, userOfUri } from './sip-text.js';
 import { lateAnswerRefusal } from './late-offer.js';
 import { drachtioDialogState } from './stored-dialog.js';
+import type { FreeswitchMediaSettings } from './media-settings.js';
+import { gateDialog } from './peer-gate.js';
+import { DrachtioSessionTimer, negotiateFor, timerHeaderRecord } from './session-timer.js';
 
 type Dialog = Srf.Dialog;
 type Endpoint = Mrf.Endpoint;
@@ -56,6 +61,16 @@ interface DrachtioCallDeps {
   userAgent: string;
   /** rtp.srtp: a re-INVITE that would leave SRTP (or enter it when off) is refused. Default optional. */
   srtp?: SrtpPolicy;
+  /** The trunk's other signalling addresses (allow-list), which may send in the dialog besides its peer. */
+  listed?: (address: string) => boolean;
+  /** Retry-After of our 503s (drain.retryAfterSeconds). */
+  retryAfterSeconds?: number;
+  /** rtp.* as FreeSWITCH takes it (media-settings.ts); without: FreeSWITCH's own defaults. */
+  media?: FreeswitchMediaSettings;
+  /** sip.sessionExpires (RFC 4028); without: no session timer. */
+  sessionExpires?: number;
+  /** Milliseconds per second of the session timer (tests shrink it; default 1000). */
+  sessionTimerUnitMs?: number;
   logger: Logger;
   /** Called once when the call ended (every path). */
   onEnded: (call: DrachtioCall) => void;
@@ -63,8 +78,6 @@ interface DrachtioCallDeps {
   offerTimeoutMs?: number;
   /** host:port of the event socket of the media server the call is on (kept with the dialog). */
   mediaTarget?: () => string | undefined;
-  /** security.allowList membership (AdmissionControl.listed): a listed address may act as the caller. */
-  listedPeer?: (address: string) => boolean;
 }
 
 interface ActivePlay {
@@ -92,6 +105,14 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
 }
 
 const DIGIT = /^[0-9A-D*#]$/;
+
+/** The SDP answer the caller got: FreeSWITCH's. */
+function localSdpOf(ep: Endpoint, dialog: Dialog): string | undefined {
+  return ep.local.sdp ?? dialog.local.sdp;
+}
+
+/** One warning per minute and source for refused in-dialog requests (a flood must not flood the log). */
+const refusedLog = new OncePerWindow(60_000);
 
 function dtmfSourceOf(source: string | undefined): DtmfSource {
   const s = (source ?? '').toUpperCase();
@@ -132,6 +153,9 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
   #remoteOrigin: string | undefined;
   #teardown: Promise<void> | undefined;
   #cancelled = false;
+  /** Whether FreeSWITCH's in-band key detection runs on the endpoint. */
+  #inband = false;
+  #sessionTimer: DrachtioSessionTimer | undefined;
   /** Resolves true at the caller's ACK, false when it never came or the call ended first. */
   #acked: Promise<boolean> = Promise.resolve(false);
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
@@ -206,17 +230,18 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     const offer = this.#req.body ?? '';
     // Late offer: FreeSWITCH makes the offer (fsmrf's 3pcc INVITE without SDP), see #lateAnswerTaken.
     this.#lateOffer = offer.trim() === '';
-    const headers = { Allow: ALLOW, 'User-Agent': this.#deps.userAgent };
+    const headers = { Allow: ALLOW, 'User-Agent': this.#deps.userAgent, ...this.#sessionTimerHeaders() };
     let ep: Endpoint | undefined;
     let dialog: Dialog;
     try {
       if (offersSrtp(offer)) {
         // SRTP: FreeSWITCH must answer first (its crypto), so fsmrf's connectCaller does the order.
-        const pair = await ms.connectCaller(this.#req, this.#res, { headers });
+        const pair = await this.#connectSrtpCaller(ms, headers);
         ep = pair.endpoint;
         dialog = pair.dialog;
       } else {
-        ep = await ms.createEndpoint(this.#lateOffer ? {} : { remoteSdp: offer });
+        const inviteHeaders = { ...this.#deps.media?.inviteHeaders };
+        ep = await ms.createEndpoint(this.#lateOffer ? { headers: inviteHeaders } : { remoteSdp: offer, headers: inviteHeaders });
         if (this.#state === 'ended') throw new PayIvrError('ERR_CALL_ENDED', 'the caller cancelled while media was set up');
         const localSdp = ep.local.sdp;
         if (!localSdp) throw new PayIvrError('ERR_BACKEND_UNAVAILABLE', 'FreeSWITCH gave no local SDP');
@@ -246,13 +271,16 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     this.#state = 'answered';
     this.#remoteOrigin = sdpOrigin(offer);
     this.#req.off('cancel', this.#onCancel);
+    this.#guardDialog(dialog);
     dialog.on('destroy', this.#onRemoteBye);
     dialog.on('modify', this.#onModify);
     dialog.on('notify', this.#onNotify);
     dialog.on('info', this.#onInfo);
     ep.on('dtmf', this.#onDtmf);
     ep.on('destroy', this.#onMediaGone);
-    ep.dialog?.on('destroy', this.#onMediaGone);
+    ep.dialog?.on('destroy', this.#onMediaLegBye);
+    this.#syncInbandDetection(ep, localSdpOf(ep, dialog));
+    this.#startSessionTimer(dialog);
     this.#awaitAck(dialog, ep);
     this.#log.info({ media: ep.uuid }, 'answered on FreeSWITCH');
   }
@@ -282,7 +310,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
         if (!ok || this.#state !== 'answered') return;
         this.#settleAck?.(true);
         // Keep RTP flowing while nothing plays (Genesys hangs up on idle RTP).
-        ep.set('send_silence_when_idle', '-1').catch((e: unknown) => this.#log.warn({ err: describeError(e) }, 'send_silence_when_idle not set'));
+        ep.set('send_silence_when_idle', this.#deps.media?.silenceWhenIdle ?? '-1').catch((e: unknown) => this.#log.warn({ err: describeError(e) }, 'send_silence_when_idle not set'));
       });
     };
     dialog.once('ack', onAck);
@@ -329,7 +357,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
   #foreignLateAnswer(ack: Srf.SrfRequest): boolean {
     if (!this.#lateOffer) return false;
     const sameTransport = transportOf(ack.protocol) === this.remote.transport;
-    if (sameTransport && (ack.source_address === this.#req.source_address || this.#deps.listedPeer?.(ack.source_address) === true)) return false;
+    if (sameTransport && (ack.source_address === this.#req.source_address || this.#deps.listed?.(ack.source_address) === true)) return false;
     this.#log.warn({ from: ack.source_address }, 'late-offer ACK from another address than the INVITE ignored');
     return true;
   }
@@ -455,13 +483,14 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
   abort(reason: 'transport-lost' | 'media-lost' | 'shutdown'): Promise<void> {
     if (this.#state === 'offered' && !this.#answering) this.#sendFinal(503, 'Service unavailable');
     const text = reason === 'media-lost' ? 'media server lost' : reason === 'shutdown' ? 'service shutting down' : 'signalling lost';
-    return this.#finish({ by: 'error', reason }, true, { protocol: 'SIP', cause: 503, text });
+    // A shutdown is ours, as on the embedded backend; a lost server is an error.
+    return this.#finish({ by: reason === 'shutdown' ? 'local' : 'error', reason }, true, { protocol: 'SIP', cause: 503, text });
   }
 
   #sendFinal(status: number, reason?: string): void {
     if (this.#res.finalResponseSent) return;
     try {
-      const headers: Record<string, string> = status === 503 ? { 'Retry-After': '5' } : {};
+      const headers: Record<string, string> = status === 503 ? { 'Retry-After': String(this.#deps.retryAfterSeconds ?? 30) } : {};
       if (reason) this.#res.send(status, reason, { headers });
       else this.#res.send(status, { headers });
     } catch (e) {
@@ -485,6 +514,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
       if (media?.connected) media.api('uuid_break', `${media.uuid} all`).catch(() => undefined);
     }
     this.#refer?.callEnded();
+    this.#sessionTimer?.stop();
     const dialog = this.#dialog;
     const ep = this.#ep;
     if (dialog) {
@@ -496,7 +526,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     if (ep) {
       ep.off('dtmf', this.#onDtmf);
       ep.off('destroy', this.#onMediaGone);
-      ep.dialog?.off('destroy', this.#onMediaGone);
+      ep.dialog?.off('destroy', this.#onMediaLegBye);
     }
     this.#teardown = Promise.allSettled([
       bye && dialog ? this.#destroyDialog(dialog, reason) : Promise.resolve(),
@@ -537,6 +567,68 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     if (fsLeg?.connected) await withTimeout(fsLeg.destroy(), TEARDOWN_MS).catch(() => undefined);
   }
 
+  /**
+   * fsmrf's connectCaller sends `opts.headers` both to FreeSWITCH (copied as it sends that INVITE,
+   * before it returns) and to the caller (read when FreeSWITCH has answered): the FreeSWITCH-only
+   * headers (media-settings.ts) are swapped out in between, so the caller's 200 OK never has them.
+   */
+  #connectSrtpCaller(ms: MediaServer, headers: Record<string, string>): Promise<{ endpoint: Endpoint; dialog: Dialog }> {
+    const opts = { headers: { ...headers, ...this.#deps.media?.inviteHeaders } };
+    const pair = ms.connectCaller(this.#req, this.#res, opts);
+    opts.headers = headers;
+    return pair;
+  }
+
+  /** Session-Expires (and Require: timer) of our 200 OK: the embedded stack's negotiation (telephony/session-timer.ts). */
+  #sessionTimerHeaders(): Record<string, string> {
+    const ours = this.#deps.sessionExpires;
+    const d = ours === undefined ? undefined : negotiateFor(this.#req, ours);
+    return timerHeaderRecord(d?.kind === 'use' ? d.plan : undefined);
+  }
+
+  #startSessionTimer(dialog: Dialog): void {
+    const ours = this.#deps.sessionExpires;
+    const d = ours === undefined ? undefined : negotiateFor(this.#req, ours);
+    if (ours === undefined || d?.kind !== 'use') return;
+    this.#sessionTimer = new DrachtioSessionTimer({
+      dialog,
+      plan: d.plan,
+      ourInterval: ours,
+      peerAllowsUpdate: /(^|,)\s*UPDATE\s*(,|$)/i.test(this.#req.get('Allow') ?? ''),
+      unitMs: this.#deps.sessionTimerUnitMs ?? 1000,
+      log: this.#log,
+      expired: () => void this.#finish({ by: 'local', reason: 'session-expired' }, true, { protocol: 'SIP', cause: 408, text: 'session expired' }),
+      refreshFailed: () => void this.#finish({ by: 'error', reason: 'session-refresh-failed' }, true, { protocol: 'SIP', cause: 408, text: 'session refresh failed' }),
+    });
+  }
+
+  /** The dialog-peer rule (dialog-peer.ts) in front of every in-dialog request of the caller's dialog. */
+  #guardDialog(dialog: Dialog): void {
+    gateDialog(dialog, {
+      peer: { address: this.remote.address, transport: this.remote.transport },
+      listed: (a) => this.#deps.listed?.(a) === true,
+      inspect: (req, res) => this.#sessionTimer?.peerRequest(req, res) ?? true,
+      refused: (req) => {
+        const suppressed = refusedLog.take(req.source_address);
+        if (suppressed !== undefined) {
+          this.#log.warn({ method: req.method, source: req.source_address, transport: transportOf(req.protocol), suppressedLastMinute: suppressed }, 'in-dialog request from another address refused');
+        }
+      },
+    });
+  }
+
+  /**
+   * In-band key detection (FreeSWITCH's start_dtmf: DTMF events with DTMF-Source INBAND_AUDIO)
+   * exactly while the answer has no telephone-event, as the embedded engine runs its detector:
+   * with RFC 4733 events a key would otherwise be reported twice.
+   */
+  #syncInbandDetection(ep: Endpoint, answer: string | undefined): void {
+    const want = !answerHasTelephoneEvent(answer);
+    if (want === this.#inband) return;
+    this.#inband = want;
+    ep.execute(want ? 'start_dtmf' : 'stop_dtmf').catch((e: unknown) => this.#log.warn({ err: describeError(e) }, 'in-band key detection not switched'));
+  }
+
   #onDigit(digit: DtmfDigit, source: DtmfSource): void {
     if (this.#state !== 'answered') return;
     const p = this.#play;
@@ -559,10 +651,23 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     void this.#finish({ by: 'remote', reason: 'BYE' }, false);
   };
 
-  readonly #onMediaGone = (): void => {
+  /** FreeSWITCH hung the channel up (`reason`: its hangup cause) or its event socket closed. */
+  readonly #onMediaGone = (info?: { reason?: string }): void => {
     if (this.#state === 'ended') return;
+    if (info?.reason === 'MEDIA_TIMEOUT') {
+      // rtp.noRtpTimeoutMs as FreeSWITCH's media_timeout: ended as the embedded engine ends it.
+      this.#log.info('no RTP from the caller, ending the call');
+      void this.#finish({ by: 'error', reason: 'rtp-timeout' }, true, { protocol: 'SIP', cause: 408, text: 'no RTP received' });
+      return;
+    }
     this.#log.warn('FreeSWITCH ended the media of the call');
     void this.#finish({ by: 'error', reason: 'media-lost' }, true, { protocol: 'SIP', cause: 503, text: 'media server lost' });
+  };
+
+  /** FreeSWITCH's BYE on its leg: its Reason names the hangup cause (Q.850 text). */
+  readonly #onMediaLegBye = (req?: Srf.SrfRequest): void => {
+    const cause = /text\s*=\s*"?([A-Z_]+)/.exec(req?.get('Reason') ?? '')?.[1];
+    this.#onMediaGone(cause !== undefined ? { reason: cause } : undefined);
   };
 
   readonly #onNotify = (req: Srf.SrfRequest, res: Srf.SrfResponse): void => {
@@ -575,13 +680,19 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     t.notify(req.body, req.get('Subscription-State'));
   };
 
+  /**
+   * Key presses in SIP INFO: the rule and the replies are dtmf-info.ts's (the embedded stack's).
+   * drachtio-srf hands the body over as a string, which cannot be zeroed: it is dropped from the
+   * request at once, and the copy the rule reads is zeroed by it.
+   */
   readonly #onInfo = (req: Srf.SrfRequest, res: Srf.SrfResponse): void => {
-    res.send(200);
-    const type = (req.get('Content-Type') ?? '').toLowerCase();
-    let digit: string | undefined;
-    if (type.startsWith('application/dtmf-relay')) digit = /Signal\s*=\s*([0-9A-Da-d*#])/.exec(req.body ?? '')?.[1];
-    else if (type.startsWith('application/dtmf')) digit = (req.body ?? '').trim().charAt(0);
-    if (digit && DIGIT.test(digit.toUpperCase())) this.#onDigit(digit.toUpperCase() as DtmfDigit, 'sip-info');
+    const body = Buffer.from(req.body ?? '', 'latin1');
+    req.body = '';
+    const r = judgeDtmfInfo(req.get('Content-Type'), body);
+    const headers: Record<string, string> = r.accept !== undefined ? { Accept: r.accept } : {};
+    if (r.reason !== undefined) res.send(r.status, r.reason, { headers });
+    else res.send(r.status, { headers });
+    if (r.digit !== undefined) this.#onDigit(r.digit, 'sip-info');
   };
 
   /** re-INVITE from the caller: a refresh is answered with our SDP, a change goes to FreeSWITCH. */
@@ -614,6 +725,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
       (answer) => {
         this.#remoteOrigin = origin;
         dialog.local.sdp = answer;
+        this.#syncInbandDetection(ep, answer);
         res.send(200, { body: answer, headers: ct });
       },
       (e: unknown) => {

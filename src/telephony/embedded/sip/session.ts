@@ -6,10 +6,12 @@ import { bracketUri, isReferEvent, ReferTracker } from '../../refer-tracker.js';
 import { formatReason } from '../../sip-reason.js';
 import type { DtmfDigit } from '../../../domain/dtmf.js';
 import { Dialog, type LocalEndpoint } from './dialog.js';
-import { DTMF_INFO_TYPES, parseDtmfInfo } from './dtmf-info.js';
+import { judgeDtmfInfo } from '../../dtmf-info.js';
+import { isDialogPeer } from '../../dialog-peer.js';
 import { contentType, headerValue, optionTags, parseCSeq, parseNameAddr, type SipHeader, type SipRequest, type SipResponse } from './message.js';
 import { buildResponse, header, randomToken } from './serializer.js';
 import { negotiateSessionTimer, sessionExpiresValue, type SessionTimerPlan } from './session-timer.js';
+import { timerDue } from '../../session-timer.js';
 import type { ServerTransaction, TransactionLayer } from './transaction.js';
 import type { Flow } from './transport.js';
 import { admitInDialog, sendOffer, type DialogUsage, type InDialogRelay, type OfferResult, type RelayAnswer } from './usage.js';
@@ -111,7 +113,7 @@ export class ServerSession extends TypedEmitter<SessionEvents> implements Dialog
 
   /** The INVITE's source, or another of the trunk's listed signalling addresses, on the same transport. */
   isPeer(flow: Flow, listed: (address: string) => boolean): boolean {
-    return flow.transport === this.flow.transport && (flow.address === this.flow.address || listed(flow.address));
+    return isDialogPeer(this.flow, flow, listed);
   }
 
   /**
@@ -433,25 +435,12 @@ export class ServerSession extends TypedEmitter<SessionEvents> implements Dialog
   }
 
   #onInfo(req: SipRequest, tx: ServerTransaction): void {
-    if (req.body.length === 0) {
-      tx.respond(buildResponse(req, 200));
-      return;
-    }
-    const type = contentType(req) ?? '';
-    if (!(DTMF_INFO_TYPES as readonly string[]).includes(type)) {
-      tx.respond(buildResponse(req, 415, { headers: [header('accept', DTMF_INFO_TYPES.join(', '))] }));
-      return;
-    }
-    const digit = parseDtmfInfo(type, req.body);
-    // The digit may be part of a card number: no copy of the body stays behind.
-    req.body.fill(0);
-    if (digit === undefined) {
-      tx.respond(buildResponse(req, 400, { reason: 'Bad DTMF Body' }));
-      return;
-    }
-    tx.respond(buildResponse(req, 200));
+    // The rule and the zeroing of the body (the digit may be part of a card number): dtmf-info.ts.
+    const r = judgeDtmfInfo(headerValue(req, 'content-type'), req.body);
+    const headers = r.accept !== undefined ? [header('accept', r.accept)] : [];
+    tx.respond(buildResponse(req, r.status, { ...(r.reason !== undefined ? { reason: r.reason } : {}), headers }));
     // Digits are delivered only once per INFO transaction (retransmissions are absorbed).
-    this.#safeEmit('dtmf', digit);
+    if (r.digit !== undefined) this.#safeEmit('dtmf', r.digit);
   }
 
   #onNotify(req: SipRequest, tx: ServerTransaction): void {
@@ -512,15 +501,15 @@ export class ServerSession extends TypedEmitter<SessionEvents> implements Dialog
     const plan = this.#plan;
     if (plan === undefined || this.state !== 'confirmed') return;
     const unit = this.#ctx.sessionTimerUnitMs;
-    if (plan.refresher === 'uas') {
-      this.#sessionTimer = setTimeout(() => this.#refresh(), (plan.interval / 2) * unit);
+    const due = timerDue(plan);
+    if (due.action === 'refresh') {
+      this.#sessionTimer = setTimeout(() => this.#refresh(), due.afterSeconds * unit);
     } else {
-      const grace = Math.min(32, plan.interval / 3);
       this.#sessionTimer = setTimeout(() => {
         if (this.state === 'terminated') return;
         this.#ctx.log.info({ callId: this.callId }, 'sip: session expired without refresh');
         void this.bye({ protocol: 'SIP', cause: 408, text: 'session expired' }, { by: 'local', reason: 'session-expired' });
-      }, (plan.interval - grace) * unit);
+      }, due.afterSeconds * unit);
     }
   }
 

@@ -1,4 +1,4 @@
-import type { DtmfDigit } from '../../../domain/dtmf.js';
+import type { DtmfDigit } from '../domain/dtmf.js';
 
 /**
  * DTMF carried in SIP INFO bodies: `application/dtmf-relay` (`Signal=5\r\nDuration=160`) and
@@ -56,4 +56,31 @@ export function parseDtmfInfo(type: string, body: Buffer): DtmfDigit | undefined
     line = eol + 1;
   }
   return undefined;
+}
+
+/** How an in-dialog INFO is answered, and the key it carries when it is a key press. */
+export interface DtmfInfoReply {
+  readonly status: 200 | 400 | 415;
+  readonly reason?: string;
+  /** The Accept header of a 415. */
+  readonly accept?: string;
+  readonly digit?: DtmfDigit;
+}
+
+/**
+ * The one rule for an in-dialog INFO, both backends: no body → 200 (a keep-alive); a type other
+ * than the two DTMF ones → 415 with Accept; a DTMF body that names no key → 400; else 200 and the
+ * key. `contentType` is the Content-Type header as received (parameters are ignored). The body is
+ * zero-filled before this returns: a card number arrives one INFO per digit.
+ */
+export function judgeDtmfInfo(contentType: string | undefined, body: Buffer): DtmfInfoReply {
+  if (body.length === 0) return { status: 200 };
+  const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  if (!(DTMF_INFO_TYPES as readonly string[]).includes(type)) {
+    body.fill(0);
+    return { status: 415, accept: DTMF_INFO_TYPES.join(', ') };
+  }
+  const digit = parseDtmfInfo(type, body);
+  body.fill(0);
+  return digit === undefined ? { status: 400, reason: 'Bad DTMF Body' } : { status: 200, digit };
 }
