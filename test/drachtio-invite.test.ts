@@ -129,7 +129,7 @@ describe('drachtio INVITE parity: late offer (INVITE without SDP)', () => {
     const reinvites: SipMsg[] = [];
     h.fs.on('reinvite', (_c: FakeChannel, r: SipMsg) => reinvites.push(r));
     leg.ack(CALLER_ANSWER.replace('c=IN IP4 127.0.0.1', 'c=IN IP4 127.0.0.9'), { address: '127.0.0.9', port: 5090 });
-    await h.logs.waitFor('late-offer ACK from another address than the INVITE ignored');
+    await h.logs.waitFor('in-dialog request from another address refused');
     expect(reinvites).toEqual([]);
     leg.ack(CALLER_ANSWER);
     await h.fs.waitForExecute(ch, (e) => e.app === 'set' && e.arg.startsWith('send_silence_when_idle='));

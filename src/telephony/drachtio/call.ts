@@ -299,12 +299,10 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
         resolve(ok);
       };
     });
+    // A late-offer ACK carries the SDP answer: only the caller may send it. The dialog's peer gate
+    // (#guardDialog) drops an ACK from anyone else before it gets here.
     const onAck = (ack: Srf.SrfRequest): void => {
       if (this.#state !== 'answered') return;
-      if (this.#foreignLateAnswer(ack)) {
-        dialog.once('ack', onAck);
-        return;
-      }
       clearTimeout(this.#ackTimer);
       void this.#lateAnswerTaken(ack, ep).then((ok) => {
         if (!ok || this.#state !== 'answered') return;
@@ -336,6 +334,8 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
       try {
         await ep.modify(answer);
         this.#remoteOrigin = sdpOrigin(answer);
+        // The caller's answer, not FreeSWITCH's offer, says whether keys come as RFC 4733 events.
+        this.#syncInbandDetection(ep, answer);
         return true;
       } catch (e) {
         why = `FreeSWITCH refused the answer (${describeError(e)})`;
@@ -346,20 +346,6 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     this.#settleAck?.(false);
     void this.#finish({ by: 'error', reason: 'bad-sdp-answer' }, true, { protocol: 'SIP', cause: 488, text: 'no usable SDP answer in ACK' });
     return false;
-  }
-
-  /**
-   * A late-offer ACK carries the SDP answer, so (the embedded stack's peer rule, session.ts
-   * isPeer) only the caller may send it: same transport, and the INVITE's address or one of
-   * security.allowList. Another sender could move the media to itself: its ACK is dropped and the
-   * caller's own ACK still awaited.
-   */
-  #foreignLateAnswer(ack: Srf.SrfRequest): boolean {
-    if (!this.#lateOffer) return false;
-    const sameTransport = transportOf(ack.protocol) === this.remote.transport;
-    if (sameTransport && (ack.source_address === this.#req.source_address || this.#deps.listed?.(ack.source_address) === true)) return false;
-    this.#log.warn({ from: ack.source_address }, 'late-offer ACK from another address than the INVITE ignored');
-    return true;
   }
 
   /** Same rule as the embedded backend: neither answered nor rejected in time -> 480. */
