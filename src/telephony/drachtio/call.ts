@@ -152,6 +152,8 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
   #refer: ReferTracker | undefined;
   #remoteOrigin: string | undefined;
   #teardown: Promise<void> | undefined;
+  /** The uuid_break of a playback the teardown interrupted (the hangup waits for it). */
+  #breaking: Promise<void> | undefined;
   #cancelled = false;
   /** Whether FreeSWITCH's in-band key detection runs on the endpoint. */
   #inband = false;
@@ -436,6 +438,9 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     if (this.#state === 'ended') return { ok: false, referStatus: 481, detail: 'call already ended' };
     if (this.#state !== 'answered' || !dialog) return { ok: false, referStatus: 481, detail: 'call not answered' };
     if (this.#refer) return { ok: false, referStatus: 491, detail: 'a REFER is already in progress' };
+    // Not before the caller's ACK (a hand-back right after the answer would otherwise race it).
+    if (!(await this.#acked) || this.#state !== 'answered') return { ok: false, referStatus: 481, detail: 'call ended before the ACK' };
+    if (this.#refer) return { ok: false, referStatus: 491, detail: 'a REFER is already in progress' };
     const tracker = new ReferTracker({
       timeoutMs: options?.timeoutMs ?? DEFAULT_REFER_MS,
       onSettled: () => {
@@ -496,8 +501,10 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
       if (play.graceTimer) clearTimeout(play.graceTimer);
       play.finish('ended');
       // In async socket mode FreeSWITCH runs the hangup only after the running playback: break it.
+      // `uuid_break ... all` also empties the channel's queue, so the hangup is queued only once
+      // the break is done (#destroyEndpoint waits for it); sent together, the break could discard it.
       const media = this.#ep;
-      if (media?.connected) media.api('uuid_break', `${media.uuid} all`).catch(() => undefined);
+      if (media?.connected) this.#breaking = media.api('uuid_break', `${media.uuid} all`).then(() => undefined, () => undefined);
     }
     this.#refer?.callEnded();
     this.#sessionTimer?.stop();
@@ -542,6 +549,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     // With FreeSWITCH gone its event socket cannot run a hangup: only the SIP leg is left to close.
     if (!mediaGone) {
       try {
+        if (this.#breaking !== undefined) await withTimeout(this.#breaking, TEARDOWN_MS);
         const r = await withTimeout(ep.destroy(), TEARDOWN_MS);
         if (r === 'timeout') this.#log.warn('FreeSWITCH did not confirm the media hangup');
       } catch (e) {
