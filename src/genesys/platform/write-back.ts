@@ -405,7 +405,8 @@ export class WriteBackQueue {
       this.#acked.set(w.callRef, mark);
       // The acknowledgement first: a crash before the queue entry goes never resends it.
       await this.#spool.set(ACKED_PREFIX + w.callRef, mark);
-      if (!superseded) {
+      // Asked again after the wait: a newer version may have been queued meanwhile.
+      if (this.#queued.get(w.callRef)?.version === w.version) {
         this.#queued.delete(w.callRef);
         this.#notBefore.delete(w.callRef);
         await this.#spool.delete(QUEUED_PREFIX + w.callRef);
