@@ -73,6 +73,21 @@ describe('results written by reconciliation and start-up recovery', () => {
     ]);
   });
 
+  it('kill -9 between the charge and any result: reconciliation writes the result, and it reaches the conversation kept in the attempt', async () => {
+    const { writer, queue, store, journal } = setup();
+    // The attempt was journaled before the send; the process died before the 'charged' record.
+    const a = await journal.begin({ id: randomUUID(), idempotencyKey: 'idem-2', callRef: 'call-k', callId: 'k@x', psp: 'sandbox-stripe', profile: 'default', amount: 990, currency: 'EUR', reference: 'INV-K', brand: 'visa', last4: '4242', attempt: 1, conversationId: 'conv-k' });
+    journal.release(a.id);
+    const gateway: PaymentGateway = {
+      name: 'fake',
+      charge: () => Promise.reject(new Error('not used')),
+      lookup: async () => ({ status: 'approved', transactionId: 'ch_2', authCode: 'A2' }),
+    };
+    await new Reconciler({ journal, results: store, gatewayFor: () => gateway, noRecordAfterMs: 60_000, logger: silentLogger }).runOnce();
+    await queue.settled();
+    expect(writer.written().map((c) => [c.conversationId, c.attributes['payivr.outcome'], c.attributes['payivr.origin'], c.attributes['payivr.last4']])).toEqual([['conv-k', 'approved', 'reconciled', '4242']]);
+  });
+
   it('a call a crash left in progress (hang-up, no result) gets its result written onto the conversation at start', async () => {
     const { writer, queue, store, journal } = setup();
     await journal.saveDialog({

@@ -321,6 +321,22 @@ describe('write-back queue', () => {
     await q.close();
   }, 30_000);
 
+  it('keeps the spool for the payment journal: no new write once the file is over half full (the result is still saved)', async () => {
+    const spool = Spool.open({ path: join(tmp(), 'spool.jsonl'), maxBytes: 8_192 });
+    spools.push(spool);
+    const clock = new TestClock();
+    const q = makeQueue(spool, new WriterDouble(), clock);
+    const store = new WriteBackResultStore(new MemoryStore(), q);
+    await spool.set('j:big', { pad: 'x'.repeat(4_500) });
+    await store.saveResult(result('c1', 'conv-1'));
+    expect(q.status().queued).toBe(0);
+    expect((await store.getById('c1'))?.outcome).toBe('approved');
+    await spool.delete('j:big');
+    await spool.compact();
+    expect(await q.enqueueResult(result('c1', 'conv-1'))).toBe('queued');
+    await q.close();
+  });
+
   it('the store resolves a save only once its write is queued on disk; results without a conversation id are not queued', async () => {
     const path = join(tmp(), 'spool.jsonl');
     const spool = openSpool(path);

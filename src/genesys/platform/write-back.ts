@@ -81,6 +81,8 @@ const DEFAULT_MAX_DEAD = 5_000;
 const DEFAULT_MAX_ACKED = 20_000;
 /** After this many retry verdicts in a row, a success means "outage over": every write is due again. */
 const OUTAGE_RETRIES = 2;
+/** New writes are refused once the spool file holds more than this share of journal.maxSpoolBytes. */
+const SPOOL_SHARE = 0.5;
 
 function realTimer(fn: () => void, ms: number): () => void {
   const t = setTimeout(fn, ms);
@@ -227,6 +229,8 @@ export class WriteBackQueue {
       return 'unchanged';
     }
     if (current === undefined && this.#queued.size >= this.#maxQueued) return this.#refuse(callRef, conversationId, `queue full (${this.#maxQueued} writes)`);
+    // The spool's room belongs to the payment journal first: charges stop when it is full.
+    if (current === undefined && this.#spool.bytes > this.#spool.maxBytes * SPOOL_SHARE) return this.#refuse(callRef, conversationId, 'the spool is over half full: its room is kept for the payment journal');
     const version = Math.max(current?.version ?? 0, sending?.version ?? 0, acked?.version ?? 0, this.#dead.get(callRef)?.version ?? 0) + 1;
     const w: QueuedWrite = {
       key: `${callRef}#${version}`,
