@@ -11,6 +11,8 @@ import { FakeCaptureHost, FakeEdgeCall } from './support/fake-edge.js';
 import { SseReader } from './support/assist-harness.js';
 import { WriterDouble, attributesOf } from './support/write-back-doubles.js';
 import { cardDigitHits, filesUnder } from './support/run-texts.js';
+import { chromium } from 'playwright-core';
+import { requireTool } from './support/tools.js';
 
 /**
  * The write-back in the whole process (genesys.platform.enabled, a writer double in place of the
@@ -117,6 +119,36 @@ describe('Genesys write-back in the app', () => {
     const log = readFileSync(join(dir, 'pay-ivr.log'), 'utf8');
     expect(log).toContain('genesys write-back failing: writes stay queued and are retried');
   });
+
+  it('the reports page lists a dead letter (conversation, call, outcome, last error, tries); Retry writes it once Genesys takes it', async () => {
+    writer.answer = (c) => (c.conversationId === 'cnv-wb-4' ? { kind: 'rejected', why: 'participant not found', status: 404 } : { kind: 'written' });
+    await capture('edge-session-wb-00004', 'cnv-wb-4', 'INV-WB-4');
+    await expect.poll(() => app!.writeBack!.queue.status(), { timeout: 10_000 }).toMatchObject({ queued: 0, deadLetters: 1 });
+    const callRef = app!.writeBack!.queue.deadLetters()[0]!.callRef;
+    const context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'payivr-chromium-')), {
+      executablePath: process.env.PAYIVR_CHROMIUM ?? requireTool('chromium'),
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    try {
+      const p = context.pages()[0] ?? (await context.newPage());
+      await p.goto(`${BASE}/`);
+      await p.fill('#token', ADMIN_TOKEN);
+      await p.click('#signin-form button[type=submit]');
+      await p.locator('#writeback').waitFor({ state: 'visible' });
+      const row = p.locator(`#wb-dead tr[data-dead-letter="${callRef}"]`);
+      await row.waitFor({ state: 'visible' });
+      const cells = await row.locator('td').allTextContents();
+      expect(cells.slice(0, 5)).toEqual(['cnv-wb-4', callRef, 'approved', 'rejected: 404 participant not found', '1']);
+      expect(await p.textContent('#wb-queue')).toContain('1 dead letters');
+      writer.answer = () => ({ kind: 'written' });
+      await row.locator('button', { hasText: 'Retry' }).click();
+      await p.locator('#wb-dead tr.empty').waitFor({ state: 'visible' });
+      await expect.poll(() => app!.writeBack!.queue.status(), { timeout: 10_000 }).toMatchObject({ queued: 0, deadLetters: 0 });
+      expect(writer.written().filter((c) => c.conversationId === 'cnv-wb-4').at(-1)?.attributes).toMatchObject({ 'payivr.outcome': 'approved', 'payivr.stage': 'ended' });
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
 
   it('no card digits in the spool, the log or what was sent to Genesys', async () => {
     await app?.stop();
