@@ -17,6 +17,7 @@ export const E2E_LANE_A = [
   'test/media-workers.test.ts',
   'test/memory-scan.test.ts',
   'test/reports-browser.test.ts',
+  'test/genesys-write-back-app.test.ts',
 ];
 
 /** Lane B: everything else that binds fixed ports or starts real peers. */

@@ -22,6 +22,7 @@ import type { CaptureHost, MediaAnchor } from './edge/types.js';
 import type { RelayedCall } from './edge/edge-call.js';
 import { AssistService } from './assist/service.js';
 import { sandboxProfiles } from './config/fail-closed.js';
+import { openWriteBack, type WriteBackDepsFactory, type WriteBackRuntime } from './genesys/platform/write-back-runtime.js';
 
 export interface App {
   readonly backend: TelephonyBackend;
@@ -30,6 +31,8 @@ export interface App {
   /** The payment journal and its spool. */
   readonly journal: JournalRuntime;
   readonly reconciler: Reconciler;
+  /** genesys.platform.enabled: the participant-data write-back (queue and dead letters). */
+  readonly writeBack: WriteBackRuntime | undefined;
   /** Admin HTTP port actually bound (0 when disabled). */
   readonly adminPort: number;
   /** Edge role (edge.enabled): the relayed calls by edge session id; undefined on a payment IVR node. */
@@ -68,6 +71,11 @@ interface AppOptions {
   mediaAnchor?: MediaAnchorFactory;
   /** Edge role: SIP timers (tests shrink them). */
   edgeTimers?: { t1: number; t2: number; t4: number };
+  /**
+   * genesys.platform.enabled: the participant-data writer and the result -> attributes mapping
+   * (the Platform API client in production; tests give a double).
+   */
+  participantData?: WriteBackDepsFactory;
 }
 
 export type MediaAnchorFactory = (config: Config, logger: Logger) => MediaAnchor | Promise<MediaAnchor>;
@@ -87,7 +95,19 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
     // The journal before anything that charges; with Redis, results go through its spool.
     const journal = openJournal(config, innerStore, logger);
     closers.push(() => journal.close());
-    const store = journal.store;
+    // Every result saved from here on (calls, captures, start-up recovery, reconciliation) also
+    // queues its write onto the Genesys conversation, durably, before the save resolves.
+    let writeBack: WriteBackRuntime | undefined;
+    if (config.genesys.platform.enabled) {
+      if (options.participantData === undefined) {
+        throw new PayIvrError('ERR_CONFIG_INVALID', 'genesys.platform.enabled: no participant data writer is available to this process');
+      }
+      const wb = await openWriteBack({ config, spool: journal.journal.spool, inner: journal.store, deps: options.participantData, node: journal.journal.node, events: metrics.writeBackEvents(), logger });
+      closers.push(() => wb.close());
+      metrics.watchWriteBack(() => wb.queue.status());
+      writeBack = wb;
+    }
+    const store = writeBack?.store ?? journal.store;
     journal.start((st) => metrics.journal({ degraded: st.degraded, spoolBytes: st.spoolBytes, spoolPending: st.pending }));
     // Segments name the node as the live-call list does (the Redis store's node id).
     const reports = createReports(config, logger, metrics, 'nodeId' in innerStore && typeof innerStore.nodeId === 'string' ? innerStore.nodeId : undefined);
@@ -225,7 +245,8 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
         metrics,
         reports,
         assist,
-        backendStatus: () => ({ ready: backend.ready, activeCalls: backend.activeCalls, draining: backend.draining, journal: journal.status(), mediaRelay: mediaRelay?.(), sandboxPsp: sandbox }),
+        backendStatus: () => ({ ready: backend.ready, activeCalls: backend.activeCalls, draining: backend.draining, journal: journal.status(), mediaRelay: mediaRelay?.(), genesysWriteBack: writeBack?.queue.status(), sandboxPsp: sandbox }),
+        writeBack: writeBack?.queue,
         drain: () => void drain().then(() => options.onDrained?.()),
         logger,
       });
@@ -255,6 +276,7 @@ export async function startApp(config: Config, logger: Logger, options: AppOptio
       metrics,
       journal,
       reconciler,
+      writeBack,
       adminPort,
       get captureHost() {
         return captureHost;

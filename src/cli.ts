@@ -41,7 +41,13 @@ async function serve(configPath: string | undefined): Promise<void> {
   };
   // The edge role anchors its media on rtpengine (edge.rtpengine, required when edge.enabled).
   const mediaAnchor = config.edge.enabled ? (await import('./edge/rtpengine-anchor.js')).openRtpengineAnchor : undefined;
-  const app = await startApp(config, logger, { onDrained: () => stop('drained'), ...(mediaAnchor !== undefined ? { mediaAnchor } : {}) });
+  // genesys.platform: the result written onto the conversation through the Platform API.
+  const participantData = config.genesys.platform.enabled ? (await import('./genesys/platform/participant-data.js')).participantDataDeps : undefined;
+  const app = await startApp(config, logger, {
+    onDrained: () => stop('drained'),
+    ...(mediaAnchor !== undefined ? { mediaAnchor } : {}),
+    ...(participantData !== undefined ? { participantData } : {}),
+  });
   const { drachtio } = config.telephony;
   const sip = config.telephony.backend === 'drachtio' ? `drachtio-server ${drachtio.host}:${drachtio.port}` : config.sip.listen.map((l) => `${l.transport}:${l.host}:${l.port}`).join(', ');
   // The drachtio backend may still be connecting: say so rather than claim readiness.

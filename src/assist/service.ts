@@ -395,6 +395,7 @@ export class AssistService {
       brand: req.brand,
       attempt: 1,
       mode: 'agent',
+      conversationId: call.conversationId,
       metadata,
     });
     if (r.sent) {

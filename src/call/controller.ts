@@ -119,6 +119,7 @@ export class CallController {
           card: req.card,
           brand: req.brand,
           attempt: req.attempt,
+          conversationId: ctx.conversationId,
           metadata: this.#metadata(ctx),
         });
         // Not journaled, not sent: nothing to count or record.

@@ -2,6 +2,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { DECLINE_CLASSES, OUTCOMES, type DeclineClass, type Outcome } from '../domain/outcome.js';
 import { DIALOGUE_STEPS, type DialogueStep } from '../domain/dialogue/steps.js';
 import type { FunnelMetrics } from '../reports/recorder.js';
+import type { WriteBackEvents, WriteBackStatus } from '../genesys/platform/write-back.js';
+import { DEAD_REASONS } from '../genesys/platform/write-back-records.js';
 
 /**
  * Prometheus metrics of pay-ivr. Label values are closed vocabularies (outcome, decline class,
@@ -48,8 +50,13 @@ export class Metrics implements FunnelMetrics {
   readonly #stepTimeouts: Counter<'step'>;
   readonly #stepAbandoned: Counter<'step'>;
   readonly #segment: Histogram<'outcome'>;
+  readonly #wbWritten: Counter;
+  readonly #wbRetried: Counter;
+  readonly #wbDead: Counter<'reason'>;
+  readonly #wbRefused: Counter;
   #activeCount = 0;
   #probes: HealthProbes | undefined;
+  #writeBack: (() => WriteBackStatus) | undefined;
 
   /**
    * Registers the pay_ivr_* metrics and the default process metrics on `registry` (a new one by
@@ -132,6 +139,37 @@ export class Metrics implements FunnelMetrics {
         for (const b of probes()?.breakers() ?? []) this.set({ profile: PROFILE_WORD.test(b.profile) ? b.profile : 'other' }, b.open ? 1 : 0);
       },
     });
+    // Genesys participant-data write-back (genesys.platform): no conversation ids, counts only.
+    this.#wbWritten = new Counter({ name: 'pay_ivr_genesys_writeback_written_total', help: 'Participant-data writes Genesys acknowledged', registers: [registry] });
+    this.#wbRetried = new Counter({ name: 'pay_ivr_genesys_writeback_retried_total', help: 'Participant-data writes that failed and stay queued for a retry', registers: [registry] });
+    this.#wbDead = new Counter({ name: 'pay_ivr_genesys_writeback_dead_lettered_total', help: 'Participant-data writes given up on, by reason (rejected, max-attempts, max-age)', labelNames: ['reason'], registers: [registry] });
+    this.#wbRefused = new Counter({ name: 'pay_ivr_genesys_writeback_refused_total', help: 'Results whose participant-data write could not be queued (see the log)', registers: [registry] });
+    for (const r of DEAD_REASONS) this.#wbDead.inc({ reason: r }, 0);
+    const writeBack = (): WriteBackStatus | undefined => this.#writeBack?.();
+    new Gauge({
+      name: 'pay_ivr_genesys_writeback_queued',
+      help: 'Participant-data writes waiting for Genesys',
+      registers: [registry],
+      collect() {
+        this.set(writeBack()?.queued ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'pay_ivr_genesys_writeback_oldest_seconds',
+      help: 'Age of the oldest participant-data write waiting for Genesys',
+      registers: [registry],
+      collect() {
+        this.set((writeBack()?.oldestAgeMs ?? 0) / 1000);
+      },
+    });
+    new Gauge({
+      name: 'pay_ivr_genesys_writeback_dead_letters',
+      help: 'Participant-data writes in the dead-letter list',
+      registers: [registry],
+      collect() {
+        this.set(writeBack()?.deadLetters ?? 0);
+      },
+    });
     for (const st of DIALOGUE_STEPS) {
       for (const c of [this.#stepReached, this.#stepInvalid, this.#stepTimeouts, this.#stepAbandoned]) c.inc({ step: st }, 0);
     }
@@ -194,6 +232,21 @@ export class Metrics implements FunnelMetrics {
   /** Wires the health gauges (backend, store, PSP breakers). */
   watch(probes: HealthProbes): void {
     this.#probes = probes;
+  }
+
+  /** The write-back queue's counters (genesys.platform). */
+  writeBackEvents(): WriteBackEvents {
+    return {
+      written: () => this.#wbWritten.inc(),
+      retried: () => this.#wbRetried.inc(),
+      deadLettered: (reason) => this.#wbDead.inc({ reason: (DEAD_REASONS as readonly string[]).includes(reason) ? reason : 'other' }),
+      refused: () => this.#wbRefused.inc(),
+    };
+  }
+
+  /** Wires the write-back gauges (queued, oldest age, dead letters). */
+  watchWriteBack(status: () => WriteBackStatus): void {
+    this.#writeBack = status;
   }
 
   stepReached(step: DialogueStep): void {

@@ -13,6 +13,8 @@ import { bearerMatches } from './token.js';
 import type { AssistService } from '../assist/service.js';
 import { registerAssistRoutes } from './assist-api.js';
 import { registerAssistPage } from './assist-page.js';
+import type { WriteBackQueue, WriteBackStatus } from '../genesys/platform/write-back.js';
+import { registerWriteBackRoutes } from './write-back-api.js';
 
 export { bearerMatches } from './token.js';
 
@@ -28,6 +30,8 @@ export { bearerMatches } from './token.js';
  *   GET /v1/results/:id              one result, 404 when unknown                     (token)
  *   GET /v1/calls                    live calls (every node with the Redis store)     (token)
  *   /v1/reports/*, /v1/calls/stream  reports (reports-api.ts)                         (token)
+ *   /v1/genesys/dead-letters[/...]   write-back dead letters: list, retry, dismiss
+ *                                    (write-back-api.ts; genesys.platform.enabled)    (token)
  *   GET /, /session                  the reports page and its sign-in (page.ts)
  *   /v1/assist/*, /assist/*          Agent Assist capture API and agent panel (assist-api.ts,
  *                                    assist-page.ts; their own credentials), when configured
@@ -48,6 +52,8 @@ export interface BackendStatus {
   mediaRelay?: 'up' | 'down' | undefined;
   /** Profiles whose PSP is the sandbox (approves without charging); shown on /ready when any. */
   sandboxPsp?: readonly string[] | undefined;
+  /** genesys.platform: the participant-data write-back queue (shown, never a reason to be unready). */
+  genesysWriteBack?: WriteBackStatus | undefined;
 }
 
 /** Above this share of journal.maxSpoolBytes the node is not ready: attempts could soon not be recorded. */
@@ -62,6 +68,8 @@ interface AdminServerOptions {
   backendStatus: () => BackendStatus;
   /** Agent Assist capture (edge.assist); absent: no /v1/assist routes and no panel. */
   assist?: AssistService | undefined;
+  /** genesys.platform: dead letters of the participant-data write-back (/v1/genesys/...). */
+  writeBack?: WriteBackQueue | undefined;
   /** Starts a graceful drain (POST /v1/admin/drain); absent: the route answers 501. */
   drain?: (() => void) | undefined;
   logger: Logger;
@@ -171,7 +179,10 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       // A monitor or load balancer check can tell a node that charges nothing from one that does.
       ...(status.sandboxPsp === undefined || status.sandboxPsp.length === 0 ? {} : { sandboxPsp: [...status.sandboxPsp] }),
     };
-    const body = j === undefined ? base : { ...base, store: j.degraded ? 'degraded' : 'ok', spool: { bytes: j.spoolBytes, maxBytes: j.spoolMaxBytes, pending: j.pending, full: spoolFull } };
+    const withJournal = j === undefined ? base : { ...base, store: j.degraded ? 'degraded' : 'ok', spool: { bytes: j.spoolBytes, maxBytes: j.spoolMaxBytes, pending: j.pending, full: spoolFull } };
+    // Genesys down never makes the node unready: payments go on and the writes wait in the queue.
+    const wb = status.genesysWriteBack;
+    const body = wb === undefined ? withJournal : { ...withJournal, genesysWriteBack: { state: wb.backingOff ? 'backing-off' : 'ok', queued: wb.queued, oldestAgeSeconds: Math.floor(wb.oldestAgeMs / 1000), deadLetters: wb.deadLetters } };
     return reply.code(ready ? 200 : 503).send(body);
   });
 
@@ -237,6 +248,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       return { calls: calls.map((c) => ({ ...c, step: opts.reports?.events.stepOf(c.id)?.step })) };
     });
     if (opts.reports !== undefined) registerReportRoutes(v1, opts.reports);
+    if (opts.writeBack !== undefined) registerWriteBackRoutes(v1, opts.writeBack);
 
     // Graceful drain: answered at once; the node exits by itself when its calls are done.
     v1.post('/admin/drain', async (_request, reply) => {

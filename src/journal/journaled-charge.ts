@@ -29,6 +29,8 @@ export interface JournaledChargeRequest {
   attempt: number;
   /** Agent-assisted capture or IVR call (default): the mode of a result reconciliation writes. */
   mode?: 'automated' | 'agent';
+  /** Genesys conversation id, kept in the attempt record (reconciliation's result carries it). */
+  conversationId?: string | undefined;
   /** Non-card context for the PSP. */
   metadata: Readonly<Record<string, string>>;
 }
@@ -70,6 +72,7 @@ export async function chargeWithJournal(req: JournaledChargeRequest): Promise<Jo
         last4,
         attempt: req.attempt,
         ...(req.mode === undefined ? {} : { mode: req.mode }),
+        ...(req.conversationId === undefined ? {} : { conversationId: req.conversationId }),
       });
     } catch (e) {
       log.error({ err: describeError(e), attempt: req.attempt }, 'charge not sent: the attempt could not be journaled');

@@ -134,6 +134,7 @@ export class Reconciler {
         outcome: 'error',
         mode: a.mode ?? 'automated',
         currency: a.currency,
+        ...(a.conversationId === undefined ? {} : { conversationId: a.conversationId }),
         amount: a.amount,
         reference: a.reference,
         attempts: { charges: a.attempt, declines: 0, invalidEntries: 0 },

@@ -40,6 +40,11 @@ export interface JournalAttempt {
   attempt: number;
   /** Who keyed the card: an IVR call (absent: older records) or an agent-assisted capture. */
   mode?: 'automated' | 'agent' | undefined;
+  /**
+   * Genesys conversation of the call, when known: a result reconciliation writes for a call that
+   * left none (kill -9 right after the charge) still reaches the conversation (write-back).
+   */
+  conversationId?: string | undefined;
   createdAt: string;
   state: 'open' | 'settled';
   outcome?: AttemptOutcome | undefined;

@@ -245,7 +245,52 @@ async function refreshHistory() {
 }
 
 async function refreshReports() {
-  await Promise.all([refreshToday(), refreshHistory()]);
+  await Promise.all([refreshToday(), refreshHistory(), refreshWriteBack()]);
+}
+
+// ---- Genesys write-back (genesys.platform): the queue and its dead letters --------------------
+
+async function writeBackAction(callRef, how) {
+  const path = `/v1/genesys/dead-letters/${encodeURIComponent(callRef)}${how === 'retry' ? '/retry' : ''}`;
+  await fetch(path, { method: how === 'retry' ? 'POST' : 'DELETE', credentials: 'same-origin' });
+  await refreshWriteBack();
+}
+
+async function refreshWriteBack() {
+  const r = await fetch('/v1/genesys/dead-letters', { credentials: 'same-origin', headers: { accept: 'application/json' } });
+  // 404: the write-back is off on this node (genesys.platform.enabled false).
+  if (!r.ok) return;
+  const { queue, deadLetters } = await r.json();
+  $('writeback').hidden = false;
+  $('wb-queue').textContent = `${queue.queued} queued, oldest ${queue.oldestAgeSeconds} s, ${queue.deadLetters} dead letters${queue.state === 'backing-off' ? ', Genesys not answering: retrying' : ''}`;
+  const body = $('wb-dead').tBodies[0];
+  body.replaceChildren();
+  if (deadLetters.length === 0) {
+    const tr = document.createElement('tr');
+    tr.className = 'empty';
+    cell(tr, 'No dead letter').colSpan = 7;
+    body.appendChild(tr);
+    return;
+  }
+  for (const d of deadLetters) {
+    const tr = document.createElement('tr');
+    tr.dataset.deadLetter = d.callRef;
+    cell(tr, d.conversationId);
+    cell(tr, d.callRef);
+    cell(tr, d.outcome);
+    cell(tr, `${d.reason}: ${d.lastError ?? ''}`);
+    cell(tr, String(d.tries), 'num');
+    cell(tr, localTime(d.deadAt));
+    const td = cell(tr, '');
+    for (const how of ['retry', 'dismiss']) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.textContent = how === 'retry' ? 'Retry' : 'Dismiss';
+      b.onclick = () => void writeBackAction(d.callRef, how);
+      td.appendChild(b);
+    }
+    body.appendChild(tr);
+  }
 }
 
 // ---- start ------------------------------------------------------------------------------------

@@ -1,0 +1,69 @@
+import type { PaymentResult } from '../../domain/outcome.js';
+import type { LiveCallInfo, LiveCallState, ResultStore, StoredResult } from '../../store/types.js';
+import type { WriteBackQueue } from './write-back.js';
+
+/**
+ * The result store with the participant-data write-back in front: every saved result that
+ * carries a conversation id (the call's `charged` and `ended` records, agent-assisted captures,
+ * results written at start-up for calls a crash left, and every change made by reconciliation)
+ * is queued for Genesys. saveResult resolves only once the write is in the durable queue and the
+ * result is saved, so a result reported saved always has its write queued (kill -9 after it
+ * loses neither). One place for every writer of results: they all save through this store.
+ */
+export class WriteBackResultStore implements ResultStore {
+  readonly kind: ResultStore['kind'];
+  readonly #inner: ResultStore;
+  readonly #queue: WriteBackQueue;
+
+  constructor(inner: ResultStore, queue: WriteBackQueue) {
+    this.kind = inner.kind;
+    this.#inner = inner;
+    this.#queue = queue;
+  }
+
+  async saveResult(r: PaymentResult & { id: string }): Promise<void> {
+    // Side by side: the queue never throws (a write it cannot take is logged and counted).
+    const [, saved] = await Promise.allSettled([this.#queue.enqueueResult(r), this.#inner.saveResult(r)]);
+    if (saved.status === 'rejected') throw saved.reason;
+  }
+
+  getById(id: string): Promise<StoredResult | undefined> {
+    return this.#inner.getById(id);
+  }
+
+  getByReference(reference: string): Promise<StoredResult[]> {
+    return this.#inner.getByReference(reference);
+  }
+
+  getByConversationId(conversationId: string): Promise<StoredResult[]> {
+    return this.#inner.getByConversationId(conversationId);
+  }
+
+  recent(limit: number): Promise<StoredResult[]> {
+    return this.#inner.recent(limit);
+  }
+
+  liveCallStarted(info: LiveCallInfo): Promise<void> {
+    return this.#inner.liveCallStarted(info);
+  }
+
+  liveCallState(id: string, state: LiveCallState, extra?: Pick<LiveCallInfo, 'charge'>): Promise<void> {
+    return this.#inner.liveCallState(id, state, extra);
+  }
+
+  liveCallEnded(id: string): Promise<void> {
+    return this.#inner.liveCallEnded(id);
+  }
+
+  liveCalls(): Promise<LiveCallInfo[]> {
+    return this.#inner.liveCalls();
+  }
+
+  ping(): Promise<boolean> {
+    return this.#inner.ping();
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+}
