@@ -22,6 +22,7 @@ export const E2E_LANE_A = [
 /** Lane B: everything else that binds fixed ports or starts real peers. */
 export const E2E_LANE_B = [
   'test/edge-b2bua.test.ts',
+  'test/e2e-conference.test.ts',
   'test/edge-config.test.ts',
   'test/edge-assist-e2e.test.ts',
   'test/sip-uac.test.ts',

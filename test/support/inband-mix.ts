@@ -6,6 +6,7 @@ import type { DtmfDigit } from '../../src/domain/dtmf.js';
 import { decode, encode, type G711Codec } from '../../src/telephony/embedded/media/g711.js';
 import { InbandDtmfDetector } from '../../src/telephony/embedded/media/goertzel-dtmf.js';
 import { parseWav } from '../../src/telephony/embedded/media/wav.js';
+import type { Packet } from './dtmf-pcap.js';
 import { prng } from './rtp-peer.js';
 import { requireTool } from './tools.js';
 
@@ -278,4 +279,41 @@ export function conditionMixes(c: MixCondition, speech: readonly Float64Array[] 
     out.push({ samples: toPcm16(mix(samples, shifted, noise)), plan, starts });
   }
   return out;
+}
+
+/**
+ * The caller's side of a conference leg as RTP: PCMU audio only (no telephone-event packet) in
+ * which each key of `steps` sounds as tones at the plan's levels, mixed with the agent's speech
+ * (looped) at `speechDbm0` and comfort noise, one packet per 20 ms. For writeRtpPcap.
+ */
+export function buildInbandRtp(
+  steps: readonly ({ keys: string } | { pauseMs: number })[],
+  o: { toneMs: number; gapMs: number; lowDbm0: number; highDbm0: number; speechDbm0: number; noiseDbm0: number; leadMs?: number; tailMs?: number },
+): Packet[] {
+  const ms = (n: number): number => Math.round((n * RATE) / 1000);
+  const parts: Float64Array[] = [new Float64Array(ms(o.leadMs ?? 400))];
+  for (const s of steps) {
+    if ('pauseMs' in s) {
+      parts.push(new Float64Array(ms(s.pauseMs)));
+      continue;
+    }
+    for (const k of s.keys) parts.push(keyTone(k as DtmfDigit, o.toneMs, o.lowDbm0, o.highDbm0), new Float64Array(ms(o.gapMs)));
+  }
+  parts.push(new Float64Array(ms(o.tailMs ?? 400)));
+  const keys = concatF(parts);
+  const speech = concatF(agentSpeech(o.speechDbm0));
+  const pcm = toPcm16(mix(keys, speech, comfortNoise(keys.length, o.noiseDbm0)));
+  const payload = encode('PCMU', pcm);
+  const packets: Packet[] = [];
+  const ssrc = 0x2c0f3e11;
+  for (let i = 0, f = 0; i + 160 <= payload.length; i += 160, f++) {
+    const h = Buffer.alloc(12);
+    h[0] = 0x80;
+    h[1] = f === 0 ? 0x80 : 0; // marker on the first packet; PT 0 (PCMU)
+    h.writeUInt16BE((3000 + f) & 0xffff, 2);
+    h.writeUInt32BE((48_000 + f * 160) >>> 0, 4);
+    h.writeUInt32BE(ssrc, 8);
+    packets.push({ timeUs: f * 20_000, rtp: Buffer.concat([h, payload.subarray(i, i + 160)]) });
+  }
+  return packets;
 }
