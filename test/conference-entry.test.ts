@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { configSchema, type GenesysConfig } from '../src/config/schema.js';
-import { CONFERENCE_LEG_DETAIL, handBackMethod, parseEntryMode, resolveEntryMode } from '../src/domain/entry.js';
+import { CONFERENCE_LEG_DETAIL, handBackMethod, parseEntryMode, readbackFor, resolveEntryMode } from '../src/domain/entry.js';
+import { dialogueSettings } from '../src/config/profiles.js';
 import { OUTCOMES } from '../src/domain/outcome.js';
 import { extractContext } from '../src/genesys/context.js';
 import { resolveContext } from '../src/genesys/resolve-context.js';
@@ -43,6 +44,19 @@ describe('entry mode: the hand-back rule (domain)', () => {
     expect(['conf', 'CONF', 'conference', ' Conference '].map(parseEntryMode)).toEqual(['conference', 'conference', 'conference', 'conference']);
     expect(['transfer', 'xfer'].map(parseEntryMode)).toEqual(['transfer', 'transfer']);
     expect(['', 'yes', 'confer', '1'].map(parseEntryMode)).toEqual([undefined, undefined, undefined, undefined]);
+  });
+});
+
+describe('entry mode: a conference reads back masked digits only', () => {
+  it('expiry and security code readbacks are off in a conference whatever the profile says; transfer keeps the profile', () => {
+    const all = { amount: true, pan: true, expiry: true, securityCode: true };
+    expect(readbackFor('conference', all)).toEqual({ amount: true, pan: true, expiry: false, securityCode: false });
+    expect(readbackFor('transfer', all)).toEqual(all);
+    const cfg = configSchema.parse({ profiles: { default: { entry: 'conference', readback: all }, plain: { readback: all } } });
+    expect(dialogueSettings(cfg.profiles.default!).readback).toEqual({ amount: true, pan: true, expiry: false, securityCode: false });
+    expect(dialogueSettings(cfg.profiles.plain!).readback).toEqual(all);
+    // The call's entry (context entry=conf) decides, not only the profile's.
+    expect(dialogueSettings(cfg.profiles.plain!, undefined, { currency: 'EUR', minAmount: 1, maxAmount: 10, entry: 'conference' }).readback.expiry).toBe(false);
   });
 });
 
@@ -204,7 +218,8 @@ describe('a conference leg end to end through the controller (scripted call)', (
     const store = new MemoryStore();
     const call = new ScriptedCall(
       { 'user-to-user': `${encodeUuiHex('acct=C-1|amt=12.00|ref=INV-1|mode=agent')};encoding=hex`, 'x-inin-cnv': 'cnv-1234' },
-      ['1', '4242424242424242#', '1', '1234', '1', '737'],
+      // Amount confirmed, card, its masked readback confirmed, expiry (no readback in a conference), CVV.
+      ['1', '4242424242424242#', '1', '1234', '737'],
     );
     const controller = new CallController(call, { config, logger: silentLogger, store, metrics: new Metrics(), gatewayFor: () => gateway });
     const result = await controller.run();

@@ -8,7 +8,7 @@ import { startApp, type App } from '../src/app.js';
 import { CONFERENCE_LEG_DETAIL } from '../src/domain/entry.js';
 import { runGenesysCall, type GenesysCallResult } from './support/genesys-sipp.js';
 import { writeRtpPcap, FIRST_KEY_PAUSE_MS, type DtmfStep } from './support/dtmf-pcap.js';
-import { cardSteps } from './support/payment-steps.js';
+import { TEST_EXPIRY } from './support/payment-steps.js';
 import { buildInbandRtp, removeAgentSpeech } from './support/inband-mix.js';
 import { e2eNodeConfig, e2eProfile } from './support/app-config.js';
 import { shortPromptsDir } from './support/short-prompts.js';
@@ -34,8 +34,22 @@ const CALLS = [
 const VISA = '4242424242424242';
 const CARD_SECRETS = [VISA, VISA.slice(0, 12), VISA.slice(4)];
 
-/** The caller's keys: amount confirmed (1), card, readback confirmed, expiry, confirmed, CVV. */
-const STEPS: DtmfStep[] = [{ pauseMs: FIRST_KEY_PAUSE_MS }, { keys: '1' }, { pauseMs: 1_000 }, ...cardSteps(VISA, { cvc: '737' })];
+/**
+ * The caller's keys: amount confirmed (1), card, its masked readback confirmed (1), expiry, CVV.
+ * A conference reads back masked digits only: no expiry readback to confirm (domain/entry.ts).
+ */
+const STEPS: DtmfStep[] = [
+  { pauseMs: FIRST_KEY_PAUSE_MS },
+  { keys: '1' },
+  { pauseMs: 1_000 },
+  { keys: `${VISA}#` },
+  { pauseMs: 600 },
+  { keys: '1' },
+  { pauseMs: 600 },
+  { keys: TEST_EXPIRY },
+  { pauseMs: 600 },
+  { keys: '737' },
+];
 /** Keys 2 dB above the agent's speech, high group 2 dB up, over comfort noise (test/support/inband-mix.ts). */
 const MIX = { toneMs: 100, gapMs: 120, lowDbm0: -12, highDbm0: -10, speechDbm0: -15, noiseDbm0: -55 };
 

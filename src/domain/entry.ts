@@ -35,6 +35,15 @@ export function handBackMethod(entry: EntryMode, outcome: Outcome): HandBackMeth
 }
 
 /**
+ * What the dialogue may read back in a conference: the agent hears every prompt, so nothing but
+ * masked digits (the card number is always read as its last 4, domain/readback.ts). The expiry
+ * and security code readbacks are off whatever the profile says; the amount stays (not card data).
+ */
+export function readbackFor<R extends { expiry: boolean; securityCode: boolean }>(entry: EntryMode, readback: R): R {
+  return entry === 'conference' ? { ...readback, expiry: false, securityCode: false } : readback;
+}
+
+/**
  * The entry mode of a call: the context's `entry=` field when it was sent and read, else the
  * profile's setting. The context wins because the flow or script that dialed pay-ivr knows how it
  * did; the profile's setting is for numbers only ever conferenced in.
