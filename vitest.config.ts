@@ -24,6 +24,7 @@ export const E2E_LANE_A = [
 export const E2E_LANE_B = [
   'test/edge-b2bua.test.ts',
   'test/fail-closed-app.test.ts',
+  'test/e2e-conference.test.ts',
   'test/edge-config.test.ts',
   'test/edge-assist-e2e.test.ts',
   'test/sip-uac.test.ts',

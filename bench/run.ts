@@ -33,7 +33,7 @@ process.on('SIGTERM', () => {
 });
 
 /** The real peers each benchmark drives: a missing one is said in one line before it starts. */
-const TOOLS: Record<string, Tool[]> = { 'sipp-load': ['sipp'], 'product-load': ['sipp', 'tshark'], 'edge-relay': ['sipp', 'rtpengine'] };
+const TOOLS: Record<string, Tool[]> = { 'sipp-load': ['sipp'], 'product-load': ['sipp', 'tshark'], 'edge-relay': ['sipp', 'rtpengine'], 'inband-mix': ['espeak-ng', 'sox'] };
 
 function run(name: string, args: string[]): Promise<number> {
   try {

@@ -6,13 +6,14 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import * as sdpTransform from 'sdp-transform';
+import { encode } from '../src/telephony/embedded/media/g711.js';
 import { isPayIvrError } from '../src/errors.js';
 import { silentLogger } from '../src/log.js';
 import type { DtmfSource } from '../src/telephony/types.js';
 import type { DtmfDigit } from '../src/domain/dtmf.js';
 import { MediaEngine, type MediaEngineOptions, type MediaSession } from '../src/telephony/embedded/media/engine.js';
 import { writeWavPcm16 } from '../src/telephony/embedded/media/wav.js';
-import { encodedPrompt, expectPromptSequence, readPcapRtp, RtpPeer, type ReceivedRtp, type RtpPeerOptions } from './support/rtp-peer.js';
+import { dtmfEventCode, dtmfPcm, encodedPrompt, expectPromptSequence, readPcapRtp, RtpPeer, type ReceivedRtp, type RtpPeerOptions } from './support/rtp-peer.js';
 
 // Ports: engines 32100-32399, peers 32500-32899.
 const REAL_PROMPTS = join(import.meta.dirname, '..', 'prompts');
@@ -390,6 +391,47 @@ describe('DTMF', () => {
     await p2.waitFor(() => digits2.length >= 1, 3000, 'digit');
     await sleep(100);
     expect(digits2).toEqual([['8', 'rfc4733']]);
+  });
+
+  it('a conference leg (listenForInbandKeys): tones are keys even with telephone-event, and a key sent both ways counts once', async () => {
+    const p = await peer();
+    const s = track(engine.createSession());
+    const digits = collectDigits(s);
+    s.listenForInbandKeys();
+    connect(s, p);
+    expect(s.telephoneEvent).toBe(true);
+    // Tones only (Genesys's mix), then RFC 4733 only, then both for the same press (an endpoint
+    // that sends events and leaves the tone in the audio), then the same key again both ways.
+    await p.sendTone('7', 100);
+    await p.sendDigit('8');
+    await sleep(200);
+    p.stop();
+    const both = async (digit: DtmfDigit): Promise<void> => {
+      const tone = encode(p.codec, dtmfPcm(digit, 100, { amplitude: 6000 }));
+      const eventTs = p.ts;
+      const code = dtmfEventCode(digit);
+      for (let i = 0; i < 5 + 3 + 6; i++) {
+        const audio = i < 5 ? tone.subarray(i * 160, (i + 1) * 160) : Buffer.alloc(160, 0xff);
+        p.sendRaw(p.packet(p.payloadType, false, p.seq, p.ts, Buffer.from(audio)));
+        p.seq = (p.seq + 1) & 0xffff;
+        p.ts = (p.ts + 160) >>> 0;
+        if (i < 5 + 3) {
+          const duration = Math.min(i + 1, 5) * 160;
+          p.sendRaw(p.packet(p.telephoneEventPt, i === 0, p.seq, eventTs, Buffer.from([code, (i >= 5 ? 0x80 : 0) | 10, duration >> 8, duration & 0xff])));
+          p.seq = (p.seq + 1) & 0xffff;
+        }
+        await sleep(20);
+      }
+    };
+    await both('4');
+    await both('4');
+    await both('#');
+    await sleep(300);
+    expect(digits.map((d) => d[0]).join('')).toBe('7844#');
+    expect(digits.slice(0, 2)).toEqual([
+      ['7', 'inband'],
+      ['8', 'rfc4733'],
+    ]);
   });
 
   it('SIP INFO digits come out of the same event', async () => {

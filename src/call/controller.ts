@@ -12,6 +12,7 @@ import { encodeResultUui, buildReferTo, selectHandBackTarget } from '../genesys/
 import { resolveContext, type ResolvedContext } from '../genesys/resolve-context.js';
 import type { ContextProblem } from '../domain/outcome.js';
 import { DialogueRunner, type ChargeFn } from './dialogue-runner.js';
+import { handBackMethod, type EntryMode } from '../domain/entry.js';
 import { describeError } from '../errors.js';
 import { chargeWithJournal } from '../journal/journaled-charge.js';
 import type { PaymentJournal } from '../journal/index.js';
@@ -92,9 +93,12 @@ export class CallController {
     let dres: DialogueResult;
     let pspMs = 0;
     try {
+      // A conference mix may carry the caller's keys as audio only, whatever the SDP negotiated:
+      // listening starts before the answer so the first key is not missed.
+      if (resolved.entry === 'conference') this.#call.listenForInbandKeys?.();
       await this.#call.answer();
       segment?.answered();
-      log.info({ mode: ctx.mode, identified: ctx.identified, uui: ctx.uuiStatus }, 'call answered');
+      log.info({ mode: ctx.mode, entry: resolved.entry, identified: ctx.identified, uui: ctx.uuiStatus }, 'call answered');
       if (badContext !== undefined) {
         log.warn({ why: badContext }, 'bad call context: handing back at once with outcome error');
         throw new BadContext(badContext);
@@ -133,7 +137,7 @@ export class CallController {
         if (outcome.status === 'declined') declines += 1;
         // The result exists as soon as the outcome is known, before the caller hears it.
         await this.#saveResult({
-          ...this.#baseResult(ctx, selected.name, req.currency),
+          ...this.#baseResult(ctx, resolved.entry, selected.name, req.currency),
           outcome: PROVISIONAL_OUTCOME[outcome.status],
           amount: req.amount,
           brand: req.brand,
@@ -185,7 +189,7 @@ export class CallController {
     // A dialogue the node cut short (drain deadline) saw a "hangup" that the caller never made.
     const cutByNode = this.#endedByNode && this.#call.state !== 'ended';
     const result: PaymentResult = {
-      ...this.#baseResult(ctx, selected.name, dres.currency),
+      ...this.#baseResult(ctx, resolved.entry, selected.name, dres.currency),
       outcome: cutByNode && dres.outcome === 'hangup' ? 'error' : dres.outcome,
       amount: dres.amount,
       amountSource: dres.amountSource,
@@ -268,8 +272,8 @@ export class CallController {
   }
 
   /** Fields of the result that come from the context, the same in every version of the record. */
-  #baseResult(ctx: CallContext, profile: string, currency: string): Pick<PaymentResult, 'mode' | 'currency' | 'reference' | 'accountId' | 'conversationId' | 'callId' | 'profile' | 'origin'> {
-    return { mode: ctx.mode, currency, reference: ctx.reference, accountId: ctx.accountId, conversationId: ctx.conversationId, callId: this.#call.callId, profile, origin: 'call' };
+  #baseResult(ctx: CallContext, entry: EntryMode, profile: string, currency: string): Pick<PaymentResult, 'mode' | 'entry' | 'currency' | 'reference' | 'accountId' | 'conversationId' | 'callId' | 'profile' | 'origin'> {
+    return { mode: ctx.mode, entry, currency, reference: ctx.reference, accountId: ctx.accountId, conversationId: ctx.conversationId, callId: this.#call.callId, profile, origin: 'call' };
   }
 
   async #saveResult(result: PaymentResult, log: Logger): Promise<void> {
@@ -299,6 +303,14 @@ export class CallController {
   async #handBack(result: PaymentResult, ctx: CallContext, resolved: ResolvedContext, profile: Profile, log: Logger): Promise<NonNullable<PaymentResult['handBack']>> {
     const { config, metrics } = this.#deps;
     const language = ctx.language ?? profile.language;
+    const method = handBackMethod(resolved.entry, result.outcome);
+    if (method.kind === 'bye') {
+      // A conference leg: the result was announced to the caller and the agent; there is nobody to
+      // transfer (they are together), so pay-ivr leaves the conference.
+      await this.#call.hangup({ protocol: 'SIP', ...method.reason }).catch(() => undefined);
+      log.info({ outcome: result.outcome }, 'conference leg ended with BYE (no REFER)');
+      return { target: '', status: 'skipped', detail: method.detail };
+    }
     let target: string;
     let referTo: string;
     try {

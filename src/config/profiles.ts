@@ -1,4 +1,5 @@
 import type { Config, Profile } from './schema.js';
+import { readbackFor, type EntryMode } from '../domain/entry.js';
 import type { DialogueSettings } from '../domain/dialogue/types.js';
 
 interface SelectedProfile {
@@ -29,6 +30,8 @@ interface ChargeCurrency {
   currency: string;
   minAmount: number;
   maxAmount: number;
+  /** The call's entry mode (a conference leg reads back masked digits only). */
+  entry?: EntryMode;
 }
 
 /**
@@ -46,7 +49,7 @@ export function dialogueSettings(profile: Profile, language?: 'fr-FR' | 'en-US',
     securityCode: profile.securityCode,
     maxDeclines: profile.maxDeclines,
     attempts: profile.attempts,
-    readback: profile.readback,
+    readback: readbackFor(charge?.entry ?? profile.entry, profile.readback),
     timeouts: { firstDigitMs: profile.timeouts.firstDigitMs, interDigitMs: profile.timeouts.interDigitMs },
   };
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { BRANDS } from '../domain/brand.js';
 import { OUTCOMES } from '../domain/outcome.js';
+import { ENTRY_MODES } from '../domain/entry.js';
 import { currencyExponent } from '../domain/money.js';
 import { ALLOW_LIST_ENTRY_PROBLEM, parseCidr } from '../net/cidr.js';
 import { HOST_PORT, isValidNumberPattern, sipTargetOf } from '../net/sip-target.js';
@@ -235,6 +236,8 @@ const uuiKeysSchema = z.strictObject({
   language: z.string().default('lang'),
   identified: z.string().default('ident'),
   profile: z.string().default('profile'),
+  /** How pay-ivr entered the conversation: `entry=conf` for a conference leg an agent placed (docs/genesys.md). */
+  entry: z.string().default('entry'),
 });
 
 /** Key names of the result UUI (pay-ivr -> Genesys); see docs/genesys.md for each. */
@@ -389,6 +392,13 @@ const profileSchema = z.strictObject({
    * without the rejected fields (the caller enters the amount when it was the one rejected).
    */
   onBadContext: z.enum(['hand-back', 'enter-amount']).default('hand-back'),
+  /**
+   * How calls of this profile reach pay-ivr (docs/genesys.md): 'transfer' (handed back with a
+   * REFER) or 'conference' (an agent conferenced pay-ivr in: the result is announced, then pay-ivr
+   * leaves with a BYE, never a REFER, and keys are also listened for in the audio). The UUI
+   * `entry=` field overrides it per call.
+   */
+  entry: z.enum(ENTRY_MODES).default('transfer'),
   /** Where the amount comes from: the UUI amount, a "pay full balance or another amount" choice, or always entered. */
   amountSource: z.enum(['context', 'choice', 'entered']).default('context'),
   minAmount: z.number().int().min(0, 'must be >= 0').default(100),

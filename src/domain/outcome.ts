@@ -1,3 +1,5 @@
+import type { EntryMode } from './entry.js';
+
 /** The one outcome vocabulary: REFER UUI, logs, reports and metrics. */
 export const OUTCOMES = [
   'approved',
@@ -50,7 +52,7 @@ export const CONTEXT_PROBLEMS = [
   'currency-not-accepted', // a known code, but neither the profile's nor one it accepts
   'bad-amount', // not a plain decimal, too many decimals for the currency, zero, or too large
   'amount-out-of-range', // outside the profile's minimum/maximum for that currency
-  'bad-field', // mode, ident, lang, profile, acct, ref or agent that does not parse
+  'bad-field', // mode, ident, lang, profile, entry, acct, ref or agent that does not parse
   'return-refused', // ret= is not one of the allowed hand-back targets
 ] as const;
 export type ContextProblem = (typeof CONTEXT_PROBLEMS)[number];
@@ -68,6 +70,8 @@ type ErrorReason = ContextProblem | 'node-drained';
 export interface PaymentResult {
   outcome: Outcome;
   mode: CallMode;
+  /** How pay-ivr entered the conversation (transfer or conference leg); absent on older records. */
+  entry?: EntryMode | undefined;
   currency: string;
   amount?: number | undefined;
   reference?: string | undefined;

@@ -1,6 +1,7 @@
 import type { GenesysConfig } from '../config/schema.js';
 import { currencyExponent } from '../domain/money.js';
 import type { ContextProblem } from '../domain/outcome.js';
+import { parseEntryMode, type EntryMode } from '../domain/entry.js';
 import { decodeUuiHeader } from './uui.js';
 
 /** A context field that was rejected. The value is never kept when it could be card data. */
@@ -38,6 +39,8 @@ export interface CallContext {
   language?: 'fr-FR' | 'en-US';
   /** Missing `ident` means identified; a rejected one means not identified (fail closed). */
   identified: boolean;
+  /** `entry=`: how pay-ivr entered the conversation (conference leg or transfer); absent = the profile's. */
+  entry?: EntryMode;
   /** Profile name asked for by the UUI (must exist in the configuration: the caller checks). */
   profile?: string;
   conversationId?: string;
@@ -241,6 +244,12 @@ export function extractContext(headerLookup: (name: string) => string | undefine
     // Sent but unusable (or sent twice): never assume the caller was identified.
     ctx.identified = false;
     if (identText !== undefined) reject(k.identified, 'bad-field', identText);
+  }
+  const entryText = get(k.entry);
+  if (entryText !== undefined) {
+    const entry = parseEntryMode(entryText);
+    if (entry !== undefined) ctx.entry = entry;
+    else reject(k.entry, 'bad-field', entryText);
   }
   const profile = get(k.profile);
   if (profile !== undefined) {

@@ -1,6 +1,7 @@
 import type { GenesysConfig, Profile } from '../config/schema.js';
 import { currencyExponent, MAX_MAJOR } from '../domain/money.js';
 import { CONTEXT_PROBLEMS, type ContextProblem } from '../domain/outcome.js';
+import { resolveEntryMode, type EntryMode } from '../domain/entry.js';
 import { rejectedField, type CallContext, type RejectedField } from './context.js';
 import { resolveReturnTarget, type AllowedReturnTarget } from './return-target.js';
 
@@ -17,6 +18,8 @@ export interface ResolvedContext {
   maxAmount: number;
   /** The amount due, minor units of `currency`; undefined when absent or rejected. */
   amount?: number;
+  /** How pay-ivr entered the conversation: the context's `entry=`, else the profile's setting. */
+  entry: EntryMode;
   /** The return target `ret=` picked, when it is an allowed one. */
   returnTarget?: AllowedReturnTarget;
   /** Every rejected field: the context's own plus the ones found against the profile. */
@@ -50,7 +53,7 @@ export function resolveContext(
 ): ResolvedContext {
   const { profile } = selected;
   const rejected = [...ctx.rejected];
-  const out: ResolvedContext = { currency: profile.currency, minAmount: profile.minAmount, maxAmount: profile.maxAmount, rejected };
+  const out: ResolvedContext = { currency: profile.currency, minAmount: profile.minAmount, maxAmount: profile.maxAmount, entry: resolveEntryMode(profile.entry, ctx.entry), rejected };
 
   // A profile the context names but the configuration lacks: the called number chose instead.
   if (ctx.profile !== undefined && ctx.profile !== selected.name) rejected.push(rejectedField(keys.profile, 'bad-field', ctx.profile));

@@ -107,6 +107,7 @@ export class SegmentRecorder {
       node: this.#o.node,
       profile: this.#o.profile,
       mode: this.#o.mode,
+      ...(result.entry !== undefined ? { entry: result.entry } : {}),
       language: this.#o.language,
       startedAt: this.#startedAt.toISOString(),
       ...(this.#answeredAt !== undefined ? { answeredAt: this.#answeredAt } : {}),

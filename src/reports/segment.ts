@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { AMOUNT_SOURCES, CALL_MODES, DECLINE_CLASSES, OUTCOMES, type AmountSource, type DeclineClass, type Outcome } from '../domain/outcome.js';
 import { DIALOGUE_STEPS, type DialogueStep } from '../domain/dialogue/steps.js';
 import { findCardData } from '../domain/card-data-guard.js';
+import { ENTRY_MODES, type EntryMode } from '../domain/entry.js';
 import { PayIvrError } from '../errors.js';
 
 /**
@@ -28,6 +29,8 @@ export interface SegmentRecord {
   node: string;
   profile: string;
   mode: SegmentMode;
+  /** IVR calls: how pay-ivr entered the conversation (transfer or conference leg). */
+  entry?: EntryMode | undefined;
   language: string;
   startedAt: string;
   answeredAt?: string | undefined;
@@ -61,6 +64,7 @@ const segmentSchema = z.strictObject({
   node: word,
   profile: word,
   mode: z.enum(SEGMENT_MODES),
+  entry: z.enum(ENTRY_MODES).optional(),
   language: z.string().regex(/^[a-z]{2}(-[A-Z]{2})?$/),
   startedAt: iso,
   answeredAt: iso.optional(),

@@ -132,6 +132,12 @@ export interface InboundCall extends TypedEmitter<CallEvents> {
   refer(referTo: string, options?: { timeoutMs?: number }): Promise<ReferResult>;
   /** BYE (or nothing when already ended). Idempotent. */
   hangup(reason?: HangupReason): Promise<void>;
+  /**
+   * Listen for in-band key tones in the caller's audio too, even when RFC 4733 telephone-event
+   * was negotiated (a conference mix may carry keys as audio only). A key seen both ways counts
+   * once. Backends without it leave it out (the caller's keys then arrive as negotiated).
+   */
+  listenForInbandKeys?(): void;
   /** The answered dialog, for the journal (backends that can end a stored dialog after a restart). */
   dialogState?(): StoredDialog | undefined;
 }

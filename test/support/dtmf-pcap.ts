@@ -50,7 +50,7 @@ function eventCode(key: string): number {
   return c;
 }
 
-interface Packet {
+export interface Packet {
   timeUs: number;
   rtp: Buffer;
 }
@@ -131,7 +131,11 @@ export function buildDtmfRtp(steps: readonly DtmfStep[], opts: DtmfPcapOptions =
 
 /** Ethernet/IPv4/UDP framing around each RTP packet (pcap link type 1), as SIPp's pcap reader expects. */
 export function writeDtmfPcap(path: string, steps: readonly DtmfStep[], opts: DtmfPcapOptions = {}): { packets: number; durationMs: number } {
-  const packets = buildDtmfRtp(steps, opts);
+  return writeRtpPcap(path, buildDtmfRtp(steps, opts));
+}
+
+/** Writes RTP packets (one stream, already sequenced and timed) as a pcap SIPp's `play_pcap_audio` replays. */
+export function writeRtpPcap(path: string, packets: readonly Packet[]): { packets: number; durationMs: number } {
   const global = Buffer.alloc(24);
   global.writeUInt32LE(0xa1b2c3d4, 0);
   global.writeUInt16LE(2, 4);

@@ -64,6 +64,11 @@ export class FakeMediaSession extends TypedEmitter<MediaSessionEvents> implement
     this.#stop?.('stopped');
     this.#stop = undefined;
   }
+  /** True once the call asked for in-band keys too (conference legs). */
+  inbandKeys = false;
+  listenForInbandKeys(): void {
+    this.inbandKeys = true;
+  }
   injectDigit(digit: DtmfDigit, source: DtmfSource): void {
     this.emit('digit', digit, source);
   }

@@ -8,7 +8,7 @@ import { requireTool } from './tools.js';
 /** Runs one of the sipp-scenarios/genesys scenarios as the Genesys side of a call. */
 
 export interface GenesysCallOptions {
-  scenario: 'payment' | 'refer-refused' | 'caller-hangup' | 'payment-or-bye';
+  scenario: 'payment' | 'refer-refused' | 'caller-hangup' | 'payment-or-bye' | 'conference';
   /** Where pay-ivr listens (PAYIVR_E2E_TARGET=host:port runs the same suite against a real stack). */
   target: string;
   /** The ASCII UUI (the test hex-encodes it with the 00 discriminator). Undefined: no UUI header. */
@@ -23,6 +23,8 @@ export interface GenesysCallOptions {
   /** caller-hangup: ms after the answer. */
   hangupMs?: number;
   timeoutS?: number;
+  /** Writes the caller's audio pcap at the path instead of `steps` as RFC 2833 events (in-band keys); returns its length in ms. */
+  pcap?: (path: string) => number;
   /** SIP transport of the Genesys side (default UDP). */
   transport?: 'udp' | 'tcp';
 }
@@ -33,7 +35,7 @@ export interface GenesysCallResult {
   /** The decoded ASCII of the User-to-User carried in the Refer-To. */
   resultUui?: string | undefined;
   byeReason?: string | undefined;
-  /** payment-or-bye: the Reason of the BYE pay-ivr sent instead of a REFER ('' when none). */
+  /** payment-or-bye, conference: the Reason of the BYE pay-ivr sent instead of a REFER ('' when none). */
   byeReceived?: string | undefined;
   dir: string;
   output: string;
@@ -67,7 +69,7 @@ export function parseUui(ascii: string): Record<string, string> {
 export async function runGenesysCall(o: GenesysCallOptions): Promise<GenesysCallResult> {
   const dir = mkdtempSync(join(tmpdir(), 'payivr-sipp-'));
   const pcap = join(dir, 'keys.pcap');
-  const { durationMs } = writeDtmfPcap(pcap, o.steps);
+  const durationMs = o.pcap !== undefined ? o.pcap(pcap) : writeDtmfPcap(pcap, o.steps).durationMs;
   const template = readFileSync(resolve('sipp-scenarios/genesys', `${o.scenario}.xml`), 'utf8');
   let xml = template.replace(/play_pcap_audio="[^"]*"/, `play_pcap_audio="${pcap}"`);
   if (o.uui === undefined) xml = xml.replace(/^\s*User-to-User: \[uui\];encoding=hex\r?\n/m, '');

@@ -96,6 +96,10 @@ export class EmbeddedCall extends TypedEmitter<CallEvents> implements InboundCal
     });
   }
 
+  listenForInbandKeys(): void {
+    this.#guard(() => this.#media.listenForInbandKeys());
+  }
+
   get state(): 'offered' | 'answered' | 'ended' {
     return this.#state;
   }

@@ -25,6 +25,11 @@ export interface MediaSessionLike extends TypedEmitter<MediaSessionEvents> {
   updateOffer(offerSdp: string): string | undefined;
   play(fragments: readonly string[], options: PlayOptions): Promise<PlayResult>;
   stopPlay(): void;
+  /**
+   * Keys are also detected as tones in the audio, even with telephone-event negotiated
+   * (conference legs); a key reported both ways counts once. Stays on for the session.
+   */
+  listenForInbandKeys(): void;
   /** Digits that arrived by SIP INFO, merged into the same digit stream. */
   injectDigit(digit: DtmfDigit, source: DtmfSource): void;
   close(): void;

@@ -124,6 +124,9 @@ async function main(port: MessagePort): Promise<void> {
       case 'stop-play':
         sessions.get(m.sid)?.stopPlay();
         return;
+      case 'inband':
+        sessions.get(m.sid)?.listenForInbandKeys();
+        return;
       case 'inject':
         sessions.get(m.sid)?.injectDigit(m.digit, m.source);
         return;

@@ -411,6 +411,10 @@ class RemoteMediaSession extends TypedEmitter<MediaSessionEvents> implements Med
     if (!this.#closed) this.#h.post({ t: 'stop-play', sid: this.#sid });
   }
 
+  listenForInbandKeys(): void {
+    if (!this.#closed) this.#h.post({ t: 'inband', sid: this.#sid });
+  }
+
   injectDigit(digit: DtmfDigit, source: DtmfSource): void {
     if (!this.#closed) this.#h.post({ t: 'inject', sid: this.#sid, digit, source });
   }

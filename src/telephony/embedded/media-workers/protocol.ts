@@ -47,6 +47,7 @@ export type AsyncRequest =
   | { t: 'confirm'; sid: number }
   | { t: 'stop-play'; sid: number }
   | { t: 'inject'; sid: number; digit: DtmfDigit; source: DtmfSource }
+  | { t: 'inband'; sid: number }
   | { t: 'close'; sid: number }
   | { t: 'stop' };
 

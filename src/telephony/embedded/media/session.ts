@@ -9,6 +9,7 @@ import type { DtmfSource, PlayOptions, PlayResult } from '../../types.js';
 import type { DtmfDigit } from '../../../domain/dtmf.js';
 import { decodeInto, G711_SILENCE, type G711Codec } from './g711.js';
 import { InbandDtmfDetector } from './goertzel-dtmf.js';
+import { KeyMerger } from './key-merger.js';
 import type { PacedStream, Pacer } from './pacer.js';
 import type { Prompt, PromptLibrary } from './prompt-library.js';
 import { Rfc4733Receiver } from './rfc4733.js';
@@ -125,6 +126,8 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
   #play: Playback | undefined;
   readonly #rfc4733 = new Rfc4733Receiver();
   #inband: InbandDtmfDetector | undefined;
+  /** Set by listenForInbandKeys(): in-band detection whatever was negotiated, keys merged across sources. */
+  #merger: KeyMerger | undefined;
   #pcm = new Int16Array(SAMPLES_PER_FRAME);
   readonly #rx = newRtpHeader();
   #closed = false;
@@ -153,7 +156,7 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
     return this.#media?.codec;
   }
 
-  /** True when RFC 4733 telephone-event was negotiated (in-band detection is off then). */
+  /** True when RFC 4733 telephone-event was negotiated (in-band detection is off then, unless listenForInbandKeys()). */
   get telephoneEvent(): boolean {
     return this.#media?.telephoneEvent !== undefined;
   }
@@ -278,7 +281,7 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
       this.#rxSrtp = undefined;
     }
     this.#allocRing(this.#txSrtp?.tagLength ?? 0);
-    if (m.telephoneEvent !== undefined) this.#inband = undefined;
+    if (m.telephoneEvent !== undefined && this.#merger === undefined) this.#inband = undefined;
     else if (this.#inband === undefined) this.#inband = new InbandDtmfDetector();
     if (expectsInbound(m) && (prev === undefined || !expectsInbound(prev))) {
       this.#armedAt = now;
@@ -434,6 +437,17 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
 
   // ---- receiving -----------------------------------------------------------------------------
 
+  /**
+   * A conference leg: the mix may carry the caller's keys as tones only, even where telephone-event
+   * was negotiated. From now on the audio is always searched for keys, and a key reported by two
+   * sources (RFC 4733 and in-band) within one press counts once (key-merger.ts).
+   */
+  listenForInbandKeys(): void {
+    if (this.#closed || this.#merger !== undefined) return;
+    this.#merger = new KeyMerger();
+    this.#inband ??= new InbandDtmfDetector();
+  }
+
   /** SIP INFO digits (application/dtmf-relay, application/dtmf) enter here, so all digits come out of one place. */
   injectDigit(digit: DtmfDigit, source: DtmfSource): void {
     this.#deliverDigit(digit, source);
@@ -441,6 +455,7 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
 
   #deliverDigit(digit: DtmfDigit, source: DtmfSource): void {
     if (this.#closed) return;
+    if (this.#merger !== undefined && !this.#merger.accept(digit, source, performance.now())) return;
     if (this.#play?.bargeIn === true) this.#finishPlay('interrupted');
     this.emit('digit', digit, source);
   }
@@ -498,8 +513,8 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
         this.#rfc4733.inspect(h.ssrc, h.timestamp, msg, h.payloadOffset, h.payloadLength, this.#onRfc4733Digit);
         // The event payload names the key: zero it so no received datagram keeps card digits.
         msg.fill(0, h.payloadOffset, h.payloadOffset + h.payloadLength);
+        return;
       }
-      return;
     }
     if (this.#inband !== undefined && (h.payloadType === 0 || h.payloadType === 8 || h.payloadType === m.payloadType)) {
       const codec: G711Codec = h.payloadType === 8 ? 'PCMA' : h.payloadType === 0 ? 'PCMU' : m.codec;
