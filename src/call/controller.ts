@@ -287,7 +287,8 @@ export class CallController {
     if (journal === undefined || dialog === undefined) return;
     void journal.saveDialog({
       callRef: this.#call.id,
-      backend: 'embedded',
+      // The drachtio backend's dialogs name drachtio-server's dialog (stored-dialog.ts).
+      backend: dialog.drachtio !== undefined ? 'drachtio' : 'embedded',
       dialog,
       profile,
       mode: ctx.mode,

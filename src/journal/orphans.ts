@@ -28,7 +28,8 @@ export async function endOrphanedCalls(opts: { journal: PaymentJournal; results:
         logger.error({ err: describeError(e), call: o.callRef }, 'result of an orphaned call not stored');
       }
       let status: number | undefined;
-      // The backend that kept the dialog ends it: the drachtio backend marks its own.
+      // The backend that kept the dialog ends it (records written before the field named drachtio
+      // said 'embedded' for every dialog: drachtio's carry drachtio-server's dialog id).
       const owner = o.dialog.drachtio !== undefined ? 'drachtio' : o.backend;
       if (backend.endStoredDialog !== undefined && owner === backend.name) {
         try {

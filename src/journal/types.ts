@@ -75,14 +75,14 @@ export interface JournalBackend {
 }
 
 /**
- * What a node needs to end a call it had in progress when it died (embedded backend): the
- * dialog, and enough about the call to write its result.
+ * What a node needs to end a call it had in progress when it died: the dialog, and enough about
+ * the call to write its result.
  */
 export interface OrphanDialog {
   /** Local call id (result id). */
   callRef: string;
-  /** Backend that can end it. */
-  backend: 'embedded';
+  /** Backend that can end it (the one that kept it). */
+  backend: 'embedded' | 'drachtio';
   dialog: StoredDialog;
   profile: string;
   mode: 'automated' | 'agent';
