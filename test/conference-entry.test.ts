@@ -15,6 +15,9 @@ import { silentLogger } from '../src/log.js';
 import { TypedEmitter } from '../src/util/typed-emitter.js';
 import type { CallEvents, HangupReason, InboundCall, PlayResult, ReferResult } from '../src/telephony/types.js';
 import type { PaymentGateway } from '../src/psp/types.js';
+
+/** Test profiles name the in-process sandbox (a profile without a PSP is refused). */
+const SANDBOX = { type: 'sandbox' } as const;
 import type { DtmfDigit } from '../src/domain/dtmf.js';
 import { encodeUuiHex } from '../src/genesys/uui.js';
 
@@ -52,7 +55,7 @@ describe('entry mode: a conference reads back masked digits only', () => {
     const all = { amount: true, pan: true, expiry: true, securityCode: true };
     expect(readbackFor('conference', all)).toEqual({ amount: true, pan: true, expiry: false, securityCode: false });
     expect(readbackFor('transfer', all)).toEqual(all);
-    const cfg = configSchema.parse({ profiles: { default: { entry: 'conference', readback: all }, plain: { readback: all } } });
+    const cfg = configSchema.parse({ profiles: { default: { entry: 'conference', readback: all, psp: SANDBOX }, plain: { readback: all, psp: SANDBOX } } });
     expect(dialogueSettings(cfg.profiles.default!).readback).toEqual({ amount: true, pan: true, expiry: false, securityCode: false });
     expect(dialogueSettings(cfg.profiles.plain!).readback).toEqual(all);
     // The call's entry (context entry=conf) decides, not only the profile's.
@@ -62,10 +65,10 @@ describe('entry mode: a conference reads back masked digits only', () => {
 
 describe('entry mode: configuration and context', () => {
   it('profiles default to transfer; conference is accepted; anything else fails at start with its path', () => {
-    const cfg = configSchema.parse({ profiles: { default: {}, conf: { entry: 'conference' } } });
+    const cfg = configSchema.parse({ profiles: { default: { psp: SANDBOX }, conf: { entry: 'conference', psp: SANDBOX } } });
     expect(cfg.profiles.default?.entry).toBe('transfer');
     expect(cfg.profiles.conf?.entry).toBe('conference');
-    const bad = configSchema.safeParse({ profiles: { default: { entry: 'bridge' } } });
+    const bad = configSchema.safeParse({ profiles: { default: { entry: 'bridge', psp: SANDBOX } } });
     expect(bad.success).toBe(false);
     expect(bad.error?.issues[0]?.path).toEqual(['profiles', 'default', 'entry']);
     expect(genesys.keys.entry).toBe('entry');
@@ -85,7 +88,7 @@ describe('entry mode: configuration and context', () => {
   });
 
   it('the resolved context carries the entry mode: context first, then the profile; a bad one makes the context bad', () => {
-    const cfg = configSchema.parse({ profiles: { default: { entry: 'conference', currency: 'USD' }, plain: {} } });
+    const cfg = configSchema.parse({ profiles: { default: { entry: 'conference', currency: 'USD', psp: SANDBOX }, plain: { psp: SANDBOX } } });
     const conf = { name: 'default', profile: cfg.profiles.default! };
     const plain = { name: 'plain', profile: cfg.profiles.plain! };
     expect(resolveContext(extractContext(uuiHeader('amt=10.00'), genesys), conf, genesys.keys).entry).toBe('conference');
