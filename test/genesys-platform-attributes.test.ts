@@ -68,6 +68,18 @@ describe('participant attributes of a result', () => {
     }
   });
 
+  it('writes the entry mode (conference or transfer) under its configured name, and leaves it out on a record without one', () => {
+    expect(attrs(sampleResult('e1', { entry: 'conference', mode: 'agent' }))).toMatchObject({ 'payivr.entry': 'conference', 'payivr.mode': 'agent' });
+    expect(attrs(sampleResult('e2', { entry: 'transfer' }))['payivr.entry']).toBe('transfer');
+    expect(attrs(sampleResult('e3', { entry: undefined }))).not.toHaveProperty('payivr.entry');
+    const renamed = genesysPlatformSchema.parse({ attributes: { entry: 'EntryMode' } });
+    const a = attrs(sampleResult('e4', { entry: 'conference' }), renamed);
+    expect(a['payivr.EntryMode']).toBe('conference');
+    expect(a).not.toHaveProperty('payivr.entry');
+    // The default name is unique: naming another field `entry` is refused like any clash.
+    expect(genesysPlatformSchema.safeParse({ attributes: { mode: 'entry' } }).success).toBe(false);
+  });
+
   it('formats the amount in major units of its currency', () => {
     expect(attrs(sampleResult('j', { currency: 'JPY', amount: 1500 }))['payivr.amount']).toBe('1500');
     expect(attrs(sampleResult('k', { currency: 'KWD', amount: 1234 }))['payivr.amount']).toBe('1.234');
@@ -90,7 +102,7 @@ describe('participant attributes of a result', () => {
   it('refuses the whole write when any field other than the PSP reference holds a PAN-like digit run, and never echoes it', () => {
     const pan = fc.stringMatching(/^[0-9]{13,19}$/);
     const around = fc.tuple(fc.stringMatching(/^[a-z -]{0,6}$/), pan, fc.stringMatching(/^[a-z -]{0,6}$/));
-    const field = fc.constantFrom<keyof PaymentResult>('brand', 'currency', 'errorReason', 'declineClass', 'amountSource', 'reconciledAt', 'origin', 'mode', 'outcome');
+    const field = fc.constantFrom<keyof PaymentResult>('brand', 'currency', 'errorReason', 'declineClass', 'amountSource', 'reconciledAt', 'origin', 'mode', 'outcome', 'entry');
     fc.assert(
       fc.property(field, around, (f, [pre, digits, post]) => {
         const r = { ...sampleResult('p'), [f]: `${pre}${digits}${post}` } as PaymentResult;

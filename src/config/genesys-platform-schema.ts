@@ -24,6 +24,8 @@ const attributeNamesSchema = z.strictObject({
   attempts: attributeName.default('attempts'),
   declineClass: attributeName.default('declineClass'),
   mode: attributeName.default('mode'),
+  /** How pay-ivr entered the conversation: `transfer` or `conference` (docs/genesys.md 7.1). */
+  entry: attributeName.default('entry'),
   node: attributeName.default('node'),
   /** Why an `error` outcome happened (the UUI's `why`). */
   errorReason: attributeName.default('errorReason'),

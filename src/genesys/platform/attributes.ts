@@ -13,6 +13,8 @@ import { PayIvrError } from '../../errors.js';
  *   Adyen's pspReference), the one a refund or a dispute quotes. The payment reference of the
  *   context (`reference`) is not written: the flow sent it and already has it.
  * - `attempts` counts the charges sent to the PSP.
+ * - `entry` says whether pay-ivr was transferred in or conferenced in by an agent, so a flow
+ *   or a report tells a conference leg (no hand-back REFER) from a transfer.
  * - `origin` is `call` unless reconciliation settled the result after the call.
  * - `updatedAt` is when the result last changed: the reconciliation time, else the end of the
  *   call, else its start.
@@ -34,6 +36,8 @@ export function participantAttributes(result: PaymentResult, cfg: NamingConfig, 
   const values: GuardedValues = {
     outcome: result.outcome,
     mode: result.mode,
+    // Absent on records older than the entry modes: left out, not guessed.
+    entry: result.entry,
     currency: result.currency,
     amountSource: result.amountSource,
     brand: result.brand,
