@@ -5,7 +5,7 @@ import { dialogueSettings } from '../src/config/profiles.js';
 import { OUTCOMES } from '../src/domain/outcome.js';
 import { extractContext } from '../src/genesys/context.js';
 import { resolveContext } from '../src/genesys/resolve-context.js';
-import { KeyMerger, SAME_PRESS_MS } from '../src/telephony/embedded/media/key-merger.js';
+import { KeyMerger, SAME_PRESS_MS } from '../src/telephony/key-merger.js';
 import { formatReason } from '../src/telephony/sip-reason.js';
 import { assertValidSegment } from '../src/reports/segment.js';
 import { CallController } from '../src/call/controller.js';
@@ -19,6 +19,8 @@ import type { DtmfDigit } from '../src/domain/dtmf.js';
 import { encodeUuiHex } from '../src/genesys/uui.js';
 
 const genesys: GenesysConfig = configSchema.parse({}).genesys;
+/** A profile must name its PSP (no silent sandbox): these configurations name the sandbox. */
+const SANDBOX = { type: 'sandbox' } as const;
 const uuiHeader = (ascii: string): ((name: string) => string | undefined) => (name) => (name.toLowerCase() === 'user-to-user' ? `${encodeUuiHex(ascii)};encoding=hex` : undefined);
 
 describe('entry mode: the hand-back rule (domain)', () => {
@@ -52,7 +54,7 @@ describe('entry mode: a conference reads back masked digits only', () => {
     const all = { amount: true, pan: true, expiry: true, securityCode: true };
     expect(readbackFor('conference', all)).toEqual({ amount: true, pan: true, expiry: false, securityCode: false });
     expect(readbackFor('transfer', all)).toEqual(all);
-    const cfg = configSchema.parse({ profiles: { default: { entry: 'conference', readback: all }, plain: { readback: all } } });
+    const cfg = configSchema.parse({ profiles: { default: { entry: 'conference', readback: all, psp: SANDBOX }, plain: { readback: all, psp: SANDBOX } } });
     expect(dialogueSettings(cfg.profiles.default!).readback).toEqual({ amount: true, pan: true, expiry: false, securityCode: false });
     expect(dialogueSettings(cfg.profiles.plain!).readback).toEqual(all);
     // The call's entry (context entry=conf) decides, not only the profile's.
@@ -62,10 +64,10 @@ describe('entry mode: a conference reads back masked digits only', () => {
 
 describe('entry mode: configuration and context', () => {
   it('profiles default to transfer; conference is accepted; anything else fails at start with its path', () => {
-    const cfg = configSchema.parse({ profiles: { default: {}, conf: { entry: 'conference' } } });
+    const cfg = configSchema.parse({ profiles: { default: { psp: SANDBOX }, conf: { entry: 'conference', psp: SANDBOX } } });
     expect(cfg.profiles.default?.entry).toBe('transfer');
     expect(cfg.profiles.conf?.entry).toBe('conference');
-    const bad = configSchema.safeParse({ profiles: { default: { entry: 'bridge' } } });
+    const bad = configSchema.safeParse({ profiles: { default: { entry: 'bridge', psp: SANDBOX } } });
     expect(bad.success).toBe(false);
     expect(bad.error?.issues[0]?.path).toEqual(['profiles', 'default', 'entry']);
     expect(genesys.keys.entry).toBe('entry');
@@ -85,7 +87,7 @@ describe('entry mode: configuration and context', () => {
   });
 
   it('the resolved context carries the entry mode: context first, then the profile; a bad one makes the context bad', () => {
-    const cfg = configSchema.parse({ profiles: { default: { entry: 'conference', currency: 'USD' }, plain: {} } });
+    const cfg = configSchema.parse({ profiles: { default: { entry: 'conference', currency: 'USD', psp: SANDBOX }, plain: { psp: SANDBOX } } });
     const conf = { name: 'default', profile: cfg.profiles.default! };
     const plain = { name: 'plain', profile: cfg.profiles.plain! };
     expect(resolveContext(extractContext(uuiHeader('amt=10.00'), genesys), conf, genesys.keys).entry).toBe('conference');
