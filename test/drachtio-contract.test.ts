@@ -1341,6 +1341,22 @@ describe('drachtio backend parity: conference legs listen for in-band keys (list
     expect(digits[10]).toEqual(['1', 'inband']);
   });
 
+  it('a card number keyed both ways on a conference leg comes once, and leaves no card digits in the log', async () => {
+    const CARD = '4111111111111111';
+    const { ch, digits } = await call(true);
+    const start = await h.fs.waitForExecute(ch, (e) => e.app === 'start_dtmf');
+    await until(() => start.state === 'done');
+    [...CARD].forEach((d, i) => {
+      const began = 1000 + i * 200;
+      times.push(began + 40, began + 100);
+      expect(h.fs.inbandTone(ch, d)).toBe(true);
+      h.fs.sendDtmf(ch, d, 60);
+    });
+    await until(() => clockReads === 2 * CARD.length);
+    expect(digits.map(([d]) => d).join('')).toBe(CARD);
+    expect(cardDigitHits([{ where: 'backend log', text: h.logs.text }], [CARD, CARD.slice(0, 6)])).toEqual([]);
+  });
+
   it('a re-INVITE that keeps telephone-event does not stop in-band detection on a conference leg', async () => {
     const { leg, call: c, ch } = await call(true);
     await h.fs.waitForExecute(ch, (e) => e.app === 'start_dtmf');
