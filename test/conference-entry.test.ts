@@ -5,7 +5,7 @@ import { dialogueSettings } from '../src/config/profiles.js';
 import { OUTCOMES } from '../src/domain/outcome.js';
 import { extractContext } from '../src/genesys/context.js';
 import { resolveContext } from '../src/genesys/resolve-context.js';
-import { KeyMerger, SAME_PRESS_MS } from '../src/telephony/embedded/media/key-merger.js';
+import { KeyMerger, SAME_PRESS_MS } from '../src/telephony/key-merger.js';
 import { formatReason } from '../src/telephony/sip-reason.js';
 import { assertValidSegment } from '../src/reports/segment.js';
 import { CallController } from '../src/call/controller.js';
@@ -22,6 +22,8 @@ import type { DtmfDigit } from '../src/domain/dtmf.js';
 import { encodeUuiHex } from '../src/genesys/uui.js';
 
 const genesys: GenesysConfig = configSchema.parse({}).genesys;
+/** A profile must name its PSP (no silent sandbox): these configurations name the sandbox. */
+const SANDBOX = { type: 'sandbox' } as const;
 const uuiHeader = (ascii: string): ((name: string) => string | undefined) => (name) => (name.toLowerCase() === 'user-to-user' ? `${encodeUuiHex(ascii)};encoding=hex` : undefined);
 
 describe('entry mode: the hand-back rule (domain)', () => {

@@ -1238,3 +1238,145 @@ describe('drachtio backend parity: session timers (sip.sessionExpires, RFC 4028)
     expect(noUpdate.call.state).toBe('answered');
   });
 });
+
+/**
+ * Conference legs (docs/genesys.md 7.1): listenForInbandKeys() runs FreeSWITCH's start_dtmf even
+ * with telephone-event, and one press reported both ways counts once (telephony/key-merger.ts, the
+ * embedded rule; embedded: test/media-session.test.ts "a conference leg (listenForInbandKeys) …").
+ * The merger's clock is the test's: each key FreeSWITCH reports takes the next time of `times`.
+ */
+const CONFERENCE_PORTS: HarnessPorts = { drachtio: 17162, esl: 17161, sip: 17170, listen: 17175 };
+
+describe('drachtio backend parity: conference legs listen for in-band keys (listenForInbandKeys)', () => {
+  let h: Harness;
+  const times: number[] = [];
+  let clockReads = 0;
+  beforeEach(async () => {
+    times.length = 0;
+    clockReads = 0;
+    const keyClock = (): number => {
+      clockReads++;
+      const t = times.shift();
+      if (t === undefined) throw new Error('the key merger read the clock more often than the test reported keys');
+      return t;
+    };
+    h = await startHarness(CONFERENCE_PORTS, { backend: { keyClock } });
+    await h.backend.start();
+    await h.drachtio.waitForRoute('invite');
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  /** A call with telephone-event, answered; `conference`: listenForInbandKeys() before the answer, as the controller calls it. */
+  async function call(conference: boolean): Promise<Answered> {
+    const leg = h.drachtio.invite({});
+    const c = await h.nextCall();
+    const ends: CallEndInfo[] = [];
+    const digits: [DtmfDigit, DtmfSource][] = [];
+    c.on('ended', (i) => ends.push(i));
+    c.on('digit', (d, s) => digits.push([d, s]));
+    if (conference) c.listenForInbandKeys?.();
+    const ready = h.fs.nextChannel();
+    await c.answer();
+    const ch = await ready;
+    await h.fs.waitForCommand((x) => x.channel === ch.uuid && x.command === `filter Unique-ID ${ch.uuid}`);
+    expect((await leg.final()).status).toBe(200);
+    leg.ack();
+    return { leg, call: c, ch, ends, digits };
+  }
+
+  /** Every execute FreeSWITCH got before the next playback (same event socket, so in order). */
+  async function executesBeforePlayback(c: InboundCall, ch: FakeChannel): Promise<string[]> {
+    const playback = nextPlayback(h, ch);
+    const playing = c.play(['1'], { language: 'en-US', bargeIn: false });
+    await playback;
+    h.fs.finishPlayback(ch);
+    expect(await playing).toBe('done');
+    return ch.executes.map((e) => e.app).filter((a) => a.endsWith('_dtmf'));
+  }
+
+  it('telephone-event negotiated: start_dtmf runs; tones-only and events-only keys arrive; a press reported both ways counts once; a fast "44" is two keys', async () => {
+    const { ch, digits } = await call(true);
+    expect(ch.telephoneEvent).toBe(true);
+    const start = await h.fs.waitForExecute(ch, (e) => e.app === 'start_dtmf');
+    await until(() => start.state === 'done');
+    // [digit, DTMF-Source, DTMF-Duration ms, the merger's clock when FreeSWITCH's report arrives]
+    const reports: [string, 'RTP' | 'INBAND_AUDIO', number, number][] = [
+      ['7', 'INBAND_AUDIO', 100, 1000], // tones only (a conference mix): a key
+      ['8', 'RTP', 100, 2100], // events only: a key
+      ['4', 'INBAND_AUDIO', 100, 3040], // one press both ways: in-band found it 40 ms in,
+      ['4', 'RTP', 100, 3100], //          RFC 2833 reported at its end (3000 + 100): once
+      ['4', 'INBAND_AUDIO', 100, 3220], // "44": the second press 180 ms after the first
+      ['4', 'RTP', 100, 3280], //          and its event copy: once
+      ['2', 'RTP', 40, 4040], // event first this time (began 4000),
+      ['2', 'INBAND_AUDIO', 100, 4045], //  its tone copy: once
+      ['6', 'INBAND_AUDIO', 100, 5040], // a held key: in-band at its start,
+      ['6', 'RTP', 250, 5265], //          RFC 2833 at its end 250 ms later: still once
+      ['5', 'INBAND_AUDIO', 100, 6040], // same digit, but the event began 200 ms later
+      ['5', 'RTP', 100, 6300], //          (outside the window): two presses
+      ['9', 'RTP', 60, 7060], // the same source twice, 80 ms apart: always two presses
+      ['9', 'RTP', 60, 7140],
+    ];
+    for (const [digit, source, ms, at] of reports) {
+      times.push(at);
+      h.fs.sendDtmf(ch, digit, ms, source);
+    }
+    await until(() => clockReads === reports.length);
+    expect(digits).toEqual([
+      ['7', 'inband'],
+      ['8', 'rfc4733'],
+      ['4', 'inband'],
+      ['4', 'inband'],
+      ['2', 'rfc4733'],
+      ['6', 'inband'],
+      ['5', 'inband'],
+      ['5', 'rfc4733'],
+      ['9', 'rfc4733'],
+      ['9', 'rfc4733'],
+    ]);
+    times.push(8000);
+    expect(h.fs.inbandTone(ch, '1')).toBe(true);
+    await until(() => digits.length === 11);
+    expect(digits[10]).toEqual(['1', 'inband']);
+  });
+
+  it('a card number keyed both ways on a conference leg comes once, and leaves no card digits in the log', async () => {
+    const CARD = '4111111111111111';
+    const { ch, digits } = await call(true);
+    const start = await h.fs.waitForExecute(ch, (e) => e.app === 'start_dtmf');
+    await until(() => start.state === 'done');
+    [...CARD].forEach((d, i) => {
+      const began = 1000 + i * 200;
+      times.push(began + 40, began + 100);
+      expect(h.fs.inbandTone(ch, d)).toBe(true);
+      h.fs.sendDtmf(ch, d, 60);
+    });
+    await until(() => clockReads === 2 * CARD.length);
+    expect(digits.map(([d]) => d).join('')).toBe(CARD);
+    expect(cardDigitHits([{ where: 'backend log', text: h.logs.text }], [CARD, CARD.slice(0, 6)])).toEqual([]);
+  });
+
+  it('a re-INVITE that keeps telephone-event does not stop in-band detection on a conference leg', async () => {
+    const { leg, call: c, ch } = await call(true);
+    await h.fs.waitForExecute(ch, (e) => e.app === 'start_dtmf');
+    const headers: [string, string][] = [['Content-Type', 'application/sdp'], ['Contact', '<sip:caller@127.0.0.1:5090>']];
+    const withoutTe = NO_TELEPHONE_EVENT_SDP.replace('o=caller 1000 1000', 'o=caller 1000 1001');
+    expect((await leg.request('INVITE', headers, withoutTe))?.status).toBe(200);
+    const back = CALLER_SDP.replace('o=caller 1000 1000', 'o=caller 1000 1002');
+    expect((await leg.request('INVITE', headers, back))?.status).toBe(200);
+    expect(await executesBeforePlayback(c, ch)).toEqual(['start_dtmf']);
+    expect(h.fs.inbandTone(ch, '3')).toBe(true);
+  });
+
+  it('a call that is not a conference, with telephone-event: no in-band detection, no merging (keys as before)', async () => {
+    const { call: c, ch, digits } = await call(false);
+    expect(await executesBeforePlayback(c, ch)).toEqual([]);
+    expect(h.fs.inbandTone(ch, '4')).toBe(false);
+    h.fs.sendDtmf(ch, '3');
+    h.fs.sendDtmf(ch, '3');
+    await until(() => digits.length === 2);
+    expect(digits).toEqual([['3', 'rfc4733'], ['3', 'rfc4733']]);
+    expect(clockReads).toBe(0);
+  });
+});

@@ -59,6 +59,8 @@ export interface DrachtioBackendOptions {
   orphanWaitMs?: number;
   /** Milliseconds per second of the session timer (default 1000; tests shrink it). */
   sessionTimerUnitMs?: number;
+  /** Clock of the conference legs' key merger (default performance.now; tests set it). */
+  keyClock?: () => number;
 }
 
 /**
@@ -369,6 +371,7 @@ export class DrachtioBackend extends TypedEmitter<BackendEvents> implements Tele
       media: this.#media,
       sessionExpires: this.#config.sip.sessionExpires,
       ...(this.#sessionTimerUnitMs !== undefined ? { sessionTimerUnitMs: this.#sessionTimerUnitMs } : {}),
+      ...(this.#options.keyClock !== undefined ? { keyClock: this.#options.keyClock } : {}),
       logger: this.#log,
       onEnded: (c) => {
         this.#calls.delete(c);

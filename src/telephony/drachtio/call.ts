@@ -22,6 +22,7 @@ import type { DtmfDigit } from '../../domain/dtmf.js';
 import type { SrtpPolicy } from '../../config/media-options.js';
 import { offersSrtp, srtpRefusal } from '../srtp-policy.js';
 import { answerHasTelephoneEvent, sdpOrigin } from '../sdp-reader.js';
+import { KeyMerger } from '../key-merger.js';
 import { judgeDtmfInfo } from '../dtmf-info.js';
 import { bracketUri, isReferEvent, ReferTracker } from '../refer-tracker.js';
 import { formatReason, unansweredStatus } from '../sip-reason.js';
@@ -78,6 +79,8 @@ interface DrachtioCallDeps {
   offerTimeoutMs?: number;
   /** host:port of the event socket of the media server the call is on (kept with the dialog). */
   mediaTarget?: () => string | undefined;
+  /** Milliseconds clock of the key merger (conference legs); default performance.now (tests set it). */
+  keyClock?: () => number;
 }
 
 interface ActivePlay {
@@ -121,6 +124,19 @@ function dtmfSourceOf(source: string | undefined): DtmfSource {
   return 'rfc4733';
 }
 
+/** A key held longer than this is taken as held this long (a bad duration cannot pair far-off keys). */
+const MAX_HELD_MS = 5000;
+
+/**
+ * How long an RFC 2833 key was held (ms), from the DTMF event's DTMF-Duration (samples at 8 kHz).
+ * FreeSWITCH queues an RFC 2833 key at its end packet, while its in-band detector reports a tone
+ * as soon as it finds it: the merger compares when each press began.
+ */
+function rfc2833HeldMs(samples: string | undefined): number {
+  const n = Number(samples);
+  return Number.isFinite(n) && n > 0 ? Math.min(n / 8, MAX_HELD_MS) : 0;
+}
+
 /**
  * One inbound call on drachtio-server + FreeSWITCH behind the call port. The caller's dialog is
  * a drachtio UAS dialog; its media is a FreeSWITCH endpoint created from the caller's SDP
@@ -157,6 +173,8 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
   #cancelled = false;
   /** Whether FreeSWITCH's in-band key detection runs on the endpoint. */
   #inband = false;
+  /** Set by listenForInbandKeys(): in-band detection whatever was negotiated, keys merged across sources. */
+  #merger: KeyMerger | undefined;
   #sessionTimer: DrachtioSessionTimer | undefined;
   /** Resolves true at the caller's ACK, false when it never came or the call ended first. */
   #acked: Promise<boolean> = Promise.resolve(false);
@@ -612,19 +630,40 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
   }
 
   /**
+   * A conference leg: the mix may carry the caller's keys as tones only, even where telephone-event
+   * was negotiated. FreeSWITCH's start_dtmf then runs whatever the SDP says, and a key reported by
+   * two sources within one press counts once (telephony/key-merger.ts, the embedded rule). May be
+   * called before the answer (the controller does): the answer then starts the detection.
+   */
+  listenForInbandKeys(): void {
+    if (this.#state === 'ended' || this.#merger !== undefined) return;
+    this.#merger = new KeyMerger();
+    const ep = this.#ep;
+    const dialog = this.#dialog;
+    if (ep !== undefined && dialog !== undefined) this.#syncInbandDetection(ep, localSdpOf(ep, dialog));
+  }
+
+  /**
    * In-band key detection (FreeSWITCH's start_dtmf: DTMF events with DTMF-Source INBAND_AUDIO)
    * exactly while the answer has no telephone-event, as the embedded engine runs its detector:
-   * with RFC 4733 events a key would otherwise be reported twice.
+   * with RFC 4733 events a key would otherwise be reported twice. A conference leg
+   * (listenForInbandKeys) keeps it on whatever the answer says; its merger drops the second copy.
    */
   #syncInbandDetection(ep: Endpoint, answer: string | undefined): void {
-    const want = !answerHasTelephoneEvent(answer);
+    const want = this.#merger !== undefined || !answerHasTelephoneEvent(answer);
     if (want === this.#inband) return;
     this.#inband = want;
     ep.execute(want ? 'start_dtmf' : 'stop_dtmf').catch((e: unknown) => this.#log.warn({ err: describeError(e) }, 'in-band key detection not switched'));
   }
 
-  #onDigit(digit: DtmfDigit, source: DtmfSource): void {
+  /** `durationMs`: how long the key was held, when the source reports it only at its end. */
+  #onDigit(digit: DtmfDigit, source: DtmfSource, durationMs = 0): void {
     if (this.#state !== 'answered') return;
+    const merger = this.#merger;
+    if (merger !== undefined && !merger.accept(digit, source, (this.#deps.keyClock?.() ?? performance.now()) - durationMs)) {
+      this.#log.debug({ source }, 'key reported by a second source counted once');
+      return;
+    }
     const p = this.#play;
     if (p && p.bargeIn && !p.stop) this.#stopPlayback(p, 'interrupted');
     this.emit('digit', digit, source);
@@ -633,7 +672,8 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
   readonly #onDtmf = (evt: Mrf.DtmfEvent): void => {
     const d = (evt.dtmf ?? '').toUpperCase();
     if (!DIGIT.test(d)) return;
-    this.#onDigit(d as DtmfDigit, dtmfSourceOf(evt.source));
+    const source = dtmfSourceOf(evt.source);
+    this.#onDigit(d as DtmfDigit, source, source === 'rfc4733' ? rfc2833HeldMs(evt.duration) : 0);
   };
 
   readonly #onCancel = (): void => {

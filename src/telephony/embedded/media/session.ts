@@ -9,7 +9,7 @@ import type { DtmfSource, PlayOptions, PlayResult } from '../../types.js';
 import type { DtmfDigit } from '../../../domain/dtmf.js';
 import { decodeInto, G711_SILENCE, type G711Codec } from './g711.js';
 import { InbandDtmfDetector } from './goertzel-dtmf.js';
-import { KeyMerger } from './key-merger.js';
+import { KeyMerger } from '../../key-merger.js';
 import type { PacedStream, Pacer } from './pacer.js';
 import type { Prompt, PromptLibrary } from './prompt-library.js';
 import { Rfc4733Receiver } from './rfc4733.js';
@@ -440,7 +440,7 @@ export class MediaSession extends TypedEmitter<MediaSessionEvents> implements Pa
   /**
    * A conference leg: the mix may carry the caller's keys as tones only, even where telephone-event
    * was negotiated. From now on the audio is always searched for keys, and a key reported by two
-   * sources (RFC 4733 and in-band) within one press counts once (key-merger.ts).
+   * sources (RFC 4733 and in-band) within one press counts once (telephony/key-merger.ts).
    */
   listenForInbandKeys(): void {
     if (this.#closed || this.#merger !== undefined) return;
