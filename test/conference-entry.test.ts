@@ -16,8 +16,6 @@ import { TypedEmitter } from '../src/util/typed-emitter.js';
 import type { CallEvents, HangupReason, InboundCall, PlayResult, ReferResult } from '../src/telephony/types.js';
 import type { PaymentGateway } from '../src/psp/types.js';
 
-/** Test profiles name the in-process sandbox (a profile without a PSP is refused). */
-const SANDBOX = { type: 'sandbox' } as const;
 import type { DtmfDigit } from '../src/domain/dtmf.js';
 import { encodeUuiHex } from '../src/genesys/uui.js';
 
