@@ -6,7 +6,7 @@ import { negotiateSessionTimer, timerDue, timerHeaders } from '../src/telephony/
 import { freeswitchMediaSettings, silenceWhenIdle } from '../src/telephony/drachtio/media-settings.js';
 import { parseConfig } from '../src/config/load.js';
 
-/** The pure rules both backends share (docs/parity-notes-dialog.md). */
+/** The pure rules both backends share (docs/parity-dialog.md). */
 describe('shared dialog rules', () => {
   it('dialog peer: same transport and address (any port), or a listed address on that transport', () => {
     const peer = { address: '10.0.0.1', transport: 'udp' } as const;

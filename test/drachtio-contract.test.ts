@@ -549,7 +549,7 @@ describe('drachtio backend contract: servers coming and going', () => {
     expect(routeRemoved).toBe(true);
     const bye = await leg.nextRequest('BYE');
     expect(bye.get('Reason')).toBe('SIP;cause=503;text="service shutting down"');
-    // Ours, as on the embedded backend (docs/parity-notes-dialog.md).
+    // Ours, as on the embedded backend (docs/parity-dialog.md).
     expect(ends).toEqual([{ by: 'local', reason: 'shutdown' }]);
     await until(() => hh.drachtio.clients.size === 0 && hh.fs.inboundConnections === 0);
     expect(hh.backend.ready).toBe(false);
@@ -862,7 +862,7 @@ describe('drachtio backend contract: the SRTP policy (rtp.srtp)', () => {
 });
 
 /**
- * Parity with the embedded backend on in-dialog rules and rtp.* settings (docs/parity-notes-dialog.md):
+ * Parity with the embedded backend on in-dialog rules and rtp.* settings (docs/parity-dialog.md):
  * the dialog-peer rule, SIP INFO keys, in-band keys, the settings FreeSWITCH takes, the shutdown.
  */
 const PARITY_PORTS: HarnessPorts = { drachtio: 17142, esl: 17141, sip: 17150, listen: 17155 };
@@ -1079,7 +1079,7 @@ describe('drachtio backend parity: rtp.* settings reach FreeSWITCH', () => {
     const hh = await started({ rtp: { srtp: 'required', srtpSuites: ['AES_CM_128_HMAC_SHA1_80'] } });
     const sdp = CALLER_SDP.replace('RTP/AVP', 'RTP/SAVP').replace('a=sendrecv', `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${Buffer.alloc(30, 5).toString('base64')}\r\na=sendrecv`);
     // The 200 OK first, then the event socket: drachtio-fsmrf 4.1.2's connectCaller waits for the
-    // socket only after FreeSWITCH's 200 (docs/parity-notes-dialog.md, doubts).
+    // socket only after FreeSWITCH's 200 (docs/parity-dialog.md, doubts).
     hh.fs.holdOutbound = true;
     const leg = hh.drachtio.invite({ sdp });
     const call = await hh.nextCall();
