@@ -13,7 +13,7 @@ import { MemoryStore } from '../src/store/index.js';
 import { DrachtioBackend } from '../src/telephony/drachtio/backend.js';
 import { FakeDrachtio, tagOf, type CallerLeg, type FakeDialog, type SipMsg } from './support/fake-drachtio.js';
 import { FakeFreeswitch, type FakeChannel } from './support/fake-freeswitch.js';
-import { DRACHTIO_SECRET, ESL_PASSWORD, LogCapture, drachtioConfig, drachtioRawConfig, startHarness, until, type Harness, type HarnessOptions, type HarnessPorts } from './support/drachtio-invite-harness.js';
+import { DRACHTIO_SECRET, ESL_PASSWORD, LogCapture, drachtioConfig, drachtioRawConfig, startHarness, until, type Harness, type HarnessOptions, type HarnessPorts } from './support/drachtio-harness.js';
 import { ROOT } from './support/dist.js';
 import { kill9 } from './support/children.js';
 

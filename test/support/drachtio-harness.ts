@@ -4,7 +4,7 @@ import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { DrachtioBackend } from '../../src/telephony/drachtio/backend.js';
 import type { InboundCall } from '../../src/telephony/types.js';
-import { FakeDrachtio } from './fake-drachtio.js';
+import { FakeDrachtio, type FakeDrachtioOptions } from './fake-drachtio.js';
 import { FakeFreeswitch, type FakeFreeswitchOptions } from './fake-freeswitch.js';
 
 /**
@@ -44,8 +44,9 @@ export class LogCapture {
   }
 }
 
-export function drachtioConfig(ports: HarnessPorts, extra: Record<string, unknown> = {}): Config {
-  return parseConfig({
+/** The raw (unparsed) configuration of a drachtio node on these ports (a child process takes it as JSON). */
+export function drachtioRawConfig(ports: HarnessPorts, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
     telephony: {
       backend: 'drachtio',
       drachtio: { host: '127.0.0.1', port: ports.drachtio, secret: DRACHTIO_SECRET, maxReconnectDelayMs: 200 },
@@ -60,7 +61,11 @@ export function drachtioConfig(ports: HarnessPorts, extra: Record<string, unknow
       },
     },
     ...extra,
-  });
+  };
+}
+
+export function drachtioConfig(ports: HarnessPorts, extra: Record<string, unknown> = {}): Config {
+  return parseConfig(drachtioRawConfig(ports, extra));
 }
 
 export interface Harness {
@@ -71,6 +76,8 @@ export interface Harness {
   config: Config;
   /** Resolves with the next call the backend emits. */
   nextCall(): Promise<InboundCall>;
+  /** Another backend on the same fake servers (a restarted node), with its own log capture. */
+  newBackend(config: Config, options?: DrachtioBackendOptions): { backend: DrachtioBackend; logs: LogCapture };
   close(): Promise<void>;
 }
 
@@ -91,19 +98,21 @@ export function callQueue(backend: { on(event: 'call', fn: (c: InboundCall) => v
   };
 }
 
-export async function startHarness(
-  ports: HarnessPorts,
-  opts: {
-    fs?: Partial<FakeFreeswitchOptions>;
-    config?: Record<string, unknown>;
-    tweak?: (c: Config) => Config;
-    startServers?: boolean;
-    ackTimeoutMs?: number;
-    /** Further backend options (ones a newer backend may know; passed through as they are). */
-    backend?: DrachtioBackendOptions & Record<string, unknown>;
-  } = {},
-): Promise<Harness> {
-  const drachtio = new FakeDrachtio({ port: ports.drachtio, secret: DRACHTIO_SECRET });
+export interface HarnessOptions {
+  drachtio?: Partial<FakeDrachtioOptions>;
+  fs?: Partial<FakeFreeswitchOptions>;
+  /** Extra top-level configuration sections (security, rtp ...). */
+  config?: Record<string, unknown>;
+  tweak?: (c: Config) => Config;
+  /** Start the fake servers (default true). */
+  startServers?: boolean;
+  ackTimeoutMs?: number;
+  /** Further backend options (ones a newer backend may know; passed through as they are). */
+  backend?: DrachtioBackendOptions & Record<string, unknown>;
+}
+
+export async function startHarness(ports: HarnessPorts, opts: HarnessOptions = {}): Promise<Harness> {
+  const drachtio = new FakeDrachtio({ port: ports.drachtio, secret: DRACHTIO_SECRET, ...opts.drachtio });
   const fs = new FakeFreeswitch({ eslPort: ports.esl, password: ESL_PASSWORD, sipPort: ports.sip, ...opts.fs });
   fs.attach(drachtio);
   if (opts.startServers !== false) {
@@ -117,6 +126,7 @@ export async function startHarness(
   const backendOptions: DrachtioBackendOptions = { ...opts.backend, ...(opts.ackTimeoutMs !== undefined ? { ackTimeoutMs: opts.ackTimeoutMs } : {}) };
   const backend = new DrachtioBackend(config, logger, backendOptions);
   const nextCall = callQueue(backend);
+  const extra: DrachtioBackend[] = [];
   return {
     drachtio,
     fs,
@@ -124,8 +134,15 @@ export async function startHarness(
     logs,
     config,
     nextCall,
+    newBackend: (cfg, options = {}) => {
+      const l = new LogCapture();
+      const b = new DrachtioBackend(cfg, createLogger({ level: 'debug', destination: l.stream }), options);
+      extra.push(b);
+      return { backend: b, logs: l };
+    },
     close: async () => {
       await backend.stop();
+      for (const b of extra) await b.stop();
       await fs.crash();
       await drachtio.stop();
     },
