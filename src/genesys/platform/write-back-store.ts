@@ -1,5 +1,6 @@
 import type { PaymentResult } from '../../domain/outcome.js';
-import type { LiveCallInfo, LiveCallState, ResultStore, StoredResult } from '../../store/types.js';
+import type { ResultStore } from '../../store/types.js';
+import { ForwardingResultStore } from '../../store/forwarding.js';
 import type { WriteBackQueue } from './write-back.js';
 
 /**
@@ -10,60 +11,17 @@ import type { WriteBackQueue } from './write-back.js';
  * result is saved, so a result reported saved always has its write queued (kill -9 after it
  * loses neither). One place for every writer of results: they all save through this store.
  */
-export class WriteBackResultStore implements ResultStore {
-  readonly kind: ResultStore['kind'];
-  readonly #inner: ResultStore;
+export class WriteBackResultStore extends ForwardingResultStore {
   readonly #queue: WriteBackQueue;
 
   constructor(inner: ResultStore, queue: WriteBackQueue) {
-    this.kind = inner.kind;
-    this.#inner = inner;
+    super(inner);
     this.#queue = queue;
   }
 
   async saveResult(r: PaymentResult & { id: string }): Promise<void> {
     // Side by side: the queue never throws (a write it cannot take is logged and counted).
-    const [, saved] = await Promise.allSettled([this.#queue.enqueueResult(r), this.#inner.saveResult(r)]);
+    const [, saved] = await Promise.allSettled([this.#queue.enqueueResult(r), this.inner.saveResult(r)]);
     if (saved.status === 'rejected') throw saved.reason;
-  }
-
-  getById(id: string): Promise<StoredResult | undefined> {
-    return this.#inner.getById(id);
-  }
-
-  getByReference(reference: string): Promise<StoredResult[]> {
-    return this.#inner.getByReference(reference);
-  }
-
-  getByConversationId(conversationId: string): Promise<StoredResult[]> {
-    return this.#inner.getByConversationId(conversationId);
-  }
-
-  recent(limit: number): Promise<StoredResult[]> {
-    return this.#inner.recent(limit);
-  }
-
-  liveCallStarted(info: LiveCallInfo): Promise<void> {
-    return this.#inner.liveCallStarted(info);
-  }
-
-  liveCallState(id: string, state: LiveCallState, extra?: Pick<LiveCallInfo, 'charge'>): Promise<void> {
-    return this.#inner.liveCallState(id, state, extra);
-  }
-
-  liveCallEnded(id: string): Promise<void> {
-    return this.#inner.liveCallEnded(id);
-  }
-
-  liveCalls(): Promise<LiveCallInfo[]> {
-    return this.#inner.liveCalls();
-  }
-
-  ping(): Promise<boolean> {
-    return this.#inner.ping();
-  }
-
-  close(): Promise<void> {
-    return this.#inner.close();
   }
 }
