@@ -5,7 +5,7 @@ import type { DtmfDigit } from '../src/domain/dtmf.js';
 import { isPayIvrError } from '../src/errors.js';
 import { CALLER_SDP, type CallerLeg, type SipMsg } from './support/fake-drachtio.js';
 import { FakeFreeswitch, type FakeChannel } from './support/fake-freeswitch.js';
-import { DRACHTIO_SECRET, ESL_PASSWORD, startHarness, until, type Harness, type HarnessPorts } from './support/drachtio-harness.js';
+import { DRACHTIO_SECRET, ESL_PASSWORD, until, useHarness, type Harness, type HarnessPorts } from './support/drachtio-harness.js';
 import { cardDigitHits } from './support/run-texts.js';
 
 /**
@@ -57,14 +57,10 @@ function nextPlayback(h: Harness, ch: FakeChannel): Promise<{ app: string; arg: 
 const REFER_TO = '<sip:+33140000000@10.0.0.5?User-to-User=00726573%3Dapproved%3Bencoding%3Dhex>';
 
 describe('drachtio backend contract: one call', () => {
+  const harness = useHarness(PORTS);
   let h: Harness;
   beforeEach(async () => {
-    h = await startHarness(PORTS);
-    await h.backend.start();
-    await h.drachtio.waitForRoute('invite');
-  });
-  afterEach(async () => {
-    await h.close();
+    h = await harness.started();
   });
 
   it('offers the INVITE with its headers, remote address and called number', async () => {
@@ -187,10 +183,7 @@ describe('drachtio backend contract: one call', () => {
   });
 
   it('a missing prompt file rejects with ERR_PROMPT_MISSING that does not name the fragments', async () => {
-    await h.close();
-    h = await startHarness(PORTS, { fs: { fileExists: (f) => !f.endsWith('/4.wav') } });
-    await h.backend.start();
-    await h.drachtio.waitForRoute('invite');
+    h = await harness.started({ fs: { fileExists: (f) => !f.endsWith('/4.wav') } });
     const { call } = await answeredCall(h);
     const err = await call.play(['card-ends-with', 'digits/4'], { language: 'en-US', bargeIn: false }).catch((e: unknown) => e);
     expect(isPayIvrError(err, 'ERR_PROMPT_MISSING')).toBe(true);
@@ -388,14 +381,10 @@ function countLines(h: Harness, fragment: string): number {
 }
 
 describe('drachtio backend contract: servers coming and going', () => {
-  let h: Harness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
+  const harness = useHarness(PORTS);
 
   it('unreachable servers at start: start() resolves, says what is missing, retries; drachtio first, then FreeSWITCH, then the INVITE route', async () => {
-    const hh = (h = await startHarness(PORTS, { startServers: false }));
+    const hh = await harness.created({ startServers: false });
     await hh.backend.start();
     expect(hh.backend.ready).toBe(false);
     await hh.logs.waitFor(`drachtio-server unreachable at 127.0.0.1:${PORTS.drachtio} (ECONNREFUSED)`);
@@ -424,7 +413,7 @@ describe('drachtio backend contract: servers coming and going', () => {
   });
 
   it('a wrong drachtio secret is reported and retried, never crashes', async () => {
-    const hh = (h = await startHarness(PORTS, { tweak: (c) => withTelephony(c, { drachtio: { secret: 'not-the-secret' } }) }));
+    const hh = await harness.created({ tweak: (c) => withTelephony(c, { drachtio: { secret: 'not-the-secret' } }) });
     let failures = 0;
     hh.drachtio.on('auth-failed', () => (failures += 1));
     await hh.backend.start();
@@ -435,7 +424,7 @@ describe('drachtio backend contract: servers coming and going', () => {
   });
 
   it('a wrong event-socket password is reported, retried, and leaves no connection behind', async () => {
-    const hh = (h = await startHarness(PORTS, { fs: { password: 'other-password' } }));
+    const hh = await harness.created({ fs: { password: 'other-password' } });
     await hh.backend.start();
     await until(() => countLines(hh, 'refused the password') >= 3);
     // One auth per attempt: no connection of an earlier attempt kept re-authenticating.
@@ -445,7 +434,7 @@ describe('drachtio backend contract: servers coming and going', () => {
   });
 
   it('FreeSWITCH without a running drachtio_mrf profile: clear message, no crash, ready once the profile runs', async () => {
-    const hh = (h = await startHarness(PORTS, { fs: { profileRunning: false } }));
+    const hh = await harness.created({ fs: { profileRunning: false } });
     await hh.backend.start();
     await hh.logs.waitFor('FreeSWITCH has no running sip profile named \\"drachtio_mrf\\"');
     expect(hh.backend.ready).toBe(false);
@@ -455,7 +444,7 @@ describe('drachtio backend contract: servers coming and going', () => {
   });
 
   it("the profile gone between our check and fsmrf's own sofia status: the attempt fails, no crash, ready once it runs again", async () => {
-    const hh = (h = await startHarness(PORTS));
+    const hh = await harness.created();
     // Our check is the first `sofia status`; the MediaServer's is the second and finds no profile
     // (its callback throws: the guarded connection turns that into a failed attempt).
     let seen = 0;
@@ -471,7 +460,7 @@ describe('drachtio backend contract: servers coming and going', () => {
   });
 
   it('an event socket ACL that refuses us is reported', async () => {
-    const hh = (h = await startHarness(PORTS, { fs: { acl: () => false } }));
+    const hh = await harness.created({ fs: { acl: () => false } });
     await hh.backend.start();
     await hh.logs.waitFor('rejected this address (apply-inbound-acl');
     expect(hh.backend.ready).toBe(false);
@@ -481,21 +470,20 @@ describe('drachtio backend contract: servers coming and going', () => {
     const { createServer } = await import('node:net');
     const squatter = createServer();
     await new Promise<void>((r) => squatter.listen(PORTS.listen, '127.0.0.1', () => r()));
+    let hh: Harness | undefined;
     try {
-      const hh = (h = await startHarness(PORTS));
+      hh = await harness.created();
       await hh.backend.start();
       await hh.logs.waitFor(`cannot listen on 127.0.0.1:${PORTS.listen}`);
       expect(hh.backend.ready).toBe(false);
     } finally {
       await new Promise<void>((r) => squatter.close(() => r()));
     }
-    await until(() => h?.backend.ready === true);
+    await until(() => hh?.backend.ready === true);
   });
 
   it('FreeSWITCH lost during a call: the call ends with a BYE, the INVITE route goes, and comes back with FreeSWITCH', async () => {
-    const hh = (h = await startHarness(PORTS));
-    await hh.backend.start();
-    await hh.drachtio.waitForRoute('invite');
+    const hh = await harness.started();
     const { leg, ends } = await answeredCall(hh);
     await hh.fs.crash();
     const bye = await leg.nextRequest('BYE');
@@ -515,9 +503,7 @@ describe('drachtio backend contract: servers coming and going', () => {
   });
 
   it('drachtio-server lost during a call: the call ends, the media is released, the link comes back', async () => {
-    const hh = (h = await startHarness(PORTS));
-    await hh.backend.start();
-    await hh.drachtio.waitForRoute('invite');
+    const hh = await harness.started();
     const { ch, ends } = await answeredCall(hh);
     await hh.drachtio.stop();
     await until(() => ends.length === 1);
@@ -537,9 +523,7 @@ describe('drachtio backend contract: servers coming and going', () => {
   });
 
   it('stop(): removes the INVITE route, ends calls in progress, closes both connections', async () => {
-    const hh = (h = await startHarness(PORTS));
-    await hh.backend.start();
-    await hh.drachtio.waitForRoute('invite');
+    const hh = await harness.started();
     const { leg, ends } = await answeredCall(hh);
     let routeRemoved = false;
     hh.drachtio.on('routes', () => {
@@ -558,18 +542,8 @@ describe('drachtio backend contract: servers coming and going', () => {
 });
 
 describe('drachtio backend contract: who may call', () => {
-  let h: Harness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
-
-  async function started(tweak: (c: Config) => Config): Promise<Harness> {
-    const hh = (h = await startHarness(PORTS, { tweak }));
-    await hh.backend.start();
-    await hh.drachtio.waitForRoute('invite');
-    return hh;
-  }
+  const harness = useHarness(PORTS);
+  const started = (tweak: (c: Config) => Config): Promise<Harness> => harness.started({ tweak });
 
   it('refuses sources outside security.allowList with 403', async () => {
     const hh = await started((c) => ({ ...c, security: { ...c.security, allowList: ['10.0.0.0/8', '2001:db8::/32'] } }));
@@ -645,9 +619,7 @@ describe('drachtio backend contract: who may call', () => {
   });
 
   it('no ACK from the caller: the call ends no-ack without a BYE and without any media', async () => {
-    const hh = (h = await startHarness(PORTS, { ackTimeoutMs: 200 }));
-    await hh.backend.start();
-    await hh.drachtio.waitForRoute('invite');
+    const hh = await harness.started({ ackTimeoutMs: 200 });
     const leg = hh.drachtio.invite();
     const call = await hh.nextCall();
     const ended = new Promise<CallEndInfo>((r) => call.on('ended', r));
@@ -675,16 +647,10 @@ describe('drachtio backend contract: who may call', () => {
 });
 
 describe('drachtio backend contract: PCI', () => {
-  let h: Harness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
+  const harness = useHarness(PORTS);
 
   it('card digits typed on the keypad appear in no log line and in nothing sent to drachtio or FreeSWITCH', async () => {
-    const hh = (h = await startHarness(PORTS));
-    await hh.backend.start();
-    await hh.drachtio.waitForRoute('invite');
+    const hh = await harness.started();
     const { call, ch, digits, leg } = await answeredCall(hh);
     const pan = '4000056655665556';
     const typed = `${pan}1230737`;
@@ -710,14 +676,13 @@ describe('drachtio backend contract: PCI', () => {
 
 describe('drachtio backend contract: several FreeSWITCH media servers', () => {
   const SECOND = { esl: 17131, sip: 17190, listen: 17195 };
-  let h: Harness | undefined;
   let fs2: FakeFreeswitch | undefined;
   afterEach(async () => {
-    await h?.close();
     await fs2?.crash();
-    h = undefined;
     fs2 = undefined;
   });
+  // Registered after fs2's: the harness closes first (vitest runs afterEach hooks last-in, first-out).
+  const harness = useHarness(PORTS);
 
   /** A call answered on whichever media server the backend picked. */
   async function placed(hh: Harness, servers: FakeFreeswitch[]): Promise<{ call: InboundCall; fs: FakeFreeswitch; ends: CallEndInfo[] }> {
@@ -735,7 +700,7 @@ describe('drachtio backend contract: several FreeSWITCH media servers', () => {
   }
 
   it('spreads calls over the least-loaded server; a lost server ends only its own calls and is out until it is back', async () => {
-    const hh = (h = await startHarness(PORTS, {
+    const hh = await harness.created({
       config: {
         telephony: {
           backend: 'drachtio',
@@ -744,7 +709,7 @@ describe('drachtio backend contract: several FreeSWITCH media servers', () => {
           freeswitchPool: [{ host: '127.0.0.1', port: SECOND.esl, secret: ESL_PASSWORD, listenAddress: '127.0.0.1', listenPort: SECOND.listen, connectTimeoutMs: 1500, promptsDir: '/srv/prompts' }],
         },
       },
-    }));
+    });
     const second = (fs2 = new FakeFreeswitch({ eslPort: SECOND.esl, password: ESL_PASSWORD, sipPort: SECOND.sip }));
     second.attach(hh.drachtio);
     await second.start();
@@ -780,16 +745,10 @@ describe('drachtio backend contract: several FreeSWITCH media servers', () => {
 });
 
 describe('drachtio backend contract: drain', () => {
-  let h: Harness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
+  const harness = useHarness(PORTS);
 
   it('drain(): the INVITE route goes (drachtio-server gives calls to other nodes), OPTIONS 503 with Retry-After, the call in progress goes on', async () => {
-    const hh = (h = await startHarness(PORTS));
-    await hh.backend.start();
-    await hh.drachtio.waitForRoute('invite');
+    const hh = await harness.started();
     const { call, leg, ends } = await answeredCall(hh);
     hh.backend.drain(11);
     expect(hh.backend.draining).toBe(true);
@@ -806,19 +765,10 @@ describe('drachtio backend contract: drain', () => {
 });
 
 describe('drachtio backend contract: the SRTP policy (rtp.srtp)', () => {
-  let h: Harness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
+  const harness = useHarness(PORTS);
   const SAVP_SDP = CALLER_SDP.replace('RTP/AVP', 'RTP/SAVP').replace('a=sendrecv', `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${Buffer.alloc(30, 3).toString('base64')}\r\na=sendrecv`);
 
-  async function started(srtp: 'off' | 'required'): Promise<Harness> {
-    const hh = (h = await startHarness(PORTS, { config: { rtp: { srtp } } }));
-    await hh.backend.start();
-    await hh.drachtio.waitForRoute('invite');
-    return hh;
-  }
+  const started = (srtp: 'off' | 'required'): Promise<Harness> => harness.started({ config: { rtp: { srtp } } });
 
   it('required: a plain RTP/AVP offer gets 488 with Warning 302 before any call or FreeSWITCH channel exists', async () => {
     const hh = await started('required');
@@ -840,7 +790,6 @@ describe('drachtio backend contract: the SRTP policy (rtp.srtp)', () => {
     const call = await hh.nextCall();
     await call.reject(486);
     expect((await leg.final()).status).toBe(486);
-    await hh.close();
     const off = await started('off');
     const r = await off.drachtio.invite({ sdp: SAVP_SDP }).final();
     expect(r.status).toBe(488);
@@ -870,17 +819,8 @@ const THIRD_PARTY = { address: '127.0.0.8', port: 5090, protocol: 'udp' as const
 const NO_TELEPHONE_EVENT_SDP = CALLER_SDP.replace('RTP/AVP 0 8 101', 'RTP/AVP 0 8').replace('a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n', '');
 
 describe('drachtio backend parity: in-dialog requests only from the dialog\'s peer', () => {
-  let h: Harness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
-  async function started(config: Record<string, unknown> = {}): Promise<Harness> {
-    const hh = (h = await startHarness(PARITY_PORTS, { config }));
-    await hh.backend.start();
-    await hh.drachtio.waitForRoute('invite');
-    return hh;
-  }
+  const harness = useHarness(PARITY_PORTS);
+  const started = (config: Record<string, unknown> = {}): Promise<Harness> => harness.started({ config });
   const relay = (d: string): [[string, string][], string] => [[['Content-Type', 'application/dtmf-relay']], `Signal=${d}\r\nDuration=160\r\n`];
 
   it('INFO, BYE, re-INVITE and UPDATE from a third address get 403: no digit, no media change, the call goes on; the peer\'s are taken', async () => {
@@ -921,14 +861,10 @@ describe('drachtio backend parity: in-dialog requests only from the dialog\'s pe
 });
 
 describe('drachtio backend parity: SIP INFO keys (telephony/dtmf-info.ts, the embedded rule)', () => {
+  const harness = useHarness(PARITY_PORTS);
   let h: Harness;
   beforeEach(async () => {
-    h = await startHarness(PARITY_PORTS);
-    await h.backend.start();
-    await h.drachtio.waitForRoute('invite');
-  });
-  afterEach(async () => {
-    await h.close();
+    h = await harness.started();
   });
 
   // The cases of test/dtmf-info.test.ts, now as requests: [type, body, status, digit].
@@ -984,14 +920,10 @@ describe('drachtio backend parity: SIP INFO keys (telephony/dtmf-info.ts, the em
 });
 
 describe('drachtio backend parity: in-band keys when telephone-event is not negotiated', () => {
+  const harness = useHarness(PARITY_PORTS);
   let h: Harness;
   beforeEach(async () => {
-    h = await startHarness(PARITY_PORTS);
-    await h.backend.start();
-    await h.drachtio.waitForRoute('invite');
-  });
-  afterEach(async () => {
-    await h.close();
+    h = await harness.started();
   });
 
   async function callWith(sdp: string): Promise<Answered> {
@@ -1042,17 +974,8 @@ describe('drachtio backend parity: in-band keys when telephone-event is not nego
 });
 
 describe('drachtio backend parity: rtp.* settings reach FreeSWITCH', () => {
-  let h: Harness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
-  async function started(config: Record<string, unknown> = {}): Promise<Harness> {
-    const hh = (h = await startHarness(PARITY_PORTS, { config }));
-    await hh.backend.start();
-    await hh.drachtio.waitForRoute('invite');
-    return hh;
-  }
+  const harness = useHarness(PARITY_PORTS);
+  const started = (config: Record<string, unknown> = {}): Promise<Harness> => harness.started({ config });
 
   it('non-default noRtpTimeoutMs, srtpSuites, comfortNoiseDbov: the INVITE to FreeSWITCH carries them, the caller never sees them, the idle noise level follows', async () => {
     const hh = await started({ rtp: { noRtpTimeoutMs: 7000, srtpSuites: ['AES_CM_128_HMAC_SHA1_32'], comfortNoiseDbov: 70 } });
@@ -1109,16 +1032,10 @@ describe('drachtio backend parity: rtp.* settings reach FreeSWITCH', () => {
 });
 
 describe('drachtio backend parity: shutdown and Retry-After', () => {
-  let h: Harness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
+  const harness = useHarness(PARITY_PORTS);
 
   it('stop(): an answered call ends by local/shutdown; an offered one gets 503 with drain.retryAfterSeconds', async () => {
-    const hh = (h = await startHarness(PARITY_PORTS, { config: { drain: { retryAfterSeconds: 12 } } }));
-    await hh.backend.start();
-    await hh.drachtio.waitForRoute('invite');
+    const hh = await harness.started({ config: { drain: { retryAfterSeconds: 12 } } });
     const answered = await answeredCall(hh);
     const offeredLeg = hh.drachtio.invite();
     const offered = await hh.nextCall();
@@ -1134,9 +1051,7 @@ describe('drachtio backend parity: shutdown and Retry-After', () => {
   });
 
   it('answer() without a media server: 503 with drain.retryAfterSeconds (default 30)', async () => {
-    const hh = (h = await startHarness(PARITY_PORTS));
-    await hh.backend.start();
-    await hh.drachtio.waitForRoute('invite');
+    const hh = await harness.started();
     const leg = hh.drachtio.invite();
     const call = await hh.nextCall();
     await hh.fs.crash();
@@ -1149,18 +1064,9 @@ describe('drachtio backend parity: shutdown and Retry-After', () => {
 });
 
 describe('drachtio backend parity: session timers (sip.sessionExpires, RFC 4028)', () => {
-  let h: Harness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
+  const harness = useHarness(PARITY_PORTS);
   /** unitMs: milliseconds per second of the RFC's timers (5: a 90 s interval is 450 ms). */
-  async function started(unitMs: number): Promise<Harness> {
-    const hh = (h = await startHarness(PARITY_PORTS, { backend: { sessionTimerUnitMs: unitMs } }));
-    await hh.backend.start();
-    await hh.drachtio.waitForRoute('invite');
-    return hh;
-  }
+  const started = (unitMs: number): Promise<Harness> => harness.started({ backend: { sessionTimerUnitMs: unitMs } });
   async function answer(hh: Harness, headers: [string, string][]): Promise<Answered & { ok: SipMsg }> {
     const leg = hh.drachtio.invite({ headers });
     const call = await hh.nextCall();
@@ -1248,6 +1154,7 @@ describe('drachtio backend parity: session timers (sip.sessionExpires, RFC 4028)
 const CONFERENCE_PORTS: HarnessPorts = { drachtio: 17162, esl: 17161, sip: 17170, listen: 17175 };
 
 describe('drachtio backend parity: conference legs listen for in-band keys (listenForInbandKeys)', () => {
+  const harness = useHarness(CONFERENCE_PORTS);
   let h: Harness;
   const times: number[] = [];
   let clockReads = 0;
@@ -1260,12 +1167,7 @@ describe('drachtio backend parity: conference legs listen for in-band keys (list
       if (t === undefined) throw new Error('the key merger read the clock more often than the test reported keys');
       return t;
     };
-    h = await startHarness(CONFERENCE_PORTS, { backend: { keyClock } });
-    await h.backend.start();
-    await h.drachtio.waitForRoute('invite');
-  });
-  afterEach(async () => {
-    await h.close();
+    h = await harness.started({ backend: { keyClock } });
   });
 
   /** A call with telephone-event, answered; `conference`: listenForInbandKeys() before the answer, as the controller calls it. */

@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { afterEach } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
@@ -145,6 +146,42 @@ export async function startHarness(ports: HarnessPorts, opts: HarnessOptions = {
       for (const b of extra) await b.stop();
       await fs.crash();
       await drachtio.stop();
+    },
+  };
+}
+
+/** The harness of the running test (see useHarness). */
+export interface HarnessSlot {
+  /** A harness whose fake servers are up (unless told otherwise) and whose backend is not started yet. */
+  created(opts?: HarnessOptions): Promise<Harness>;
+  /** A harness whose backend is started and has registered its INVITE route: ready for calls. */
+  started(opts?: HarnessOptions): Promise<Harness>;
+}
+
+/**
+ * One harness at a time on `ports` for the tests of the calling describe: a new one closes the
+ * previous (same ports), and the last is closed after each test. Call it inside a describe block.
+ */
+export function useHarness(ports: HarnessPorts): HarnessSlot {
+  let current: Harness | undefined;
+  const close = async (): Promise<void> => {
+    const h = current;
+    current = undefined;
+    await h?.close();
+  };
+  afterEach(close);
+  const created = async (opts: HarnessOptions = {}): Promise<Harness> => {
+    await close();
+    current = await startHarness(ports, opts);
+    return current;
+  };
+  return {
+    created,
+    started: async (opts = {}) => {
+      const h = await created(opts);
+      await h.backend.start();
+      await h.drachtio.waitForRoute('invite');
+      return h;
     },
   };
 }
