@@ -13,7 +13,7 @@ import { MemoryStore } from '../src/store/index.js';
 import { DrachtioBackend } from '../src/telephony/drachtio/backend.js';
 import { FakeDrachtio, tagOf, type CallerLeg, type FakeDialog, type SipMsg } from './support/fake-drachtio.js';
 import { FakeFreeswitch, type FakeChannel } from './support/fake-freeswitch.js';
-import { DRACHTIO_SECRET, ESL_PASSWORD, LogCapture, drachtioConfig, drachtioRawConfig, startHarness, until, type Harness, type HarnessOptions, type HarnessPorts } from './support/drachtio-harness.js';
+import { DRACHTIO_SECRET, ESL_PASSWORD, LogCapture, drachtioConfig, drachtioRawConfig, until, useHarness, type Harness, type HarnessPorts } from './support/drachtio-harness.js';
 import { ROOT } from './support/dist.js';
 import { kill9 } from './support/children.js';
 
@@ -80,26 +80,11 @@ function nextReinvite(fs: FakeFreeswitch, ch: FakeChannel): Promise<SipMsg> {
   });
 }
 
-async function withHarness(opts: HarnessOptions, body: (h: Harness) => Promise<void>): Promise<void> {
-  const h = await startHarness(PORTS, opts);
-  try {
-    await h.backend.start();
-    await h.drachtio.waitForRoute('invite');
-    await body(h);
-  } finally {
-    await h.close();
-  }
-}
-
 describe('drachtio INVITE parity: late offer (INVITE without SDP)', () => {
+  const harness = useHarness(PORTS);
   let h: Harness;
   beforeEach(async () => {
-    h = await startHarness(PORTS);
-    await h.backend.start();
-    await h.drachtio.waitForRoute('invite');
-  });
-  afterEach(async () => {
-    await h.close();
+    h = await harness.started();
   });
 
   it('the 200 OK carries FreeSWITCH\'s offer, the ACK\'s answer reaches FreeSWITCH, then media starts', async () => {
@@ -164,114 +149,112 @@ describe('drachtio INVITE parity: late offer (INVITE without SDP)', () => {
 });
 
 describe('drachtio INVITE parity: the answer in the ACK meets the offer rules', () => {
+  const harness = useHarness(PORTS);
+
   it('security.mediaRanges: an answer naming an address outside them ends the call, FreeSWITCH never sees it', async () => {
-    await withHarness({ config: { security: { mediaRanges: ['127.0.0.0/8'] } } }, async (h) => {
-      const { leg, ch, ends } = await lateOfferAnswered(h);
-      const reinvites: SipMsg[] = [];
-      h.fs.on('reinvite', (_c: FakeChannel, r: SipMsg) => reinvites.push(r));
-      leg.ack(CALLER_ANSWER.replace('c=IN IP4 127.0.0.1', 'c=IN IP4 10.9.8.7'));
-      expect((await leg.nextRequest('BYE')).get('Reason')).toContain('cause=488');
-      expect(ends).toEqual([{ by: 'error', reason: 'bad-sdp-answer' }]);
-      expect(reinvites).toEqual([]);
-      expect(ch.vars.get('variable_switch_r_sdp')).toBe('');
-      expect(h.logs.has('media address not an IP inside security.mediaRanges')).toBe(true);
-    });
+    const h = await harness.started({ config: { security: { mediaRanges: ['127.0.0.0/8'] } } });
+    const { leg, ch, ends } = await lateOfferAnswered(h);
+    const reinvites: SipMsg[] = [];
+    h.fs.on('reinvite', (_c: FakeChannel, r: SipMsg) => reinvites.push(r));
+    leg.ack(CALLER_ANSWER.replace('c=IN IP4 127.0.0.1', 'c=IN IP4 10.9.8.7'));
+    expect((await leg.nextRequest('BYE')).get('Reason')).toContain('cause=488');
+    expect(ends).toEqual([{ by: 'error', reason: 'bad-sdp-answer' }]);
+    expect(reinvites).toEqual([]);
+    expect(ch.vars.get('variable_switch_r_sdp')).toBe('');
+    expect(h.logs.has('media address not an IP inside security.mediaRanges')).toBe(true);
   });
 
   it('rtp.srtp required: a plain RTP/AVP answer ends the call; off: an RTP/SAVP answer does', async () => {
-    await withHarness({ config: { rtp: { srtp: 'required' } } }, async (h) => {
-      const { leg, ends } = await lateOfferAnswered(h);
-      leg.ack(CALLER_ANSWER);
-      expect((await leg.nextRequest('BYE')).get('Reason')).toContain('cause=488');
-      expect(ends).toEqual([{ by: 'error', reason: 'bad-sdp-answer' }]);
-      expect(h.logs.has('SRTP required')).toBe(true);
-    });
-    await withHarness({ config: { rtp: { srtp: 'off' } } }, async (h) => {
-      const { leg, ends } = await lateOfferAnswered(h);
-      leg.ack(CALLER_ANSWER.replace('RTP/AVP', 'RTP/SAVP').replace('a=sendrecv', 'a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\na=sendrecv'));
-      expect((await leg.nextRequest('BYE')).get('Reason')).toContain('cause=488');
-      expect(ends).toEqual([{ by: 'error', reason: 'bad-sdp-answer' }]);
-      expect(h.logs.has('SRTP disabled here')).toBe(true);
-    });
+    const required = await harness.started({ config: { rtp: { srtp: 'required' } } });
+    const plain = await lateOfferAnswered(required);
+    plain.leg.ack(CALLER_ANSWER);
+    expect((await plain.leg.nextRequest('BYE')).get('Reason')).toContain('cause=488');
+    expect(plain.ends).toEqual([{ by: 'error', reason: 'bad-sdp-answer' }]);
+    expect(required.logs.has('SRTP required')).toBe(true);
+    // A new harness on the same ports: the first is closed before it starts.
+    const off = await harness.started({ config: { rtp: { srtp: 'off' } } });
+    const secure = await lateOfferAnswered(off);
+    secure.leg.ack(CALLER_ANSWER.replace('RTP/AVP', 'RTP/SAVP').replace('a=sendrecv', 'a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\na=sendrecv'));
+    expect((await secure.leg.nextRequest('BYE')).get('Reason')).toContain('cause=488');
+    expect(secure.ends).toEqual([{ by: 'error', reason: 'bad-sdp-answer' }]);
+    expect(off.logs.has('SRTP disabled here')).toBe(true);
   });
 });
 
 describe('drachtio INVITE parity: 480 when the app never answers', () => {
+  const harness = useHarness(PORTS);
+
   it('a call neither answered nor rejected within the deadline gets 480, no media was set up', async () => {
-    await withHarness({ backend: { offerTimeoutMs: 50 } }, async (h) => {
-      const { leg, call, ends } = await offered(h);
-      const final = await leg.final();
-      expect(final.status).toBe(480);
-      expect(final.reason).toBe('Not Answered In Time');
-      expect(call.state).toBe('ended');
-      expect(ends).toEqual([{ by: 'local', reason: 'rejected 480' }]);
-      expect(h.backend.activeCalls).toBe(0);
-      expect(h.fs.channels.size).toBe(0);
-      await expect(call.answer()).rejects.toMatchObject({ code: 'ERR_CALL_ENDED' });
-      expect(h.logs.has('call neither answered nor rejected in time')).toBe(true);
-    });
+    const h = await harness.started({ backend: { offerTimeoutMs: 50 } });
+    const { leg, call, ends } = await offered(h);
+    const final = await leg.final();
+    expect(final.status).toBe(480);
+    expect(final.reason).toBe('Not Answered In Time');
+    expect(call.state).toBe('ended');
+    expect(ends).toEqual([{ by: 'local', reason: 'rejected 480' }]);
+    expect(h.backend.activeCalls).toBe(0);
+    expect(h.fs.channels.size).toBe(0);
+    await expect(call.answer()).rejects.toMatchObject({ code: 'ERR_CALL_ENDED' });
+    expect(h.logs.has('call neither answered nor rejected in time')).toBe(true);
   });
 
   it('a call answered in time is not ended by the deadline', async () => {
-    await withHarness({ backend: { offerTimeoutMs: 200 } }, async (h) => {
-      const { leg, call, ends } = await offered(h);
-      const ready = h.fs.nextChannel();
-      await call.answer();
-      const ch = await ready;
-      expect((await leg.final()).status).toBe(200);
-      leg.ack();
-      await h.fs.waitForExecute(ch, (e) => e.app === 'set' && e.arg.startsWith('send_silence_when_idle='));
-      // A playback that outlasts the deadline: the call is still up when it completes.
-      const started = new Promise<void>((r) => h.fs.once('playback', () => r()));
-      const played = call.play(['welcome'], { language: 'en-US', bargeIn: false });
-      await started;
-      await new Promise((r) => setTimeout(r, 300));
-      h.fs.finishPlayback(ch);
-      expect(await played).toBe('done');
-      expect(call.state).toBe('answered');
-      expect(ends).toEqual([]);
-      expect(leg.responses.some((r) => r.status === 480)).toBe(false);
-    });
+    const h = await harness.started({ backend: { offerTimeoutMs: 200 } });
+    const { leg, call, ends } = await offered(h);
+    const ready = h.fs.nextChannel();
+    await call.answer();
+    const ch = await ready;
+    expect((await leg.final()).status).toBe(200);
+    leg.ack();
+    await h.fs.waitForExecute(ch, (e) => e.app === 'set' && e.arg.startsWith('send_silence_when_idle='));
+    // A playback that outlasts the deadline: the call is still up when it completes.
+    const started = new Promise<void>((r) => h.fs.once('playback', () => r()));
+    const played = call.play(['welcome'], { language: 'en-US', bargeIn: false });
+    await started;
+    await new Promise((r) => setTimeout(r, 300));
+    h.fs.finishPlayback(ch);
+    expect(await played).toBe('done');
+    expect(call.state).toBe('answered');
+    expect(ends).toEqual([]);
+    expect(leg.responses.some((r) => r.status === 480)).toBe(false);
   });
 });
 
 describe('drachtio INVITE parity: refusals (security.refusal)', () => {
+  const harness = useHarness(PORTS);
   const refusedByAllowList = { security: { allowList: ['10.0.0.0/8'], refusal: 'silent' } };
 
   it('silent: no final response; drachtio-server\'s 100 Trying is all the caller gets, and no call exists', async () => {
-    await withHarness({ config: refusedByAllowList, drachtio: { pendingTimeoutMs: 1, sendTrying: true }, backend: { silenceReleaseMs: 300 } }, async (h) => {
-      let calls = 0;
-      h.backend.on('call', () => (calls += 1));
-      const forgotten = new Promise<void>((r) => h.drachtio.once('pending-timeout', () => r()));
-      const released = new Promise<SipMsg>((r) => h.drachtio.once('response-not-sent', (_t: string, m: SipMsg) => r(m)));
-      const leg = h.drachtio.invite();
-      await forgotten;
-      // The late response that frees drachtio-srf's record reached a server that had forgotten the INVITE.
-      expect((await released).status).toBe(403);
-      expect(leg.responses.map((r) => r.status)).toEqual([100]);
-      expect(calls).toBe(0);
-      expect(h.backend.activeCalls).toBe(0);
-      expect(h.fs.channels.size).toBe(0);
-      expect(h.logs.has('INVITE refused')).toBe(true);
-    });
+    const h = await harness.started({ config: refusedByAllowList, drachtio: { pendingTimeoutMs: 1, sendTrying: true }, backend: { silenceReleaseMs: 300 } });
+    let calls = 0;
+    h.backend.on('call', () => (calls += 1));
+    const forgotten = new Promise<void>((r) => h.drachtio.once('pending-timeout', () => r()));
+    const released = new Promise<SipMsg>((r) => h.drachtio.once('response-not-sent', (_t: string, m: SipMsg) => r(m)));
+    const leg = h.drachtio.invite();
+    await forgotten;
+    // The late response that frees drachtio-srf's record reached a server that had forgotten the INVITE.
+    expect((await released).status).toBe(403);
+    expect(leg.responses.map((r) => r.status)).toEqual([100]);
+    expect(calls).toBe(0);
+    expect(h.backend.activeCalls).toBe(0);
+    expect(h.fs.channels.size).toBe(0);
+    expect(h.logs.has('INVITE refused')).toBe(true);
   });
 
   it('respond: the same INVITE gets one final 403; a flood is logged once per source and rule', async () => {
-    await withHarness({ config: { security: { allowList: ['10.0.0.0/8'] } }, drachtio: { sendTrying: true } }, async (h) => {
-      const leg = h.drachtio.invite();
-      expect((await leg.final()).status).toBe(403);
-      expect(leg.responses.map((r) => r.status)).toEqual([100, 403]);
-      expect((await h.drachtio.invite().final()).status).toBe(403);
-      expect(h.logs.lines.filter((l) => l.includes('"msg":"INVITE refused"'))).toHaveLength(1);
-    });
+    const h = await harness.started({ config: { security: { allowList: ['10.0.0.0/8'] } }, drachtio: { sendTrying: true } });
+    const leg = h.drachtio.invite();
+    expect((await leg.final()).status).toBe(403);
+    expect(leg.responses.map((r) => r.status)).toEqual([100, 403]);
+    expect((await h.drachtio.invite().final()).status).toBe(403);
+    expect(h.logs.lines.filter((l) => l.includes('"msg":"INVITE refused"'))).toHaveLength(1);
   });
 
   it('silent: a digest challenge is still answered (401), or nobody could authenticate', async () => {
-    await withHarness({ config: { security: { refusal: 'silent', digest: { realm: 'pay-ivr', username: 'genesys', password: 'secret-digest-pw' } } } }, async (h) => {
-      const final = await h.drachtio.invite().final();
-      expect(final.status).toBe(401);
-      expect(final.get('WWW-Authenticate')).toMatch(/^Digest /);
-    });
+    const h = await harness.started({ config: { security: { refusal: 'silent', digest: { realm: 'pay-ivr', username: 'genesys', password: 'secret-digest-pw' } } } });
+    const final = await h.drachtio.invite().final();
+    expect(final.status).toBe(401);
+    expect(final.get('WWW-Authenticate')).toMatch(/^Digest /);
   });
 });
 
