@@ -48,6 +48,26 @@ function makeQueue(spool: Spool, writer: WriterDouble, clock: TestClock, over: P
   return new WriteBackQueue({ spool, writer, attributesOf, delivery: { ...DELIVERY, ...over }, logger, now: clock.read, setTimer: clock.setTimer });
 }
 
+interface QueueRig {
+  path: string;
+  spool: Spool;
+  clock: TestClock;
+  writer: WriterDouble;
+  q: WriteBackQueue;
+}
+
+/** A queue on a spool file (a new one unless `path`), with its own test clock and writer double; started unless `start: false`. */
+function queueRig(opts: { path?: string; answer?: WriterDouble['answer']; over?: Partial<typeof DELIVERY>; start?: boolean } = {}): QueueRig {
+  const path = opts.path ?? join(tmp(), 'spool.jsonl');
+  const spool = openSpool(path);
+  const clock = new TestClock();
+  const writer = new WriterDouble();
+  if (opts.answer) writer.answer = opts.answer;
+  const q = makeQueue(spool, writer, clock, opts.over);
+  if (opts.start !== false) q.start();
+  return { path, spool, clock, writer, q };
+}
+
 /** callRef of each acknowledged write, in order. */
 function writtenRefs(w: WriterDouble): string[] {
   return w.written().map((c) => c.attributes['payivr.callRef'] ?? '?');
@@ -69,12 +89,7 @@ describe('retry delay', () => {
 
 describe('write-back queue', () => {
   it('an outage keeps every write queued; once Genesys answers, all 20 are written, each once, in order per conversation', async () => {
-    const spool = openSpool(join(tmp(), 'spool.jsonl'));
-    const clock = new TestClock();
-    const writer = new WriterDouble();
-    writer.answer = () => ({ kind: 'retry', why: '503 Service Unavailable' });
-    const q = makeQueue(spool, writer, clock, { maxAttempts: 1000 });
-    q.start();
+    const { spool, clock, writer, q } = queueRig({ answer: () => ({ kind: 'retry', why: '503 Service Unavailable' }), over: { maxAttempts: 1000 } });
     // 20 payments over 4 conversations, queued while every write fails.
     const order: string[] = [];
     for (let i = 0; i < 20; i++) {
@@ -115,12 +130,7 @@ describe('write-back queue', () => {
   });
 
   it('waits as long as Retry-After says when it is longer than the backoff, and backs off exponentially otherwise', async () => {
-    const spool = openSpool(join(tmp(), 'spool.jsonl'));
-    const clock = new TestClock();
-    const writer = new WriterDouble();
-    writer.answer = () => ({ kind: 'retry', why: '429 Too Many Requests', afterMs: 7_000 });
-    const q = makeQueue(spool, writer, clock);
-    q.start();
+    const { clock, writer, q } = queueRig({ answer: () => ({ kind: 'retry', why: '429 Too Many Requests', afterMs: 7_000 }) });
     await q.enqueueResult(result('c1', 'conv-1'));
     await until(() => writer.calls[0]?.verdict !== undefined, 'first try');
     await until(retryPlanned(clock), 'retry planned');
@@ -143,12 +153,7 @@ describe('write-back queue', () => {
   });
 
   it('a write still failing after maxAttempts tries goes to the dead-letter list; a rejected one at once', async () => {
-    const spool = openSpool(join(tmp(), 'spool.jsonl'));
-    const clock = new TestClock();
-    const writer = new WriterDouble();
-    writer.answer = (c) => (c.conversationId === 'conv-gone' ? { kind: 'rejected', why: 'conversation not found', status: 404 } : { kind: 'retry', why: 'timeout' });
-    const q = makeQueue(spool, writer, clock, { maxAttempts: 3 });
-    q.start();
+    const { spool, clock, writer, q } = queueRig({ answer: (c) => (c.conversationId === 'conv-gone' ? { kind: 'rejected', why: 'conversation not found', status: 404 } : { kind: 'retry', why: 'timeout' }), over: { maxAttempts: 3 } });
     await q.enqueueResult(result('c-gone', 'conv-gone'));
     await until(() => q.status().deadLetters === 1, 'rejected write dead-lettered');
     expect(writer.calls.length).toBe(1);
@@ -182,12 +187,7 @@ describe('write-back queue', () => {
   });
 
   it('a write older than maxAgeMs goes to the dead-letter list', async () => {
-    const spool = openSpool(join(tmp(), 'spool.jsonl'));
-    const clock = new TestClock();
-    const writer = new WriterDouble();
-    writer.answer = () => ({ kind: 'retry', why: 'ECONNREFUSED' });
-    const q = makeQueue(spool, writer, clock, { maxAttempts: 1000, maxAgeMs: 60_000 });
-    q.start();
+    const { clock, q } = queueRig({ answer: () => ({ kind: 'retry', why: 'ECONNREFUSED' }), over: { maxAttempts: 1000, maxAgeMs: 60_000 } });
     await q.enqueueResult(result('c-old', 'conv-old'));
     for (let i = 0; i < 12; i++) {
       await q.settled();
@@ -200,11 +200,7 @@ describe('write-back queue', () => {
   });
 
   it('a newer version of a call replaces an older one still queued, and is written after one in flight, never before', async () => {
-    const spool = openSpool(join(tmp(), 'spool.jsonl'));
-    const clock = new TestClock();
-    const writer = new WriterDouble();
-    const q = makeQueue(spool, writer, clock);
-    q.start();
+    const { writer, q } = queueRig();
     // v1 (charged) in flight when v2 (ended) and v3 (reconciled) arrive.
     writer.hold = true;
     await q.enqueueResult(result('c1', 'conv-1', { stage: 'charged', outcome: 'unconfirmed' }));
@@ -228,12 +224,7 @@ describe('write-back queue', () => {
   });
 
   it('is idempotent: an unchanged re-save is not sent again; an acknowledged or older entry left by a crash is not sent', async () => {
-    const path = join(tmp(), 'spool.jsonl');
-    const spool = openSpool(path);
-    const clock = new TestClock();
-    const writer = new WriterDouble();
-    const q = makeQueue(spool, writer, clock);
-    q.start();
+    const { path, spool, clock, writer, q } = queueRig();
     const r = result('c1', 'conv-1');
     await q.enqueueResult(r);
     await until(() => q.status().queued === 0, 'delivered');
@@ -260,12 +251,7 @@ describe('write-back queue', () => {
   });
 
   it('a new queue on the same spool delivers, in order, what the first left, including the write it was sending', async () => {
-    const path = join(tmp(), 'spool.jsonl');
-    const spool = openSpool(path);
-    const clock = new TestClock();
-    const writer = new WriterDouble();
-    const q = makeQueue(spool, writer, clock);
-    q.start();
+    const { path, spool, clock, writer, q } = queueRig();
     writer.hold = true;
     for (let i = 0; i < 5; i++) await q.enqueueResult(result(`c${i}`, 'conv-1'));
     await until(() => writer.heldCount === 1, 'first write in flight');
@@ -306,10 +292,7 @@ describe('write-back queue', () => {
     `;
     const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
     expect(r.signal, r.stderr).toBe('SIGKILL');
-    const spool = openSpool(path);
-    const clock = new TestClock();
-    const writer = new WriterDouble();
-    const q = makeQueue(spool, writer, clock);
+    const { writer, q } = queueRig({ path, start: false });
     expect(q.status().queued).toBe(10);
     q.start();
     await until(() => q.status().queued === 0, 'delivered after kill -9');
@@ -338,11 +321,7 @@ describe('write-back queue', () => {
   });
 
   it('the store resolves a save only once its write is queued on disk; results without a conversation id are not queued', async () => {
-    const path = join(tmp(), 'spool.jsonl');
-    const spool = openSpool(path);
-    const clock = new TestClock();
-    const writer = new WriterDouble();
-    const q = makeQueue(spool, writer, clock);
+    const { path, q } = queueRig({ start: false });
     const store = new WriteBackResultStore(new MemoryStore(), q);
     await store.saveResult(result('c1', 'conv-1'));
     await store.saveResult(sampleResult('c2', { conversationId: undefined }));
