@@ -774,14 +774,7 @@ export class FakeDrachtio extends EventEmitter {
       d.peer.onAck?.(req, d);
       return;
     }
-    void Promise.resolve(d.peer.onRequest(req, d)).then((pr) => {
-      const res = this.#responseTo(req, pr.status, pr.reason ?? reasonOf(pr.status), pr.headers ?? [], pr.body ?? '');
-      if (method === 'BYE' && pr.status < 300) {
-        d.ended = true;
-        this.dialogs.delete(d.id);
-      }
-      this.#sendSip(c, 'network', { address: '127.0.0.1', port: d.role === 'uas' ? 5090 : 5080, protocol: 'udp' }, txnId, d.id, res, false);
-    });
+    this.#deliverToPeer(c, d, req, txnId);
   }
 
   /** The live dialog whose Call-ID and tags the app's request carries (its From tag is the app's). */
