@@ -3,7 +3,7 @@ import type { Config } from '../src/config/schema.js';
 import type { CallEndInfo, DtmfSource, InboundCall } from '../src/telephony/types.js';
 import type { DtmfDigit } from '../src/domain/dtmf.js';
 import { isPayIvrError } from '../src/errors.js';
-import { CALLER_SDP, type CallerLeg, type SipMsg } from './support/fake-drachtio.js';
+import { CALLER_SDP, type CallerLeg, type InviteOptions, type SipMsg } from './support/fake-drachtio.js';
 import { FakeFreeswitch, type FakeChannel } from './support/fake-freeswitch.js';
 import { DRACHTIO_SECRET, ESL_PASSWORD, until, useHarness, type Harness, type HarnessPorts } from './support/drachtio-harness.js';
 import { cardDigitHits } from './support/run-texts.js';
@@ -24,13 +24,15 @@ interface Answered {
   digits: [DtmfDigit, DtmfSource][];
 }
 
-async function answeredCall(h: Harness, headers: [string, string][] = []): Promise<Answered> {
-  const leg = h.drachtio.invite({ headers });
+/** A call answered and acknowledged; `beforeAnswer` runs on the offered call (e.g. listenForInbandKeys). */
+async function answeredCall(h: Harness, invite: InviteOptions = {}, beforeAnswer?: (call: InboundCall) => void): Promise<Answered> {
+  const leg = h.drachtio.invite(invite);
   const call = await h.nextCall();
   const ends: CallEndInfo[] = [];
   const digits: [DtmfDigit, DtmfSource][] = [];
   call.on('ended', (i) => ends.push(i));
   call.on('digit', (d, s) => digits.push([d, s]));
+  beforeAnswer?.(call);
   const ready = h.fs.nextChannel();
   await call.answer();
   const ch = await ready;
@@ -926,21 +928,8 @@ describe('drachtio backend parity: in-band keys when telephone-event is not nego
     h = await harness.started();
   });
 
-  async function callWith(sdp: string): Promise<Answered> {
-    const leg = h.drachtio.invite({ sdp });
-    const call = await h.nextCall();
-    const ends: CallEndInfo[] = [];
-    const digits: [DtmfDigit, DtmfSource][] = [];
-    call.on('ended', (i) => ends.push(i));
-    call.on('digit', (d, s) => digits.push([d, s]));
-    const ready = h.fs.nextChannel();
-    await call.answer();
-    const ch = await ready;
-    await h.fs.waitForCommand((c) => c.channel === ch.uuid && c.command === `filter Unique-ID ${ch.uuid}`);
-    expect((await leg.final()).status).toBe(200);
-    leg.ack();
-    return { leg, call, ch, ends, digits };
-  }
+  const callWith = (sdp: string): Promise<Answered> => answeredCall(h, { sdp });
+
 
   it('no telephone-event: FreeSWITCH\'s start_dtmf runs and its INBAND_AUDIO keys come as \'inband\'', async () => {
     const { ch, digits } = await callWith(NO_TELEPHONE_EVENT_SDP);
@@ -1171,22 +1160,8 @@ describe('drachtio backend parity: conference legs listen for in-band keys (list
   });
 
   /** A call with telephone-event, answered; `conference`: listenForInbandKeys() before the answer, as the controller calls it. */
-  async function call(conference: boolean): Promise<Answered> {
-    const leg = h.drachtio.invite({});
-    const c = await h.nextCall();
-    const ends: CallEndInfo[] = [];
-    const digits: [DtmfDigit, DtmfSource][] = [];
-    c.on('ended', (i) => ends.push(i));
-    c.on('digit', (d, s) => digits.push([d, s]));
-    if (conference) c.listenForInbandKeys?.();
-    const ready = h.fs.nextChannel();
-    await c.answer();
-    const ch = await ready;
-    await h.fs.waitForCommand((x) => x.channel === ch.uuid && x.command === `filter Unique-ID ${ch.uuid}`);
-    expect((await leg.final()).status).toBe(200);
-    leg.ack();
-    return { leg, call: c, ch, ends, digits };
-  }
+  const call = (conference: boolean): Promise<Answered> => answeredCall(h, {}, conference ? (c) => c.listenForInbandKeys?.() : undefined);
+
 
   /** Every execute FreeSWITCH got before the next playback (same event socket, so in order). */
   async function executesBeforePlayback(c: InboundCall, ch: FakeChannel): Promise<string[]> {
