@@ -18,6 +18,7 @@ export const E2E_LANE_A = [
   'test/memory-scan.test.ts',
   'test/reports-browser.test.ts',
   'test/genesys-write-back-app.test.ts',
+  'test/e2e-genesys-writeback.test.ts',
 ];
 
 /** Lane B: everything else that binds fixed ports or starts real peers. */

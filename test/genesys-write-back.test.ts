@@ -129,6 +129,31 @@ describe('write-back queue', () => {
     await q.close();
   });
 
+  it('stays backing-off while the probe of an outage is in flight: a Genesys that hangs is not shown ok', async () => {
+    const spool = openSpool(join(tmp(), 'spool.jsonl'));
+    const clock = new TestClock();
+    const writer = new WriterDouble();
+    writer.answer = () => ({ kind: 'retry', why: 'ECONNRESET' });
+    const q = makeQueue(spool, writer, clock);
+    q.start();
+    await q.enqueueResult(result('c1', 'conv-1'));
+    await until(() => writer.calls[0]?.verdict !== undefined, 'first try');
+    await q.settled();
+    expect(q.status().backingOff).toBe(true);
+    // The pause ends; the probe goes out and gets no answer yet.
+    writer.hold = true;
+    clock.advance(DELIVERY.maxRetryMs);
+    await until(() => writer.heldCount === 1, 'probe sent');
+    expect(q.status()).toMatchObject({ queued: 1, backingOff: true });
+    writer.answer = () => ({ kind: 'written' });
+    writer.hold = false;
+    writer.release();
+    await until(() => writer.written().length === 1, 'probe written');
+    await q.settled();
+    expect(q.status()).toMatchObject({ queued: 0, backingOff: false });
+    await q.close();
+  });
+
   it('waits as long as Retry-After says when it is longer than the backoff, and backs off exponentially otherwise', async () => {
     const { clock, writer, q } = queueRig({ answer: () => ({ kind: 'retry', why: '429 Too Many Requests', afterMs: 7_000 }) });
     await q.enqueueResult(result('c1', 'conv-1'));

@@ -11,10 +11,10 @@ export class NodeChildren {
 
   constructor(private readonly dir: () => string) {}
 
-  /** `node <args>`, output to `<dir>/<logFile>`. */
-  spawn(args: string[], logFile: string): ChildProcess {
+  /** `node <args>`, output to `<dir>/<logFile>`; `env` adds to this process's environment. */
+  spawn(args: string[], logFile: string, env: Record<string, string> = {}): ChildProcess {
     const out = join(this.dir(), logFile);
-    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     const chunks: string[] = [];
     const save = (d: Buffer): void => {
       chunks.push(d.toString());

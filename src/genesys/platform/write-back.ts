@@ -51,7 +51,7 @@ export interface WriteBackStatus {
   /** Age of the oldest queued write (0 when none). */
   oldestAgeMs: number;
   deadLetters: number;
-  /** True while the queue is paused after a failed write (Genesys unreachable or throttling). */
+  /** True from a failed write (Genesys unreachable or throttling) until a write succeeds again. */
   backingOff: boolean;
 }
 
@@ -180,7 +180,9 @@ export class WriteBackQueue {
       queued: this.#queued.size,
       oldestAgeMs: oldest === Infinity ? 0 : Math.max(0, this.#now() - oldest),
       deadLetters: this.#dead.size,
-      backingOff: this.#now() < this.#pauseUntil,
+      // While writes wait, until one succeeds again, not just while the pause lasts: a probe in
+      // flight (up to timeoutMs against a Genesys that hangs) is still the outage.
+      backingOff: this.#now() < this.#pauseUntil || (this.#retriesInRow > 0 && this.#queued.size > 0),
     };
   }
 
