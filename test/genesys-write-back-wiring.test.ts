@@ -105,6 +105,25 @@ describe('results written by reconciliation and start-up recovery', () => {
     await queue.settled();
     expect(writer.written().map((c) => [c.conversationId, c.attributes['payivr.outcome'], c.attributes['payivr.stage']])).toEqual([['conv-o', 'error', 'ended']]);
   });
+
+  it('a call a crash cut while its charge was with the PSP is written unconfirmed (maybe charged), never error, until reconciliation knows', async () => {
+    const { writer, queue, store, journal } = setup();
+    await journal.begin({ id: randomUUID(), idempotencyKey: 'idem-u', callRef: 'call-u', callId: 'u@x', psp: 'sandbox-stripe', profile: 'default', amount: 500, currency: 'EUR', reference: 'INV-U', brand: 'visa', last4: '4242', attempt: 1, conversationId: 'conv-u' });
+    await journal.saveDialog({
+      callRef: 'call-u',
+      backend: 'embedded',
+      dialog: { callId: 'u@x' } as never,
+      profile: 'default',
+      mode: 'automated',
+      currency: 'EUR',
+      conversationId: 'conv-u',
+      startedAt: new Date().toISOString(),
+    });
+    const backend = { name: 'drachtio' } as unknown as TelephonyBackend;
+    expect(await endOrphanedCalls({ journal, results: store, backend, logger: silentLogger })).toBe(1);
+    await queue.settled();
+    expect(writer.written().map((c) => [c.conversationId, c.attributes['payivr.outcome']])).toEqual([['conv-u', 'unconfirmed']]);
+  });
 });
 
 describe('the admin API shows the write-back', () => {

@@ -20,10 +20,12 @@ export async function endOrphanedCalls(opts: { journal: PaymentJournal; results:
   const orphans = journal.dialogs();
   if (orphans.length === 0) return 0;
   logger.warn({ calls: orphans.length }, 'calls left in progress by a previous run: ending them');
+  // A call whose charge was with the PSP when the node died may have been charged.
+  const charging = new Set((await journal.openAttempts()).map((a) => a.callRef));
   await Promise.all(
     orphans.map(async (o) => {
       try {
-        await recordOrphan(o, results, now());
+        await recordOrphan(o, results, now(), charging.has(o.callRef));
       } catch (e) {
         logger.error({ err: describeError(e), call: o.callRef }, 'result of an orphaned call not stored');
       }
@@ -45,7 +47,12 @@ export async function endOrphanedCalls(opts: { journal: PaymentJournal; results:
   return orphans.length;
 }
 
-async function recordOrphan(o: OrphanDialog, results: ResultStore, at: Date): Promise<void> {
+/**
+ * The interim result of a call a crash cut: `unconfirmed` when a charge attempt was open (the PSP
+ * may have charged; reconciliation settles it and replaces this record), else `error` (nothing was
+ * sent to the PSP). Genesys may read it before reconciliation does: it must not say "not charged".
+ */
+async function recordOrphan(o: OrphanDialog, results: ResultStore, at: Date, charging: boolean): Promise<void> {
   const existing = await results.getById(o.callRef);
   const handBack = { target: '', status: 'skipped', detail: 'pay-ivr restarted during the call; ended with BYE' } as const;
   if (existing !== undefined) {
@@ -57,7 +64,7 @@ async function recordOrphan(o: OrphanDialog, results: ResultStore, at: Date): Pr
   }
   await results.saveResult({
     id: o.callRef,
-    outcome: 'error',
+    outcome: charging ? 'unconfirmed' : 'error',
     mode: o.mode,
     currency: o.currency,
     reference: o.reference,
