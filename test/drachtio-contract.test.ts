@@ -4,7 +4,7 @@ import type { CallEndInfo, DtmfSource, InboundCall } from '../src/telephony/type
 import type { DtmfDigit } from '../src/domain/dtmf.js';
 import { isPayIvrError } from '../src/errors.js';
 import { CALLER_SDP, type CallerLeg, type SipMsg } from './support/fake-drachtio.js';
-import { FakeFreeswitch, type FakeChannel } from './support/fake-freeswitch.js';
+import { FakeFreeswitch, isIdleFiller, type FakeChannel } from './support/fake-freeswitch.js';
 import { DRACHTIO_SECRET, ESL_PASSWORD, startHarness, until, type Harness, type HarnessPorts } from './support/drachtio-harness.js';
 import { cardDigitHits } from './support/run-texts.js';
 
@@ -46,7 +46,7 @@ async function answeredCall(h: Harness, headers: [string, string][] = []): Promi
 function nextPlayback(h: Harness, ch: FakeChannel): Promise<{ app: string; arg: string }> {
   return new Promise((resolve) => {
     const on = (c: FakeChannel, e: { app: string; arg: string }): void => {
-      if (c !== ch) return;
+      if (c !== ch || isIdleFiller(e)) return;
       h.fs.off('playback', on);
       resolve(e);
     };
@@ -105,8 +105,8 @@ describe('drachtio backend contract: one call', () => {
     expect(ch.vars.get('variable_switch_r_sdp')).toBe(leg.invite.body);
     expect(ch.vars.get('variable_sip_h_X-esl-outbound')).toBe(`127.0.0.1:${PORTS.listen}`);
     expect(ch.vars.get('variable_sip_user_agent')).toMatch(/^drachtio-fsmrf:/);
-    const silence = await h.fs.waitForExecute(ch, (e) => e.app === 'set' && e.arg.startsWith('send_silence_when_idle='));
-    expect(silence.arg).toBe('send_silence_when_idle=-1');
+    const silence = await h.fs.waitForExecute(ch, isIdleFiller);
+    expect(silence.arg).toBe('silence_stream://-1');
     // The per-call event socket subscribed to DTMF and filtered on its channel.
     const sub = await h.fs.waitForCommand((c) => c.channel === ch.uuid && c.command.startsWith('event json'));
     expect(sub.command).toContain('DTMF');
@@ -287,9 +287,9 @@ describe('drachtio backend contract: one call', () => {
     expect((await leg.final()).status).toBe(200);
     const playing = call.play(['enter-card-number'], { language: 'en-US', bargeIn: false });
     await h.fs.waitForCommand((c) => c.channel === ch.uuid && c.command.startsWith('event json'));
-    expect(ch.executes.filter((e) => e.app === 'playback' || e.arg.startsWith('send_silence_when_idle'))).toEqual([]);
+    expect(ch.executes.filter((e) => e.app === 'playback')).toEqual([]);
     leg.ack();
-    await h.fs.waitForExecute(ch, (e) => e.app === 'set' && e.arg === 'send_silence_when_idle=-1');
+    await h.fs.waitForExecute(ch, (e) => isIdleFiller(e) && e.arg === 'silence_stream://-1');
     await h.fs.waitForExecute(ch, (e) => e.app === 'playback');
     h.fs.finishPlayback(ch);
     expect(await playing).toBe('done');
@@ -659,7 +659,7 @@ describe('drachtio backend contract: who may call', () => {
     expect(await ended).toEqual({ by: 'error', reason: 'no-ack' });
     expect(await playing).toBe('ended');
     await until(() => ch.hungUp);
-    expect(ch.executes.filter((e) => e.app === 'playback' || e.arg.startsWith('send_silence_when_idle'))).toEqual([]);
+    expect(ch.executes.filter((e) => e.app === 'playback')).toEqual([]);
     expect(leg.requests.filter((r) => r.method === 'BYE')).toEqual([]);
   });
 
@@ -1062,7 +1062,7 @@ describe('drachtio backend parity: rtp.* settings reach FreeSWITCH', () => {
     expect(ch.vars.get('variable_sip_h_X-Payivr-Srtp-Suites')).toBe('AES_CM_128_HMAC_SHA1_32');
     expect(ch.vars.get('variable_rtp_secure_media_inbound')).toBe('optional:AES_CM_128_HMAC_SHA1_32');
     // 10^(70/20)/sqrt(3): noise of about -70 dBov (media-settings.ts).
-    await hh.fs.waitForExecute(ch, (e) => e.app === 'set' && e.arg === 'send_silence_when_idle=1826');
+    await hh.fs.waitForExecute(ch, (e) => isIdleFiller(e) && e.arg === 'silence_stream://-1,1826');
     const ok = leg.responses.find((r) => r.status === 200);
     expect(ok?.headers.filter(([k]) => /^x-payivr/i.test(k))).toEqual([]);
   });
@@ -1072,7 +1072,7 @@ describe('drachtio backend parity: rtp.* settings reach FreeSWITCH', () => {
     const { ch } = await answeredCall(hh);
     expect(ch.vars.get('variable_media_timeout')).toBe('30000');
     expect(ch.vars.get('variable_sip_h_X-Payivr-Srtp-Suites')).toBe('AES_CM_128_HMAC_SHA1_80:AES_CM_128_HMAC_SHA1_32');
-    await hh.fs.waitForExecute(ch, (e) => e.app === 'set' && e.arg === 'send_silence_when_idle=-1');
+    await hh.fs.waitForExecute(ch, (e) => isIdleFiller(e) && e.arg === 'silence_stream://-1');
   });
 
   it('an SRTP offer goes the same way: FreeSWITCH first with the settings, then the caller', async () => {

@@ -7,7 +7,8 @@ import type { Config } from '../../config/schema.js';
  *   headers on the INVITE drachtio-fsmrf sends to FreeSWITCH, which the drachtio_mrf dialplan
  *   (docker/freeswitch/dialplan/mrf.xml) copies into channel variables before `answer`. The
  *   profile only takes INVITEs from drachtio-server, i.e. from pay-ivr, never a caller's headers;
- * - once the caller's ACK came: send_silence_when_idle, set on the endpoint (call.ts).
+ * - once the caller's ACK came: the idle noise, as an endless silence_stream at
+ *   send_silence_when_idle's level (playback.ts idleFillerCommand; the variable set then is never read).
  */
 
 /** The INVITE headers the dialplan reads (as ${sip_h_<name>}). */
