@@ -1075,25 +1075,40 @@ describe('drachtio backend parity: rtp.* settings reach FreeSWITCH', () => {
     await hh.fs.waitForExecute(ch, (e) => isIdleFiller(e) && e.arg === 'silence_stream://-1');
   });
 
-  it('an SRTP offer goes the same way: FreeSWITCH first with the settings, then the caller', async () => {
+  it('an SRTP offer goes the same way: FreeSWITCH first with the settings (answer and event socket), then the caller', async () => {
     const hh = await started({ rtp: { srtp: 'required', srtpSuites: ['AES_CM_128_HMAC_SHA1_80'] } });
     const sdp = CALLER_SDP.replace('RTP/AVP', 'RTP/SAVP').replace('a=sendrecv', `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${Buffer.alloc(30, 5).toString('base64')}\r\na=sendrecv`);
-    // The 200 OK first, then the event socket: drachtio-fsmrf 4.1.2's connectCaller waits for the
-    // socket only after FreeSWITCH's 200 (docs/parity-notes-dialog.md, doubts).
+    // The event socket well after FreeSWITCH's 200 OK: the caller's 200 OK waits for it.
     hh.fs.holdOutbound = true;
+    const leg = hh.drachtio.invite({ sdp });
+    const call = await hh.nextCall();
+    const answering = call.answer();
+    await until(() => hh.fs.lastChannel?.connectOutbound !== undefined);
+    const ch = hh.fs.lastChannel as FakeChannel;
+    expect(leg.responses.filter((r) => r.status >= 200)).toEqual([]);
+    const ready = hh.fs.nextChannel();
+    ch.connectOutbound?.();
+    await ready;
+    const ok = await leg.final();
+    expect(ok.status).toBe(200);
+    await answering;
+    expect(call.state).toBe('answered');
+    expect(ch.vars.get('variable_sip_h_X-Payivr-Srtp-Suites')).toBe('AES_CM_128_HMAC_SHA1_80');
+    expect(ok.headers.filter(([k]) => /^x-/i.test(k))).toEqual([]);
+    leg.ack();
+  });
+
+  it('an SRTP offer whose event socket connects before FreeSWITCH\'s 200 OK reaches the app is answered too (drachtio-fsmrf 4.1.2\'s connectCaller timed out)', async () => {
+    const hh = await started({ rtp: { srtp: 'required', srtpSuites: ['AES_CM_128_HMAC_SHA1_80'] } });
+    const sdp = CALLER_SDP.replace('RTP/AVP', 'RTP/SAVP').replace('a=sendrecv', `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${Buffer.alloc(30, 5).toString('base64')}\r\na=sendrecv`);
+    // FakeFreeswitch connects as soon as its dialog exists, before drachtio relays its 200 OK.
     const leg = hh.drachtio.invite({ sdp });
     const call = await hh.nextCall();
     const answering = call.answer();
     const ok = await leg.final();
     expect(ok.status).toBe(200);
-    const ch = hh.fs.lastChannel as FakeChannel;
-    const ready = hh.fs.nextChannel();
-    ch.connectOutbound?.();
-    await ready;
     await answering;
     expect(call.state).toBe('answered');
-    expect(ch.vars.get('variable_sip_h_X-Payivr-Srtp-Suites')).toBe('AES_CM_128_HMAC_SHA1_80');
-    expect(ok.headers.filter(([k]) => /^x-/i.test(k))).toEqual([]);
     leg.ack();
   });
 

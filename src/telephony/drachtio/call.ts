@@ -25,6 +25,7 @@ import { answerHasTelephoneEvent, sdpOrigin } from '../sdp-reader.js';
 import { judgeDtmfInfo } from '../dtmf-info.js';
 import { bracketUri, isReferEvent, ReferTracker } from '../refer-tracker.js';
 import { formatReason, unansweredStatus } from '../sip-reason.js';
+import { answerSrtpCaller } from './srtp-answer.js';
 import { idleFillerCommand, playbackCommand, promptFile } from './playback.js';
 import { canonicalHeaderName, parseRawHeaders, transportOf, uriOfNameAddr, userOfUri } from './sip-text.js';
 import { lateAnswerRefusal } from './late-offer.js';
@@ -43,6 +44,8 @@ export const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, REFER, INFO, UP
 const TEARDOWN_MS = 4000;
 /** After a break, how long play() waits for FreeSWITCH's execute-complete before resolving anyway. */
 const BREAK_GRACE_MS = 2000;
+/** SRTP answer: FreeSWITCH's event socket and its subscription, once FreeSWITCH answered (fsmrf's own limit). */
+const SRTP_CONNECT_MS = 4000;
 /** An idle filler that ends sooner than this was refused by FreeSWITCH, not broken by a barge-in. */
 const FILLER_MIN_MS = 100;
 const DEFAULT_REFER_MS = 15_000;
@@ -244,7 +247,7 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     let dialog: Dialog;
     try {
       if (offersSrtp(offer)) {
-        // SRTP: FreeSWITCH must answer first (its crypto), so fsmrf's connectCaller does the order.
+        // SRTP: FreeSWITCH must answer first (its crypto), see srtp-answer.ts.
         const pair = await this.#connectSrtpCaller(ms, headers);
         ep = pair.endpoint;
         dialog = pair.dialog;
@@ -612,17 +615,16 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     if (fsLeg?.connected) await withTimeout(fsLeg.destroy(), TEARDOWN_MS).catch(() => undefined);
   }
 
-  /**
-   * fsmrf's connectCaller sends `opts.headers` both to FreeSWITCH (copied as it sends that INVITE,
-   * before it returns) and to the caller (read when FreeSWITCH has answered): the FreeSWITCH-only
-   * headers (media-settings.ts) are swapped out in between, so the caller's 200 OK never has them.
-   */
+  /** SRTP: FreeSWITCH answers first (srtp-answer.ts); the FreeSWITCH-only headers (media-settings.ts) never reach the caller. */
   #connectSrtpCaller(ms: MediaServer, headers: Record<string, string>): Promise<{ endpoint: Endpoint; dialog: Dialog }> {
-    const opts = { headers: { ...headers, ...this.#deps.media?.inviteHeaders } };
-    const pair = ms.connectCaller(this.#req, this.#res, opts);
-    opts.headers = headers;
-    return pair;
+    return answerSrtpCaller(ms, this.#deps.srf, this.#req, this.#res, {
+      fsHeaders: { ...headers, ...this.#deps.media?.inviteHeaders },
+      callerHeaders: headers,
+      connectMs: SRTP_CONNECT_MS,
+      cancelled: () => this.#state === 'ended',
+    });
   }
+
 
   /** Session-Expires (and Require: timer) of our 200 OK: the embedded stack's negotiation (telephony/session-timer.ts). */
   #sessionTimerHeaders(): Record<string, string> {
