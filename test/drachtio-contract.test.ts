@@ -883,7 +883,7 @@ describe('drachtio backend parity: in-dialog requests only from the dialog\'s pe
   }
   const relay = (d: string): [[string, string][], string] => [[['Content-Type', 'application/dtmf-relay']], `Signal=${d}\r\nDuration=160\r\n`];
 
-  it('INFO, BYE, re-INVITE and UPDATE from a third address get 403: no digit, no media change, the call goes on; the peer\'s are taken', async () => {
+  it('INFO, re-INVITE, UPDATE and NOTIFY from a third address get 403: no digit, no media change, the call goes on; the peer\'s are taken', async () => {
     const hh = await started();
     const { leg, call, ends, digits } = await answeredCall(hh);
     const reinvites: SipMsg[] = [];
@@ -894,7 +894,6 @@ describe('drachtio backend parity: in-dialog requests only from the dialog\'s pe
     expect((await leg.request('INVITE', sdpHeaders, moved, THIRD_PARTY))?.status).toBe(403);
     expect((await leg.request('UPDATE', sdpHeaders, moved, THIRD_PARTY))?.status).toBe(403);
     expect((await leg.request('NOTIFY', [['Event', 'refer'], ['Subscription-State', 'terminated'], ['Content-Type', 'message/sipfrag']], 'SIP/2.0 200 OK\r\n', THIRD_PARTY))?.status).toBe(403);
-    expect((await leg.bye([], THIRD_PARTY))?.status).toBe(403);
     expect(call.state).toBe('answered');
     expect(ends).toEqual([]);
     expect(digits).toEqual([]);
@@ -906,6 +905,19 @@ describe('drachtio backend parity: in-dialog requests only from the dialog\'s pe
     expect((await leg.bye())?.status).toBe(200);
     await until(() => ends.length === 1);
     expect(ends).toEqual([{ by: 'remote', reason: 'BYE' }]);
+  });
+
+  it('a BYE from a third address gets 403, but drachtio-server dropped the dialog as it relayed it: the call ends by error dialog-lost, the FreeSWITCH leg with it', async () => {
+    const hh = await started();
+    const { leg, call, ch, ends } = await answeredCall(hh);
+    expect((await leg.bye([], THIRD_PARTY))?.status).toBe(403);
+    await until(() => ends.length === 1);
+    expect(ends).toEqual([{ by: 'error', reason: 'dialog-lost' }]);
+    expect(call.state).toBe('ended');
+    await until(() => ch.hungUp);
+    // drachtio-server answers the caller's requests in that dialog itself.
+    expect((await leg.request('INFO', ...relay('5')))?.status).toBe(503);
+    expect(hh.logs.text).toContain('drachtio-server dropped the dialog');
   });
 
   it('the same address on another transport gets 403; another allow-listed signalling address may send', async () => {

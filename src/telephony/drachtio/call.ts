@@ -660,6 +660,12 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
         if (suppressed !== undefined) {
           this.#log.warn({ method: req.method, source: req.source_address, transport: transportOf(req.protocol), suppressedLastMinute: suppressed }, 'in-dialog request from another address refused');
         }
+        if (req.method === 'BYE') {
+          // drachtio-server (v0.9.10) drops its dialog as it relays any BYE, whatever we answer: the
+          // caller's requests and ours (REFER, BYE) can no longer pass, so the call cannot go on.
+          this.#log.warn('drachtio-server dropped the dialog on a refused BYE from another address: ending the call');
+          void this.#finish({ by: 'error', reason: 'dialog-lost' }, false);
+        }
       },
     });
   }
