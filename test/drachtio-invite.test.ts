@@ -107,6 +107,10 @@ describe('drachtio INVITE parity: late offer (INVITE without SDP)', () => {
     expect(leg.invite.body).toBe('');
     // fsmrf asked FreeSWITCH without SDP; FreeSWITCH's offer is what the caller got.
     expect(ch.lateOffer).toBe(true);
+    // rtp.srtp optional: FreeSWITCH is asked for a plain RTP offer (mrf.xml's late-offer extension).
+    expect(ch.inviteHeaders.find(([k]) => k === 'X-Payivr-Late-Offer')?.[1]).toBe('plain');
+    expect(ch.vars.get('variable_rtp_secure_media_inbound')).toBe('forbidden');
+    expect(ok.headers.filter(([k]) => /^x-payivr/i.test(k))).toEqual([]);
     expect(ok.body).toBe(ch.vars.get('variable_rtp_local_sdp_str'));
     expect(call.state).toBe('answered');
     const reinvite = nextReinvite(h.fs, ch);

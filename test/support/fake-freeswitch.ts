@@ -325,6 +325,8 @@ export class FakeFreeswitch extends EventEmitter implements SipTarget {
     const suites = req.get('X-Payivr-Srtp-Suites');
     // The mode is the deployment's SRTP= (start.sh); this fake stands for SRTP=optional.
     if (suites !== undefined) v.set('variable_rtp_secure_media_inbound', `optional:${suites}`);
+    // mrf.xml's late-offer extension: a plain RTP offer when pay-ivr asks for one.
+    if (req.get('X-Payivr-Late-Offer') === 'plain') v.set('variable_rtp_secure_media_inbound', 'forbidden');
     this.channels.set(ch.uuid, ch);
     return { status: 200, headers: [['Contact', `<sip:drachtio@${this.sipHostport}>`], ['Content-Type', 'application/sdp']], body: sdp };
   }

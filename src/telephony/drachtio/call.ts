@@ -30,7 +30,7 @@ import { idleFillerCommand, playbackCommand, promptFile } from './playback.js';
 import { canonicalHeaderName, parseRawHeaders, transportOf, uriOfNameAddr, userOfUri } from './sip-text.js';
 import { lateAnswerRefusal } from './late-offer.js';
 import { drachtioDialogState } from './stored-dialog.js';
-import type { FreeswitchMediaSettings } from './media-settings.js';
+import { FS_HEADERS, type FreeswitchMediaSettings } from './media-settings.js';
 import { gateDialog } from './peer-gate.js';
 import { DrachtioSessionTimer, negotiateFor, timerHeaderRecord } from './session-timer.js';
 
@@ -252,7 +252,8 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
         ep = pair.endpoint;
         dialog = pair.dialog;
       } else {
-        const inviteHeaders = { ...this.#deps.media?.inviteHeaders };
+        const inviteHeaders: Record<string, string> = { ...this.#deps.media?.inviteHeaders };
+        if (this.#lateOffer && (this.#deps.srtp ?? 'optional') !== 'required') inviteHeaders[FS_HEADERS.lateOffer] = 'plain';
         ep = await ms.createEndpoint(this.#lateOffer ? { headers: inviteHeaders } : { remoteSdp: offer, headers: inviteHeaders });
         if (this.#state === 'ended') throw new PayIvrError('ERR_CALL_ENDED', 'the caller cancelled while media was set up');
         const localSdp = ep.local.sdp;

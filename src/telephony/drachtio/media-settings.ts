@@ -17,6 +17,13 @@ export const FS_HEADERS = {
   mediaTimeout: 'X-Payivr-Media-Timeout',
   /** The SDES suites of rtp_secure_media_inbound, in FreeSWITCH's names, ':'-separated. */
   srtpSuites: 'X-Payivr-Srtp-Suites',
+  /**
+   * "plain" on a late offer (INVITE without SDP) when rtp.srtp allows RTP: FreeSWITCH then offers
+   * RTP/AVP only. drachtio-srf ACKs FreeSWITCH's 3pcc 200 OK with a recvonly copy of its own offer,
+   * and FreeSWITCH 1.10.12 keeps the SRTP that copy's crypto line started even after the caller's
+   * RTP/AVP answer came in a re-INVITE: it sent SRTP to a plain RTP caller.
+   */
+  lateOffer: 'X-Payivr-Late-Offer',
 } as const;
 
 export interface FreeswitchMediaSettings {
