@@ -167,6 +167,8 @@ export class WireCaller implements Caller {
         await this.#rtp.sendDigit(digit, { durationMs: 100 });
         return;
       case 'inband':
+        // Tones count once media runs both ways: FreeSWITCH's first packets (its idle silence) show it.
+        await this.#rtp.waitForPackets(1, WAIT_MS);
         await this.#rtp.sendTone(digit, 100);
         return;
       case 'info-dtmf-relay':
