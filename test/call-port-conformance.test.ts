@@ -237,17 +237,28 @@ describe.each(backendKinds())('call port conformance: %s', (kind) => {
     expect(a.caller.byeCount()).toBe(1);
   });
 
-  it('peer checks: in-dialog INFO and BYE from a third address get 403, the call goes on', async () => {
+  it('peer checks: in-dialog INFO and BYE from a third address get 403; after the INFO the call goes on, after the BYE only where the dialog survives it', async () => {
     const a = await answered(s);
     expect(await a.caller.thirdParty('INFO')).toBe(403);
-    expect(await a.caller.thirdParty('BYE')).toBe(403);
     expect(a.call.state).toBe('answered');
-    expect(a.ends).toEqual([]);
     // Nothing of the third party's INFO became a digit; the caller's own keys still count.
     await a.caller.key('7', 'info-dtmf-relay');
     await waitUntil(() => a.digits.length === 1, WAIT_MS, 'digit');
     expect(a.digits).toEqual([['7', 'sip-info']]);
-    await callerHangsUp(a);
+    expect(await a.caller.thirdParty('BYE')).toBe(403);
+    if (s.kind === 'embedded') {
+      expect(a.call.state).toBe('answered');
+      expect(a.ends).toEqual([]);
+      await callerHangsUp(a);
+      return;
+    }
+    // drachtio-server (v0.9.10) drops its dialog as it relays any BYE, whatever the app answers:
+    // nothing can pass in the dialog any more (the caller's INFO gets drachtio-server's own 503),
+    // so the call ends at once by error instead of lingering without signalling.
+    await waitUntil(() => a.ends.length === 1, WAIT_MS, "'ended'");
+    expect(a.ends).toEqual([{ by: 'error', reason: 'dialog-lost' }]);
+    expect(await a.caller.info('application/dtmf', '1')).toBe(503);
+    expect(a.digits).toHaveLength(1);
   });
 
   it('INFO validation: a bad DTMF body gets 400, a type other than DTMF 415, no digit', async () => {

@@ -411,9 +411,20 @@ describe('docker compose deployment', () => {
     // The suites are pay-ivr's rtp.srtpSuites, on the INVITE pay-ivr sends FreeSWITCH (drachtio/media-settings.ts).
     const secure = body.indexOf('application="set" data="rtp_secure_media_inbound=@SRTP_MODE@:${sip_h_X-Payivr-Srtp-Suites}"');
     expect(body.indexOf('application="set" data="media_timeout=${sip_h_X-Payivr-Media-Timeout}"')).toBeGreaterThan(0);
-    expect(body.indexOf('application="set" data="media_timeout=')).toBeLessThan(body.indexOf('application="answer"'));
-    expect(secure).toBeGreaterThan(0);
-    expect(secure).toBeLessThan(body.indexOf('application="answer"'));
+    const main = body.indexOf('<extension name="drachtio-fsmrf">');
+    const mainAnswer = body.indexOf('application="answer"', main);
+    expect(main).toBeGreaterThan(0);
+    expect(body.indexOf('application="set" data="media_timeout=', main)).toBeLessThan(mainAnswer);
+    expect(secure).toBeGreaterThan(main);
+    expect(secure).toBeLessThan(mainAnswer);
+    // A late offer pay-ivr marks plain: FreeSWITCH offers RTP only, same settings before its answer.
+    const late = body.indexOf('<extension name="drachtio-fsmrf-plain-late-offer">');
+    const lateAnswer = body.indexOf('application="answer"', late);
+    expect(late).toBeGreaterThan(0);
+    expect(body.indexOf('condition field="${sip_h_X-Payivr-Late-Offer}" expression="^plain$"', late)).toBeGreaterThan(late);
+    expect(body.indexOf('application="set" data="rtp_secure_media_inbound=forbidden"', late)).toBeLessThan(lateAnswer);
+    expect(body.indexOf('application="set" data="media_timeout=${sip_h_X-Payivr-Media-Timeout}"', late)).toBeLessThan(lateAnswer);
+    expect(param(profile, 'enable-3pcc')).toBe('proxy'); // the dialplan runs before FreeSWITCH makes a late offer
     expect(param(profile, 'inbound-late-negotiation')).toBe('true'); // the dialplan's setting applies to the answer
     const tmp = mkdtempSync(join(tmpdir(), 'payivr-fs-srtp-'));
     try {

@@ -4,7 +4,7 @@ import type { CallEndInfo, DtmfSource, InboundCall } from '../src/telephony/type
 import type { DtmfDigit } from '../src/domain/dtmf.js';
 import { isPayIvrError } from '../src/errors.js';
 import { CALLER_SDP, type CallerLeg, type InviteOptions, type SipMsg } from './support/fake-drachtio.js';
-import { FakeFreeswitch, type FakeChannel } from './support/fake-freeswitch.js';
+import { FakeFreeswitch, isIdleFiller, type FakeChannel } from './support/fake-freeswitch.js';
 import { DRACHTIO_SECRET, ESL_PASSWORD, until, useHarness, type Harness, type HarnessPorts } from './support/drachtio-harness.js';
 import { cardDigitHits } from './support/run-texts.js';
 
@@ -48,7 +48,7 @@ async function answeredCall(h: Harness, invite: InviteOptions = {}, beforeAnswer
 function nextPlayback(h: Harness, ch: FakeChannel): Promise<{ app: string; arg: string }> {
   return new Promise((resolve) => {
     const on = (c: FakeChannel, e: { app: string; arg: string }): void => {
-      if (c !== ch) return;
+      if (c !== ch || isIdleFiller(e)) return;
       h.fs.off('playback', on);
       resolve(e);
     };
@@ -103,8 +103,8 @@ describe('drachtio backend contract: one call', () => {
     expect(ch.vars.get('variable_switch_r_sdp')).toBe(leg.invite.body);
     expect(ch.vars.get('variable_sip_h_X-esl-outbound')).toBe(`127.0.0.1:${PORTS.listen}`);
     expect(ch.vars.get('variable_sip_user_agent')).toMatch(/^drachtio-fsmrf:/);
-    const silence = await h.fs.waitForExecute(ch, (e) => e.app === 'set' && e.arg.startsWith('send_silence_when_idle='));
-    expect(silence.arg).toBe('send_silence_when_idle=-1');
+    const silence = await h.fs.waitForExecute(ch, isIdleFiller);
+    expect(silence.arg).toBe('silence_stream://-1');
     // The per-call event socket subscribed to DTMF and filtered on its channel.
     const sub = await h.fs.waitForCommand((c) => c.channel === ch.uuid && c.command.startsWith('event json'));
     expect(sub.command).toContain('DTMF');
@@ -282,9 +282,9 @@ describe('drachtio backend contract: one call', () => {
     expect((await leg.final()).status).toBe(200);
     const playing = call.play(['enter-card-number'], { language: 'en-US', bargeIn: false });
     await h.fs.waitForCommand((c) => c.channel === ch.uuid && c.command.startsWith('event json'));
-    expect(ch.executes.filter((e) => e.app === 'playback' || e.arg.startsWith('send_silence_when_idle'))).toEqual([]);
+    expect(ch.executes.filter((e) => e.app === 'playback')).toEqual([]);
     leg.ack();
-    await h.fs.waitForExecute(ch, (e) => e.app === 'set' && e.arg === 'send_silence_when_idle=-1');
+    await h.fs.waitForExecute(ch, (e) => isIdleFiller(e) && e.arg === 'silence_stream://-1');
     await h.fs.waitForExecute(ch, (e) => e.app === 'playback');
     h.fs.finishPlayback(ch);
     expect(await playing).toBe('done');
@@ -633,7 +633,7 @@ describe('drachtio backend contract: who may call', () => {
     expect(await ended).toEqual({ by: 'error', reason: 'no-ack' });
     expect(await playing).toBe('ended');
     await until(() => ch.hungUp);
-    expect(ch.executes.filter((e) => e.app === 'playback' || e.arg.startsWith('send_silence_when_idle'))).toEqual([]);
+    expect(ch.executes.filter((e) => e.app === 'playback')).toEqual([]);
     expect(leg.requests.filter((r) => r.method === 'BYE')).toEqual([]);
   });
 
@@ -825,7 +825,7 @@ describe('drachtio backend parity: in-dialog requests only from the dialog\'s pe
   const started = (config: Record<string, unknown> = {}): Promise<Harness> => harness.started({ config });
   const relay = (d: string): [[string, string][], string] => [[['Content-Type', 'application/dtmf-relay']], `Signal=${d}\r\nDuration=160\r\n`];
 
-  it('INFO, BYE, re-INVITE and UPDATE from a third address get 403: no digit, no media change, the call goes on; the peer\'s are taken', async () => {
+  it('INFO, re-INVITE, UPDATE and NOTIFY from a third address get 403: no digit, no media change, the call goes on; the peer\'s are taken', async () => {
     const hh = await started();
     const { leg, call, ends, digits } = await answeredCall(hh);
     const reinvites: SipMsg[] = [];
@@ -836,7 +836,6 @@ describe('drachtio backend parity: in-dialog requests only from the dialog\'s pe
     expect((await leg.request('INVITE', sdpHeaders, moved, THIRD_PARTY))?.status).toBe(403);
     expect((await leg.request('UPDATE', sdpHeaders, moved, THIRD_PARTY))?.status).toBe(403);
     expect((await leg.request('NOTIFY', [['Event', 'refer'], ['Subscription-State', 'terminated'], ['Content-Type', 'message/sipfrag']], 'SIP/2.0 200 OK\r\n', THIRD_PARTY))?.status).toBe(403);
-    expect((await leg.bye([], THIRD_PARTY))?.status).toBe(403);
     expect(call.state).toBe('answered');
     expect(ends).toEqual([]);
     expect(digits).toEqual([]);
@@ -848,6 +847,19 @@ describe('drachtio backend parity: in-dialog requests only from the dialog\'s pe
     expect((await leg.bye())?.status).toBe(200);
     await until(() => ends.length === 1);
     expect(ends).toEqual([{ by: 'remote', reason: 'BYE' }]);
+  });
+
+  it('a BYE from a third address gets 403, but drachtio-server dropped the dialog as it relayed it: the call ends by error dialog-lost, the FreeSWITCH leg with it', async () => {
+    const hh = await started();
+    const { leg, call, ch, ends } = await answeredCall(hh);
+    expect((await leg.bye([], THIRD_PARTY))?.status).toBe(403);
+    await until(() => ends.length === 1);
+    expect(ends).toEqual([{ by: 'error', reason: 'dialog-lost' }]);
+    expect(call.state).toBe('ended');
+    await until(() => ch.hungUp);
+    // drachtio-server answers the caller's requests in that dialog itself.
+    expect((await leg.request('INFO', ...relay('5')))?.status).toBe(503);
+    expect(hh.logs.text).toContain('drachtio-server dropped the dialog');
   });
 
   it('the same address on another transport gets 403; another allow-listed signalling address may send', async () => {
@@ -974,7 +986,7 @@ describe('drachtio backend parity: rtp.* settings reach FreeSWITCH', () => {
     expect(ch.vars.get('variable_sip_h_X-Payivr-Srtp-Suites')).toBe('AES_CM_128_HMAC_SHA1_32');
     expect(ch.vars.get('variable_rtp_secure_media_inbound')).toBe('optional:AES_CM_128_HMAC_SHA1_32');
     // 10^(70/20)/sqrt(3): noise of about -70 dBov (media-settings.ts).
-    await hh.fs.waitForExecute(ch, (e) => e.app === 'set' && e.arg === 'send_silence_when_idle=1826');
+    await hh.fs.waitForExecute(ch, (e) => isIdleFiller(e) && e.arg === 'silence_stream://-1,1826');
     const ok = leg.responses.find((r) => r.status === 200);
     expect(ok?.headers.filter(([k]) => /^x-payivr/i.test(k))).toEqual([]);
   });
@@ -984,28 +996,43 @@ describe('drachtio backend parity: rtp.* settings reach FreeSWITCH', () => {
     const { ch } = await answeredCall(hh);
     expect(ch.vars.get('variable_media_timeout')).toBe('30000');
     expect(ch.vars.get('variable_sip_h_X-Payivr-Srtp-Suites')).toBe('AES_CM_128_HMAC_SHA1_80:AES_CM_128_HMAC_SHA1_32');
-    await hh.fs.waitForExecute(ch, (e) => e.app === 'set' && e.arg === 'send_silence_when_idle=-1');
+    await hh.fs.waitForExecute(ch, (e) => isIdleFiller(e) && e.arg === 'silence_stream://-1');
   });
 
-  it('an SRTP offer goes the same way: FreeSWITCH first with the settings, then the caller', async () => {
+  it('an SRTP offer goes the same way: FreeSWITCH first with the settings (answer and event socket), then the caller', async () => {
     const hh = await started({ rtp: { srtp: 'required', srtpSuites: ['AES_CM_128_HMAC_SHA1_80'] } });
     const sdp = CALLER_SDP.replace('RTP/AVP', 'RTP/SAVP').replace('a=sendrecv', `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${Buffer.alloc(30, 5).toString('base64')}\r\na=sendrecv`);
-    // The 200 OK first, then the event socket: drachtio-fsmrf 4.1.2's connectCaller waits for the
-    // socket only after FreeSWITCH's 200 (docs/parity-dialog.md, doubts).
+    // The event socket well after FreeSWITCH's 200 OK: the caller's 200 OK waits for it.
     hh.fs.holdOutbound = true;
+    const leg = hh.drachtio.invite({ sdp });
+    const call = await hh.nextCall();
+    const answering = call.answer();
+    await until(() => hh.fs.lastChannel?.connectOutbound !== undefined);
+    const ch = hh.fs.lastChannel as FakeChannel;
+    expect(leg.responses.filter((r) => r.status >= 200)).toEqual([]);
+    const ready = hh.fs.nextChannel();
+    ch.connectOutbound?.();
+    await ready;
+    const ok = await leg.final();
+    expect(ok.status).toBe(200);
+    await answering;
+    expect(call.state).toBe('answered');
+    expect(ch.vars.get('variable_sip_h_X-Payivr-Srtp-Suites')).toBe('AES_CM_128_HMAC_SHA1_80');
+    expect(ok.headers.filter(([k]) => /^x-/i.test(k))).toEqual([]);
+    leg.ack();
+  });
+
+  it('an SRTP offer whose event socket connects before FreeSWITCH\'s 200 OK reaches the app is answered too (drachtio-fsmrf 4.1.2\'s connectCaller timed out)', async () => {
+    const hh = await started({ rtp: { srtp: 'required', srtpSuites: ['AES_CM_128_HMAC_SHA1_80'] } });
+    const sdp = CALLER_SDP.replace('RTP/AVP', 'RTP/SAVP').replace('a=sendrecv', `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${Buffer.alloc(30, 5).toString('base64')}\r\na=sendrecv`);
+    // FakeFreeswitch connects as soon as its dialog exists, before drachtio relays its 200 OK.
     const leg = hh.drachtio.invite({ sdp });
     const call = await hh.nextCall();
     const answering = call.answer();
     const ok = await leg.final();
     expect(ok.status).toBe(200);
-    const ch = hh.fs.lastChannel as FakeChannel;
-    const ready = hh.fs.nextChannel();
-    ch.connectOutbound?.();
-    await ready;
     await answering;
     expect(call.state).toBe('answered');
-    expect(ch.vars.get('variable_sip_h_X-Payivr-Srtp-Suites')).toBe('AES_CM_128_HMAC_SHA1_80');
-    expect(ok.headers.filter(([k]) => /^x-/i.test(k))).toEqual([]);
     leg.ack();
   });
 

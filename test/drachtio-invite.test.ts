@@ -12,7 +12,7 @@ import { endOrphanedCalls } from '../src/journal/orphans.js';
 import { MemoryStore } from '../src/store/index.js';
 import { DrachtioBackend } from '../src/telephony/drachtio/backend.js';
 import { FakeDrachtio, tagOf, type CallerLeg, type FakeDialog, type SipMsg } from './support/fake-drachtio.js';
-import { FakeFreeswitch, type FakeChannel } from './support/fake-freeswitch.js';
+import { FakeFreeswitch, isIdleFiller, type FakeChannel } from './support/fake-freeswitch.js';
 import { DRACHTIO_SECRET, ESL_PASSWORD, LogCapture, drachtioConfig, drachtioRawConfig, until, useHarness, type Harness, type HarnessPorts } from './support/drachtio-harness.js';
 import { ROOT } from './support/dist.js';
 import { kill9 } from './support/children.js';
@@ -92,13 +92,17 @@ describe('drachtio INVITE parity: late offer (INVITE without SDP)', () => {
     expect(leg.invite.body).toBe('');
     // fsmrf asked FreeSWITCH without SDP; FreeSWITCH's offer is what the caller got.
     expect(ch.lateOffer).toBe(true);
+    // rtp.srtp optional: FreeSWITCH is asked for a plain RTP offer (mrf.xml's late-offer extension).
+    expect(ch.inviteHeaders.find(([k]) => k === 'X-Payivr-Late-Offer')?.[1]).toBe('plain');
+    expect(ch.vars.get('variable_rtp_secure_media_inbound')).toBe('forbidden');
+    expect(ok.headers.filter(([k]) => /^x-payivr/i.test(k))).toEqual([]);
     expect(ok.body).toBe(ch.vars.get('variable_rtp_local_sdp_str'));
     expect(call.state).toBe('answered');
     const reinvite = nextReinvite(h.fs, ch);
     leg.ack(CALLER_ANSWER);
     expect((await reinvite).body).toBe(CALLER_ANSWER);
-    const silence = await h.fs.waitForExecute(ch, (e) => e.app === 'set' && e.arg.startsWith('send_silence_when_idle='));
-    expect(silence.arg).toBe('send_silence_when_idle=-1');
+    const silence = await h.fs.waitForExecute(ch, isIdleFiller);
+    expect(silence.arg).toBe('silence_stream://-1');
     expect(ch.vars.get('variable_switch_r_sdp')).toBe(CALLER_ANSWER);
     // Prompts play once the answer is in.
     const started = new Promise<{ arg: string }>((r) => h.fs.once('playback', (_c: FakeChannel, e: { arg: string }) => r(e)));
@@ -117,7 +121,7 @@ describe('drachtio INVITE parity: late offer (INVITE without SDP)', () => {
     await h.logs.waitFor('in-dialog request from another address refused');
     expect(reinvites).toEqual([]);
     leg.ack(CALLER_ANSWER);
-    await h.fs.waitForExecute(ch, (e) => e.app === 'set' && e.arg.startsWith('send_silence_when_idle='));
+    await h.fs.waitForExecute(ch, isIdleFiller);
     expect(reinvites.map((r) => r.body)).toEqual([CALLER_ANSWER]);
   });
 
@@ -206,7 +210,7 @@ describe('drachtio INVITE parity: 480 when the app never answers', () => {
     const ch = await ready;
     expect((await leg.final()).status).toBe(200);
     leg.ack();
-    await h.fs.waitForExecute(ch, (e) => e.app === 'set' && e.arg.startsWith('send_silence_when_idle='));
+    await h.fs.waitForExecute(ch, isIdleFiller);
     // A playback that outlasts the deadline: the call is still up when it completes.
     const started = new Promise<void>((r) => h.fs.once('playback', () => r()));
     const played = call.play(['welcome'], { language: 'en-US', bargeIn: false });
@@ -323,7 +327,7 @@ describe('drachtio: a restarted node ends the calls a crashed run left (journal)
     expect((await leg.final()).status).toBe(200);
     const ch = await ready;
     leg.ack();
-    await fs.waitForExecute(ch, (e) => e.app === 'set' && e.arg.startsWith('send_silence_when_idle='));
+    await fs.waitForExecute(ch, isIdleFiller);
     const dialog = JSON.parse((await childLine(run, 'DIALOG ')).slice('DIALOG '.length)) as StoredDialog;
     const fsLeg = ch.dialog as FakeDialog;
     await kill9(run.child);

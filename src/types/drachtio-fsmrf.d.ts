@@ -138,3 +138,14 @@ declare module 'drachtio-fsmrf/lib/mediaserver.js' {
   const MediaServer: Mrf.MediaServerConstructor;
   export default MediaServer;
 }
+
+declare module 'drachtio-fsmrf/lib/endpoint.js' {
+  import type Srf from 'drachtio-srf';
+  import type Mrf from 'drachtio-fsmrf';
+
+  /** fsmrf's Endpoint on an outbound event-socket connection and FreeSWITCH's SIP leg; emits 'ready'. */
+  const Endpoint: new (conn: unknown, dialog: Srf.Dialog, ms: Mrf.MediaServer, opts?: { customEvents?: string[] }) => Mrf.Endpoint & {
+    once(event: 'ready', listener: () => void): unknown;
+  };
+  export default Endpoint;
+}

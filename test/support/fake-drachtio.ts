@@ -493,6 +493,7 @@ export class FakeDrachtio extends EventEmitter {
    * response. `source` overrides the peer's address (a request forged by a third party).
    */
   peerRequest(d: FakeDialog, method: string, headers: [string, string][] = [], body = '', source?: NetworkSource): Promise<SipMsg | undefined> {
+    if (method !== 'ACK' && d.ended) return Promise.resolve(this.#goneDialogRequest(d, method));
     if (method !== 'ACK' && (d.client.socket.destroyed || !this.clients.has(d.client))) return Promise.resolve(this.#orphanRequest(d, method));
     const cseq = method === 'ACK' ? d.lastInviteCseq : ++d.peerCseq;
     if (method === 'INVITE') d.lastInviteCseq = cseq;
@@ -514,7 +515,30 @@ export class FakeDrachtio extends EventEmitter {
     return new Promise((resolve) => {
       this.#netTxns.set(txnId, { req: msg, client: d.client, dialog: d, resolve });
       this.#sendSip(d.client, 'network', src, txnId, d.id, msg, false);
+      if (method === 'BYE') {
+        // drachtio-server drops the dialog as it relays a BYE, whatever the app answers
+        // (client-controller.cpp route_request_inside_dialog).
+        d.ended = true;
+        this.dialogs.delete(d.id);
+      }
     });
+  }
+
+  /**
+   * A request in a dialog drachtio-server dropped: it answers itself, a BYE (or UPDATE) 481 and
+   * anything else 503, as it treats it as a new request no app has a route for.
+   */
+  #goneDialogRequest(d: FakeDialog, method: string): SipMsg {
+    const msg = new SipMsg(`${method} ${d.appContact} SIP/2.0`, [
+      ['Via', `SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK${rand()}`],
+      ['From', `<${d.peerUri}>;tag=${d.peerTag}`],
+      ['To', `<${d.appUri}>;tag=${d.appTag}`],
+      ['Call-ID', d.callId],
+      ['CSeq', `${++d.peerCseq} ${method}`],
+    ]);
+    const res = method === 'BYE' || method === 'UPDATE' ? this.#responseTo(msg, 481, 'Call/Transaction Does Not Exist') : this.#responseTo(msg, 503, 'Service Unavailable');
+    this.serverResponses.push(res);
+    return res;
   }
 
   /**

@@ -24,6 +24,8 @@ import type { FakeDialog, FakeDrachtio, PeerResponse, SipMsg, SipTarget } from '
  * the application (async mode) and fires CHANNEL_EXECUTE, then CHANNEL_EXECUTE_COMPLETE with
  * Application-Response and Application-UUID = the Event-UUID. `playback` runs until the test
  * finishes it, `uuid_break` breaks it ("FILE PLAYED"), a missing file completes "FILE NOT FOUND".
+ * An application sent while a playback runs runs on top of it (FreeSWITCH's playback loop runs
+ * the queued applications); `uuid_break` stops the topmost playback, `uuid_break ... all` all of them.
  * DTMF events carry DTMF-Digit, DTMF-Duration and DTMF-Source. A hangup fires CHANNEL_CALLSTATE
  * (HANGUP) and CHANNEL_HANGUP, sends BYE on the SIP leg and closes the socket with a
  * text/disconnect-notice.
@@ -58,6 +60,11 @@ interface EslConn {
   filters: [string, string][];
 }
 
+/** pay-ivr's idle filler (src/telephony/drachtio/playback.ts idleFillerCommand), not a prompt. */
+export function isIdleFiller(e: { app: string; arg: string }): boolean {
+  return e.app === 'playback' && e.arg.startsWith('silence_stream://');
+}
+
 export interface ExecRecord {
   app: string;
   arg: string;
@@ -79,6 +86,8 @@ export class FakeChannel {
   dialog: FakeDialog | undefined;
   readonly executes: ExecRecord[] = [];
   current: ExecRecord | undefined;
+  /** Playbacks under `current`: it runs on top of them and they go on after it. */
+  suspended: ExecRecord[] = [];
   queue: ExecRecord[] = [];
   hungUp = false;
   sdpVersion = 1;
@@ -262,8 +271,7 @@ export class FakeFreeswitch extends EventEmitter implements SipTarget {
     if (ch.hungUp) return;
     ch.hungUp = true;
     ch.hangupCause = cause;
-    const cur = ch.current;
-    if (cur) this.#complete(ch, cur, 'FILE PLAYED');
+    for (const e of [ch.current, ...ch.suspended].filter((x): x is ExecRecord => x !== undefined)) this.#complete(ch, e, 'FILE PLAYED');
     ch.queue = [];
     this.#fireEvent(ch, { 'Event-Name': 'CHANNEL_CALLSTATE', 'Channel-Call-State': 'HANGUP', 'Original-Channel-Call-State': 'ACTIVE', 'Hangup-Cause': cause });
     this.#fireEvent(ch, { 'Event-Name': 'CHANNEL_HANGUP', 'Hangup-Cause': cause });
@@ -309,7 +317,6 @@ export class FakeFreeswitch extends EventEmitter implements SipTarget {
     v.set('variable_remote_media_ip', '127.0.0.1');
     v.set('variable_remote_media_port', '40000');
     v.set('variable_dtmf_type', 'rfc2833');
-    v.set('variable_send_silence_when_idle', '-1');
     v.set('variable_playback_terminators', 'none');
     // sofia keeps every X- header of the INVITE as sip_h_<name>; the dialplan (mrf.xml) copies pay-ivr's.
     for (const [k, val] of req.headers) if (/^x-/i.test(k)) v.set(`variable_sip_h_${k}`, val);
@@ -318,6 +325,8 @@ export class FakeFreeswitch extends EventEmitter implements SipTarget {
     const suites = req.get('X-Payivr-Srtp-Suites');
     // The mode is the deployment's SRTP= (start.sh); this fake stands for SRTP=optional.
     if (suites !== undefined) v.set('variable_rtp_secure_media_inbound', `optional:${suites}`);
+    // mrf.xml's late-offer extension: a plain RTP offer when pay-ivr asks for one.
+    if (req.get('X-Payivr-Late-Offer') === 'plain') v.set('variable_rtp_secure_media_inbound', 'forbidden');
     this.channels.set(ch.uuid, ch);
     return { status: 200, headers: [['Contact', `<sip:drachtio@${this.sipHostport}>`], ['Content-Type', 'application/sdp']], body: sdp };
   }
@@ -525,7 +534,11 @@ export class FakeFreeswitch extends EventEmitter implements SipTarget {
       const ch = this.channels.get(args[0] ?? '');
       if (!ch) return '-ERR No such channel!\n';
       const cur = ch.current;
-      if (args[1] === 'all') ch.queue = [];
+      if (args[1] === 'all') {
+        // Empties the queue and, as FreeSWITCH 1.10.12 does, stops the playbacks under the top one too.
+        ch.queue = [];
+        for (const e of [...ch.suspended]) this.#complete(ch, e, 'FILE PLAYED');
+      }
       if (cur && (cur.app === 'playback' || cur.app === 'endless_playback')) this.#complete(ch, cur, 'FILE PLAYED');
       return '+OK\n';
     }
@@ -564,9 +577,14 @@ export class FakeFreeswitch extends EventEmitter implements SipTarget {
   }
 
   #runNext(ch: FakeChannel): void {
-    if (ch.current || ch.hungUp) return;
+    const cur = ch.current;
+    if (ch.hungUp) return;
+    // As switch_ivr_play_file does: a running playback runs the channel's queued applications
+    // from inside (every frame), so the next one runs on top of it; anything else runs them after.
+    if (cur && !((cur.app === 'playback' || cur.app === 'endless_playback') && cur.state === 'running')) return;
     const exec = ch.queue.shift();
     if (!exec) return;
+    if (cur) ch.suspended.push(cur);
     ch.current = exec;
     exec.state = 'running';
     this.#fireEvent(ch, { 'Event-Name': 'CHANNEL_EXECUTE', Application: exec.app, 'Application-Data': exec.arg, 'Application-UUID': exec.eventUuid });
@@ -606,7 +624,8 @@ export class FakeFreeswitch extends EventEmitter implements SipTarget {
     if (exec.state === 'done') return;
     exec.state = 'done';
     exec.response = response;
-    if (ch.current === exec) ch.current = undefined;
+    if (ch.current === exec) ch.current = ch.suspended.pop();
+    else ch.suspended = ch.suspended.filter((e) => e !== exec);
     this.#fireEvent(ch, {
       'Event-Name': 'CHANNEL_EXECUTE_COMPLETE',
       Application: exec.app,

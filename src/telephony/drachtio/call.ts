@@ -26,11 +26,12 @@ import { KeyMerger } from '../key-merger.js';
 import { judgeDtmfInfo } from '../dtmf-info.js';
 import { bracketUri, isReferEvent, ReferTracker } from '../refer-tracker.js';
 import { formatReason, unansweredStatus } from '../sip-reason.js';
-import { playbackCommand, promptFile } from './playback.js';
+import { answerSrtpCaller } from './srtp-answer.js';
+import { idleFillerCommand, playbackCommand, promptFile } from './playback.js';
 import { canonicalHeaderName, parseRawHeaders, transportOf, uriOfNameAddr, userOfUri } from './sip-text.js';
 import { lateAnswerRefusal } from './late-offer.js';
 import { drachtioDialogState } from './stored-dialog.js';
-import type { FreeswitchMediaSettings } from './media-settings.js';
+import { FS_HEADERS, type FreeswitchMediaSettings } from './media-settings.js';
 import { gateDialog } from './peer-gate.js';
 import { DrachtioSessionTimer, negotiateFor, timerHeaderRecord } from './session-timer.js';
 
@@ -44,6 +45,10 @@ export const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, REFER, INFO, UP
 const TEARDOWN_MS = 4000;
 /** After a break, how long play() waits for FreeSWITCH's execute-complete before resolving anyway. */
 const BREAK_GRACE_MS = 2000;
+/** SRTP answer: FreeSWITCH's event socket and its subscription, once FreeSWITCH answered (fsmrf's own limit). */
+const SRTP_CONNECT_MS = 4000;
+/** An idle filler that ends sooner than this was refused by FreeSWITCH, not broken by a barge-in. */
+const FILLER_MIN_MS = 100;
 const DEFAULT_REFER_MS = 15_000;
 /** 64*T1 with RFC 3261's T1 of 500 ms: how long the caller's ACK may take before the call ends. */
 const ACK_TIMEOUT_MS = 32_000;
@@ -86,6 +91,8 @@ interface DrachtioCallDeps {
 interface ActivePlay {
   readonly bargeIn: boolean;
   stop: 'interrupted' | 'stopped' | undefined;
+  /** The uuid_break that stops it, once sent (a next prompt waits for it). */
+  breaking: Promise<void> | undefined;
   graceTimer: ReturnType<typeof setTimeout> | undefined;
   finish: (r: PlayResult) => void;
   fail: (e: Error) => void;
@@ -171,6 +178,9 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
   /** The uuid_break of a playback the teardown interrupted (the hangup waits for it). */
   #breaking: Promise<void> | undefined;
   #cancelled = false;
+  /** Whether the idle filler (playback.ts idleFillerCommand) runs under the prompts; false once it failed. */
+  #filler: 'off' | 'running' | 'failed' = 'off';
+  #fillerQuickEnds = 0;
   /** Whether FreeSWITCH's in-band key detection runs on the endpoint. */
   #inband = false;
   /** Set by listenForInbandKeys(): in-band detection whatever was negotiated, keys merged across sources. */
@@ -255,12 +265,13 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     let dialog: Dialog;
     try {
       if (offersSrtp(offer)) {
-        // SRTP: FreeSWITCH must answer first (its crypto), so fsmrf's connectCaller does the order.
+        // SRTP: FreeSWITCH must answer first (its crypto), see srtp-answer.ts.
         const pair = await this.#connectSrtpCaller(ms, headers);
         ep = pair.endpoint;
         dialog = pair.dialog;
       } else {
-        const inviteHeaders = { ...this.#deps.media?.inviteHeaders };
+        const inviteHeaders: Record<string, string> = { ...this.#deps.media?.inviteHeaders };
+        if (this.#lateOffer && (this.#deps.srtp ?? 'optional') !== 'required') inviteHeaders[FS_HEADERS.lateOffer] = 'plain';
         ep = await ms.createEndpoint(this.#lateOffer ? { headers: inviteHeaders } : { remoteSdp: offer, headers: inviteHeaders });
         if (this.#state === 'ended') throw new PayIvrError('ERR_CALL_ENDED', 'the caller cancelled while media was set up');
         const localSdp = ep.local.sdp;
@@ -326,9 +337,10 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
       clearTimeout(this.#ackTimer);
       void this.#lateAnswerTaken(ack, ep).then((ok) => {
         if (!ok || this.#state !== 'answered') return;
+        // Keep RTP flowing while nothing plays (Genesys hangs up on idle RTP); sent before any
+        // prompt (play() waits for #acked), so the prompts run on top of it.
+        this.#startFiller(ep);
         this.#settleAck?.(true);
-        // Keep RTP flowing while nothing plays (Genesys hangs up on idle RTP).
-        ep.set('send_silence_when_idle', this.#deps.media?.silenceWhenIdle ?? '-1').catch((e: unknown) => this.#log.warn({ err: describeError(e) }, 'send_silence_when_idle not set'));
       });
     };
     dialog.once('ack', onAck);
@@ -405,16 +417,23 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     const files = fragments.map((f) => promptFile(this.#deps.promptsDir, options.language, f));
     if (files.length === 0) return 'done';
     const previous = this.#play;
-    if (previous) {
-      this.#stopPlayback(previous, 'stopped');
-    }
     const { app, arg } = playbackCommand(files, options.loop === true);
     let active: ActivePlay | undefined;
     const result = new Promise<PlayResult>((resolve, reject) => {
-      active = { bargeIn: options.bargeIn, stop: undefined, graceTimer: undefined, finish: resolve, fail: reject };
+      active = { bargeIn: options.bargeIn, stop: undefined, breaking: undefined, graceTimer: undefined, finish: resolve, fail: reject };
     });
     const current = active as ActivePlay;
     this.#play = current;
+    if (previous) {
+      // FreeSWITCH runs a new playback on top of a running one, so the break must land first
+      // (sent together, it could stop the new prompt instead of the old one).
+      this.#stopPlayback(previous, 'stopped');
+      await withTimeout(previous.breaking ?? Promise.resolve(), BREAK_GRACE_MS);
+      if (this.#state !== 'answered' || this.#play !== current) {
+        current.finish(this.#state === 'answered' ? 'stopped' : 'ended');
+        return result;
+      }
+    }
     ep.execute(app, arg).then(
       (evt) => {
         if (current.stop) current.finish(current.stop);
@@ -431,8 +450,41 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
       return await result;
     } finally {
       if (current.graceTimer) clearTimeout(current.graceTimer);
-      if (this.#play === current) this.#play = undefined;
+      if (this.#play === current) {
+        this.#play = undefined;
+        // The filler ends only when a break reached it instead of the prompt: start it again.
+        this.#startFiller(ep);
+      }
     }
+  }
+
+  /**
+   * Starts the idle filler unless it runs, failed before, or the call is over. A barge-in's
+   * `uuid_break ... all` stops it along with the prompt on top (seen on FreeSWITCH 1.10.12): it
+   * starts again once no prompt is on its way (a prompt sent after it runs on top of it, one sent
+   * before would be held under it).
+   */
+  #startFiller(ep: Endpoint): void {
+    if (this.#filler !== 'off' || this.#state !== 'answered' || this.#ep !== ep || this.#play !== undefined) return;
+    this.#filler = 'running';
+    const started = Date.now();
+    const { app, arg } = idleFillerCommand(this.#deps.media?.silenceWhenIdle ?? '-1');
+    const ended = (response: string | undefined): void => {
+      if (this.#filler !== 'running') return;
+      this.#fillerQuickEnds = Date.now() - started < FILLER_MIN_MS ? this.#fillerQuickEnds + 1 : 0;
+      if (response === 'FILE NOT FOUND' || this.#fillerQuickEnds >= 3) {
+        // Not playable here (mod_tone_stream missing?): no loop of failing executes.
+        this.#filler = 'failed';
+        if (this.#state === 'answered') this.#log.warn({ response }, 'FreeSWITCH stopped the idle silence at once: no RTP while no prompt plays');
+        return;
+      }
+      this.#filler = 'off';
+      this.#startFiller(ep);
+    };
+    ep.execute(app, arg).then(
+      (evt) => ended(evt.getHeader('Application-Response') ?? undefined),
+      () => ended(undefined),
+    );
   }
 
   stopPlay(): void {
@@ -445,7 +497,10 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     p.stop = why;
     const ep = this.#ep;
     if (ep) {
-      ep.api('uuid_break', `${ep.uuid} all`).catch((e: unknown) => this.#log.debug({ err: describeError(e) }, 'uuid_break failed'));
+      p.breaking = ep.api('uuid_break', `${ep.uuid} all`).then(
+        () => undefined,
+        (e: unknown) => this.#log.debug({ err: describeError(e) }, 'uuid_break failed'),
+      );
     }
     // Do not hang if FreeSWITCH never reports the broken playback as complete.
     p.graceTimer = setTimeout(() => p.finish(why), BREAK_GRACE_MS);
@@ -579,17 +634,16 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
     if (fsLeg?.connected) await withTimeout(fsLeg.destroy(), TEARDOWN_MS).catch(() => undefined);
   }
 
-  /**
-   * fsmrf's connectCaller sends `opts.headers` both to FreeSWITCH (copied as it sends that INVITE,
-   * before it returns) and to the caller (read when FreeSWITCH has answered): the FreeSWITCH-only
-   * headers (media-settings.ts) are swapped out in between, so the caller's 200 OK never has them.
-   */
+  /** SRTP: FreeSWITCH answers first (srtp-answer.ts); the FreeSWITCH-only headers (media-settings.ts) never reach the caller. */
   #connectSrtpCaller(ms: MediaServer, headers: Record<string, string>): Promise<{ endpoint: Endpoint; dialog: Dialog }> {
-    const opts = { headers: { ...headers, ...this.#deps.media?.inviteHeaders } };
-    const pair = ms.connectCaller(this.#req, this.#res, opts);
-    opts.headers = headers;
-    return pair;
+    return answerSrtpCaller(ms, this.#deps.srf, this.#req, this.#res, {
+      fsHeaders: { ...headers, ...this.#deps.media?.inviteHeaders },
+      callerHeaders: headers,
+      connectMs: SRTP_CONNECT_MS,
+      cancelled: () => this.#state === 'ended',
+    });
   }
+
 
   /** Session-Expires (and Require: timer) of our 200 OK: the embedded stack's negotiation (telephony/session-timer.ts). */
   #sessionTimerHeaders(): Record<string, string> {
@@ -624,6 +678,12 @@ export class DrachtioCall extends TypedEmitter<CallEvents> implements InboundCal
         const suppressed = refusedLog.take(req.source_address);
         if (suppressed !== undefined) {
           this.#log.warn({ method: req.method, source: req.source_address, transport: transportOf(req.protocol), suppressedLastMinute: suppressed }, 'in-dialog request from another address refused');
+        }
+        if (req.method === 'BYE') {
+          // drachtio-server (v0.9.10) drops its dialog as it relays any BYE, whatever we answer: the
+          // caller's requests and ours (REFER, BYE) can no longer pass, so the call cannot go on.
+          this.#log.warn('drachtio-server dropped the dialog on a refused BYE from another address: ending the call');
+          void this.#finish({ by: 'error', reason: 'dialog-lost' }, false);
         }
       },
     });

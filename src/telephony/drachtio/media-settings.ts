@@ -7,7 +7,8 @@ import type { Config } from '../../config/schema.js';
  *   headers on the INVITE drachtio-fsmrf sends to FreeSWITCH, which the drachtio_mrf dialplan
  *   (docker/freeswitch/dialplan/mrf.xml) copies into channel variables before `answer`. The
  *   profile only takes INVITEs from drachtio-server, i.e. from pay-ivr, never a caller's headers;
- * - once the caller's ACK came: send_silence_when_idle, set on the endpoint (call.ts).
+ * - once the caller's ACK came: the idle noise, as an endless silence_stream at
+ *   send_silence_when_idle's level (playback.ts idleFillerCommand; the variable set then is never read).
  */
 
 /** The INVITE headers the dialplan reads (as ${sip_h_<name>}). */
@@ -16,6 +17,13 @@ export const FS_HEADERS = {
   mediaTimeout: 'X-Payivr-Media-Timeout',
   /** The SDES suites of rtp_secure_media_inbound, in FreeSWITCH's names, ':'-separated. */
   srtpSuites: 'X-Payivr-Srtp-Suites',
+  /**
+   * "plain" on a late offer (INVITE without SDP) when rtp.srtp allows RTP: FreeSWITCH then offers
+   * RTP/AVP only. drachtio-srf ACKs FreeSWITCH's 3pcc 200 OK with a recvonly copy of its own offer,
+   * and FreeSWITCH 1.10.12 keeps the SRTP that copy's crypto line started even after the caller's
+   * RTP/AVP answer came in a re-INVITE: it sent SRTP to a plain RTP caller.
+   */
+  lateOffer: 'X-Payivr-Late-Offer',
 } as const;
 
 export interface FreeswitchMediaSettings {

@@ -31,3 +31,16 @@ export function playbackCommand(files: readonly string[], loop: boolean): Playba
   const arg = files.length === 1 ? (files[0] as string) : `file_string://${files.join('!')}`;
   return { app: loop ? 'endless_playback' : 'playback', arg };
 }
+
+/**
+ * What keeps RTP going while no prompt plays (Genesys hangs up on idle RTP): an endless
+ * silence_stream (mod_tone_stream) with send_silence_when_idle's level (-1: digital silence,
+ * N: noise at 32768/N). The variable itself is no use here: the outbound socket parks the channel
+ * as soon as it connects, before the caller's ACK, and the park loop reads it only then. A prompt
+ * sent while the filler plays runs on top of it (FreeSWITCH runs queued applications from inside
+ * a playback), and the filler goes on when the prompt ends or is broken.
+ */
+export function idleFillerCommand(silenceWhenIdle: string): PlaybackCommand {
+  const n = Number(silenceWhenIdle);
+  return { app: 'playback', arg: Number.isInteger(n) && n > 0 ? `silence_stream://-1,${n}` : 'silence_stream://-1' };
+}

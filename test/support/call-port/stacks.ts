@@ -214,7 +214,31 @@ class RealDrachtioStack implements Stack {
     const s = new RealDrachtioStack(config, opts, ports, env.drachtio.port, relay, { sipPort: env.sip.port, promptsDir: env.promptsDir, audio: 'tone' });
     await s.#backend.start();
     await drachtioReady(s.#backend);
+    await s.#inviteRouted();
     return s;
+  }
+
+  /**
+   * The backend is ready once its INVITE route is sent; drachtio-server takes it a moment later
+   * and answers 503 itself until then. A probe INVITE, retried while it gets that 503, shows the
+   * route is in place; the backend's call for it is taken from the queue and refused.
+   */
+  async #inviteRouted(): Promise<void> {
+    const t0 = Date.now();
+    while (Date.now() - t0 < WAIT_MS) {
+      const probe = await WireCaller.invite(this.#target, 'sdp');
+      try {
+        const first = await Promise.race([probe.final().then((f) => f.status, () => 0), new Promise<number>((r) => setTimeout(() => r(0), 200))]);
+        if (first === 503) continue;
+        const call = await within(this.#next(), WAIT_MS, 'probe call from the backend');
+        await call.reject(486);
+        await probe.final().catch(() => undefined);
+        return;
+      } finally {
+        await probe.close();
+      }
+    }
+    throw new Error(`drachtio-server did not take the INVITE route within ${WAIT_MS} ms`);
   }
 
   get backend(): TelephonyBackend {
@@ -246,6 +270,7 @@ class RealDrachtioStack implements Stack {
     this.#next = callQueue(this.#backend);
     await this.#backend.start();
     await drachtioReady(this.#backend);
+    await this.#inviteRouted();
   }
 
   async close(): Promise<void> {

@@ -43,6 +43,23 @@ function sdpOffer(rtpPort: number, telephoneEvent: boolean): string {
   ].join('\r\n');
 }
 
+/**
+ * The answer to a late offer (RFC 3264 section 6): one m-line per offered one, in order; the
+ * caller takes the first plain RTP/AVP audio line and rejects the others with port 0 (an
+ * SRTP-optional FreeSWITCH offers RTP/SAVP and RTP/AVP lines on the same port).
+ */
+function lateAnswer(offer: string, rtpPort: number): string {
+  const lines = offer.split(/\r?\n/).filter((l) => l.startsWith('m='));
+  const take = lines.findIndex((l) => /^m=audio \d+ RTP\/AVP /.test(l));
+  const te = /telephone-event/.test(offer);
+  const media = lines.flatMap((l, i) => {
+    if (i === take) return [`m=audio ${rtpPort} RTP/AVP ${te ? '0 101' : '0'}`, 'a=rtpmap:0 PCMU/8000', ...(te ? ['a=rtpmap:101 telephone-event/8000', 'a=fmtp:101 0-16'] : []), 'a=ptime:20', 'a=sendrecv'];
+    const [kind, , proto, ...fmts] = l.slice(2).split(' ');
+    return [`m=${kind ?? 'audio'} 0 ${proto ?? 'RTP/AVP'} ${fmts.join(' ') || '0'}`];
+  });
+  return ['v=0', 'o=caller 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', ...media, ''].join('\r\n');
+}
+
 /** Where the SDP says to send RTP. */
 function mediaTarget(sdp: string): { address: string; port: number } | undefined {
   const address = /^c=IN IP4 (\S+)/m.exec(sdp)?.[1];
@@ -139,7 +156,7 @@ export class WireCaller implements Caller {
   }
 
   ack(): void {
-    const answer = this.#offer === 'none' && this.#remoteOffer !== undefined ? sdpOffer(this.#rtp.port, /telephone-event/.test(this.#remoteOffer)) : '';
+    const answer = this.#offer === 'none' && this.#remoteOffer !== undefined ? lateAnswer(this.#remoteOffer, this.#rtp.port) : '';
     this.#peer.send(this.#peer.inDialog(this.#c, 'ACK', { cseq: 1, body: answer }));
     this.#rtp.start();
   }
@@ -150,6 +167,8 @@ export class WireCaller implements Caller {
         await this.#rtp.sendDigit(digit, { durationMs: 100 });
         return;
       case 'inband':
+        // Tones count once media runs both ways: FreeSWITCH's first packets (its idle silence) show it.
+        await this.#rtp.waitForPackets(1, WAIT_MS);
         await this.#rtp.sendTone(digit, 100);
         return;
       case 'info-dtmf-relay':
