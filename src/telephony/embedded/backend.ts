@@ -158,7 +158,7 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
     const source = session.flow.address;
     const media = this.#media;
     if (media === undefined) {
-      session.reject(503, { headers: [header('retry-after', '5')] });
+      session.reject(503, { headers: [header('retry-after', String(this.#config.drain.retryAfterSeconds))] });
       return;
     }
     let ms: MediaSessionLike;
@@ -166,7 +166,7 @@ export class EmbeddedBackend extends TypedEmitter<BackendEvents> implements Tele
       ms = media.createSession();
     } catch (e) {
       this.#log.warn({ err: describeError(e), callId: session.callId }, 'no media session available');
-      session.reject(503, { headers: [header('retry-after', '5')] });
+      session.reject(503, { headers: [header('retry-after', String(this.#config.drain.retryAfterSeconds))] });
       return;
     }
     let answerSdp: string | undefined;
@@ -222,7 +222,7 @@ export function stackOptions(
   config: Config,
   logger: Logger,
   o: { timers?: TimerConfig | undefined; sessionTimerUnitMs?: number | undefined },
-): Pick<UserAgentOptions, 'listen' | 'limits' | 'logger' | 'userAgent' | 'sessionExpires' | 'publicAddress' | 'tls' | 'timers' | 'sessionTimerUnitMs'> {
+): Pick<UserAgentOptions, 'listen' | 'limits' | 'logger' | 'userAgent' | 'sessionExpires' | 'publicAddress' | 'tls' | 'timers' | 'sessionTimerUnitMs' | 'retryAfterSeconds'> {
   const { sip } = config;
   return {
     listen: sip.listen,
@@ -234,6 +234,7 @@ export function stackOptions(
     tls: loadTls(config),
     timers: o.timers,
     sessionTimerUnitMs: o.sessionTimerUnitMs,
+    retryAfterSeconds: config.drain.retryAfterSeconds,
   };
 }
 

@@ -45,6 +45,8 @@ export interface UserAgentOptions {
   userAgent: string;
   /** Session-Expires we offer (seconds). */
   sessionExpires: number;
+  /** Retry-After (s) of the 503 an offered INVITE gets at stop (drain.retryAfterSeconds; default 30). */
+  retryAfterSeconds?: number | undefined;
   publicAddress?: string | undefined;
   tls?: TlsMaterial | undefined;
   timers?: TimerConfig | undefined;
@@ -151,7 +153,7 @@ export class UserAgent extends TypedEmitter<UserAgentEvents> {
   async stop(graceMs = 1000): Promise<void> {
     const byes: Promise<void>[] = [];
     for (const s of [...this.#sessions]) {
-      if (s.state === 'offered') s.reject(503, { headers: [header('retry-after', '30')] });
+      if (s.state === 'offered') s.reject(503, { headers: [header('retry-after', String(this.#opts.retryAfterSeconds ?? 30))] });
       else byes.push(s.bye({ protocol: 'SIP', cause: 503, text: 'service shutting down' }, { by: 'local', reason: 'shutdown' }));
     }
     for (const c of [...this.#clients]) {
