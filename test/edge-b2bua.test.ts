@@ -313,9 +313,13 @@ describe('edge B2BUA (SIPp carrier -> edge -> SIPp Genesys)', () => {
 
   it('toward a TCP Genesys trunk: INVITE, ACK and BYE on one connection, no retransmissions', async () => {
     const g = runSipp({ scenario: '../edge/genesys-answer.xml', target: '127.0.0.1:51101', localPort: 51111, mediaPort: 51194, transport: 'tcp', timeoutS: 20 });
+    // Until SIPp listens (it can take a few seconds on a loaded machine), or says why it exited.
+    let exited: SippRun | undefined;
+    void g.then((r) => (exited = r));
     const t0 = Date.now();
     while (!(await tcpBound(51111))) {
-      if (Date.now() - t0 > 5000) throw new Error('SIPp (Genesys side, TCP) did not start');
+      if (exited !== undefined) throw new Error(`SIPp (Genesys side, TCP) exited before listening: ${exited.output}`);
+      if (Date.now() - t0 > 15_000) throw new Error('SIPp (Genesys side, TCP) did not listen on 51111 within 15 s');
       await new Promise((r) => setTimeout(r, 10));
     }
     const c = await runSipp({ scenario: '../edge/carrier-call.xml', target: '127.0.0.1:51101', localPort: 51134, mediaPort: 51260, service: SERVICE, timeoutS: 20 });
