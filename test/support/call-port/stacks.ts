@@ -57,25 +57,59 @@ export async function startStack(kind: BackendKind, ports: StackPorts, opts: Sta
   return RealDrachtioStack.start(ports, opts);
 }
 
+// ---------- a backend driven by the SIP/RTP wire caller ----------
+
+/** What the embedded and the real drachtio stacks share: the wire caller and the current instance. */
+abstract class WireStack<B extends TelephonyBackend> {
+  protected readonly target: WireTarget;
+  protected readonly callers: WireCaller[] = [];
+  protected current: B;
+  protected next: () => Promise<InboundCall>;
+
+  protected constructor(target: WireTarget, backend: B) {
+    this.target = target;
+    this.current = backend;
+    this.next = callQueue(backend);
+  }
+
+  /** The instance taking calls from now on (after a restart). */
+  protected use(backend: B): void {
+    this.current = backend;
+    this.next = callQueue(backend);
+  }
+
+  get backend(): TelephonyBackend {
+    return this.current;
+  }
+
+  nextCall(): Promise<InboundCall> {
+    return within(this.next(), WAIT_MS, 'call from the backend');
+  }
+
+  async invite(offer: Offer = 'sdp'): Promise<Caller> {
+    const c = await WireCaller.invite(this.target, offer);
+    this.callers.push(c);
+    return c;
+  }
+
+  options(): Promise<{ status: number; retryAfter: string | undefined }> {
+    return wireOptions(this.target.sipPort);
+  }
+}
+
 // ---------- the embedded engine, on the wire ----------
 
-class EmbeddedStack implements Stack {
+class EmbeddedStack extends WireStack<EmbeddedBackend> implements Stack {
   readonly kind = 'embedded' as const;
   readonly #config: Config;
   readonly #opts: StackOptions;
-  readonly #target: WireTarget;
-  readonly #callers: WireCaller[] = [];
   /** Instances that crashed: closed for good at the end. */
   readonly #dead: EmbeddedBackend[] = [];
-  #backend: EmbeddedBackend;
-  #next: () => Promise<InboundCall>;
 
   private constructor(config: Config, opts: StackOptions, target: WireTarget) {
+    super(target, EmbeddedStack.#make(config, opts));
     this.#config = config;
     this.#opts = opts;
-    this.#target = target;
-    this.#backend = this.#make();
-    this.#next = callQueue(this.#backend);
   }
 
   static async start(ports: StackPorts, opts: StackOptions): Promise<EmbeddedStack> {
@@ -85,54 +119,35 @@ class EmbeddedStack implements Stack {
       promptsDir: shortPromptsDir(),
     });
     const s = new EmbeddedStack(config, opts, { sipPort: ports.sip, promptsDir: config.promptsDir, audio: 'exact' });
-    await s.#backend.start();
+    await s.current.start();
     return s;
   }
 
-  #make(): EmbeddedBackend {
-    return new EmbeddedBackend(this.#config, silentLogger, { timers: { t1: 20, t2: 160, t4: 200 }, ackGraceMs: 2000, offerTimeoutMs: this.#opts.offerTimeoutMs });
-  }
-
-  get backend(): TelephonyBackend {
-    return this.#backend;
-  }
-
-  nextCall(): Promise<InboundCall> {
-    return within(this.#next(), WAIT_MS, 'call from the backend');
-  }
-
-  async invite(offer: Offer = 'sdp'): Promise<Caller> {
-    const c = await WireCaller.invite(this.#target, offer);
-    this.#callers.push(c);
-    return c;
-  }
-
-  options(): Promise<{ status: number; retryAfter: string | undefined }> {
-    return wireOptions(this.#target.sipPort);
+  static #make(config: Config, opts: StackOptions): EmbeddedBackend {
+    return new EmbeddedBackend(config, silentLogger, { timers: { t1: 20, t2: 160, t4: 200 }, ackGraceMs: 2000, offerTimeoutMs: opts.offerTimeoutMs });
   }
 
   async crash(): Promise<void> {
     // The sockets close and nothing more goes out (no BYE, no retransmission); the media engine
     // of the dead instance is left alone until close().
-    await this.#backend.userAgent?.transport.stop();
-    this.#dead.push(this.#backend);
+    await this.current.userAgent?.transport.stop();
+    this.#dead.push(this.current);
   }
 
   async restart(): Promise<void> {
-    this.#backend = this.#make();
-    this.#next = callQueue(this.#backend);
-    await this.#backend.start();
+    this.use(EmbeddedStack.#make(this.#config, this.#opts));
+    await this.current.start();
   }
 
   async close(): Promise<void> {
     // The backend first: the callers still answer its BYEs.
-    await this.#backend.stop();
+    await this.current.stop();
     for (const b of this.#dead) {
       // Its sockets are gone: no BYE of its own can go out, so do not wait for answers to them.
       await b.userAgent?.stop(0);
       await b.stop().catch(() => undefined);
     }
-    for (const c of this.#callers) await c.close();
+    for (const c of this.callers) await c.close();
   }
 }
 
@@ -174,28 +189,22 @@ function realStackEnv(env: NodeJS.ProcessEnv = process.env): { drachtio: { host:
   };
 }
 
-class RealDrachtioStack implements Stack {
+class RealDrachtioStack extends WireStack<DrachtioBackend> implements Stack {
   readonly kind = 'drachtio-real' as const;
   readonly #config: Config;
   readonly #opts: StackOptions;
   readonly #ports: StackPorts;
   readonly #direct: number;
   readonly #relay: TcpCut;
-  readonly #target: WireTarget;
-  readonly #callers: WireCaller[] = [];
   readonly #stopping: Promise<void>[] = [];
-  #backend: DrachtioBackend;
-  #next: () => Promise<InboundCall>;
 
   private constructor(config: Config, opts: StackOptions, ports: StackPorts, direct: number, relay: TcpCut, target: WireTarget) {
+    super(target, new DrachtioBackend(withDrachtio(config, ports.relay, ports.listen), silentLogger, drachtioOptions(opts)));
     this.#config = config;
     this.#opts = opts;
     this.#ports = ports;
     this.#direct = direct;
     this.#relay = relay;
-    this.#target = target;
-    this.#backend = new DrachtioBackend(withDrachtio(config, ports.relay, ports.listen), silentLogger, drachtioOptions(opts));
-    this.#next = callQueue(this.#backend);
   }
 
   static async start(ports: StackPorts, opts: StackOptions): Promise<RealDrachtioStack> {
@@ -212,8 +221,8 @@ class RealDrachtioStack implements Stack {
     });
     const relay = await TcpCut.open(ports.relay, env.drachtio);
     const s = new RealDrachtioStack(config, opts, ports, env.drachtio.port, relay, { sipPort: env.sip.port, promptsDir: env.promptsDir, audio: 'tone' });
-    await s.#backend.start();
-    await drachtioReady(s.#backend);
+    await s.current.start();
+    await drachtioReady(s.current);
     await s.#inviteRouted();
     return s;
   }
@@ -226,11 +235,11 @@ class RealDrachtioStack implements Stack {
   async #inviteRouted(): Promise<void> {
     const t0 = Date.now();
     while (Date.now() - t0 < WAIT_MS) {
-      const probe = await WireCaller.invite(this.#target, 'sdp');
+      const probe = await WireCaller.invite(this.target, 'sdp');
       try {
         const first = await Promise.race([probe.final().then((f) => f.status, () => 0), new Promise<number>((r) => setTimeout(() => r(0), 200))]);
         if (first === 503) continue;
-        const call = await within(this.#next(), WAIT_MS, 'probe call from the backend');
+        const call = await within(this.next(), WAIT_MS, 'probe call from the backend');
         await call.reject(486);
         await probe.final().catch(() => undefined);
         return;
@@ -241,43 +250,24 @@ class RealDrachtioStack implements Stack {
     throw new Error(`drachtio-server did not take the INVITE route within ${WAIT_MS} ms`);
   }
 
-  get backend(): TelephonyBackend {
-    return this.#backend;
-  }
-
-  nextCall(): Promise<InboundCall> {
-    return within(this.#next(), WAIT_MS, 'call from the backend');
-  }
-
-  async invite(offer: Offer = 'sdp'): Promise<Caller> {
-    const c = await WireCaller.invite(this.#target, offer);
-    this.#callers.push(c);
-    return c;
-  }
-
-  options(): Promise<{ status: number; retryAfter: string | undefined }> {
-    return wireOptions(this.#target.sipPort);
-  }
-
   async crash(): Promise<void> {
     await this.#relay.cut();
     // What is left of the instance cannot reach drachtio-server any more; let it wind down.
-    this.#stopping.push(this.#backend.stop().catch(() => undefined));
+    this.#stopping.push(this.current.stop().catch(() => undefined));
   }
 
   async restart(): Promise<void> {
-    this.#backend = new DrachtioBackend(withDrachtio(this.#config, this.#direct, this.#ports.listen + 1), silentLogger, drachtioOptions(this.#opts));
-    this.#next = callQueue(this.#backend);
-    await this.#backend.start();
-    await drachtioReady(this.#backend);
+    this.use(new DrachtioBackend(withDrachtio(this.#config, this.#direct, this.#ports.listen + 1), silentLogger, drachtioOptions(this.#opts)));
+    await this.current.start();
+    await drachtioReady(this.current);
     await this.#inviteRouted();
   }
 
   async close(): Promise<void> {
-    await this.#backend.stop();
+    await this.current.stop();
     await this.#relay.cut().catch(() => undefined);
     await Promise.all(this.#stopping);
-    for (const c of this.#callers) await c.close();
+    for (const c of this.callers) await c.close();
   }
 }
 
