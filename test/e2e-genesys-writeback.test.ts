@@ -13,6 +13,7 @@ import { shortPromptsDir } from './support/short-prompts.js';
 import { cardDigitHits, filesUnder } from './support/run-texts.js';
 import { NodeChildren, kill9 } from './support/children.js';
 import { cliArgs, distEntry } from './support/dist.js';
+import { pollUntil } from './support/poll.js';
 
 /**
  * The Genesys participant-data write-back end to end: pay-ivr runs as a child process (`serve`
@@ -72,15 +73,7 @@ const OUTAGE_PLAN: Kind[] = Array.from({ length: OUTAGE_CALLS }, (_, i) => (['vi
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(250);
-  }
-}
+const until = pollUntil;
 
 let dir: string;
 let fake: FakeGenesysApi;

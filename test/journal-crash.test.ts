@@ -12,6 +12,7 @@ import { startRedisServer, type RedisServer } from './support/redis-server.js';
 import { cliArgs, distEntry } from './support/dist.js';
 import { cardDigitHits, filesUnder, redisTexts } from './support/run-texts.js';
 import { NodeChildren, kill9 } from './support/children.js';
+import { pollUntil } from './support/poll.js';
 
 /**
  * Money integrity across crashes (payment journal, docs/payment-journal.md). The server runs as a
@@ -39,15 +40,7 @@ const payment = (pan: string): DtmfStep[] => paymentSteps(pan);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(250);
-  }
-}
+const until = pollUntil;
 
 let dir: string;
 let redis: RedisServer | undefined;
